@@ -1,0 +1,300 @@
+//! The dashboard's vocabulary: identifiers, calls and what hangs off them.
+//!
+//! Values are parsed once at the boundary (HTTP, webhook, D1 row) into these types, so the rest
+//! of the crate never re-checks a string. Identifier alphabets exclude `:` and `/` on purpose:
+//! cache keys and URLs are built from them, and an id that cannot contain a separator cannot be
+//! crafted to collide with another user's key.
+
+mod ids;
+mod page;
+mod time;
+
+pub use ids::{CallId, UserId, E164};
+pub use page::{Cursor, Limit, PagePosition, PageRequest};
+pub use time::Timestamp;
+
+use serde::Serialize;
+
+/// Who reported the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Twilio,
+    Retell,
+    Api,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Twilio => "twilio",
+            Provider::Retell => "retell",
+            Provider::Api => "api",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "twilio" => Some(Provider::Twilio),
+            "retell" => Some(Provider::Retell),
+            "api" => Some(Provider::Api),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+
+    /// Accepts Twilio's `outbound-api` / `outbound-dial` as outbound.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "inbound" => Some(Direction::Inbound),
+            s if s.starts_with("outbound") => Some(Direction::Outbound),
+            _ => None,
+        }
+    }
+}
+
+/// A call's lifecycle. The order of the variants is the order a call moves through: a status
+/// only ever replaces one of a lower [`CallStatus::rank`], so a late `ringing` cannot overwrite
+/// `completed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CallStatus {
+    Queued,
+    Ringing,
+    InProgress,
+    Completed,
+    Busy,
+    NoAnswer,
+    Canceled,
+    Failed,
+}
+
+impl CallStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Queued => "queued",
+            CallStatus::Ringing => "ringing",
+            CallStatus::InProgress => "in-progress",
+            CallStatus::Completed => "completed",
+            CallStatus::Busy => "busy",
+            CallStatus::NoAnswer => "no-answer",
+            CallStatus::Canceled => "canceled",
+            CallStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" | "initiated" => CallStatus::Queued,
+            "ringing" => CallStatus::Ringing,
+            "in-progress" | "answered" => CallStatus::InProgress,
+            "completed" => CallStatus::Completed,
+            "busy" => CallStatus::Busy,
+            "no-answer" => CallStatus::NoAnswer,
+            "canceled" => CallStatus::Canceled,
+            "failed" => CallStatus::Failed,
+            _ => return None,
+        })
+    }
+
+    /// Progress order; every terminal status shares the top rank, so once a call has ended no
+    /// later event moves it anywhere else.
+    pub fn rank(self) -> u8 {
+        match self {
+            CallStatus::Queued => 0,
+            CallStatus::Ringing => 1,
+            CallStatus::InProgress => 2,
+            CallStatus::Completed
+            | CallStatus::Busy
+            | CallStatus::NoAnswer
+            | CallStatus::Canceled
+            | CallStatus::Failed => 3,
+        }
+    }
+
+    /// Whether a person (or agent) picked up: the call reached `in-progress` or `completed`.
+    pub fn is_answered(self) -> bool {
+        matches!(self, CallStatus::InProgress | CallStatus::Completed)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnalysisStatus {
+    Pending,
+    Completed,
+    Failed,
+}
+
+impl AnalysisStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnalysisStatus::Pending => "pending",
+            AnalysisStatus::Completed => "completed",
+            AnalysisStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(AnalysisStatus::Pending),
+            "completed" => Some(AnalysisStatus::Completed),
+            "failed" => Some(AnalysisStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recording {
+    pub id: String,
+    pub url: Option<String>,
+    pub duration_seconds: Option<i64>,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Analysis {
+    pub status: AnalysisStatus,
+    pub intent: Option<String>,
+    pub confidence: Option<f64>,
+    pub summary: Option<String>,
+    pub completed_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Enrichment {
+    pub phone_number: String,
+    pub caller_name: Option<String>,
+    pub caller_type: Option<String>,
+    pub line_type: Option<String>,
+    pub carrier: Option<String>,
+    pub spam_score: Option<f64>,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Call {
+    pub id: CallId,
+    pub provider: Provider,
+    pub direction: Direction,
+    pub from: String,
+    pub to: String,
+    pub status: CallStatus,
+    pub answered: bool,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub duration_seconds: Option<i64>,
+    pub recording: Option<Recording>,
+    pub analysis: Option<Analysis>,
+    pub enrichment: Option<Enrichment>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Aggregates over all of a user's calls and completed analyses.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntentStats {
+    pub total_calls: i64,
+    pub answered_calls: i64,
+    pub avg_confidence: f64,
+    pub intent_distribution: std::collections::BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IntentSummary {
+    pub calls: Vec<Call>,
+    pub stats: IntentStats,
+}
+
+/// One page of a user's calls, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallPage {
+    pub calls: Vec<Call>,
+    /// Where the next page starts, or `None` when this page reached the end.
+    pub next: Option<Cursor>,
+}
+
+/// A phone number routed to a user.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhoneRoute {
+    pub phone_number: E164,
+    pub user_id: UserId,
+    pub updated_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_terminal_status_outranks_every_live_one() {
+        for live in [
+            CallStatus::Queued,
+            CallStatus::Ringing,
+            CallStatus::InProgress,
+        ] {
+            assert!(CallStatus::Completed.rank() > live.rank());
+            assert!(CallStatus::NoAnswer.rank() > live.rank());
+        }
+        assert!(CallStatus::Ringing.rank() > CallStatus::Queued.rank());
+    }
+
+    #[test]
+    fn statuses_round_trip_through_their_names() {
+        for s in [
+            CallStatus::Queued,
+            CallStatus::Ringing,
+            CallStatus::InProgress,
+            CallStatus::Completed,
+            CallStatus::Busy,
+            CallStatus::NoAnswer,
+            CallStatus::Canceled,
+            CallStatus::Failed,
+        ] {
+            assert_eq!(CallStatus::parse(s.as_str()), Some(s));
+            assert_eq!(
+                serde_json::to_value(s).ok(),
+                Some(serde_json::json!(s.as_str()))
+            );
+        }
+        assert_eq!(CallStatus::parse("bogus"), None);
+    }
+
+    #[test]
+    fn twilio_outbound_variants_are_outbound() {
+        assert_eq!(Direction::parse("outbound-api"), Some(Direction::Outbound));
+        assert_eq!(Direction::parse("outbound-dial"), Some(Direction::Outbound));
+        assert_eq!(Direction::parse("inbound"), Some(Direction::Inbound));
+        assert_eq!(Direction::parse("sideways"), None);
+    }
+
+    #[test]
+    fn only_in_progress_and_completed_calls_count_as_answered() {
+        assert!(CallStatus::Completed.is_answered());
+        assert!(CallStatus::InProgress.is_answered());
+        assert!(!CallStatus::NoAnswer.is_answered());
+        assert!(!CallStatus::Ringing.is_answered());
+    }
+}

@@ -1,0 +1,87 @@
+//! `/api/admin/phone-numbers/{e164}`: which user a provider number's calls belong to.
+
+use super::{percent_decode, respond, App, Request, Response};
+use crate::clock::Clock;
+use crate::domain::{UserId, E164};
+use crate::error::{AppError, AppResult};
+use crate::reads::ReadModel;
+use crate::store::PhoneDirectory;
+use serde::Deserialize;
+
+/// Admin bodies are tiny; anything bigger is a mistake.
+const MAX_BODY: usize = 16 * 1024;
+
+fn number(raw: &str) -> AppResult<E164> {
+    percent_decode(raw)
+        .as_deref()
+        .and_then(E164::parse)
+        .ok_or_else(|| {
+            AppError::invalid_parameter(
+                "e164",
+                "must be a phone number in E.164 form, like +14155550100",
+            )
+        })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RouteBody {
+    user_id: serde_json::Value,
+}
+
+pub async fn put_phone_number<R: ReadModel, P: PhoneDirectory, C: Clock>(
+    app: &App<'_, R, P, C>,
+    req: &Request,
+    raw: &str,
+) -> AppResult<Response> {
+    app.admin(req)?;
+    let number = number(raw)?;
+    let content_type = req.header("content-type").unwrap_or("");
+    if !content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    {
+        return Err(AppError::UnsupportedMediaType("application/json"));
+    }
+    if req.body.len() > MAX_BODY {
+        return Err(AppError::PayloadTooLarge);
+    }
+    let body: RouteBody = serde_json::from_slice(&req.body).map_err(|e| {
+        AppError::InvalidJson(format!("the body must be {{\"userId\": \"…\"}}: {e}"))
+    })?;
+    let user = body
+        .user_id
+        .as_str()
+        .and_then(UserId::parse)
+        .ok_or_else(|| {
+            AppError::invalid_parameter(
+                "userId",
+                "must be a user id (letters, digits and . _ - @ |, at most 128)",
+            )
+        })?;
+    let now = app.clock.now();
+    let created = app.phones.put_route(&number, &user, now).await?;
+    Ok(respond::json(
+        if created { 201 } else { 200 },
+        &serde_json::json!({
+            "success": true,
+            "data": { "phoneNumber": number, "userId": user, "updatedAt": now },
+            "meta": { "created": created },
+        }),
+    ))
+}
+
+pub async fn delete_phone_number<R: ReadModel, P: PhoneDirectory, C: Clock>(
+    app: &App<'_, R, P, C>,
+    req: &Request,
+    raw: &str,
+) -> AppResult<Response> {
+    app.admin(req)?;
+    let number = number(raw)?;
+    if app.phones.delete_route(&number).await? {
+        Ok(respond::no_content())
+    } else {
+        Err(AppError::NotFound)
+    }
+}

@@ -1,0 +1,73 @@
+//! `/api/webhook-calls`, `/api/webhook-calls/{callId}`, `/api/webhook-calls/{callId}/enhanced`.
+
+use super::params::Query;
+use super::{path_call_id, respond, App, Request, Response};
+use crate::clock::Clock;
+use crate::domain::PagePosition;
+use crate::error::{AppError, AppResult};
+use crate::reads::ReadModel;
+use crate::store::PhoneDirectory;
+
+pub const DEFAULT_LIMIT: u32 = 50;
+
+pub async fn list<R: ReadModel, P: PhoneDirectory, C: Clock>(
+    app: &App<'_, R, P, C>,
+    req: &Request,
+) -> AppResult<Response> {
+    let user = app.user(req)?;
+    let page = Query::parse(&req.query)?.page(DEFAULT_LIMIT)?;
+    let served = app.reads.call_page(&user, &page).await?;
+    let position = match &page.position {
+        PagePosition::Offset(o) => ("offset", (*o).into()),
+        PagePosition::After(c) => ("cursor", c.encode().into()),
+    };
+    Ok(respond::read(
+        req,
+        &served,
+        &[("limit", page.limit.get().into()), position],
+    ))
+}
+
+pub async fn detail<R: ReadModel, P: PhoneDirectory, C: Clock>(
+    app: &App<'_, R, P, C>,
+    req: &Request,
+    raw_id: &str,
+) -> AppResult<Response> {
+    let user = app.user(req)?;
+    let id = path_call_id(raw_id)?;
+    let served = app.reads.call_detail(&user, &id).await?;
+    found(req, served)
+}
+
+pub async fn enhanced<R: ReadModel, P: PhoneDirectory, C: Clock>(
+    app: &App<'_, R, P, C>,
+    req: &Request,
+    raw_id: &str,
+) -> AppResult<Response> {
+    let user = app.user(req)?;
+    let id = path_call_id(raw_id)?;
+    let served = app.reads.call_enrichment(&user, &id).await?;
+    found(req, served)
+}
+
+/// 200 with the payload, or 404 when it is absent or another user's.
+pub(super) fn found(
+    req: &Request,
+    served: crate::reads::Served<Option<crate::reads::Payload>>,
+) -> AppResult<Response> {
+    let crate::reads::Served {
+        value,
+        source,
+        outcome,
+    } = served;
+    let value = value.ok_or(AppError::NotFound)?;
+    Ok(respond::read(
+        req,
+        &crate::reads::Served {
+            value,
+            source,
+            outcome,
+        },
+        &[],
+    ))
+}

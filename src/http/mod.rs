@@ -1,0 +1,242 @@
+//! The HTTP surface: plain request/response values, authentication, the route table and the
+//! handlers. Nothing here touches the Workers runtime, so [`App::handle`] runs in host tests
+//! exactly as in production; `lib.rs` only converts to and from `worker` types.
+//!
+//! Route table (API.md):
+//!
+//! | path | methods | handler |
+//! | --- | --- | --- |
+//! | `/api/health` | GET | [`health`] |
+//! | `/api/webhook-calls` | GET | [`calls::list`] |
+//! | `/api/webhook-calls/{callId}` | GET | [`calls::detail`] |
+//! | `/api/webhook-calls/{callId}/enhanced` | GET | [`calls::enhanced`] |
+//! | `/api/intent-analysis` | GET | [`intents::summary`] |
+//! | `/api/intent-analysis/{callId}` | GET | [`intents::analysis`] |
+//! | `/api/admin/phone-numbers/{e164}` | PUT, DELETE | [`admin`] |
+
+mod admin;
+pub mod auth;
+mod calls;
+mod intents;
+pub mod params;
+pub mod respond;
+
+use crate::clock::Clock;
+use crate::config::{Config, VERSION};
+use crate::domain::{CallId, UserId};
+use crate::error::{AppError, AppResult};
+use crate::reads::ReadModel;
+use crate::store::PhoneDirectory;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Options,
+    Other,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            _ => Method::Other,
+        }
+    }
+}
+
+/// A request as the app sees it. Header names are lower-case.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A response, and the error behind it for the log line when there was one.
+pub struct Handled {
+    pub response: Response,
+    pub error: Option<AppError>,
+}
+
+/// The application: configuration plus the services the routes use.
+pub struct App<'a, R, P, C> {
+    pub config: &'a Config,
+    pub reads: &'a R,
+    pub phones: &'a P,
+    pub clock: &'a C,
+}
+
+impl<R: ReadModel, P: PhoneDirectory, C: Clock> App<'_, R, P, C> {
+    pub async fn handle(&self, req: &Request) -> Handled {
+        let (response, error) = match self.route(req).await {
+            Ok(res) => (res, None),
+            Err(e) => (respond::error(&e), Some(e)),
+        };
+        let mut response = respond::with_cors(response, req, &self.config.allowed_origins);
+        if req.method == Method::Head {
+            response.body.clear();
+        }
+        Handled { response, error }
+    }
+
+    async fn route(&self, req: &Request) -> AppResult<Response> {
+        let segments: Vec<&str> = req
+            .path
+            .trim_start_matches('/')
+            .trim_end_matches('/')
+            .split('/')
+            .collect();
+        if req.method == Method::Options {
+            return Ok(respond::no_content());
+        }
+        let get = matches!(req.method, Method::Get | Method::Head);
+        const GET: &str = "GET, HEAD, OPTIONS";
+        match segments.as_slice() {
+            ["api", "health"] if get => Ok(health()),
+            ["api", "webhook-calls"] if get => calls::list(self, req).await,
+            ["api", "webhook-calls", id] if get => calls::detail(self, req, id).await,
+            ["api", "webhook-calls", id, "enhanced"] if get => calls::enhanced(self, req, id).await,
+            ["api", "intent-analysis"] if get => intents::summary(self, req).await,
+            ["api", "intent-analysis", id] if get => intents::analysis(self, req, id).await,
+            ["api", "admin", "phone-numbers", number] => match req.method {
+                Method::Put => admin::put_phone_number(self, req, number).await,
+                Method::Delete => admin::delete_phone_number(self, req, number).await,
+                _ => Err(AppError::MethodNotAllowed {
+                    allow: "PUT, DELETE, OPTIONS",
+                }),
+            },
+            ["api", "health"]
+            | ["api", "webhook-calls"]
+            | ["api", "webhook-calls", _]
+            | ["api", "webhook-calls", _, "enhanced"]
+            | ["api", "intent-analysis"]
+            | ["api", "intent-analysis", _] => Err(AppError::MethodNotAllowed { allow: GET }),
+            _ => Err(AppError::NotFound),
+        }
+    }
+
+    /// The dashboard user behind the request's bearer JWT.
+    fn user(&self, req: &Request) -> AppResult<UserId> {
+        let secret = self
+            .config
+            .jwt_secret
+            .as_ref()
+            .ok_or(AppError::NotConfigured("JWT_SECRET"))?;
+        let header = req
+            .header("authorization")
+            .ok_or(AppError::Unauthorized("a bearer token is required"))?;
+        let token = auth::bearer_token(header).ok_or(AppError::Unauthorized(
+            "the Authorization header must be `Bearer <token>`",
+        ))?;
+        let expect = auth::Expectations {
+            issuer: self.config.jwt_issuer.as_deref(),
+            audience: self.config.jwt_audience.as_deref(),
+        };
+        let now_secs = self.clock.now().millis().div_euclid(1000);
+        auth::verify_jwt(token, secret.expose().as_bytes(), &expect, now_secs)
+            .map_err(|e| AppError::Unauthorized(e.message()))
+    }
+
+    /// Admits the operator's `ADMIN_TOKEN`; a valid dashboard JWT is recognised and refused
+    /// with 403 so its holder learns the route exists but is not theirs.
+    fn admin(&self, req: &Request) -> AppResult<()> {
+        let expected = self
+            .config
+            .admin_token
+            .as_ref()
+            .ok_or(AppError::NotConfigured("ADMIN_TOKEN"))?;
+        let token = req
+            .header("authorization")
+            .and_then(auth::bearer_token)
+            .ok_or(AppError::Unauthorized("the admin token is required"))?;
+        if auth::secrets_match(token, expected.expose()) {
+            return Ok(());
+        }
+        if self.user(req).is_ok() {
+            return Err(AppError::Forbidden);
+        }
+        Err(AppError::Unauthorized("the admin token is not valid"))
+    }
+}
+
+/// A call id from a path segment. Ids that cannot exist are simply not found.
+fn path_call_id(raw: &str) -> AppResult<CallId> {
+    percent_decode(raw)
+        .as_deref()
+        .and_then(CallId::parse)
+        .ok_or(AppError::NotFound)
+}
+
+/// Decodes `%XX` escapes in a path segment; `None` for bad escapes or non-UTF-8 results.
+fn percent_decode(raw: &str) -> Option<String> {
+    if !raw.contains('%') {
+        return Some(raw.to_owned());
+    }
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = raw.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn health() -> Response {
+    // Both the envelope and the flat `{"ok","version"}` of API.md, for uptime checkers that
+    // read either.
+    respond::json(
+        200,
+        &serde_json::json!({
+            "success": true,
+            "ok": true,
+            "version": VERSION,
+            "data": { "ok": true, "version": VERSION },
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,191 @@
+//! Building responses: the success and error envelopes, conditional GETs and CORS.
+
+use super::{Method, Request, Response};
+use crate::config::AllowedOrigins;
+use crate::error::AppError;
+use crate::reads::{Payload, Served};
+
+const JSON: &str = "application/json; charset=utf-8";
+
+/// Headers every dashboard read carries: per-user data must never sit in a shared cache, and
+/// must be revalidated by the browser (ETag) before reuse.
+const READ_CACHE_CONTROL: &str = "private, no-cache";
+
+/// `{"success":true,"data":…,"meta":{…,"source":…,"cacheHit":…}}` with ETag and `X-Cache`, or
+/// 304 when the client already holds this ETag.
+pub fn read(
+    req: &Request,
+    served: &Served<Payload>,
+    extra_meta: &[(&str, serde_json::Value)],
+) -> Response {
+    let payload = &served.value;
+    let mut headers = vec![
+        ("etag", payload.etag.clone()),
+        ("x-cache", served.outcome.header().to_owned()),
+        ("cache-control", READ_CACHE_CONTROL.to_owned()),
+        ("vary", "Authorization, Origin".to_owned()),
+    ];
+    if if_none_match_hits(req.header("if-none-match"), &payload.etag) {
+        return Response {
+            status: 304,
+            headers,
+            body: Vec::new(),
+        };
+    }
+    let mut meta = serde_json::Map::new();
+    for (k, v) in extra_meta {
+        meta.insert((*k).to_owned(), v.clone());
+    }
+    if let Some(page) = &payload.page {
+        meta.insert("count".into(), page.count.into());
+        meta.insert(
+            "nextCursor".into(),
+            page.next_cursor
+                .clone()
+                .map_or(serde_json::Value::Null, Into::into),
+        );
+    }
+    meta.insert("source".into(), served.source.as_str().into());
+    meta.insert("cacheHit".into(), served.outcome.is_hit().into());
+    let meta = serde_json::Value::Object(meta).to_string();
+    let mut body = Vec::with_capacity(payload.data_json.len() + meta.len() + 40);
+    body.extend_from_slice(b"{\"success\":true,\"data\":");
+    body.extend_from_slice(payload.data_json.as_bytes());
+    body.extend_from_slice(b",\"meta\":");
+    body.extend_from_slice(meta.as_bytes());
+    body.push(b'}');
+    headers.push(("content-type", JSON.to_owned()));
+    Response {
+        status: 200,
+        headers,
+        body,
+    }
+}
+
+/// A non-read success in the envelope (admin routes, health).
+pub fn json(status: u16, body: &serde_json::Value) -> Response {
+    Response {
+        status,
+        headers: vec![
+            ("content-type", JSON.to_owned()),
+            ("cache-control", "no-store".to_owned()),
+        ],
+        body: body.to_string().into_bytes(),
+    }
+}
+
+pub fn no_content() -> Response {
+    Response {
+        status: 204,
+        headers: vec![("cache-control", "no-store".to_owned())],
+        body: Vec::new(),
+    }
+}
+
+/// The error envelope, with the headers some statuses call for.
+pub fn error(err: &AppError) -> Response {
+    let body = serde_json::json!({
+        "success": false,
+        "error": { "code": err.code(), "message": err.public_message() },
+    });
+    let mut res = json(err.status(), &body);
+    match err {
+        AppError::Unauthorized(_) => res
+            .headers
+            .push(("www-authenticate", "Bearer realm=\"dashboard\"".to_owned())),
+        AppError::MethodNotAllowed { allow } => res.headers.push(("allow", (*allow).to_owned())),
+        _ => {}
+    }
+    if let Some(secs) = err.retry_after() {
+        res.headers.push(("retry-after", secs.to_string()));
+    }
+    res
+}
+
+/// RFC 9110 §13.1.2: a list of entity tags or `*`, compared weakly.
+fn if_none_match_hits(header: Option<&str>, etag: &str) -> bool {
+    let Some(header) = header else { return false };
+    let bare = etag.trim_start_matches("W/");
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == bare)
+}
+
+const CORS_METHODS: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
+const CORS_HEADERS: &str = "Authorization, Content-Type, If-None-Match";
+const CORS_EXPOSE: &str = "ETag, X-Cache, Retry-After";
+
+/// Adds CORS headers when the request's `Origin` is allowed; answers nothing for others, so
+/// the browser refuses the response.
+pub fn with_cors(mut res: Response, req: &Request, origins: &AllowedOrigins) -> Response {
+    let Some(origin) = req.header("origin") else {
+        return res;
+    };
+    if !origins.allows(origin) {
+        return res;
+    }
+    res.headers
+        .push(("access-control-allow-origin", origin.to_owned()));
+    res.headers
+        .push(("access-control-expose-headers", CORS_EXPOSE.to_owned()));
+    if !res.headers.iter().any(|(k, _)| *k == "vary") {
+        res.headers.push(("vary", "Origin".to_owned()));
+    }
+    if req.method == Method::Options {
+        res.headers
+            .push(("access-control-allow-methods", CORS_METHODS.to_owned()));
+        let requested = req
+            .header("access-control-request-headers")
+            .map(|h| h.to_owned())
+            .unwrap_or_else(|| CORS_HEADERS.to_owned());
+        // Echo only the headers the API understands.
+        let allowed: Vec<&str> = requested
+            .split(',')
+            .map(str::trim)
+            .filter(|h| CORS_HEADERS.split(", ").any(|a| a.eq_ignore_ascii_case(h)))
+            .collect();
+        res.headers.push((
+            "access-control-allow-headers",
+            if allowed.is_empty() {
+                CORS_HEADERS.to_owned()
+            } else {
+                allowed.join(", ")
+            },
+        ));
+        res.headers
+            .push(("access-control-max-age", "600".to_owned()));
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_accepts_lists_wildcards_and_weak_tags() {
+        let tag = "\"abc\"";
+        assert!(if_none_match_hits(Some("\"abc\""), tag));
+        assert!(if_none_match_hits(Some("\"x\", W/\"abc\""), tag));
+        assert!(if_none_match_hits(Some("*"), tag));
+        assert!(!if_none_match_hits(Some("\"abd\""), tag));
+        assert!(!if_none_match_hits(None, tag));
+    }
+
+    #[test]
+    fn unauthorized_errors_challenge_for_a_bearer_token() {
+        let res = error(&AppError::Unauthorized("missing bearer token"));
+        assert_eq!(res.status, 401);
+        assert!(res
+            .header("www-authenticate")
+            .is_some_and(|v| v.starts_with("Bearer")));
+    }
+
+    #[test]
+    fn unavailable_errors_say_when_to_retry() {
+        let res = error(&AppError::unavailable("D1_ERROR"));
+        assert_eq!(res.header("retry-after"), Some("5"));
+        assert!(!String::from_utf8_lossy(&res.body).contains("D1_ERROR"));
+    }
+}

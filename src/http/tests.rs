@@ -1,0 +1,371 @@
+//! The app driven as a value: real routing, auth and SQL (in-process SQLite), no runtime.
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::config::AllowedOrigins;
+use crate::store::sqlite::SqliteDatabase;
+use crate::store::Store;
+use crate::testing::block_on;
+use serde_json::{json, Value};
+
+const NOW_MS: i64 = 1_800_000_000_000;
+const SECRET: &str = "jwt-test-secret";
+const ADMIN: &str = "admin-test-token";
+
+struct World {
+    config: Config,
+    store: Store<SqliteDatabase>,
+    clock: ManualClock,
+}
+
+impl World {
+    fn new() -> Self {
+        let store = Store::new(SqliteDatabase::migrated());
+        for (user, n) in [("ada", 3), ("bob", 2)] {
+            for i in 0..n {
+                store.db_exec(&format!(
+                    "INSERT INTO calls (id, user_id, provider, direction, from_number, to_number, \
+                     status, status_rank, answered, started_at, created_at, updated_at) VALUES \
+                     ('CA{user}{i}', '{user}', 'twilio', 'inbound', '+14155550100', '+14155550199', \
+                     'completed', 3, 1, {t}, {t}, {t})",
+                    t = NOW_MS - 1000 * i
+                ));
+            }
+        }
+        store.db_exec(
+            "INSERT INTO analyses (call_id, user_id, status, intent, confidence, updated_at) VALUES \
+             ('CAada0', 'ada', 'completed', 'billing', 0.9, 1); \
+             INSERT INTO enrichments (call_id, user_id, phone_number, caller_name, updated_at) VALUES \
+             ('CAada0', 'ada', '+14155550100', 'Ada L.', 1)",
+        );
+        let config = Config {
+            jwt_secret: Some(crate::config::Secret::for_tests(SECRET)),
+            admin_token: Some(crate::config::Secret::for_tests(ADMIN)),
+            allowed_origins: AllowedOrigins::parse("https://dash.example"),
+            ..Config::default()
+        };
+        Self {
+            config,
+            store,
+            clock: ManualClock::at(NOW_MS),
+        }
+    }
+
+    fn send(&self, req: Request) -> Response {
+        let app = App {
+            config: &self.config,
+            reads: &self.store,
+            phones: &self.store,
+            clock: &self.clock,
+        };
+        block_on(app.handle(&req)).response
+    }
+}
+
+fn token(sub: &str) -> String {
+    auth::sign_hs256(
+        &json!({"sub": sub, "exp": NOW_MS / 1000 + 600}),
+        SECRET.as_bytes(),
+    )
+}
+
+fn get(path_and_query: &str, bearer: Option<&str>) -> Request {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let mut headers = Vec::new();
+    if let Some(t) = bearer {
+        headers.push(("authorization".to_owned(), format!("Bearer {t}")));
+    }
+    Request {
+        method: Method::Get,
+        path: path.to_owned(),
+        query: query.to_owned(),
+        headers,
+        body: Vec::new(),
+    }
+}
+
+fn body(res: &Response) -> Value {
+    serde_json::from_slice(&res.body).unwrap_or(Value::Null)
+}
+
+#[test]
+fn health_answers_without_auth_and_reveals_no_config() {
+    let w = World::new();
+    let res = w.send(get("/api/health", None));
+    assert_eq!(res.status, 200);
+    let b = body(&res);
+    assert_eq!(b["ok"], true);
+    assert_eq!(b["data"]["version"], VERSION);
+    assert!(!String::from_utf8_lossy(&res.body).contains(SECRET));
+}
+
+#[test]
+fn a_read_without_a_token_is_401_with_a_bearer_challenge() {
+    let w = World::new();
+    let res = w.send(get("/api/webhook-calls", None));
+    assert_eq!(res.status, 401);
+    assert!(res.header("www-authenticate").is_some());
+    assert_eq!(body(&res)["error"]["code"], "unauthorized");
+}
+
+#[test]
+fn an_expired_token_is_401() {
+    let w = World::new();
+    let t = token("ada");
+    w.clock.advance(3_600_000);
+    assert_eq!(w.send(get("/api/webhook-calls", Some(&t))).status, 401);
+}
+
+#[test]
+fn the_list_is_the_callers_own_calls_in_the_envelope_with_cache_headers() {
+    let w = World::new();
+    let res = w.send(get("/api/webhook-calls?limit=2", Some(&token("ada"))));
+    assert_eq!(res.status, 200);
+    let b = body(&res);
+    assert_eq!(b["success"], true);
+    let ids: Vec<&str> = b["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["CAada0", "CAada1"]);
+    assert_eq!(b["meta"]["count"], 2);
+    assert_eq!(b["meta"]["limit"], 2);
+    assert_eq!(b["meta"]["offset"], 0);
+    assert!(b["meta"]["nextCursor"].is_string());
+    assert_eq!(b["meta"]["source"], "d1");
+    assert_eq!(b["meta"]["cacheHit"], false);
+    assert_eq!(res.header("x-cache"), Some("BYPASS"));
+    assert_eq!(res.header("cache-control"), Some("private, no-cache"));
+    assert!(res.header("etag").is_some());
+    let next = b["meta"]["nextCursor"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let res = w.send(get(
+        &format!("/api/webhook-calls?limit=2&cursor={next}"),
+        Some(&token("ada")),
+    ));
+    let b = body(&res);
+    assert_eq!(b["data"][0]["id"], "CAada2");
+    assert_eq!(b["meta"]["cursor"], next.as_str());
+    assert_eq!(b["meta"]["nextCursor"], Value::Null);
+}
+
+#[test]
+fn a_call_embeds_its_analysis_and_enrichment() {
+    let w = World::new();
+    let b = body(&w.send(get("/api/webhook-calls/CAada0", Some(&token("ada")))));
+    assert_eq!(b["data"]["analysis"]["intent"], "billing");
+    assert_eq!(b["data"]["enrichment"]["callerName"], "Ada L.");
+    assert_eq!(b["data"]["recording"], Value::Null);
+    assert_eq!(b["data"]["startedAt"], "2027-01-15T08:00:00Z");
+}
+
+#[test]
+fn user_b_never_sees_user_a_calls_by_any_route() {
+    let w = World::new();
+    let bob = token("bob");
+    for path in [
+        "/api/webhook-calls/CAada0",
+        "/api/webhook-calls/CAada0/enhanced",
+        "/api/intent-analysis/CAada0",
+    ] {
+        let res = w.send(get(path, Some(&bob)));
+        assert_eq!(res.status, 404, "{path}");
+        assert_eq!(body(&res)["error"]["code"], "not_found");
+    }
+    let list = body(&w.send(get("/api/webhook-calls?limit=500", Some(&bob))));
+    assert!(list["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|c| c["id"].as_str().is_some_and(|id| id.starts_with("CAbob"))));
+    let summary = body(&w.send(get("/api/intent-analysis", Some(&bob))));
+    assert_eq!(summary["data"]["stats"]["totalCalls"], 2);
+    assert_eq!(summary["data"]["calls"], json!([]));
+}
+
+#[test]
+fn the_intent_summary_has_stats_over_all_calls() {
+    let w = World::new();
+    let b = body(&w.send(get("/api/intent-analysis?limit=1", Some(&token("ada")))));
+    assert_eq!(b["data"]["stats"]["totalCalls"], 3);
+    assert_eq!(b["data"]["stats"]["answeredCalls"], 3);
+    assert_eq!(b["data"]["stats"]["avgConfidence"], 0.9);
+    assert_eq!(
+        b["data"]["stats"]["intentDistribution"],
+        json!({"billing": 1})
+    );
+    assert_eq!(b["data"]["calls"][0]["id"], "CAada0");
+    assert_eq!(b["meta"]["limit"], 1);
+}
+
+#[test]
+fn a_matching_if_none_match_gets_304_without_a_body() {
+    let w = World::new();
+    let t = token("ada");
+    let first = w.send(get("/api/webhook-calls", Some(&t)));
+    let etag = first.header("etag").unwrap_or_default().to_owned();
+    let mut again = get("/api/webhook-calls", Some(&t));
+    again.headers.push(("if-none-match".into(), etag.clone()));
+    let res = w.send(again);
+    assert_eq!(res.status, 304);
+    assert!(res.body.is_empty());
+    assert_eq!(res.header("etag"), Some(etag.as_str()));
+}
+
+#[test]
+fn bad_parameters_are_400_naming_the_field() {
+    let w = World::new();
+    let t = token("ada");
+    for (q, field) in [
+        ("limit=0", "limit"),
+        ("offset=-3", "offset"),
+        ("cursor=%%%", "cursor"),
+    ] {
+        let b = body(&w.send(get(&format!("/api/webhook-calls?{q}"), Some(&t))));
+        assert_eq!(b["error"]["code"], "invalid_parameter", "{q}");
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(field)),
+            "{q}"
+        );
+    }
+    let b = body(&w.send(get("/api/intent-analysis?limit=501", Some(&t))));
+    assert_eq!(b["error"]["code"], "invalid_parameter");
+}
+
+#[test]
+fn call_ids_with_separators_unicode_or_path_tricks_are_not_found() {
+    let w = World::new();
+    let t = token("ada");
+    for id in ["..%2FCAada0", "CA%3Aada0", "%C3%A9", "CAada0%00", "%ZZ"] {
+        let res = w.send(get(&format!("/api/webhook-calls/{id}"), Some(&t)));
+        assert_eq!(res.status, 404, "{id}");
+    }
+}
+
+#[test]
+fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
+    let w = World::new();
+    assert_eq!(w.send(get("/nope", None)).status, 404);
+    let mut post = get("/api/webhook-calls", Some(&token("ada")));
+    post.method = Method::Post;
+    let res = w.send(post);
+    assert_eq!(res.status, 405);
+    assert!(res.header("allow").is_some_and(|a| a.contains("GET")));
+}
+
+#[test]
+fn an_allowed_origin_gets_cors_headers_and_a_preflight_204() {
+    let w = World::new();
+    let mut req = get("/api/webhook-calls", Some(&token("ada")));
+    req.headers
+        .push(("origin".into(), "https://dash.example".into()));
+    let res = w.send(req.clone());
+    assert_eq!(
+        res.header("access-control-allow-origin"),
+        Some("https://dash.example")
+    );
+    req.method = Method::Options;
+    req.headers.push((
+        "access-control-request-headers".into(),
+        "authorization".into(),
+    ));
+    let pre = w.send(req);
+    assert_eq!(pre.status, 204);
+    assert!(pre
+        .header("access-control-allow-methods")
+        .is_some_and(|m| m.contains("GET")));
+    let mut evil = get("/api/webhook-calls", Some(&token("ada")));
+    evil.headers
+        .push(("origin".into(), "https://evil.example".into()));
+    assert_eq!(w.send(evil).header("access-control-allow-origin"), None);
+}
+
+#[test]
+fn without_a_jwt_secret_reads_are_503_not_configured() {
+    let mut w = World::new();
+    w.config.jwt_secret = None;
+    let res = w.send(get("/api/webhook-calls", Some(&token("ada"))));
+    assert_eq!(res.status, 503);
+    assert_eq!(body(&res)["error"]["code"], "not_configured");
+}
+
+fn put_number(number: &str, bearer: &str, json_body: &str) -> Request {
+    let mut r = get(&format!("/api/admin/phone-numbers/{number}"), Some(bearer));
+    r.method = Method::Put;
+    r.headers
+        .push(("content-type".into(), "application/json".into()));
+    r.body = json_body.as_bytes().to_vec();
+    r
+}
+
+#[test]
+fn the_admin_routes_a_number_then_reroutes_then_deletes_it() {
+    let w = World::new();
+    let res = w.send(put_number("%2B14155550199", ADMIN, r#"{"userId":"ada"}"#));
+    assert_eq!(res.status, 201);
+    assert_eq!(body(&res)["data"]["phoneNumber"], "+14155550199");
+    assert_eq!(
+        w.send(put_number("+14155550199", ADMIN, r#"{"userId":"bob"}"#))
+            .status,
+        200
+    );
+    let mut del = get("/api/admin/phone-numbers/+14155550199", Some(ADMIN));
+    del.method = Method::Delete;
+    assert_eq!(w.send(del.clone()).status, 204);
+    assert_eq!(w.send(del).status, 404);
+}
+
+#[test]
+fn admin_routes_refuse_user_tokens_bad_numbers_and_bad_bodies() {
+    let w = World::new();
+    assert_eq!(
+        w.send(put_number(
+            "+14155550199",
+            &token("ada"),
+            r#"{"userId":"ada"}"#
+        ))
+        .status,
+        403
+    );
+    assert_eq!(
+        w.send(put_number("+14155550199", "wrong", r#"{"userId":"ada"}"#))
+            .status,
+        401
+    );
+    let bad_number = body(&w.send(put_number("4155550199", ADMIN, r#"{"userId":"ada"}"#)));
+    assert_eq!(bad_number["error"]["code"], "invalid_parameter");
+    assert_eq!(
+        w.send(put_number("+14155550199", ADMIN, "{not json"))
+            .status,
+        400
+    );
+    let bad_user = body(&w.send(put_number("+14155550199", ADMIN, r#"{"userId":"a:b"}"#)));
+    assert!(bad_user["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("userId")));
+    let mut wrong_type = put_number("+14155550199", ADMIN, r#"{"userId":"ada"}"#);
+    wrong_type.headers.retain(|(k, _)| k != "content-type");
+    wrong_type
+        .headers
+        .push(("content-type".into(), "text/plain".into()));
+    assert_eq!(w.send(wrong_type).status, 415);
+}
+
+#[test]
+fn head_requests_get_headers_without_a_body() {
+    let w = World::new();
+    let mut req = get("/api/webhook-calls", Some(&token("ada")));
+    req.method = Method::Head;
+    let res = w.send(req);
+    assert_eq!(res.status, 200);
+    assert!(res.body.is_empty());
+    assert!(res.header("etag").is_some());
+}

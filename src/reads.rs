@@ -1,0 +1,158 @@
+//! The read side the routes depend on: [`ReadModel`].
+//!
+//! The D1 store implements it directly; the cache implements it by wrapping another
+//! `ReadModel`, so it slots between the routes and the store without either changing. Reads
+//! return a [`Payload`] — the `data` already serialized, with its ETag — because that is what a
+//! cache tier keeps and what a response sends: a hit costs no serialization and no hashing.
+
+use crate::domain::{CallId, Limit, PageRequest, UserId};
+use crate::error::AppResult;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Which tier produced a read, and how: the `X-Cache` header and `meta.source` / `meta.cacheHit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    HitMemory,
+    HitKv,
+    Miss,
+    Stale,
+    Bypass,
+}
+
+/// The tier that served the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Memory,
+    Kv,
+    D1,
+}
+
+impl Outcome {
+    pub fn header(self) -> &'static str {
+        match self {
+            Outcome::HitMemory => "HIT-MEMORY",
+            Outcome::HitKv => "HIT-KV",
+            Outcome::Miss => "MISS",
+            Outcome::Stale => "STALE",
+            Outcome::Bypass => "BYPASS",
+        }
+    }
+
+    pub fn is_hit(self) -> bool {
+        matches!(self, Outcome::HitMemory | Outcome::HitKv | Outcome::Stale)
+    }
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Memory => "memory",
+            Source::Kv => "kv",
+            Source::D1 => "d1",
+        }
+    }
+}
+
+/// A read's `data`, serialized once, with what the page meta needs and a strong ETag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payload {
+    pub data_json: String,
+    /// Present for pages: the number of items and where the next page starts.
+    pub page: Option<PageMeta>,
+    pub etag: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageMeta {
+    pub count: usize,
+    pub next_cursor: Option<String>,
+}
+
+impl Payload {
+    pub fn new<T: Serialize + ?Sized>(data: &T, page: Option<PageMeta>) -> AppResult<Self> {
+        let data_json = serde_json::to_string(data)
+            .map_err(|e| crate::error::AppError::internal(format!("serializing data: {e}")))?;
+        let mut hasher = Sha256::new();
+        hasher.update(data_json.as_bytes());
+        if let Some(next) = page.as_ref().and_then(|p| p.next_cursor.as_deref()) {
+            hasher.update(b"\0");
+            hasher.update(next.as_bytes());
+        }
+        let digest = hasher.finalize();
+        let mut etag = String::with_capacity(34);
+        etag.push('"');
+        for b in &digest[..16] {
+            etag.push_str(&format!("{b:02x}"));
+        }
+        etag.push('"');
+        Ok(Self {
+            data_json,
+            page,
+            etag,
+        })
+    }
+}
+
+/// A value and the tier it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Served<T> {
+    pub value: T,
+    pub source: Source,
+    pub outcome: Outcome,
+}
+
+impl<T> Served<T> {
+    /// Straight from D1, with no cache in the way.
+    pub fn from_d1(value: T) -> Self {
+        Self {
+            value,
+            source: Source::D1,
+            outcome: Outcome::Bypass,
+        }
+    }
+}
+
+/// The dashboard's reads, each scoped to one user. `None` means absent *or another user's*:
+/// callers cannot tell the two apart, and must not.
+#[allow(async_fn_in_trait)] // single-threaded wasm: the futures never cross threads
+pub trait ReadModel {
+    async fn call_page(&self, user: &UserId, page: &PageRequest) -> AppResult<Served<Payload>>;
+    async fn call_detail(&self, user: &UserId, call: &CallId)
+        -> AppResult<Served<Option<Payload>>>;
+    async fn call_enrichment(
+        &self,
+        user: &UserId,
+        call: &CallId,
+    ) -> AppResult<Served<Option<Payload>>>;
+    async fn call_analysis(
+        &self,
+        user: &UserId,
+        call: &CallId,
+    ) -> AppResult<Served<Option<Payload>>>;
+    async fn intent_summary(&self, user: &UserId, limit: Limit) -> AppResult<Served<Payload>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_etag_depends_on_data_and_next_cursor_only() {
+        let a = Payload::new(&[1, 2], None).expect("serializes");
+        let b = Payload::new(&[1, 2], None).expect("serializes");
+        let c = Payload::new(&[1, 3], None).expect("serializes");
+        let paged = Payload::new(
+            &[1, 2],
+            Some(PageMeta {
+                count: 2,
+                next_cursor: Some("x".into()),
+            }),
+        )
+        .expect("serializes");
+        assert_eq!(a.etag, b.etag);
+        assert_ne!(a.etag, c.etag);
+        assert_ne!(a.etag, paged.etag);
+        assert!(a.etag.starts_with('"') && a.etag.ends_with('"') && a.etag.len() == 34);
+    }
+}

@@ -1,0 +1,376 @@
+//! The D1 repository: SQL lives here and only here.
+//!
+//! [`Store`] builds [`Statement`]s and decodes rows into domain types; it talks to the database
+//! through the small [`Database`] trait. On Workers that is D1 (`d1.rs`); in host tests it is a
+//! real SQLite with the same migrations (`sqlite.rs`), so the queries, the aggregate triggers
+//! and the query plans are all tested off the runtime.
+//!
+//! Per-user aggregates (`user_stats`, `user_intents`) and the `calls.analyzed` flag are kept by
+//! triggers declared in `migrations/`: they change in the same statement, hence the same batch
+//! and transaction, as the row that moved them, whoever writes it. The intent summary reads
+//! them instead of the user's calls.
+
+#[cfg(target_arch = "wasm32")]
+pub mod d1;
+mod rows;
+pub mod sql;
+#[cfg(test)]
+pub mod sqlite;
+#[cfg(test)]
+mod tests;
+
+use crate::domain::{
+    CallId, CallPage, Cursor, IntentStats, IntentSummary, Limit, PagePosition, PageRequest,
+    Timestamp, UserId, E164,
+};
+use crate::error::{AppError, AppResult, Context};
+use crate::reads::{PageMeta, Payload, ReadModel, Served};
+use rows::{AnalysisRow, CallRow, EnrichmentRow, IntentRow, StatsRow};
+use serde::de::DeserializeOwned;
+use std::cell::Cell;
+
+/// A value bound to a statement parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+}
+
+impl From<&str> for SqlValue {
+    fn from(s: &str) -> Self {
+        SqlValue::Text(s.to_owned())
+    }
+}
+
+impl From<i64> for SqlValue {
+    fn from(n: i64) -> Self {
+        SqlValue::Integer(n)
+    }
+}
+
+impl From<Option<f64>> for SqlValue {
+    fn from(n: Option<f64>) -> Self {
+        n.map_or(SqlValue::Null, SqlValue::Real)
+    }
+}
+
+/// SQL text with its positional parameters (`?1`, `?2`, …).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub sql: &'static str,
+    pub params: Vec<SqlValue>,
+}
+
+impl Statement {
+    pub fn new(sql: &'static str, params: Vec<SqlValue>) -> Self {
+        Self { sql, params }
+    }
+}
+
+/// What the database reports about one statement's cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueryMeta {
+    pub rows_read: u64,
+    pub rows_written: u64,
+    pub changes: u64,
+}
+
+/// The rows of one statement, decoded on demand into a row type.
+pub trait RowSet {
+    fn decode<T: DeserializeOwned>(&self) -> AppResult<Vec<T>>;
+    fn meta(&self) -> QueryMeta;
+}
+
+/// The least the store needs from a SQL database.
+#[allow(async_fn_in_trait)] // single-threaded wasm: the futures never cross threads
+pub trait Database {
+    type Rows: RowSet;
+    async fn query(&self, statement: Statement) -> AppResult<Self::Rows>;
+    /// Runs the statements in one round trip and one transaction.
+    async fn batch(&self, statements: Vec<Statement>) -> AppResult<Vec<Self::Rows>>;
+}
+
+/// D1 work done by this store, for the request's log line and the benchmark.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub queries: u64,
+    pub rows_read: u64,
+    pub rows_written: u64,
+}
+
+pub struct Store<D> {
+    db: D,
+    usage: Cell<Usage>,
+}
+
+/// The admin side of phone-number routing.
+#[allow(async_fn_in_trait)]
+pub trait PhoneDirectory {
+    /// Routes `number` to `user`; `true` when the number was not routed before.
+    async fn put_route(&self, number: &E164, user: &UserId, now: Timestamp) -> AppResult<bool>;
+    /// Removes the route; `false` when there was none.
+    async fn delete_route(&self, number: &E164) -> AppResult<bool>;
+}
+
+impl<D: Database> Store<D> {
+    pub fn new(db: D) -> Self {
+        Self {
+            db,
+            usage: Cell::new(Usage::default()),
+        }
+    }
+
+    /// Runs raw SQL against the test database (fixtures).
+    #[cfg(test)]
+    pub fn db_exec(&self, sql: &str)
+    where
+        D: AsRef<sqlite::SqliteDatabase>,
+    {
+        self.db.as_ref().exec(sql);
+    }
+
+    pub fn usage(&self) -> Usage {
+        self.usage.get()
+    }
+
+    fn record(&self, statements: u64, meta: QueryMeta) {
+        let mut u = self.usage.get();
+        u.queries += statements;
+        u.rows_read += meta.rows_read;
+        u.rows_written += meta.rows_written;
+        self.usage.set(u);
+    }
+
+    async fn query(&self, st: Statement) -> AppResult<D::Rows> {
+        let rows = self.db.query(st).await?;
+        self.record(1, rows.meta());
+        Ok(rows)
+    }
+
+    async fn batch(&self, sts: Vec<Statement>) -> AppResult<Vec<D::Rows>> {
+        let n = sts.len() as u64;
+        let results = self.db.batch(sts).await?;
+        let mut total = QueryMeta::default();
+        for r in &results {
+            let m = r.meta();
+            total.rows_read += m.rows_read;
+            total.rows_written += m.rows_written;
+        }
+        self.record(n, total);
+        Ok(results)
+    }
+
+    /// A page of the user's calls, newest first. Reads `limit + 1` rows to learn whether a
+    /// next page exists.
+    pub async fn load_call_page(&self, user: &UserId, page: &PageRequest) -> AppResult<CallPage> {
+        let fetch = i64::from(page.limit.get()) + 1;
+        let st = match &page.position {
+            PagePosition::Offset(offset) => Statement::new(
+                sql::CALL_PAGE_BY_OFFSET,
+                vec![
+                    user.as_str().into(),
+                    fetch.into(),
+                    i64::from(*offset).into(),
+                ],
+            ),
+            PagePosition::After(cursor) => Statement::new(
+                sql::CALL_PAGE_AFTER_CURSOR,
+                vec![
+                    user.as_str().into(),
+                    cursor.started_at.millis().into(),
+                    cursor.id.as_str().into(),
+                    fetch.into(),
+                ],
+            ),
+        };
+        let rows: Vec<CallRow> = self
+            .query(st)
+            .await
+            .context("loading a call page")?
+            .decode()?;
+        let mut calls = rows
+            .into_iter()
+            .map(CallRow::into_call)
+            .collect::<AppResult<Vec<_>>>()?;
+        let next = if calls.len() > page.limit.get() as usize {
+            calls.truncate(page.limit.get() as usize);
+            calls.last().map(|c| Cursor {
+                started_at: c.started_at,
+                id: c.id.clone(),
+            })
+        } else {
+            None
+        };
+        Ok(CallPage { calls, next })
+    }
+
+    pub async fn load_call(
+        &self,
+        user: &UserId,
+        call: &CallId,
+    ) -> AppResult<Option<crate::domain::Call>> {
+        let st = Statement::new(
+            sql::CALL_DETAIL,
+            vec![call.as_str().into(), user.as_str().into()],
+        );
+        let rows: Vec<CallRow> = self.query(st).await.context("loading a call")?.decode()?;
+        rows.into_iter().next().map(CallRow::into_call).transpose()
+    }
+
+    pub async fn load_intent_summary(
+        &self,
+        user: &UserId,
+        limit: Limit,
+    ) -> AppResult<IntentSummary> {
+        let uid: SqlValue = user.as_str().into();
+        let results = self
+            .batch(vec![
+                Statement::new(sql::USER_STATS, vec![uid.clone()]),
+                Statement::new(sql::USER_INTENTS, vec![uid.clone()]),
+                Statement::new(
+                    sql::ANALYZED_CALLS,
+                    vec![uid, i64::from(limit.get()).into()],
+                ),
+            ])
+            .await
+            .context("loading the intent summary")?;
+        let [stats, intents, calls] = <[D::Rows; 3]>::try_from(results)
+            .map_err(|_| AppError::internal("intent summary batch: wrong result count"))?;
+        let stats: Option<StatsRow> = stats.decode()?.into_iter().next();
+        let intents: Vec<IntentRow> = intents.decode()?;
+        let calls: Vec<CallRow> = calls.decode()?;
+        let stats = stats.unwrap_or_default();
+        let avg_confidence = if stats.completed_analyses > 0 {
+            round4(stats.confidence_sum / stats.completed_analyses as f64)
+        } else {
+            0.0
+        };
+        Ok(IntentSummary {
+            calls: calls
+                .into_iter()
+                .map(CallRow::into_call)
+                .collect::<AppResult<_>>()?,
+            stats: IntentStats {
+                total_calls: stats.total_calls,
+                answered_calls: stats.answered_calls,
+                avg_confidence,
+                intent_distribution: intents.into_iter().map(|i| (i.intent, i.calls)).collect(),
+            },
+        })
+    }
+
+    pub async fn load_analysis(
+        &self,
+        user: &UserId,
+        call: &CallId,
+    ) -> AppResult<Option<crate::domain::Analysis>> {
+        let st = Statement::new(
+            sql::ANALYSIS,
+            vec![call.as_str().into(), user.as_str().into()],
+        );
+        let rows: Vec<AnalysisRow> = self
+            .query(st)
+            .await
+            .context("loading an analysis")?
+            .decode()?;
+        rows.into_iter()
+            .next()
+            .map(AnalysisRow::into_analysis)
+            .transpose()
+    }
+
+    pub async fn load_enrichment(
+        &self,
+        user: &UserId,
+        call: &CallId,
+    ) -> AppResult<Option<crate::domain::Enrichment>> {
+        let st = Statement::new(
+            sql::ENRICHMENT,
+            vec![call.as_str().into(), user.as_str().into()],
+        );
+        let rows: Vec<EnrichmentRow> = self
+            .query(st)
+            .await
+            .context("loading an enrichment")?
+            .decode()?;
+        Ok(rows.into_iter().next().map(EnrichmentRow::into_enrichment))
+    }
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+fn optional_payload<T: serde::Serialize>(v: Option<T>) -> AppResult<Served<Option<Payload>>> {
+    Ok(Served::from_d1(
+        v.map(|v| Payload::new(&v, None)).transpose()?,
+    ))
+}
+
+impl<D: Database> ReadModel for Store<D> {
+    async fn call_page(&self, user: &UserId, page: &PageRequest) -> AppResult<Served<Payload>> {
+        let loaded = self.load_call_page(user, page).await?;
+        let meta = PageMeta {
+            count: loaded.calls.len(),
+            next_cursor: loaded.next.as_ref().map(Cursor::encode),
+        };
+        Ok(Served::from_d1(Payload::new(&loaded.calls, Some(meta))?))
+    }
+
+    async fn call_detail(
+        &self,
+        user: &UserId,
+        call: &CallId,
+    ) -> AppResult<Served<Option<Payload>>> {
+        optional_payload(self.load_call(user, call).await?)
+    }
+
+    async fn call_enrichment(
+        &self,
+        user: &UserId,
+        call: &CallId,
+    ) -> AppResult<Served<Option<Payload>>> {
+        optional_payload(self.load_enrichment(user, call).await?)
+    }
+
+    async fn call_analysis(
+        &self,
+        user: &UserId,
+        call: &CallId,
+    ) -> AppResult<Served<Option<Payload>>> {
+        optional_payload(self.load_analysis(user, call).await?)
+    }
+
+    async fn intent_summary(&self, user: &UserId, limit: Limit) -> AppResult<Served<Payload>> {
+        let summary = self.load_intent_summary(user, limit).await?;
+        Ok(Served::from_d1(Payload::new(&summary, None)?))
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct CreatedRow {
+    created: i64,
+}
+
+impl<D: Database> PhoneDirectory for Store<D> {
+    async fn put_route(&self, number: &E164, user: &UserId, now: Timestamp) -> AppResult<bool> {
+        let st = Statement::new(
+            sql::PUT_PHONE_ROUTE,
+            vec![
+                number.as_str().into(),
+                user.as_str().into(),
+                now.millis().into(),
+            ],
+        );
+        let rows: Vec<CreatedRow> = self.query(st).await.context("routing a number")?.decode()?;
+        Ok(rows.first().is_some_and(|r| r.created != 0))
+    }
+
+    async fn delete_route(&self, number: &E164) -> AppResult<bool> {
+        let st = Statement::new(sql::DELETE_PHONE_ROUTE, vec![number.as_str().into()]);
+        let rows = self.query(st).await.context("unrouting a number")?;
+        Ok(rows.meta().changes > 0)
+    }
+}

@@ -1,0 +1,346 @@
+use super::sqlite::SqliteDatabase;
+use super::*;
+use crate::domain::{AnalysisStatus, CallStatus};
+use crate::testing::block_on;
+
+fn uid(s: &str) -> UserId {
+    UserId::parse(s).expect("valid user id")
+}
+
+fn cid(s: &str) -> CallId {
+    CallId::parse(s).expect("valid call id")
+}
+
+fn store() -> Store<SqliteDatabase> {
+    Store::new(SqliteDatabase::migrated())
+}
+
+fn insert_call(s: &Store<SqliteDatabase>, user: &str, id: &str, started_ms: i64, status: &str) {
+    let answered = CallStatus::parse(status).is_some_and(CallStatus::is_answered) as i64;
+    s.db.exec(&format!(
+        "INSERT INTO calls (id, user_id, provider, direction, from_number, to_number, status, \
+         status_rank, answered, started_at, created_at, updated_at) VALUES \
+         ('{id}', '{user}', 'twilio', 'inbound', '+14155550100', '+14155550199', '{status}', 3, \
+         {answered}, {started_ms}, {started_ms}, {started_ms})"
+    ));
+}
+
+fn insert_analysis(
+    s: &Store<SqliteDatabase>,
+    user: &str,
+    call: &str,
+    status: &str,
+    intent: &str,
+    conf: f64,
+) {
+    s.db.exec(&format!(
+        "INSERT INTO analyses (call_id, user_id, status, intent, confidence, updated_at) VALUES \
+         ('{call}', '{user}', '{status}', '{intent}', {conf}, 1) \
+         ON CONFLICT (call_id) DO UPDATE SET status = excluded.status, intent = excluded.intent, \
+         confidence = excluded.confidence"
+    ));
+}
+
+fn page(limit: u32, position: PagePosition) -> PageRequest {
+    PageRequest {
+        limit: Limit::new(limit, 500).expect("valid limit"),
+        position,
+    }
+}
+
+#[test]
+fn every_read_is_an_index_range_scan() {
+    let db = SqliteDatabase::migrated();
+    for (name, sql) in sql::READS {
+        let plan = db.query_plan(sql);
+        for step in &plan {
+            assert!(
+                !step.starts_with("SCAN") && !step.contains("TEMP B-TREE"),
+                "{name}: plan step `{step}` is a full scan or a sort\nplan: {plan:#?}"
+            );
+        }
+        assert!(
+            plan.iter().any(|s| s.starts_with("SEARCH")),
+            "{name}: no index search in {plan:#?}"
+        );
+    }
+}
+
+#[test]
+fn the_summary_list_uses_the_partial_index_of_analyzed_calls() {
+    let db = SqliteDatabase::migrated();
+    let plan = db.query_plan(sql::ANALYZED_CALLS);
+    assert!(
+        plan.iter()
+            .any(|s| s.contains("calls_analyzed_by_user_newest")),
+        "{plan:#?}"
+    );
+}
+
+#[test]
+fn cursor_paging_walks_every_call_exactly_once_even_with_tied_start_times() {
+    let s = store();
+    // 23 calls, many sharing a start time, so the id tie-break matters.
+    for i in 0..23 {
+        insert_call(
+            &s,
+            "ada",
+            &format!("CA{i:03}"),
+            1_000 + (i / 4) * 10,
+            "completed",
+        );
+    }
+    insert_call(&s, "bob", "CB001", 1_050, "completed");
+    let mut seen = Vec::new();
+    let mut position = PagePosition::Offset(0);
+    loop {
+        let got = block_on(s.load_call_page(&uid("ada"), &page(5, position))).expect("page loads");
+        assert!(got.calls.len() <= 5);
+        seen.extend(got.calls.iter().map(|c| (c.started_at, c.id.clone())));
+        match got.next {
+            Some(cursor) => position = PagePosition::After(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 23, "every call once");
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    sorted.dedup();
+    assert_eq!(seen, sorted, "newest first, ties by id desc, no repeats");
+    assert!(seen.iter().all(|(_, id)| id.as_str().starts_with("CA")));
+}
+
+#[test]
+fn offset_paging_skips_and_reports_the_next_cursor() {
+    let s = store();
+    for i in 0..7 {
+        insert_call(&s, "ada", &format!("CA{i}"), 1_000 + i, "completed");
+    }
+    let first =
+        block_on(s.load_call_page(&uid("ada"), &page(3, PagePosition::Offset(0)))).expect("loads");
+    let second =
+        block_on(s.load_call_page(&uid("ada"), &page(3, PagePosition::Offset(3)))).expect("loads");
+    let last =
+        block_on(s.load_call_page(&uid("ada"), &page(3, PagePosition::Offset(6)))).expect("loads");
+    let ids = |p: &CallPage| p.calls.iter().map(|c| c.id.to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(&first), ["CA6", "CA5", "CA4"]);
+    assert_eq!(ids(&second), ["CA3", "CA2", "CA1"]);
+    assert_eq!(ids(&last), ["CA0"]);
+    assert!(last.next.is_none());
+    let via_cursor = block_on(s.load_call_page(
+        &uid("ada"),
+        &page(3, PagePosition::After(first.next.expect("more pages"))),
+    ))
+    .expect("loads");
+    assert_eq!(ids(&via_cursor), ids(&second));
+}
+
+#[test]
+fn another_users_call_analysis_and_enrichment_are_absent() {
+    let s = store();
+    insert_call(&s, "ada", "CA1", 1_000, "completed");
+    insert_analysis(&s, "ada", "CA1", "completed", "billing", 0.9);
+    s.db.exec(
+        "INSERT INTO enrichments (call_id, user_id, phone_number, updated_at) \
+         VALUES ('CA1', 'ada', '+14155550100', 5)",
+    );
+    let (ada, bob, call) = (uid("ada"), uid("bob"), cid("CA1"));
+    assert!(block_on(s.load_call(&ada, &call)).expect("loads").is_some());
+    assert!(block_on(s.load_call(&bob, &call)).expect("loads").is_none());
+    assert!(block_on(s.load_analysis(&bob, &call))
+        .expect("loads")
+        .is_none());
+    assert!(block_on(s.load_enrichment(&bob, &call))
+        .expect("loads")
+        .is_none());
+    let page = block_on(s.load_call_page(&bob, &page(50, PagePosition::Offset(0)))).expect("loads");
+    assert!(page.calls.is_empty());
+}
+
+#[test]
+fn a_misattributed_analysis_never_joins_another_users_call() {
+    let s = store();
+    insert_call(&s, "ada", "CA1", 1_000, "completed");
+    insert_analysis(&s, "mallory", "CA1", "completed", "fraud", 1.0);
+    let call = block_on(s.load_call(&uid("ada"), &cid("CA1")))
+        .expect("loads")
+        .expect("exists");
+    assert!(call.analysis.is_none());
+    let summary = block_on(s.load_intent_summary(&uid("ada"), Limit::new(10, 500).expect("ok")))
+        .expect("loads");
+    assert!(summary.calls.is_empty());
+}
+
+#[test]
+fn an_analysis_that_arrives_before_its_call_is_joined_when_the_call_lands() {
+    let s = store();
+    insert_analysis(&s, "ada", "CA9", "completed", "reschedule", 0.8);
+    insert_call(&s, "ada", "CA9", 2_000, "completed");
+    let call = block_on(s.load_call(&uid("ada"), &cid("CA9")))
+        .expect("loads")
+        .expect("exists");
+    let analysis = call.analysis.expect("joined");
+    assert_eq!(analysis.status, AnalysisStatus::Completed);
+    assert_eq!(analysis.intent.as_deref(), Some("reschedule"));
+    let summary = block_on(s.load_intent_summary(&uid("ada"), Limit::new(10, 500).expect("ok")))
+        .expect("loads");
+    assert_eq!(
+        summary.calls.len(),
+        1,
+        "the summary's partial index sees it too"
+    );
+}
+
+/// Recomputes the summary's aggregates the slow way, from every row.
+fn recount(s: &Store<SqliteDatabase>, user: &str) -> (i64, i64, i64, f64, Vec<(String, i64)>) {
+    let q = |sql: &str| -> Vec<serde_json::Value> {
+        block_on(s.db.query(Statement::new(
+            Box::leak(sql.to_owned().into_boxed_str()),
+            vec![user.into()],
+        )))
+        .expect("recount runs")
+        .decode()
+        .expect("decodes")
+    };
+    let calls =
+        &q("SELECT COUNT(*) AS n, COALESCE(SUM(answered), 0) AS a FROM calls WHERE user_id = ?1")
+            [0];
+    let an = &q("SELECT COUNT(*) AS n, COALESCE(SUM(confidence), 0.0) AS s FROM analyses WHERE user_id = ?1 AND status = 'completed'")[0];
+    let intents = q("SELECT intent, COUNT(*) AS n FROM analyses WHERE user_id = ?1 AND status = 'completed' GROUP BY intent ORDER BY intent")
+        .into_iter()
+        .map(|r| (r["intent"].as_str().unwrap_or_default().to_owned(), r["n"].as_i64().unwrap_or(-1)))
+        .collect();
+    (
+        calls["n"].as_i64().unwrap_or(-1),
+        calls["a"].as_i64().unwrap_or(-1),
+        an["n"].as_i64().unwrap_or(-1),
+        an["s"].as_f64().unwrap_or(-1.0),
+        intents,
+    )
+}
+
+#[test]
+fn aggregates_stay_equal_to_a_full_recount_through_inserts_updates_and_deletes() {
+    let s = store();
+    let intents = ["billing", "support", "sales"];
+    for i in 0..40 {
+        let status = if i % 3 == 0 { "no-answer" } else { "completed" };
+        insert_call(&s, "ada", &format!("CA{i}"), 10_000 + i, status);
+        if i % 2 == 0 {
+            insert_analysis(
+                &s,
+                "ada",
+                &format!("CA{i}"),
+                "completed",
+                intents[i as usize % 3],
+                0.5 + (i as f64) / 100.0,
+            );
+        }
+    }
+    insert_call(&s, "bob", "CB1", 10_000, "completed");
+    // Updates in every direction: completed → failed, failed → completed with a new intent,
+    // answered flips, a re-analysis with another intent, and deletions.
+    insert_analysis(&s, "ada", "CA0", "failed", "billing", 0.0);
+    insert_analysis(&s, "ada", "CA1", "completed", "sales", 0.7);
+    insert_analysis(&s, "ada", "CA2", "completed", "support", 0.99);
+    s.db.exec("UPDATE calls SET answered = 1, status = 'completed' WHERE id = 'CA3'");
+    s.db.exec("DELETE FROM analyses WHERE call_id = 'CA4'");
+    s.db.exec("DELETE FROM calls WHERE id IN ('CA5', 'CA6')");
+
+    let summary = block_on(s.load_intent_summary(&uid("ada"), Limit::new(500, 500).expect("ok")))
+        .expect("loads");
+    let (total, answered, completed, conf_sum, by_intent) = recount(&s, "ada");
+    assert_eq!(summary.stats.total_calls, total);
+    assert_eq!(summary.stats.answered_calls, answered);
+    let expected_avg = ((conf_sum / completed as f64) * 10_000.0).round() / 10_000.0;
+    assert!((summary.stats.avg_confidence - expected_avg).abs() < 1e-9);
+    let got: Vec<(String, i64)> = summary.stats.intent_distribution.into_iter().collect();
+    assert_eq!(got, by_intent);
+    // The list holds exactly the calls whose analysis is completed and whose call exists.
+    let analyzed = summary
+        .calls
+        .iter()
+        .filter(|c| {
+            c.analysis
+                .as_ref()
+                .is_some_and(|a| a.status == AnalysisStatus::Completed)
+        })
+        .count();
+    assert_eq!(analyzed, summary.calls.len());
+    assert_eq!(
+        summary.calls.len() as i64,
+        completed - 1,
+        "CA6's analysis remains but its call is gone"
+    );
+}
+
+#[test]
+fn a_user_with_no_calls_gets_zeroed_stats() {
+    let s = store();
+    let summary =
+        block_on(s.load_intent_summary(&uid("nobody"), Limit::new(100, 500).expect("ok")))
+            .expect("loads");
+    assert_eq!(summary.stats.total_calls, 0);
+    assert_eq!(summary.stats.avg_confidence, 0.0);
+    assert!(summary.stats.intent_distribution.is_empty());
+    assert!(summary.calls.is_empty());
+}
+
+#[test]
+fn the_summary_costs_one_round_trip_and_rows_proportional_to_intents() {
+    let s = store();
+    for i in 0..300 {
+        insert_call(&s, "ada", &format!("CA{i}"), i, "completed");
+        insert_analysis(
+            &s,
+            "ada",
+            &format!("CA{i}"),
+            "completed",
+            ["a", "b", "c"][i as usize % 3],
+            0.5,
+        );
+    }
+    let before = s.usage();
+    let summary = block_on(s.load_intent_summary(&uid("ada"), Limit::new(5, 500).expect("ok")))
+        .expect("loads");
+    let used = s.usage();
+    assert_eq!(summary.stats.total_calls, 300);
+    assert_eq!(summary.calls.len(), 5);
+    assert_eq!(
+        used.queries - before.queries,
+        3,
+        "three statements, one batch"
+    );
+    // Rows returned: 1 stats row + 3 intents + 5 calls, whatever the number of calls.
+    assert_eq!(used.rows_read - before.rows_read, 9);
+}
+
+#[test]
+fn routing_a_number_reports_new_then_existing_and_deleting_reports_absence() {
+    let s = store();
+    let n = E164::parse("+14155550199").expect("valid");
+    let t = Timestamp::from_millis(1_000);
+    assert!(block_on(s.put_route(&n, &uid("ada"), t)).expect("puts"));
+    assert!(!block_on(s.put_route(&n, &uid("bob"), Timestamp::from_millis(2_000))).expect("puts"));
+    assert!(block_on(s.delete_route(&n)).expect("deletes"));
+    assert!(!block_on(s.delete_route(&n)).expect("deletes"));
+}
+
+#[test]
+fn a_row_with_an_unknown_status_is_an_internal_error_not_a_wrong_answer() {
+    let s = store();
+    insert_call(&s, "ada", "CA1", 1, "completed");
+    s.db.exec("UPDATE calls SET status = 'exploded' WHERE id = 'CA1'");
+    let err = block_on(s.load_call(&uid("ada"), &cid("CA1"))).expect_err("bad row");
+    assert_eq!(err.status(), 500);
+    assert!(err.to_string().contains("calls.status"));
+}
+
+#[test]
+#[ignore = "prints the plans for a human"]
+fn print_query_plans() {
+    let db = SqliteDatabase::migrated();
+    for (name, sql) in sql::READS {
+        println!("{name}: {:?}", db.query_plan(sql));
+    }
+}
