@@ -2,7 +2,7 @@
 
 use super::{percent_decode, respond, App, Request, Response};
 use crate::clock::Clock;
-use crate::domain::{UserId, E164};
+use crate::domain::{PhoneRoute, UserId, E164};
 use crate::error::{AppError, AppResult};
 use crate::reads::ReadModel;
 use crate::store::PhoneDirectory;
@@ -21,6 +21,11 @@ fn number(raw: &str) -> AppResult<E164> {
                 "must be a phone number in E.164 form, like +14155550100",
             )
         })
+}
+
+#[derive(serde::Serialize)]
+struct Created {
+    created: bool,
 }
 
 #[derive(Deserialize)]
@@ -62,13 +67,18 @@ pub async fn put_phone_number<R: ReadModel, P: PhoneDirectory, C: Clock>(
         })?;
     let now = app.clock.now();
     let created = app.phones.put_route(&number, &user, now).await?;
+    let route = PhoneRoute {
+        phone_number: number,
+        user_id: user,
+        updated_at: now,
+    };
     Ok(respond::json(
         if created { 201 } else { 200 },
-        &serde_json::json!({
-            "success": true,
-            "data": { "phoneNumber": number, "userId": user, "updatedAt": now },
-            "meta": { "created": created },
-        }),
+        &respond::Envelope {
+            success: true,
+            data: route,
+            meta: Created { created },
+        },
     ))
 }
 

@@ -224,17 +224,34 @@ fn percent_decode(raw: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+#[derive(serde::Serialize)]
+struct HealthData {
+    ok: bool,
+    version: &'static str,
+}
+
+/// Both the envelope and the flat `{"ok","version"}` of API.md, for uptime checkers that read
+/// either.
+#[derive(serde::Serialize)]
+struct Health {
+    success: bool,
+    ok: bool,
+    version: &'static str,
+    data: HealthData,
+}
+
 fn health() -> Response {
-    // Both the envelope and the flat `{"ok","version"}` of API.md, for uptime checkers that
-    // read either.
     respond::json(
         200,
-        &serde_json::json!({
-            "success": true,
-            "ok": true,
-            "version": VERSION,
-            "data": { "ok": true, "version": VERSION },
-        }),
+        &Health {
+            success: true,
+            ok: true,
+            version: VERSION,
+            data: HealthData {
+                ok: true,
+                version: VERSION,
+            },
+        },
     )
 }
 

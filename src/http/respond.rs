@@ -4,6 +4,7 @@ use super::{Method, Request, Response};
 use crate::config::AllowedOrigins;
 use crate::error::AppError;
 use crate::reads::{Payload, Served};
+use serde::Serialize;
 
 const JSON: &str = "application/json; charset=utf-8";
 
@@ -62,15 +63,36 @@ pub fn read(
     }
 }
 
-/// A non-read success in the envelope (admin routes, health).
-pub fn json(status: u16, body: &serde_json::Value) -> Response {
+/// `{"success": true, "data": …, "meta": …}`, fields in that order.
+#[derive(Serialize)]
+pub struct Envelope<D, M> {
+    pub success: bool,
+    pub data: D,
+    pub meta: M,
+}
+
+#[derive(Serialize)]
+struct ErrorEnvelope<'a> {
+    success: bool,
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: String,
+}
+
+/// A non-read JSON response (admin routes, health, errors); never stored by any cache.
+pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
     Response {
         status,
         headers: vec![
             ("content-type", JSON.to_owned()),
             ("cache-control", "no-store".to_owned()),
         ],
-        body: body.to_string().into_bytes(),
+        // Serializing plain data structures cannot fail.
+        body: serde_json::to_vec(body).unwrap_or_default(),
     }
 }
 
@@ -84,10 +106,13 @@ pub fn no_content() -> Response {
 
 /// The error envelope, with the headers some statuses call for.
 pub fn error(err: &AppError) -> Response {
-    let body = serde_json::json!({
-        "success": false,
-        "error": { "code": err.code(), "message": err.public_message() },
-    });
+    let body = ErrorEnvelope {
+        success: false,
+        error: ErrorBody {
+            code: err.code(),
+            message: err.public_message(),
+        },
+    };
     let mut res = json(err.status(), &body);
     match err {
         AppError::Unauthorized(_) => res

@@ -335,12 +335,3 @@ fn a_row_with_an_unknown_status_is_an_internal_error_not_a_wrong_answer() {
     assert_eq!(err.status(), 500);
     assert!(err.to_string().contains("calls.status"));
 }
-
-#[test]
-#[ignore = "prints the plans for a human"]
-fn print_query_plans() {
-    let db = SqliteDatabase::migrated();
-    for (name, sql) in sql::READS {
-        println!("{name}: {:?}", db.query_plan(sql));
-    }
-}
