@@ -15,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod reads;
 pub mod store;
+pub mod webhooks;
 
 #[cfg(target_arch = "wasm32")]
 mod entry;

@@ -13,10 +13,10 @@ pub use ids::{CallId, UserId, E164};
 pub use page::{Cursor, Limit, PagePosition, PageRequest};
 pub use time::Timestamp;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Who reported the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     Twilio,
@@ -43,7 +43,7 @@ impl Provider {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Inbound,
@@ -71,7 +71,7 @@ impl Direction {
 /// A call's lifecycle. The order of the variants is the order a call moves through: a status
 /// only ever replaces one of a lower [`CallStatus::rank`], so a late `ringing` cannot overwrite
 /// `completed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CallStatus {
     Queued,
@@ -133,7 +133,7 @@ impl CallStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AnalysisStatus {
     Pending,

@@ -87,6 +87,65 @@ impl Timestamp {
             - offset_minutes * 60_000;
         Some(Self(ms))
     }
+
+    /// Parses the RFC 2822 dates Twilio sends (`Tue, 05 Mar 2024 18:22:13 +0000`); the
+    /// weekday is optional and ignored.
+    pub fn parse_rfc2822(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let s = match s.split_once(',') {
+            Some((_, rest)) => rest.trim(),
+            None => s,
+        };
+        let mut parts = s.split_ascii_whitespace();
+        let day: i64 = parts.next()?.parse().ok()?;
+        let month = match parts.next()? {
+            "Jan" => 1,
+            "Feb" => 2,
+            "Mar" => 3,
+            "Apr" => 4,
+            "May" => 5,
+            "Jun" => 6,
+            "Jul" => 7,
+            "Aug" => 8,
+            "Sep" => 9,
+            "Oct" => 10,
+            "Nov" => 11,
+            "Dec" => 12,
+            _ => return None,
+        };
+        let year: i64 = parts.next()?.parse().ok()?;
+        let mut hms = parts.next()?.split(':');
+        let hour: i64 = hms.next()?.parse().ok()?;
+        let minute: i64 = hms.next()?.parse().ok()?;
+        let second: i64 = hms.next().map_or(Some(0), |x| x.parse().ok())?;
+        let zone = parts.next().unwrap_or("+0000");
+        if parts.next().is_some() || hms.next().is_some() {
+            return None;
+        }
+        let offset_minutes = match zone {
+            "GMT" | "UT" | "UTC" | "Z" => 0,
+            z if z.len() == 5 && (z.starts_with('+') || z.starts_with('-')) => {
+                let h: i64 = z.get(1..3)?.parse().ok()?;
+                let m: i64 = z.get(3..5)?.parse().ok()?;
+                let sign = if z.starts_with('-') { -1 } else { 1 };
+                sign * (h * 60 + m)
+            }
+            _ => return None,
+        };
+        if !(1..=12).contains(&month)
+            || day < 1
+            || day > days_in_month(year, month)
+            || hour > 23
+            || minute > 59
+            || second > 60
+        {
+            return None;
+        }
+        let days = days_from_civil(year, month, day);
+        let ms = days * MS_PER_DAY + (hour * 3600 + minute * 60 + second.min(59)) * 1000
+            - offset_minutes * 60_000;
+        Some(Self(ms))
+    }
 }
 
 impl fmt::Display for Timestamp {
@@ -198,6 +257,31 @@ mod tests {
             Timestamp::parse_rfc3339("2026-11-21T10:00:00.5Z").map(Timestamp::millis),
             utc.map(|t| t.millis() + 500)
         );
+    }
+
+    #[test]
+    fn twilio_rfc2822_dates_parse_with_or_without_weekday() {
+        let expected = Some(Timestamp::from_millis(1_709_662_933_000));
+        assert_eq!(
+            Timestamp::parse_rfc2822("Tue, 05 Mar 2024 18:22:13 +0000"),
+            expected
+        );
+        assert_eq!(
+            Timestamp::parse_rfc2822("5 Mar 2024 18:22:13 GMT"),
+            expected
+        );
+        assert_eq!(
+            Timestamp::parse_rfc2822("Tue, 05 Mar 2024 19:22:13 +0100"),
+            expected
+        );
+        for bad in [
+            "",
+            "Tue, 32 Mar 2024 18:22:13 +0000",
+            "05 Foo 2024 18:22:13 +0000",
+            "05 Mar 2024 18:22:13 EST x",
+        ] {
+            assert_eq!(Timestamp::parse_rfc2822(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,0 +1,51 @@
+//! Inbound webhooks, one module per sender. Each has a verifier — a pure function of the raw
+//! bytes, the headers, the secrets and `now`, comparing in constant time, with one error
+//! variant per failure mode — and a parser that turns a verified body into a [`Delivery`]: the
+//! provider's idempotency key plus normalized [`Event`]s the store applies.
+//!
+//! | route | sender | verifier | dedupe key |
+//! | --- | --- | --- | --- |
+//! | `/webhooks/twilio/voice-status` | Twilio | [`twilio::verify`] | `CallSid` + `SequenceNumber` (else `CallStatus`) |
+//! | `/webhooks/twilio/recording-status` | Twilio | [`twilio::verify`] | `RecordingSid` + `RecordingStatus` |
+//! | `/webhooks/events` | Standard Webhooks | [`standard::verify`] | `webhook-id` |
+//! | `/webhooks/retell` | Retell | [`retell::verify`] | `call_id` + `event` |
+
+pub mod event;
+pub mod form;
+pub mod retell;
+pub mod standard;
+pub mod twilio;
+
+pub use event::{AnalysisReport, CallReport, Delivery, EnrichmentReport, Event, RecordingReport};
+
+/// How far a signed timestamp may be from `now`, either way (Standard Webhooks, Retell).
+pub const TOLERANCE_MS: i64 = 5 * 60 * 1000;
+
+/// Why a verified body could not become a delivery: a 400 naming what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// The body is not well-formed (JSON, form encoding).
+    Malformed(String),
+    /// A required field is missing or has the wrong shape.
+    Field { field: &'static str, reason: String },
+}
+
+impl ParseError {
+    pub fn field(field: &'static str, reason: impl Into<String>) -> Self {
+        ParseError::Field {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<ParseError> for crate::error::AppError {
+    fn from(e: ParseError) -> Self {
+        match e {
+            ParseError::Malformed(m) => crate::error::AppError::InvalidJson(m),
+            ParseError::Field { field, reason } => {
+                crate::error::AppError::invalid_parameter(field, reason)
+            }
+        }
+    }
+}

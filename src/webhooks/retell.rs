@@ -1,0 +1,388 @@
+//! Retell AI (`x-retell-signature: v=<ms>,d=<hex>`).
+//!
+//! The digest is hex(HMAC-SHA256(API key, body + "<ms>")); `<ms>` must be within ±5 minutes of
+//! `now`. `call_started`, `call_ended` and `call_analyzed` update the call; `call_ended` adds the
+//! recording, `call_analyzed` the analysis (intent and confidence from
+//! `call_analysis.custom_analysis_data`). Calls are attributed through the registered number:
+//! `to_number` for inbound calls, `from_number` for outbound.
+
+use super::event::{AnalysisReport, CallReport, Delivery, Event, Owner, RecordingReport};
+use super::{ParseError, TOLERANCE_MS};
+use crate::domain::{AnalysisStatus, CallId, CallStatus, Direction, Provider, Timestamp, E164};
+use hmac::{Hmac, Mac};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetellSignatureError {
+    /// No `x-retell-signature` header (401).
+    MissingSignature,
+    /// The header is not `v=<ms>,d=<64 hex>` (403).
+    MalformedSignature,
+    /// `v` is more than 5 minutes from now (403).
+    TimestampOutOfTolerance,
+    /// The digest does not match (403).
+    Mismatch,
+}
+
+pub fn verify(
+    body: &[u8],
+    signature: Option<&str>,
+    api_key: &str,
+    now: Timestamp,
+) -> Result<(), RetellSignatureError> {
+    use RetellSignatureError as E;
+    let header = signature
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or(E::MissingSignature)?;
+    let (mut v, mut d) = (None, None);
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("v", x)) => v = Some(x),
+            Some(("d", x)) => d = Some(x),
+            _ => return Err(E::MalformedSignature),
+        }
+    }
+    let (Some(v), Some(d)) = (v, d) else {
+        return Err(E::MalformedSignature);
+    };
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(E::MalformedSignature);
+    }
+    let ms: i64 = v.parse().map_err(|_| E::MalformedSignature)?;
+    let digest = hex::decode(d)
+        .ok()
+        .filter(|x| x.len() == 32)
+        .ok_or(E::MalformedSignature)?;
+    if (now.millis() - ms).abs() > TOLERANCE_MS {
+        return Err(E::TimestampOutOfTolerance);
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(api_key.as_bytes()).map_err(|_| E::Mismatch)?;
+    mac.update(body);
+    mac.update(v.as_bytes());
+    mac.verify_slice(&digest).map_err(|_| E::Mismatch)
+}
+
+fn field<'a>(call: &'a Map<String, Value>, name: &'static str) -> Option<&'a Value> {
+    call.get(name).filter(|v| !v.is_null())
+}
+
+fn opt_str(call: &Map<String, Value>, name: &'static str) -> Result<Option<String>, ParseError> {
+    match field(call, name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ParseError::field(name, "must be a string")),
+    }
+}
+
+fn opt_ms(call: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, ParseError> {
+    match field(call, name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| ParseError::field(name, "must be epoch milliseconds")),
+    }
+}
+
+/// Maps Retell's end-of-call reason onto our statuses; anything unknown ended normally.
+fn ended_status(reason: Option<&str>) -> CallStatus {
+    match reason.unwrap_or_default() {
+        "dial_busy" => CallStatus::Busy,
+        "dial_no_answer" => CallStatus::NoAnswer,
+        r if r.starts_with("dial_failed") || r.starts_with("error") => CallStatus::Failed,
+        _ => CallStatus::Completed,
+    }
+}
+
+pub fn parse(body: &[u8], now: Timestamp) -> Result<Delivery, ParseError> {
+    let root: Value = serde_json::from_slice(body)
+        .map_err(|e| ParseError::Malformed(format!("the body is not JSON: {e}")))?;
+    let root = root
+        .as_object()
+        .ok_or_else(|| ParseError::Malformed("the body must be a JSON object".into()))?;
+    let event = root
+        .get("event")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ParseError::field("event", "is required and must be a string"))?;
+    let call = root
+        .get("call")
+        .and_then(Value::as_object)
+        .ok_or_else(|| ParseError::field("call", "is required and must be an object"))?;
+    let call_id = call
+        .get("call_id")
+        .and_then(Value::as_str)
+        .and_then(CallId::parse)
+        .ok_or_else(|| ParseError::field("call_id", "is required and must be a call id"))?
+        .to_string();
+    let mut delivery = Delivery {
+        provider: Provider::Retell,
+        key: format!("{call_id}:{}", event.chars().take(64).collect::<String>()),
+        event_type: event.chars().take(64).collect(),
+        events: Vec::new(),
+        received_at: now.millis(),
+        payload: None,
+    };
+    if !matches!(event, "call_started" | "call_ended" | "call_analyzed") {
+        delivery.payload = Some(String::from_utf8_lossy(body).into_owned());
+        return Ok(delivery);
+    }
+    let direction = match opt_str(call, "direction")?.as_deref() {
+        None | Some("inbound") => Direction::Inbound,
+        Some("outbound") => Direction::Outbound,
+        Some(_) => {
+            return Err(ParseError::field(
+                "direction",
+                "must be inbound or outbound",
+            ))
+        }
+    };
+    let from = opt_str(call, "from_number")?.unwrap_or_default();
+    let to = opt_str(call, "to_number")?.unwrap_or_default();
+    let ours = match direction {
+        Direction::Inbound => &to,
+        Direction::Outbound => &from,
+    };
+    let owner = Owner {
+        user: None,
+        number: E164::parse(ours).map(|n| n.to_string()),
+    };
+    let start = opt_ms(call, "start_timestamp")?;
+    let end = opt_ms(call, "end_timestamp")?;
+    let ended = event != "call_started";
+    let status = if ended {
+        ended_status(opt_str(call, "disconnection_reason")?.as_deref())
+    } else {
+        CallStatus::InProgress
+    };
+    let at = if ended { end } else { start }.unwrap_or(now.millis());
+    let duration = match (start, end) {
+        (Some(s), Some(e)) if ended && e >= s => Some((e - s + 500) / 1000),
+        _ => None,
+    };
+    delivery.events.push(Event::Call(CallReport {
+        call_id: call_id.clone(),
+        owner: owner.clone(),
+        provider: Provider::Retell,
+        direction,
+        from,
+        to,
+        status,
+        started_at: start.unwrap_or(at),
+        ended_at: if ended { end.or(Some(at)) } else { None },
+        duration_seconds: duration,
+        at,
+    }));
+    if ended {
+        if let Some(url) = opt_str(call, "recording_url")? {
+            delivery.events.push(Event::Recording(RecordingReport {
+                call_id: call_id.clone(),
+                recording_id: format!("rec_{call_id}"),
+                url: Some(url),
+                duration_seconds: duration,
+                status: "completed".to_owned(),
+                at,
+            }));
+        }
+    }
+    if event == "call_analyzed" {
+        let analysis = call
+            .get("call_analysis")
+            .and_then(Value::as_object)
+            .ok_or_else(|| ParseError::field("call_analysis", "is required for call_analyzed"))?;
+        let custom = analysis
+            .get("custom_analysis_data")
+            .and_then(Value::as_object);
+        let intent = custom
+            .and_then(|c| c.get("intent"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or("unknown");
+        let confidence = custom
+            .and_then(|c| c.get("intent_confidence").or_else(|| c.get("confidence")))
+            .and_then(Value::as_f64);
+        if confidence.is_some_and(|c| !(0.0..=1.0).contains(&c)) {
+            return Err(ParseError::field(
+                "intent_confidence",
+                "must be between 0 and 1",
+            ));
+        }
+        delivery.events.push(Event::Analysis(AnalysisReport {
+            call_id,
+            owner,
+            status: AnalysisStatus::Completed,
+            intent: Some(intent.to_owned()),
+            confidence,
+            summary: analysis
+                .get("call_summary")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            at: now.millis(),
+        }));
+    }
+    Ok(delivery)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vector() -> (String, String, String) {
+        let raw = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/vectors/webhook-signatures.json"
+        ))
+        .expect("the shared signature vectors are beside the project");
+        let all: Value = serde_json::from_str(&raw).expect("JSON");
+        let v = &all["retell"];
+        let s = |k: &str| v[k].as_str().expect("string").to_owned();
+        (s("api_key"), s("raw_body"), s("x-retell-signature"))
+    }
+
+    const SIGNED_AT: i64 = 1_709_662_940_000;
+
+    #[test]
+    fn the_retell_vector_verifies() {
+        let (key, body, sig) = vector();
+        assert_eq!(
+            verify(
+                body.as_bytes(),
+                Some(&sig),
+                &key,
+                Timestamp::from_millis(SIGNED_AT + 1000)
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_missing_header_is_its_own_error() {
+        assert_eq!(
+            verify(b"{}", None, "k", Timestamp::from_millis(0)),
+            Err(RetellSignatureError::MissingSignature)
+        );
+    }
+
+    #[test]
+    fn headers_not_shaped_v_comma_d_are_malformed() {
+        for bad in [
+            "d=00",
+            "v=1",
+            "v=abc,d=00",
+            "v=1,d=zz",
+            "v=1,d=00",
+            "v=1,d=00,x=1",
+            "garbage",
+        ] {
+            assert_eq!(
+                verify(b"{}", Some(bad), "k", Timestamp::from_millis(1)),
+                Err(RetellSignatureError::MalformedSignature),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_signature_older_or_newer_than_five_minutes_is_refused() {
+        let (key, body, sig) = vector();
+        for now in [SIGNED_AT + TOLERANCE_MS + 1, SIGNED_AT - TOLERANCE_MS - 1] {
+            assert_eq!(
+                verify(
+                    body.as_bytes(),
+                    Some(&sig),
+                    &key,
+                    Timestamp::from_millis(now)
+                ),
+                Err(RetellSignatureError::TimestampOutOfTolerance)
+            );
+        }
+    }
+
+    #[test]
+    fn a_changed_body_or_key_is_a_mismatch() {
+        let (key, body, sig) = vector();
+        let now = Timestamp::from_millis(SIGNED_AT);
+        assert_eq!(
+            verify(
+                body.replace("0.91", "0.1").as_bytes(),
+                Some(&sig),
+                &key,
+                now
+            ),
+            Err(RetellSignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(body.as_bytes(), Some(&sig), "other", now),
+            Err(RetellSignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn call_analyzed_updates_the_call_and_adds_the_analysis() {
+        let (_, body, _) = vector();
+        let d = parse(body.as_bytes(), Timestamp::from_millis(SIGNED_AT)).expect("parses");
+        assert_eq!(d.key, "call_0001:call_analyzed");
+        let Event::Call(c) = &d.events[0] else {
+            panic!("call")
+        };
+        assert_eq!(c.status, CallStatus::Completed);
+        assert_eq!(c.owner.number.as_deref(), Some("+14155550199"));
+        assert_eq!(c.duration_seconds, Some(42));
+        let Event::Analysis(a) = &d.events[1] else {
+            panic!("analysis")
+        };
+        assert_eq!(a.intent.as_deref(), Some("reschedule"));
+        assert_eq!(a.confidence, Some(0.91));
+        assert_eq!(a.summary.as_deref(), Some("Caller asked to reschedule."));
+    }
+
+    #[test]
+    fn call_ended_with_a_recording_and_a_busy_line() {
+        let body = br#"{"event":"call_ended","call":{"call_id":"call_2","direction":"outbound","from_number":"+14155550100","to_number":"+14155550111","start_timestamp":1000,"end_timestamp":4000,"disconnection_reason":"dial_busy","recording_url":"https://r.example/2.wav"}}"#;
+        let d = parse(body, Timestamp::from_millis(5000)).expect("parses");
+        let Event::Call(c) = &d.events[0] else {
+            panic!("call")
+        };
+        assert_eq!(
+            (c.status, c.owner.number.as_deref()),
+            (CallStatus::Busy, Some("+14155550100"))
+        );
+        assert!(
+            matches!(&d.events[1], Event::Recording(r) if r.url.as_deref() == Some("https://r.example/2.wav"))
+        );
+    }
+
+    #[test]
+    fn other_events_are_kept_with_their_payload() {
+        let d = parse(
+            br#"{"event":"transcript_updated","call":{"call_id":"c1"}}"#,
+            Timestamp::from_millis(0),
+        )
+        .expect("parses");
+        assert!(d.events.is_empty());
+        assert!(d.payload.is_some());
+    }
+
+    #[test]
+    fn bodies_without_event_call_or_call_id_name_the_field() {
+        for (body, name) in [
+            (&br#"{"call":{"call_id":"c"}}"#[..], "event"),
+            (br#"{"event":"call_started"}"#, "call"),
+            (br#"{"event":"call_started","call":{}}"#, "call_id"),
+            (
+                br#"{"event":"call_started","call":{"call_id":"c","start_timestamp":"x"}}"#,
+                "start_timestamp",
+            ),
+            (
+                br#"{"event":"call_analyzed","call":{"call_id":"c"}}"#,
+                "call_analysis",
+            ),
+        ] {
+            match parse(body, Timestamp::from_millis(0)) {
+                Err(ParseError::Field { field, .. }) => assert_eq!(field, name),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+}

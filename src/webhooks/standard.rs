@@ -1,0 +1,578 @@
+//! Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`; the `svix-*`
+//! names too): our analysis and enrichment pipelines, or any sender without native support.
+//!
+//! The signature is base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")) where the key is the
+//! base64 after `whsec_`. The header holds space-separated `v1,<sig>` entries; one match with
+//! any configured secret suffices. The timestamp must be within ±5 minutes of `now`.
+
+use super::event::{AnalysisReport, CallReport, Delivery, EnrichmentReport, Event, Owner};
+use super::{ParseError, TOLERANCE_MS};
+use crate::domain::{AnalysisStatus, CallId, CallStatus, Direction, Provider, Timestamp, UserId};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StandardSignatureError {
+    /// `webhook-id`, `webhook-timestamp` or `webhook-signature` is absent (401).
+    MissingHeader(&'static str),
+    /// The timestamp is not an integer number of seconds (403).
+    MalformedTimestamp,
+    /// The timestamp is more than 5 minutes from now, either way (403).
+    TimestampOutOfTolerance,
+    /// No configured secret is a valid `whsec_` key (503, a configuration error).
+    NoUsableSecret,
+    /// No `v1` entry matches any configured secret (403).
+    NoMatchingSignature,
+}
+
+/// The three signature headers, under their `webhook-*` or `svix-*` names.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignatureHeaders<'a> {
+    pub id: Option<&'a str>,
+    pub timestamp: Option<&'a str>,
+    pub signature: Option<&'a str>,
+}
+
+impl<'a> SignatureHeaders<'a> {
+    /// Reads the headers through `get` (a lower-case name → value).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<&'a str>) -> Self {
+        let either =
+            |name: &str| get(&format!("webhook-{name}")).or_else(|| get(&format!("svix-{name}")));
+        Self {
+            id: either("id"),
+            timestamp: either("timestamp"),
+            signature: either("signature"),
+        }
+    }
+}
+
+/// Decodes a `whsec_…` secret (the prefix is optional) into its key bytes.
+pub fn secret_key(secret: &str) -> Option<Vec<u8>> {
+    let b64 = secret.strip_prefix("whsec_").unwrap_or(secret);
+    STANDARD.decode(b64).ok().filter(|k| !k.is_empty())
+}
+
+pub fn verify(
+    headers: &SignatureHeaders<'_>,
+    body: &[u8],
+    secrets: &[&str],
+    now: Timestamp,
+) -> Result<(), StandardSignatureError> {
+    use StandardSignatureError as E;
+    let id = headers
+        .id
+        .filter(|v| !v.is_empty())
+        .ok_or(E::MissingHeader("webhook-id"))?;
+    let ts = headers
+        .timestamp
+        .filter(|v| !v.is_empty())
+        .ok_or(E::MissingHeader("webhook-timestamp"))?;
+    let signatures = headers
+        .signature
+        .filter(|v| !v.trim().is_empty())
+        .ok_or(E::MissingHeader("webhook-signature"))?;
+    let seconds: i64 = ts.trim().parse().map_err(|_| E::MalformedTimestamp)?;
+    let skew = seconds
+        .checked_mul(1000)
+        .map(|ms| (now.millis() - ms).abs())
+        .ok_or(E::TimestampOutOfTolerance)?;
+    if skew > TOLERANCE_MS {
+        return Err(E::TimestampOutOfTolerance);
+    }
+    let keys: Vec<Vec<u8>> = secrets.iter().filter_map(|s| secret_key(s)).collect();
+    if keys.is_empty() {
+        return Err(E::NoUsableSecret);
+    }
+    let candidates: Vec<Vec<u8>> = signatures
+        .split_ascii_whitespace()
+        .filter_map(|entry| entry.strip_prefix("v1,"))
+        .filter_map(|b64| STANDARD.decode(b64).ok())
+        .collect();
+    for key in &keys {
+        for candidate in &candidates {
+            let mut mac = Hmac::<Sha256>::new_from_slice(key).map_err(|_| E::NoUsableSecret)?;
+            mac.update(id.as_bytes());
+            mac.update(b".");
+            mac.update(ts.as_bytes());
+            mac.update(b".");
+            mac.update(body);
+            if mac.verify_slice(candidate).is_ok() {
+                return Ok(());
+            }
+        }
+    }
+    Err(E::NoMatchingSignature)
+}
+
+fn str_field<'a>(data: &'a Map<String, Value>, name: &'static str) -> Result<&'a str, ParseError> {
+    data.get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ParseError::field(name, "is required and must be a string"))
+}
+
+fn opt_str(data: &Map<String, Value>, name: &'static str) -> Result<Option<String>, ParseError> {
+    match data.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ParseError::field(name, "must be a string or null")),
+    }
+}
+
+fn opt_number(data: &Map<String, Value>, name: &'static str) -> Result<Option<f64>, ParseError> {
+    match data.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| ParseError::field(name, "must be a number or null")),
+    }
+}
+
+fn opt_instant(data: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, ParseError> {
+    match opt_str(data, name)? {
+        None => Ok(None),
+        Some(s) => Timestamp::parse_rfc3339(&s)
+            .map(|t| Some(t.millis()))
+            .ok_or_else(|| ParseError::field(name, "must be an RFC 3339 instant")),
+    }
+}
+
+fn user(data: &Map<String, Value>) -> Result<String, ParseError> {
+    UserId::parse(str_field(data, "userId")?)
+        .map(|u| u.to_string())
+        .ok_or_else(|| ParseError::field("userId", "is not a user id"))
+}
+
+fn call_id(data: &Map<String, Value>, name: &'static str) -> Result<String, ParseError> {
+    CallId::parse(str_field(data, name)?)
+        .map(|c| c.to_string())
+        .ok_or_else(|| ParseError::field(name, "is not a call id"))
+}
+
+/// The event types this service applies; others are recorded and acknowledged.
+pub const KNOWN_TYPES: [&str; 4] = [
+    "call.upserted",
+    "call.analysis.completed",
+    "call.analysis.failed",
+    "call.enrichment.completed",
+];
+
+/// A verified event body as a delivery, keyed by `webhook-id`.
+pub fn parse(webhook_id: &str, body: &[u8], now: Timestamp) -> Result<Delivery, ParseError> {
+    let root: Value = serde_json::from_slice(body)
+        .map_err(|e| ParseError::Malformed(format!("the body is not JSON: {e}")))?;
+    let root = root
+        .as_object()
+        .ok_or_else(|| ParseError::Malformed("the body must be a JSON object".into()))?;
+    let event_type = root
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ParseError::field("type", "is required and must be a string"))?;
+    let at = match root.get("timestamp") {
+        None | Some(Value::Null) => now.millis(),
+        Some(Value::String(s)) => Timestamp::parse_rfc3339(s)
+            .ok_or_else(|| ParseError::field("timestamp", "must be an RFC 3339 instant"))?
+            .millis(),
+        Some(_) => return Err(ParseError::field("timestamp", "must be a string")),
+    };
+    let mut delivery = Delivery {
+        provider: Provider::Api,
+        key: webhook_id.to_owned(),
+        event_type: event_type.chars().take(100).collect(),
+        events: Vec::new(),
+        received_at: now.millis(),
+        payload: None,
+    };
+    if !KNOWN_TYPES.contains(&event_type) {
+        delivery.payload = Some(String::from_utf8_lossy(body).into_owned());
+        return Ok(delivery);
+    }
+    let data = root
+        .get("data")
+        .and_then(Value::as_object)
+        .ok_or_else(|| ParseError::field("data", "is required and must be an object"))?;
+    let owner = Owner {
+        user: Some(user(data)?),
+        number: None,
+    };
+    let event = match event_type {
+        "call.upserted" => {
+            let status = match opt_str(data, "status")? {
+                None => CallStatus::Queued,
+                Some(s) => CallStatus::parse(&s)
+                    .ok_or_else(|| ParseError::field("status", "is not a call status"))?,
+            };
+            let direction = match opt_str(data, "direction")? {
+                None => Direction::Inbound,
+                Some(s) => Direction::parse(&s)
+                    .ok_or_else(|| ParseError::field("direction", "must be inbound or outbound"))?,
+            };
+            let provider = match opt_str(data, "provider")? {
+                None => Provider::Api,
+                Some(s) => Provider::parse(&s).ok_or_else(|| {
+                    ParseError::field("provider", "must be twilio, retell or api")
+                })?,
+            };
+            let duration = opt_number(data, "durationSeconds")?;
+            if duration.is_some_and(|d| d < 0.0 || d.fract() != 0.0) {
+                return Err(ParseError::field(
+                    "durationSeconds",
+                    "must be a whole number ≥ 0",
+                ));
+            }
+            Event::Call(CallReport {
+                call_id: call_id(data, "id")?,
+                owner,
+                provider,
+                direction,
+                from: opt_str(data, "from")?.unwrap_or_default(),
+                to: opt_str(data, "to")?.unwrap_or_default(),
+                status,
+                started_at: opt_instant(data, "startedAt")?.unwrap_or(at),
+                ended_at: opt_instant(data, "endedAt")?,
+                duration_seconds: duration.map(|d| d as i64),
+                at,
+            })
+        }
+        "call.analysis.completed" => {
+            let confidence = opt_number(data, "confidence")?
+                .ok_or_else(|| ParseError::field("confidence", "is required"))?;
+            if !(0.0..=1.0).contains(&confidence) {
+                return Err(ParseError::field("confidence", "must be between 0 and 1"));
+            }
+            Event::Analysis(AnalysisReport {
+                call_id: call_id(data, "callId")?,
+                owner,
+                status: AnalysisStatus::Completed,
+                intent: Some(str_field(data, "intent")?.to_owned()),
+                confidence: Some(confidence),
+                summary: opt_str(data, "summary")?,
+                at,
+            })
+        }
+        "call.analysis.failed" => Event::Analysis(AnalysisReport {
+            call_id: call_id(data, "callId")?,
+            owner,
+            status: AnalysisStatus::Failed,
+            intent: None,
+            confidence: None,
+            summary: opt_str(data, "error")?,
+            at,
+        }),
+        _ => Event::Enrichment(EnrichmentReport {
+            call_id: call_id(data, "callId")?,
+            owner,
+            phone_number: str_field(data, "phoneNumber")?.to_owned(),
+            caller_name: opt_str(data, "callerName")?,
+            caller_type: opt_str(data, "callerType")?,
+            line_type: opt_str(data, "lineType")?,
+            carrier: opt_str(data, "carrier")?,
+            spam_score: opt_number(data, "spamScore")?,
+            at,
+        }),
+    };
+    delivery.events.push(event);
+    Ok(delivery)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    struct Vector {
+        secret: String,
+        body: String,
+        id: String,
+        ts: String,
+        sig: String,
+    }
+
+    fn vector() -> Vector {
+        let raw = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/vectors/webhook-signatures.json"
+        ))
+        .expect("the shared signature vectors are beside the project");
+        let all: Value = serde_json::from_str(&raw).expect("JSON");
+        let v = &all["standard_webhooks"];
+        let s = |k: &str| v[k].as_str().expect("string").to_owned();
+        Vector {
+            secret: s("secret"),
+            body: s("raw_body"),
+            id: s("webhook-id"),
+            ts: s("webhook-timestamp"),
+            sig: s("webhook-signature"),
+        }
+    }
+
+    fn at(seconds: &str) -> Timestamp {
+        Timestamp::from_millis(seconds.parse::<i64>().expect("seconds") * 1000)
+    }
+
+    fn headers<'a>(v: &'a Vector) -> SignatureHeaders<'a> {
+        SignatureHeaders {
+            id: Some(&v.id),
+            timestamp: Some(&v.ts),
+            signature: Some(&v.sig),
+        }
+    }
+
+    #[test]
+    fn the_standard_webhooks_vector_verifies() {
+        let v = vector();
+        assert_eq!(
+            verify(&headers(&v), v.body.as_bytes(), &[&v.secret], at(&v.ts)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn svix_header_names_are_read_too() {
+        let v = vector();
+        let h = SignatureHeaders::from_lookup(|name| match name {
+            "svix-id" => Some(v.id.as_str()),
+            "svix-timestamp" => Some(v.ts.as_str()),
+            "svix-signature" => Some(v.sig.as_str()),
+            _ => None,
+        });
+        assert_eq!(
+            verify(&h, v.body.as_bytes(), &[&v.secret], at(&v.ts)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_secondary_secret_and_one_of_several_signatures_suffice() {
+        let v = vector();
+        let list = format!("v1,AAAA {} v2,zzz", v.sig);
+        let h = SignatureHeaders {
+            signature: Some(&list),
+            ..headers(&v)
+        };
+        let other = "whsec_b3RoZXItc2VjcmV0";
+        assert_eq!(
+            verify(&h, v.body.as_bytes(), &[other, &v.secret], at(&v.ts)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn each_missing_header_is_named() {
+        let v = vector();
+        let body = v.body.as_bytes();
+        let now = at(&v.ts);
+        for (h, name) in [
+            (
+                SignatureHeaders {
+                    id: None,
+                    ..headers(&v)
+                },
+                "webhook-id",
+            ),
+            (
+                SignatureHeaders {
+                    timestamp: None,
+                    ..headers(&v)
+                },
+                "webhook-timestamp",
+            ),
+            (
+                SignatureHeaders {
+                    signature: Some(" "),
+                    ..headers(&v)
+                },
+                "webhook-signature",
+            ),
+        ] {
+            assert_eq!(
+                verify(&h, body, &[&v.secret], now),
+                Err(StandardSignatureError::MissingHeader(name))
+            );
+        }
+    }
+
+    #[test]
+    fn a_timestamp_that_is_not_seconds_is_malformed() {
+        let v = vector();
+        let h = SignatureHeaders {
+            timestamp: Some("2024-03-05"),
+            ..headers(&v)
+        };
+        assert_eq!(
+            verify(&h, v.body.as_bytes(), &[&v.secret], at(&v.ts)),
+            Err(StandardSignatureError::MalformedTimestamp)
+        );
+    }
+
+    #[test]
+    fn timestamps_beyond_five_minutes_either_way_are_refused() {
+        let v = vector();
+        let body = v.body.as_bytes();
+        let t = at(&v.ts).millis();
+        for now in [t + TOLERANCE_MS + 1000, t - TOLERANCE_MS - 1000] {
+            assert_eq!(
+                verify(
+                    &headers(&v),
+                    body,
+                    &[&v.secret],
+                    Timestamp::from_millis(now)
+                ),
+                Err(StandardSignatureError::TimestampOutOfTolerance)
+            );
+        }
+        assert_eq!(
+            verify(
+                &headers(&v),
+                body,
+                &[&v.secret],
+                Timestamp::from_millis(t + TOLERANCE_MS)
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn no_usable_secret_is_a_configuration_error() {
+        let v = vector();
+        assert_eq!(
+            verify(&headers(&v), v.body.as_bytes(), &["whsec_!!!"], at(&v.ts)),
+            Err(StandardSignatureError::NoUsableSecret)
+        );
+    }
+
+    #[test]
+    fn a_changed_body_id_or_secret_matches_no_signature() {
+        let v = vector();
+        let now = at(&v.ts);
+        let tampered = v.body.replace("0.91", "0.99");
+        assert_eq!(
+            verify(&headers(&v), tampered.as_bytes(), &[&v.secret], now),
+            Err(StandardSignatureError::NoMatchingSignature)
+        );
+        let h = SignatureHeaders {
+            id: Some("msg_other"),
+            ..headers(&v)
+        };
+        assert_eq!(
+            verify(&h, v.body.as_bytes(), &[&v.secret], now),
+            Err(StandardSignatureError::NoMatchingSignature)
+        );
+        assert_eq!(
+            verify(&headers(&v), v.body.as_bytes(), &["whsec_b3RoZXI="], now),
+            Err(StandardSignatureError::NoMatchingSignature)
+        );
+    }
+
+    fn parse_json(v: Value) -> Result<Delivery, ParseError> {
+        parse(
+            "msg_1",
+            v.to_string().as_bytes(),
+            Timestamp::from_millis(1_000),
+        )
+    }
+
+    #[test]
+    fn an_analysis_event_becomes_a_completed_analysis_for_its_user() {
+        let d = parse_json(json!({"type": "call.analysis.completed", "timestamp": "2026-11-21T10:00:00Z",
+            "data": {"userId": "ada", "callId": "CA1", "intent": "billing", "confidence": 0.9, "summary": "s"}}))
+        .expect("parses");
+        assert_eq!(d.key, "msg_1");
+        let Event::Analysis(a) = &d.events[0] else {
+            panic!("analysis")
+        };
+        assert_eq!(
+            (a.owner.user.as_deref(), a.intent.as_deref()),
+            (Some("ada"), Some("billing"))
+        );
+        assert_eq!(
+            a.at,
+            Timestamp::parse_rfc3339("2026-11-21T10:00:00Z")
+                .map(Timestamp::millis)
+                .unwrap_or_default()
+        );
+    }
+
+    #[test]
+    fn a_call_upsert_fills_defaults_for_absent_fields() {
+        let d =
+            parse_json(json!({"type": "call.upserted", "data": {"userId": "ada", "id": "CA9"}}))
+                .expect("parses");
+        let Event::Call(c) = &d.events[0] else {
+            panic!("call")
+        };
+        assert_eq!(
+            (c.status, c.direction, c.provider),
+            (CallStatus::Queued, Direction::Inbound, Provider::Api)
+        );
+        assert_eq!(c.started_at, 1_000);
+    }
+
+    #[test]
+    fn unknown_types_keep_their_payload_and_carry_no_events() {
+        let d = parse_json(json!({"type": "call.intent_analyzed", "data": {}})).expect("parses");
+        assert!(d.events.is_empty());
+        assert!(d
+            .payload
+            .as_deref()
+            .is_some_and(|p| p.contains("intent_analyzed")));
+    }
+
+    #[test]
+    fn bad_event_bodies_name_the_field() {
+        let cases = [
+            (json!({"data": {}}), "type"),
+            (json!({"type": "call.upserted"}), "data"),
+            (
+                json!({"type": "call.upserted", "data": {"id": "CA1"}}),
+                "userId",
+            ),
+            (
+                json!({"type": "call.upserted", "data": {"userId": "a:b", "id": "CA1"}}),
+                "userId",
+            ),
+            (
+                json!({"type": "call.upserted", "data": {"userId": "ada"}}),
+                "id",
+            ),
+            (
+                json!({"type": "call.upserted", "data": {"userId": "ada", "id": "CA1", "status": "x"}}),
+                "status",
+            ),
+            (
+                json!({"type": "call.analysis.completed", "data": {"userId": "ada", "callId": "CA1", "intent": "x", "confidence": 1.5}}),
+                "confidence",
+            ),
+            (
+                json!({"type": "call.analysis.completed", "data": {"userId": "ada", "callId": "CA1", "confidence": 0.5}}),
+                "intent",
+            ),
+            (
+                json!({"type": "call.enrichment.completed", "data": {"userId": "ada", "callId": "CA1"}}),
+                "phoneNumber",
+            ),
+            (
+                json!({"type": "call.upserted", "timestamp": "nope", "data": {}}),
+                "timestamp",
+            ),
+        ];
+        for (body, field) in cases {
+            match parse_json(body.clone()) {
+                Err(ParseError::Field { field: f, .. }) => assert_eq!(f, field, "{body}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            parse("m", b"{not json", Timestamp::from_millis(0)),
+            Err(ParseError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse("m", b"[1]", Timestamp::from_millis(0)),
+            Err(ParseError::Malformed(_))
+        ));
+    }
+}
