@@ -72,32 +72,84 @@ export function applyMigrations(persistDir) {
 }
 
 /**
- * Starts the worker. `vars` replaces the binding values entirely (use localVars() to build
- * them). Returns { url, mf, db, kv, dispose }.
+ * A JS wrapper around the real D1 binding that fails on demand, for fault-injection tests.
+ * It must be a class named D1Database (workers-rs checks the constructor's name), and may only
+ * fail from the async methods: workers-rs unwraps `prepare()` and `bind()`, so a synchronous
+ * throw there would abort the wasm instance.
  */
-export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.1", log = false }) {
+const D1_FAULTS_SCRIPT = `
+async function check(env) {
+  const res = await env.FAULTS.fetch("http://faults/d1");
+  const { fail } = await res.json();
+  if (fail) throw new Error("D1_ERROR: injected failure: database unavailable");
+}
+class D1PreparedStatement {
+  constructor(env, inner) { this.env = env; this.inner = inner; }
+  bind(...values) { return new D1PreparedStatement(this.env, this.inner.bind(...values)); }
+  async first(col) { await check(this.env); return this.inner.first(col); }
+  async all() { await check(this.env); return this.inner.all(); }
+  async run() { await check(this.env); return this.inner.run(); }
+  async raw(opts) { await check(this.env); return this.inner.raw(opts); }
+}
+class D1Database {
+  constructor(env) { this.env = env; }
+  prepare(sql) { return new D1PreparedStatement(this.env, this.env.REAL.prepare(sql)); }
+  async batch(statements) { await check(this.env); return this.env.REAL.batch(statements.map((s) => s.inner)); }
+  async exec(sql) { await check(this.env); return this.env.REAL.exec(sql); }
+  async dump() { await check(this.env); return this.env.REAL.dump(); }
+}
+export default function (env) { return new D1Database(env); }
+`;
+
+/**
+ * Starts the worker. `vars` replaces the binding values entirely (use localVars() to build
+ * them). With `faults` (an object the caller may change at any time, e.g. `{ d1: true }`), the
+ * DB binding goes through a wrapper that fails while `faults.d1` is true.
+ * Returns { url, mf, db, kv, scheduled, dispose }.
+ */
+export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.1", faults }) {
   const settings = wranglerSettings();
   if (!existsSync(join(ROOT, "build/index.js"))) {
     throw new Error("build/index.js is missing: run `bash scripts/build.sh` first");
   }
-  const mf = new Miniflare({
+  const main = {
+    name: "main",
     modules: true,
     scriptPath: join(ROOT, "build/index.js"),
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
     compatibilityDate: settings.compatibilityDate,
     bindings: vars,
-    d1Databases: { DB: settings.d1Id },
     kvNamespaces: { CACHE: settings.kvId },
+  };
+  const workers = [main];
+  if (faults) {
+    // The worker sees the wrapper as DB; tests seed and inspect through RAW_DB.
+    main.d1Databases = { RAW_DB: settings.d1Id };
+    main.wrappedBindings = { DB: { scriptName: "d1-faults" } };
+    workers.push({
+      name: "d1-faults",
+      modules: true,
+      script: D1_FAULTS_SCRIPT,
+      d1Databases: { REAL: settings.d1Id },
+      serviceBindings: {
+        FAULTS: async () => new Response(JSON.stringify({ fail: Boolean(faults.d1) })),
+      },
+    });
+  } else {
+    main.d1Databases = { DB: settings.d1Id };
+  }
+  const mf = new Miniflare({
+    workers,
     d1Persist: join(persistDir, "v3/d1"),
     kvPersist: join(persistDir, "v3/kv"),
     host,
     port,
-    ...(log ? {} : { log: undefined }),
   });
   const url = await mf.ready;
-  const db = await mf.getD1Database("DB");
+  const db = await mf.getD1Database(faults ? "RAW_DB" : "DB");
   const kv = await mf.getKVNamespace("CACHE");
-  return { url: url.toString().replace(/\/$/, ""), mf, db, kv, dispose: () => mf.dispose() };
+  const scheduled = async () => (await mf.getWorker()).scheduled({ cron: "* * * * *" });
+  return { url: url.toString().replace(/\/$/, ""), mf, db, kv, scheduled, dispose: () => mf.dispose() };
 }
 
 /** An HS256 JWT for `sub`, signed like the dashboard's identity provider would. */

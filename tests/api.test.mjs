@@ -357,8 +357,8 @@ describe("unknown routes", () => {
 });
 
 describe("openapi.yaml", () => {
-  test("every documented response was produced and matched its schema", () => {
-    const missing = documentedResponses().filter((r) => !seen.has(r));
+  test("every documented /api response was produced and matched its schema", () => {
+    const missing = documentedResponses("/api/").filter((r) => !seen.has(r));
     assert.deepEqual(missing, [], "documented responses never exercised");
   });
 });

@@ -1,10 +1,9 @@
 //! `/api/admin/phone-numbers/{e164}`: which user a provider number's calls belong to.
 
-use super::{percent_decode, respond, App, Request, Response};
+use super::{percent_decode, respond, App, Request, Response, Services};
 use crate::clock::Clock;
 use crate::domain::{PhoneRoute, UserId, E164};
 use crate::error::{AppError, AppResult};
-use crate::reads::ReadModel;
 use crate::store::PhoneDirectory;
 use serde::Deserialize;
 
@@ -34,8 +33,8 @@ struct RouteBody {
     user_id: serde_json::Value,
 }
 
-pub async fn put_phone_number<R: ReadModel, P: PhoneDirectory, C: Clock>(
-    app: &App<'_, R, P, C>,
+pub async fn put_phone_number<S: Services>(
+    app: &App<'_, S>,
     req: &Request,
     raw: &str,
 ) -> AppResult<Response> {
@@ -66,7 +65,7 @@ pub async fn put_phone_number<R: ReadModel, P: PhoneDirectory, C: Clock>(
             )
         })?;
     let now = app.clock.now();
-    let created = app.phones.put_route(&number, &user, now).await?;
+    let created = app.writes.put_route(&number, &user, now).await?;
     let route = PhoneRoute {
         phone_number: number,
         user_id: user,
@@ -82,14 +81,14 @@ pub async fn put_phone_number<R: ReadModel, P: PhoneDirectory, C: Clock>(
     ))
 }
 
-pub async fn delete_phone_number<R: ReadModel, P: PhoneDirectory, C: Clock>(
-    app: &App<'_, R, P, C>,
+pub async fn delete_phone_number<S: Services>(
+    app: &App<'_, S>,
     req: &Request,
     raw: &str,
 ) -> AppResult<Response> {
     app.admin(req)?;
     let number = number(raw)?;
-    if app.phones.delete_route(&number).await? {
+    if app.writes.delete_route(&number).await? {
         Ok(respond::no_content())
     } else {
         Err(AppError::NotFound)

@@ -1,19 +1,14 @@
 //! `/api/webhook-calls`, `/api/webhook-calls/{callId}`, `/api/webhook-calls/{callId}/enhanced`.
 
 use super::params::Query;
-use super::{path_call_id, respond, App, Request, Response};
-use crate::clock::Clock;
+use super::{path_call_id, respond, App, Request, Response, Services};
 use crate::domain::PagePosition;
 use crate::error::{AppError, AppResult};
 use crate::reads::ReadModel;
-use crate::store::PhoneDirectory;
 
 pub const DEFAULT_LIMIT: u32 = 50;
 
-pub async fn list<R: ReadModel, P: PhoneDirectory, C: Clock>(
-    app: &App<'_, R, P, C>,
-    req: &Request,
-) -> AppResult<Response> {
+pub async fn list<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
     let user = app.user(req)?;
     let page = Query::parse(&req.query)?.page(DEFAULT_LIMIT)?;
     let served = app.reads.call_page(&user, &page).await?;
@@ -28,8 +23,8 @@ pub async fn list<R: ReadModel, P: PhoneDirectory, C: Clock>(
     ))
 }
 
-pub async fn detail<R: ReadModel, P: PhoneDirectory, C: Clock>(
-    app: &App<'_, R, P, C>,
+pub async fn detail<S: Services>(
+    app: &App<'_, S>,
     req: &Request,
     raw_id: &str,
 ) -> AppResult<Response> {
@@ -39,8 +34,8 @@ pub async fn detail<R: ReadModel, P: PhoneDirectory, C: Clock>(
     found(req, served)
 }
 
-pub async fn enhanced<R: ReadModel, P: PhoneDirectory, C: Clock>(
-    app: &App<'_, R, P, C>,
+pub async fn enhanced<S: Services>(
+    app: &App<'_, S>,
     req: &Request,
     raw_id: &str,
 ) -> AppResult<Response> {

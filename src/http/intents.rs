@@ -1,18 +1,13 @@
 //! `/api/intent-analysis` and `/api/intent-analysis/{callId}`.
 
 use super::params::Query;
-use super::{calls::found, path_call_id, respond, App, Request, Response};
-use crate::clock::Clock;
+use super::{calls::found, path_call_id, respond, App, Request, Response, Services};
 use crate::error::AppResult;
 use crate::reads::ReadModel;
-use crate::store::PhoneDirectory;
 
 pub const DEFAULT_LIMIT: u32 = 100;
 
-pub async fn summary<R: ReadModel, P: PhoneDirectory, C: Clock>(
-    app: &App<'_, R, P, C>,
-    req: &Request,
-) -> AppResult<Response> {
+pub async fn summary<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
     let user = app.user(req)?;
     let limit = Query::parse(&req.query)?.limit(DEFAULT_LIMIT)?;
     let served = app.reads.intent_summary(&user, limit).await?;
@@ -23,8 +18,8 @@ pub async fn summary<R: ReadModel, P: PhoneDirectory, C: Clock>(
     ))
 }
 
-pub async fn analysis<R: ReadModel, P: PhoneDirectory, C: Clock>(
-    app: &App<'_, R, P, C>,
+pub async fn analysis<S: Services>(
+    app: &App<'_, S>,
     req: &Request,
     raw_id: &str,
 ) -> AppResult<Response> {

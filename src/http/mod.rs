@@ -13,6 +13,10 @@
 //! | `/api/intent-analysis` | GET | [`intents::summary`] |
 //! | `/api/intent-analysis/{callId}` | GET | [`intents::analysis`] |
 //! | `/api/admin/phone-numbers/{e164}` | PUT, DELETE | [`admin`] |
+//! | `/webhooks/twilio/voice-status` | POST | [`webhooks::twilio_voice_status`] |
+//! | `/webhooks/twilio/recording-status` | POST | [`webhooks::twilio_recording_status`] |
+//! | `/webhooks/events` | POST | [`webhooks::standard_event`] |
+//! | `/webhooks/retell` | POST | [`webhooks::retell_event`] |
 
 mod admin;
 pub mod auth;
@@ -20,13 +24,16 @@ mod calls;
 mod intents;
 pub mod params;
 pub mod respond;
+mod webhooks;
 
 use crate::clock::Clock;
 use crate::config::{Config, VERSION};
 use crate::domain::{CallId, UserId};
 use crate::error::{AppError, AppResult};
 use crate::reads::ReadModel;
-use crate::store::PhoneDirectory;
+use crate::store::{Ingested, PhoneDirectory};
+use crate::webhooks::parking::Parking;
+use crate::webhooks::Delivery;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -57,6 +64,8 @@ impl Method {
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: Method,
+    /// The full URL as received (scheme, host, path, query).
+    pub url: String,
     pub path: String,
     pub query: String,
     pub headers: Vec<(String, String)>,
@@ -88,23 +97,48 @@ impl Response {
     }
 }
 
-/// A response, and the error behind it for the log line when there was one.
+/// A response, and what the log line should say about it.
 pub struct Handled {
     pub response: Response,
+    /// The error behind an error response.
     pub error: Option<AppError>,
+    /// Something an operator should know although the request succeeded (a parked delivery).
+    pub note: Option<String>,
+}
+
+/// Applies verified webhook deliveries (the D1 store).
+#[allow(async_fn_in_trait)] // single-threaded wasm: the futures never cross threads
+pub trait DeliverySink {
+    async fn ingest(&self, delivery: &Delivery, claim: &str) -> AppResult<Ingested>;
+}
+
+impl<D: crate::store::Database> DeliverySink for crate::store::Store<D> {
+    async fn ingest(&self, delivery: &Delivery, claim: &str) -> AppResult<Ingested> {
+        crate::store::Store::ingest(self, delivery, claim).await
+    }
+}
+
+/// The services the routes use, named once so handlers take a single type parameter.
+pub trait Services {
+    type Reads: ReadModel;
+    type Writes: PhoneDirectory + DeliverySink;
+    type Parking: Parking;
+    type Clock: Clock;
 }
 
 /// The application: configuration plus the services the routes use.
-pub struct App<'a, R, P, C> {
+pub struct App<'a, S: Services> {
     pub config: &'a Config,
-    pub reads: &'a R,
-    pub phones: &'a P,
-    pub clock: &'a C,
+    pub reads: &'a S::Reads,
+    pub writes: &'a S::Writes,
+    pub parking: &'a S::Parking,
+    pub clock: &'a S::Clock,
 }
 
-impl<R: ReadModel, P: PhoneDirectory, C: Clock> App<'_, R, P, C> {
+impl<S: Services> App<'_, S> {
     pub async fn handle(&self, req: &Request) -> Handled {
-        let (response, error) = match self.route(req).await {
+        let note = std::cell::RefCell::new(None);
+        let (response, error) = match self.route(req, &note).await {
             Ok(res) => (res, None),
             Err(e) => (respond::error(&e), Some(e)),
         };
@@ -112,10 +146,18 @@ impl<R: ReadModel, P: PhoneDirectory, C: Clock> App<'_, R, P, C> {
         if req.method == Method::Head {
             response.body.clear();
         }
-        Handled { response, error }
+        Handled {
+            response,
+            error,
+            note: note.into_inner(),
+        }
     }
 
-    async fn route(&self, req: &Request) -> AppResult<Response> {
+    async fn route(
+        &self,
+        req: &Request,
+        note: &std::cell::RefCell<Option<String>>,
+    ) -> AppResult<Response> {
         let segments: Vec<&str> = req
             .path
             .trim_start_matches('/')
@@ -126,6 +168,7 @@ impl<R: ReadModel, P: PhoneDirectory, C: Clock> App<'_, R, P, C> {
             return Ok(respond::no_content());
         }
         let get = matches!(req.method, Method::Get | Method::Head);
+        let post = req.method == Method::Post;
         const GET: &str = "GET, HEAD, OPTIONS";
         match segments.as_slice() {
             ["api", "health"] if get => Ok(health()),
@@ -134,6 +177,18 @@ impl<R: ReadModel, P: PhoneDirectory, C: Clock> App<'_, R, P, C> {
             ["api", "webhook-calls", id, "enhanced"] if get => calls::enhanced(self, req, id).await,
             ["api", "intent-analysis"] if get => intents::summary(self, req).await,
             ["api", "intent-analysis", id] if get => intents::analysis(self, req, id).await,
+            ["webhooks", "twilio", "voice-status"] if post => {
+                webhooks::twilio_voice_status(self, req, note).await
+            }
+            ["webhooks", "twilio", "recording-status"] if post => {
+                webhooks::twilio_recording_status(self, req, note).await
+            }
+            ["webhooks", "events"] if post => webhooks::standard_event(self, req, note).await,
+            ["webhooks", "retell"] if post => webhooks::retell_event(self, req, note).await,
+            ["webhooks", "twilio", "voice-status" | "recording-status"]
+            | ["webhooks", "events" | "retell"] => Err(AppError::MethodNotAllowed {
+                allow: "POST, OPTIONS",
+            }),
             ["api", "admin", "phone-numbers", number] => match req.method {
                 Method::Put => admin::put_phone_number(self, req, number).await,
                 Method::Delete => admin::delete_phone_number(self, req, number).await,

@@ -12,7 +12,18 @@ pub struct D1(pub D1Database);
 /// Every D1 failure is treated as transient: the client gets 503 with `Retry-After`, and the
 /// message (which may quote SQL) goes only to the log.
 fn d1_err(e: worker::Error) -> AppError {
-    AppError::unavailable(format!("D1: {e}"))
+    let detail = match &e {
+        worker::Error::D1(d1) => {
+            let js: &worker::js_sys::Error = d1.as_ref();
+            let message: String = js.message().into();
+            match d1.cause() {
+                cause if cause == "unknown error" => message,
+                cause => format!("{message} ({cause})"),
+            }
+        }
+        other => other.to_string(),
+    };
+    AppError::unavailable(format!("D1: {}", detail.replace('\n', " ")))
 }
 
 impl D1 {

@@ -12,6 +12,9 @@
 
 #[cfg(target_arch = "wasm32")]
 pub mod d1;
+mod ingest;
+#[cfg(test)]
+mod ingest_tests;
 mod rows;
 pub mod sql;
 #[cfg(test)]
@@ -25,6 +28,7 @@ use crate::domain::{
 };
 use crate::error::{AppError, AppResult, Context};
 use crate::reads::{PageMeta, Payload, ReadModel, Served};
+pub use ingest::Ingested;
 use rows::{AnalysisRow, CallRow, EnrichmentRow, IntentRow, StatsRow};
 use serde::de::DeserializeOwned;
 use std::cell::Cell;

@@ -83,3 +83,110 @@ pub const READS: &[(&str, &str)] = &[
     ("analysis", ANALYSIS),
     ("enrichment", ENRICHMENT),
 ];
+
+// ---- Webhook ingest: one D1 batch per delivery. ----
+//
+// Every write statement starts with ?1 provider, ?2 delivery key, ?3 claim, and runs only if
+// the delivery row holds that claim (`CLAIMED`), i.e. only on the first attempt.
+
+macro_rules! claimed {
+    () => {
+        "EXISTS (SELECT 1 FROM webhook_deliveries \
+         WHERE provider = ?1 AND delivery_key = ?2 AND claim = ?3)"
+    };
+}
+
+/// ?4 event type, ?5 user, ?6 routed number, ?7 call id, ?8 has events (0/1),
+/// ?9 needs an owner (0/1), ?10 payload kept if it cannot be applied, ?11 received at.
+pub const CLAIM_DELIVERY: &str = "INSERT INTO webhook_deliveries \
+     (provider, delivery_key, event_type, user_id, call_id, outcome, payload, received_at, claim) \
+     SELECT ?1, ?2, ?4, o.user_id, ?7, \
+       CASE WHEN ?8 = 0 THEN 'ignored' \
+            WHEN o.user_id IS NULL AND ?9 = 1 THEN 'unattributed' ELSE 'applied' END, \
+       CASE WHEN ?8 = 0 OR (o.user_id IS NULL AND ?9 = 1) THEN ?10 END, \
+       ?11, ?3 \
+     FROM (SELECT COALESCE(?5, (SELECT user_id FROM phone_numbers WHERE e164 = ?6), \
+                           (SELECT user_id FROM calls WHERE id = ?7)) AS user_id) o \
+     WHERE true \
+     ON CONFLICT (provider, delivery_key) DO NOTHING";
+
+/// ?4 call id, ?5 user, ?6 routed number, ?7 provider, ?8 direction, ?9 from, ?10 to,
+/// ?11 status, ?12 status rank, ?13 answered, ?14 started at, ?15 ended at, ?16 duration,
+/// ?17 received at, ?18 event time. Status only moves up in rank; the first end time wins;
+/// a call never changes owner.
+pub const UPSERT_CALL: &str = concat!(
+    "INSERT INTO calls (id, user_id, provider, direction, from_number, to_number, status, \
+       status_rank, answered, started_at, ended_at, duration_seconds, created_at, updated_at) \
+     SELECT ?4, o.user_id, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18 \
+     FROM (SELECT COALESCE(?5, (SELECT user_id FROM phone_numbers WHERE e164 = ?6)) AS user_id) o \
+     WHERE o.user_id IS NOT NULL AND ",
+    claimed!(),
+    " ON CONFLICT (id) DO UPDATE SET \
+       status = CASE WHEN excluded.status_rank > calls.status_rank \
+                     THEN excluded.status ELSE calls.status END, \
+       status_rank = MAX(calls.status_rank, excluded.status_rank), \
+       answered = MAX(calls.answered, excluded.answered), \
+       ended_at = COALESCE(calls.ended_at, excluded.ended_at), \
+       duration_seconds = COALESCE(excluded.duration_seconds, calls.duration_seconds), \
+       from_number = CASE WHEN calls.from_number = '' THEN excluded.from_number \
+                          ELSE calls.from_number END, \
+       to_number = CASE WHEN calls.to_number = '' THEN excluded.to_number \
+                        ELSE calls.to_number END, \
+       updated_at = MAX(calls.updated_at, excluded.updated_at) \
+     WHERE calls.user_id = excluded.user_id"
+);
+
+/// ?4 call id, ?5 recording id, ?6 url, ?7 duration, ?8 status, ?9 event time. A finished
+/// recording is never replaced by an in-progress report.
+pub const UPSERT_RECORDING: &str = concat!(
+    "INSERT INTO recordings (call_id, id, url, duration_seconds, status, updated_at) \
+     SELECT ?4, ?5, ?6, ?7, ?8, ?9 WHERE ",
+    claimed!(),
+    " ON CONFLICT (call_id) DO UPDATE SET id = excluded.id, \
+       url = COALESCE(excluded.url, recordings.url), \
+       duration_seconds = COALESCE(excluded.duration_seconds, recordings.duration_seconds), \
+       status = excluded.status, updated_at = excluded.updated_at \
+     WHERE (excluded.status <> 'in-progress') >= (recordings.status <> 'in-progress')"
+);
+
+/// ?4 call id, ?5 user, ?6 routed number, ?7 status, ?8 intent, ?9 confidence, ?10 summary,
+/// ?11 completed at, ?12 event time. Newer events win; a completed analysis never goes back
+/// to pending; an analysis never changes owner.
+pub const UPSERT_ANALYSIS: &str = concat!(
+    "INSERT INTO analyses (call_id, user_id, status, intent, confidence, summary, \
+       completed_at, updated_at) \
+     SELECT ?4, o.user_id, ?7, ?8, ?9, ?10, ?11, ?12 \
+     FROM (SELECT COALESCE(?5, (SELECT user_id FROM phone_numbers WHERE e164 = ?6), \
+                           (SELECT user_id FROM calls WHERE id = ?4)) AS user_id) o \
+     WHERE o.user_id IS NOT NULL AND ",
+    claimed!(),
+    " ON CONFLICT (call_id) DO UPDATE SET status = excluded.status, intent = excluded.intent, \
+       confidence = excluded.confidence, summary = excluded.summary, \
+       completed_at = excluded.completed_at, updated_at = excluded.updated_at \
+     WHERE analyses.user_id = excluded.user_id \
+       AND excluded.updated_at >= analyses.updated_at \
+       AND NOT (analyses.status = 'completed' AND excluded.status = 'pending')"
+);
+
+/// ?4 call id, ?5 user, ?6 routed number, ?7 phone, ?8 caller name, ?9 caller type,
+/// ?10 line type, ?11 carrier, ?12 spam score, ?13 event time. Newer events win.
+pub const UPSERT_ENRICHMENT: &str = concat!(
+    "INSERT INTO enrichments (call_id, user_id, phone_number, caller_name, caller_type, \
+       line_type, carrier, spam_score, updated_at) \
+     SELECT ?4, o.user_id, ?7, ?8, ?9, ?10, ?11, ?12, ?13 \
+     FROM (SELECT COALESCE(?5, (SELECT user_id FROM phone_numbers WHERE e164 = ?6), \
+                           (SELECT user_id FROM calls WHERE id = ?4)) AS user_id) o \
+     WHERE o.user_id IS NOT NULL AND ",
+    claimed!(),
+    " ON CONFLICT (call_id) DO UPDATE SET phone_number = excluded.phone_number, \
+       caller_name = excluded.caller_name, caller_type = excluded.caller_type, \
+       line_type = excluded.line_type, carrier = excluded.carrier, \
+       spam_score = excluded.spam_score, updated_at = excluded.updated_at \
+     WHERE enrichments.user_id = excluded.user_id \
+       AND excluded.updated_at >= enrichments.updated_at"
+);
+
+/// ?1 provider, ?2 delivery key, ?3 claim: whether this attempt applied the delivery, and
+/// whose it turned out to be.
+pub const DELIVERY_RESULT: &str = "SELECT claim = ?3 AS fresh, user_id, call_id, outcome \
+     FROM webhook_deliveries WHERE provider = ?1 AND delivery_key = ?2";

@@ -12,11 +12,22 @@
 
 pub mod event;
 pub mod form;
+#[cfg(target_arch = "wasm32")]
+pub mod kv_parking;
+pub mod parking;
 pub mod retell;
 pub mod standard;
 pub mod twilio;
 
 pub use event::{AnalysisReport, CallReport, Delivery, EnrichmentReport, Event, RecordingReport};
+
+/// A fresh random claim for one attempt at applying a delivery (see `store::ingest`).
+pub fn claim_nonce() -> crate::error::AppResult<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| crate::error::AppError::internal(format!("no randomness: {e}")))?;
+    Ok(hex::encode(bytes))
+}
 
 /// How far a signed timestamp may be from `now`, either way (Standard Webhooks, Retell).
 pub const TOLERANCE_MS: i64 = 5 * 60 * 1000;

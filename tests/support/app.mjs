@@ -30,11 +30,11 @@ function freshState() {
   return dir;
 }
 
-export async function spawnApp({ vars = {} } = {}) {
+export async function spawnApp({ vars = {}, faults } = {}) {
   const persistDir = freshState();
   const allVars = { ...TEST_VARS, ...vars };
   for (const [k, v] of Object.entries(allVars)) if (v === undefined) delete allVars[k];
-  const worker = await startWorker({ persistDir, vars: allVars });
+  const worker = await startWorker({ persistDir, vars: allVars, faults });
   const app = {
     ...worker,
     vars: allVars,

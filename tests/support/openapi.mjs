@@ -51,6 +51,12 @@ export function assertMatchesSpec(method, path, res) {
   if (!documented) throw new Error(`${method} ${template}: status ${res.status} is not documented`);
   seen.add(`${method.toUpperCase()} ${template} ${res.status}`);
   const response = resolve(documented);
+  if (response.content?.["text/xml"]) {
+    if (!(res.headers.get("content-type") ?? "").startsWith("text/xml")) {
+      throw new Error(`${method} ${template} ${res.status}: expected text/xml, got ${res.headers.get("content-type")}`);
+    }
+    return;
+  }
   const schema = response.content?.["application/json"]?.schema;
   if (!schema) {
     if (res.text) throw new Error(`${method} ${template} ${res.status}: documented without a body, got ${res.text.slice(0, 200)}`);
@@ -75,10 +81,11 @@ export function assertMatchesSpec(method, path, res) {
   }
 }
 
-/** Every (METHOD template status) the spec documents. */
-export function documentedResponses() {
+/** Every (METHOD template status) the spec documents, for paths starting with `prefix`. */
+export function documentedResponses(prefix = "/") {
   const out = [];
   for (const [template, item] of Object.entries(spec.paths)) {
+    if (!template.startsWith(prefix)) continue;
     for (const [method, op] of Object.entries(item)) {
       if (!op.responses) continue;
       for (const status of Object.keys(op.responses)) out.push(`${method.toUpperCase()} ${template} ${status}`);

@@ -1,0 +1,289 @@
+//! The webhook write path against real SQLite: idempotency, forward-only status, late joins,
+//! attribution and aggregates.
+
+use super::sqlite::SqliteDatabase;
+use super::*;
+use crate::domain::{AnalysisStatus, CallStatus};
+use crate::testing::block_on;
+use crate::webhooks::{form, standard, twilio, Delivery};
+
+const NOW: i64 = 1_800_000_000_000;
+
+fn store_with_routes() -> Store<SqliteDatabase> {
+    let s = Store::new(SqliteDatabase::migrated());
+    s.db_exec(
+        "INSERT INTO phone_numbers (e164, user_id, created_at, updated_at) VALUES \
+         ('+14155550199', 'ada', 0, 0), ('+14155550299', 'bob', 0, 0)",
+    );
+    s
+}
+
+fn voice(body: &str) -> Delivery {
+    let params = form::parse(body.as_bytes()).expect("valid form");
+    twilio::voice_status(&params, Timestamp::from_millis(NOW)).expect("parses")
+}
+
+fn event(id: &str, body: serde_json::Value) -> Delivery {
+    standard::parse(id, body.to_string().as_bytes(), Timestamp::from_millis(NOW)).expect("parses")
+}
+
+fn apply(s: &Store<SqliteDatabase>, d: &Delivery) -> Ingested {
+    static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let claim = format!(
+        "claim-{}",
+        NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    block_on(s.ingest(d, &claim)).expect("ingests")
+}
+
+fn uid(s: &str) -> UserId {
+    UserId::parse(s).expect("valid")
+}
+
+fn cid(s: &str) -> CallId {
+    CallId::parse(s).expect("valid")
+}
+
+fn call(s: &Store<SqliteDatabase>, user: &str, id: &str) -> Option<crate::domain::Call> {
+    block_on(s.load_call(&uid(user), &cid(id))).expect("loads")
+}
+
+const RINGING: &str = "CallSid=CA1&CallStatus=ringing&Direction=inbound&From=%2B15550001111&To=%2B14155550199&Timestamp=Tue%2C+05+Mar+2024+18%3A21%3A00+%2B0000&SequenceNumber=1";
+const COMPLETED: &str = "CallSid=CA1&CallStatus=completed&Direction=inbound&From=%2B15550001111&To=%2B14155550199&CallDuration=42&Timestamp=Tue%2C+05+Mar+2024+18%3A22%3A13+%2B0000&SequenceNumber=3";
+
+#[test]
+fn a_call_for_a_routed_number_lands_with_its_owner() {
+    let s = store_with_routes();
+    let got = apply(&s, &voice(COMPLETED));
+    assert_eq!((got.fresh, got.outcome.as_str()), (true, "applied"));
+    assert_eq!(got.user, Some(uid("ada")));
+    let c = call(&s, "ada", "CA1").expect("stored");
+    assert_eq!(c.status, CallStatus::Completed);
+    assert!(c.answered);
+    assert_eq!(c.duration_seconds, Some(42));
+    assert!(call(&s, "bob", "CA1").is_none());
+}
+
+#[test]
+fn the_same_delivery_applied_twice_changes_nothing_the_second_time() {
+    let s = store_with_routes();
+    let d = voice(COMPLETED);
+    assert!(apply(&s, &d).fresh);
+    let before = call(&s, "ada", "CA1");
+    let again = apply(&s, &d);
+    assert!(!again.fresh);
+    assert_eq!(again.user, Some(uid("ada")));
+    assert_eq!(call(&s, "ada", "CA1"), before);
+    let summary = block_on(s.load_intent_summary(&uid("ada"), Limit::new(10, 500).expect("ok")))
+        .expect("loads");
+    assert_eq!(summary.stats.total_calls, 1, "counted once");
+}
+
+#[test]
+fn a_late_ringing_never_overwrites_completed() {
+    let s = store_with_routes();
+    apply(&s, &voice(COMPLETED));
+    apply(&s, &voice(RINGING));
+    let c = call(&s, "ada", "CA1").expect("stored");
+    assert_eq!(c.status, CallStatus::Completed);
+    assert_eq!(c.duration_seconds, Some(42));
+    assert!(c.ended_at.is_some());
+}
+
+#[test]
+fn in_order_events_move_the_status_forward() {
+    let s = store_with_routes();
+    apply(&s, &voice(RINGING));
+    assert_eq!(
+        call(&s, "ada", "CA1").map(|c| c.status),
+        Some(CallStatus::Ringing)
+    );
+    apply(&s, &voice(COMPLETED));
+    let c = call(&s, "ada", "CA1").expect("stored");
+    assert_eq!(c.status, CallStatus::Completed);
+    assert_eq!(
+        c.started_at.millis(),
+        1_709_662_860_000,
+        "the first start time is kept"
+    );
+}
+
+#[test]
+fn a_call_to_an_unrouted_number_is_kept_unattributed() {
+    let s = store_with_routes();
+    let d = voice(&COMPLETED.replace("%2B14155550199", "%2B19995550000"));
+    let got = apply(&s, &d);
+    assert_eq!(
+        (got.fresh, got.outcome.as_str(), got.user.clone()),
+        (true, "unattributed", None)
+    );
+    let rows: Vec<serde_json::Value> = block_on(s.db.query(Statement::new(
+        "SELECT payload FROM webhook_deliveries WHERE outcome = 'unattributed'",
+        vec![],
+    )))
+    .expect("query")
+    .decode()
+    .expect("decode");
+    let kept: Delivery = serde_json::from_str(rows[0]["payload"].as_str().unwrap_or_default())
+        .expect("the kept payload is the delivery");
+    assert_eq!(kept, d);
+}
+
+#[test]
+fn an_analysis_and_an_enrichment_before_their_call_are_joined_when_it_lands() {
+    let s = store_with_routes();
+    apply(
+        &s,
+        &event(
+            "msg_a",
+            serde_json::json!({"type": "call.analysis.completed",
+        "timestamp": "2026-11-21T10:00:00Z",
+        "data": {"userId": "ada", "callId": "CA1", "intent": "billing", "confidence": 0.8}}),
+        ),
+    );
+    apply(
+        &s,
+        &event(
+            "msg_e",
+            serde_json::json!({"type": "call.enrichment.completed",
+        "data": {"userId": "ada", "callId": "CA1", "phoneNumber": "+15550001111", "callerName": "Grace"}}),
+        ),
+    );
+    assert!(call(&s, "ada", "CA1").is_none());
+    apply(&s, &voice(COMPLETED));
+    let c = call(&s, "ada", "CA1").expect("stored");
+    assert_eq!(
+        c.analysis.map(|a| a.status),
+        Some(AnalysisStatus::Completed)
+    );
+    assert_eq!(
+        c.enrichment.and_then(|e| e.caller_name).as_deref(),
+        Some("Grace")
+    );
+    let summary = block_on(s.load_intent_summary(&uid("ada"), Limit::new(10, 500).expect("ok")))
+        .expect("loads");
+    assert_eq!(summary.calls.len(), 1);
+    assert_eq!(summary.stats.intent_distribution.get("billing"), Some(&1));
+}
+
+#[test]
+fn a_recording_before_its_call_is_joined_when_the_call_lands() {
+    let s = store_with_routes();
+    let params = form::parse(b"CallSid=CA1&RecordingSid=RE1&RecordingStatus=completed&RecordingUrl=https%3A%2F%2Fr.example%2F1&RecordingDuration=41").expect("valid");
+    let got = apply(
+        &s,
+        &twilio::recording_status(&params, Timestamp::from_millis(NOW)).expect("parses"),
+    );
+    assert_eq!(
+        (got.fresh, got.outcome.as_str(), got.user),
+        (true, "applied", None)
+    );
+    apply(&s, &voice(COMPLETED));
+    let rec = call(&s, "ada", "CA1")
+        .and_then(|c| c.recording)
+        .expect("joined");
+    assert_eq!((rec.id.as_str(), rec.duration_seconds), ("RE1", Some(41)));
+}
+
+#[test]
+fn an_older_analysis_event_never_overwrites_a_newer_one() {
+    let s = store_with_routes();
+    apply(&s, &voice(COMPLETED));
+    let analysis = |id: &str, ts: &str, intent: &str| {
+        event(
+            id,
+            serde_json::json!({"type": "call.analysis.completed", "timestamp": ts,
+            "data": {"userId": "ada", "callId": "CA1", "intent": intent, "confidence": 0.9}}),
+        )
+    };
+    apply(&s, &analysis("msg_new", "2026-11-21T10:05:00Z", "sales"));
+    apply(&s, &analysis("msg_old", "2026-11-21T10:00:00Z", "billing"));
+    let a = call(&s, "ada", "CA1")
+        .and_then(|c| c.analysis)
+        .expect("analysis");
+    assert_eq!(a.intent.as_deref(), Some("sales"));
+}
+
+#[test]
+fn another_user_cannot_take_over_a_call_by_upserting_its_id() {
+    let s = store_with_routes();
+    apply(&s, &voice(COMPLETED));
+    apply(
+        &s,
+        &event(
+            "msg_x",
+            serde_json::json!({"type": "call.upserted",
+        "data": {"userId": "mallory", "id": "CA1", "status": "failed", "from": "+1999"}}),
+        ),
+    );
+    let c = call(&s, "ada", "CA1").expect("still ada's");
+    assert_eq!(c.status, CallStatus::Completed);
+    assert!(call(&s, "mallory", "CA1").is_none());
+}
+
+#[test]
+fn an_unknown_event_type_is_recorded_and_ignored() {
+    let s = store_with_routes();
+    let got = apply(
+        &s,
+        &event(
+            "msg_u",
+            serde_json::json!({"type": "call.intent_analyzed", "data": {}}),
+        ),
+    );
+    assert_eq!((got.fresh, got.outcome.as_str()), (true, "ignored"));
+    assert!(
+        !apply(
+            &s,
+            &event(
+                "msg_u",
+                serde_json::json!({"type": "call.intent_analyzed", "data": {}})
+            )
+        )
+        .fresh
+    );
+}
+
+#[test]
+fn an_api_upserted_call_can_be_completed_by_a_later_event() {
+    let s = store_with_routes();
+    apply(
+        &s,
+        &event(
+            "m1",
+            serde_json::json!({"type": "call.upserted",
+        "data": {"userId": "ada", "id": "CA7", "status": "in-progress", "startedAt": "2026-11-21T10:00:00Z"}}),
+        ),
+    );
+    apply(
+        &s,
+        &event(
+            "m2",
+            serde_json::json!({"type": "call.upserted",
+        "data": {"userId": "ada", "id": "CA7", "status": "completed", "durationSeconds": 30, "endedAt": "2026-11-21T10:00:30Z", "from": "+15550001111"}}),
+        ),
+    );
+    let c = call(&s, "ada", "CA7").expect("stored");
+    assert_eq!(
+        (c.status, c.duration_seconds, c.from.as_str()),
+        (CallStatus::Completed, Some(30), "+15550001111")
+    );
+    assert!(c.answered);
+}
+
+#[test]
+fn every_ingest_statement_is_accepted_by_sqlite_with_its_parameter_count() {
+    // A mismatch between the SQL's ?N and the bound values would only show at run time.
+    let db = SqliteDatabase::migrated();
+    for (sql, params) in [
+        (sql::CLAIM_DELIVERY, 11),
+        (sql::UPSERT_CALL, 18),
+        (sql::UPSERT_RECORDING, 9),
+        (sql::UPSERT_ANALYSIS, 12),
+        (sql::UPSERT_ENRICHMENT, 13),
+        (sql::DELIVERY_RESULT, 3),
+    ] {
+        let st = db.conn.prepare(sql).expect("prepares");
+        assert_eq!(st.parameter_count(), params, "{sql}");
+    }
+}

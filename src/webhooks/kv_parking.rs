@@ -1,0 +1,44 @@
+//! [`Parking`] on Workers KV. Parked entries have no expiry: a delivery leaves KV only once D1
+//! has taken it. (KV listings are eventually consistent, so a just-parked key may appear in
+//! the replay's listing a little later; the cron picks it up on a following run.)
+
+use super::parking::{Parking, PREFIX};
+use crate::error::{AppError, AppResult};
+use worker::kv::KvStore;
+
+pub struct KvParking(pub KvStore);
+
+fn kv_err(e: worker::kv::KvError) -> AppError {
+    AppError::unavailable(format!("KV: {e}"))
+}
+
+impl Parking for KvParking {
+    async fn park(&self, key: &str, delivery_json: &str) -> AppResult<()> {
+        self.0
+            .put(key, delivery_json)
+            .map_err(kv_err)?
+            .execute()
+            .await
+            .map_err(kv_err)
+    }
+
+    async fn parked(&self, limit: usize) -> AppResult<Vec<String>> {
+        let listed = self
+            .0
+            .list()
+            .prefix(PREFIX.to_owned())
+            .limit(limit as u64)
+            .execute()
+            .await
+            .map_err(kv_err)?;
+        Ok(listed.keys.into_iter().map(|k| k.name).collect())
+    }
+
+    async fn load(&self, key: &str) -> AppResult<Option<String>> {
+        self.0.get(key).text().await.map_err(kv_err)
+    }
+
+    async fn remove(&self, key: &str) -> AppResult<()> {
+        self.0.delete(key).await.map_err(kv_err)
+    }
+}
