@@ -101,42 +101,64 @@ class D1Database {
 export default function (env) { return new D1Database(env); }
 `;
 
+/** The same for KV: every method fails while `faults.kv` is true. */
+const KV_FAULTS_SCRIPT = `
+async function check(env) {
+  const res = await env.FAULTS.fetch("http://faults/kv");
+  const { fail } = await res.json();
+  if (fail) throw new Error("KV GET failed: injected failure: 503 Service Unavailable");
+}
+class KvNamespace {
+  constructor(env) { this.env = env; }
+  async get(key, opts) { await check(this.env); return this.env.REAL.get(key, opts); }
+  async getWithMetadata(key, opts) { await check(this.env); return this.env.REAL.getWithMetadata(key, opts); }
+  async put(key, value, opts) { await check(this.env); return this.env.REAL.put(key, value, opts); }
+  async list(opts) { await check(this.env); return this.env.REAL.list(opts); }
+  async delete(key) { await check(this.env); return this.env.REAL.delete(key); }
+}
+export default function (env) { return new KvNamespace(env); }
+`;
+
 /**
  * Starts the worker. `vars` replaces the binding values entirely (use localVars() to build
- * them). With `faults` (an object the caller may change at any time, e.g. `{ d1: true }`), the
- * DB binding goes through a wrapper that fails while `faults.d1` is true.
- * Returns { url, mf, db, kv, scheduled, dispose }.
+ * them). With `faults` (an object the caller may change at any time: `{ d1, kv }`), the DB and
+ * CACHE bindings go through wrappers that fail while the matching flag is true. `copies` > 1
+ * runs that many copies of the worker — separate isolates sharing one D1 and one KV — reached
+ * with `fetchCopy(i, url, init)` (copy 0 is the one served on `url`).
+ * Returns { url, mf, db, kv, scheduled, fetchCopy, dispose }.
  */
-export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.1", faults }) {
+export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.1", faults, copies = 1 }) {
   const settings = wranglerSettings();
   if (!existsSync(join(ROOT, "build/index.js"))) {
     throw new Error("build/index.js is missing: run `bash scripts/build.sh` first");
   }
-  const main = {
-    name: "main",
-    modules: true,
-    scriptPath: join(ROOT, "build/index.js"),
-    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
-    compatibilityDate: settings.compatibilityDate,
-    bindings: vars,
-    kvNamespaces: { CACHE: settings.kvId },
-  };
-  const workers = [main];
-  if (faults) {
-    // The worker sees the wrapper as DB; tests seed and inspect through RAW_DB.
-    main.d1Databases = { RAW_DB: settings.d1Id };
-    main.wrappedBindings = { DB: { scriptName: "d1-faults" } };
-    workers.push({
-      name: "d1-faults",
+  const names = Array.from({ length: copies }, (_, i) => (i === 0 ? "main" : `copy-${i}`));
+  const workers = names.map((name) => {
+    const w = {
+      name,
       modules: true,
-      script: D1_FAULTS_SCRIPT,
-      d1Databases: { REAL: settings.d1Id },
-      serviceBindings: {
-        FAULTS: async () => new Response(JSON.stringify({ fail: Boolean(faults.d1) })),
-      },
-    });
-  } else {
-    main.d1Databases = { DB: settings.d1Id };
+      scriptPath: join(ROOT, "build/index.js"),
+      modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+      compatibilityDate: settings.compatibilityDate,
+      bindings: vars,
+    };
+    if (faults) {
+      // The worker sees the wrappers as DB and CACHE; tests seed and inspect through RAW_*.
+      w.d1Databases = { RAW_DB: settings.d1Id };
+      w.kvNamespaces = { RAW_CACHE: settings.kvId };
+      w.wrappedBindings = { DB: { scriptName: "d1-faults" }, CACHE: { scriptName: "kv-faults" } };
+    } else {
+      w.d1Databases = { DB: settings.d1Id };
+      w.kvNamespaces = { CACHE: settings.kvId };
+    }
+    return w;
+  });
+  if (faults) {
+    const flags = (which) => async () => new Response(JSON.stringify({ fail: Boolean(faults[which]) }));
+    workers.push(
+      { name: "d1-faults", modules: true, script: D1_FAULTS_SCRIPT, d1Databases: { REAL: settings.d1Id }, serviceBindings: { FAULTS: flags("d1") } },
+      { name: "kv-faults", modules: true, script: KV_FAULTS_SCRIPT, kvNamespaces: { REAL: settings.kvId }, serviceBindings: { FAULTS: flags("kv") } },
+    );
   }
   const mf = new Miniflare({
     workers,
@@ -145,11 +167,12 @@ export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.
     host,
     port,
   });
-  const url = await mf.ready;
+  const url = (await mf.ready).toString().replace(/\/$/, "");
   const db = await mf.getD1Database(faults ? "RAW_DB" : "DB");
-  const kv = await mf.getKVNamespace("CACHE");
-  const scheduled = async () => (await mf.getWorker()).scheduled({ cron: "* * * * *" });
-  return { url: url.toString().replace(/\/$/, ""), mf, db, kv, scheduled, dispose: () => mf.dispose() };
+  const kv = await mf.getKVNamespace(faults ? "RAW_CACHE" : "CACHE");
+  const scheduled = async (copy = 0) => (await mf.getWorker(names[copy])).scheduled({ cron: "* * * * *" });
+  const fetchCopy = async (copy, target, init) => (await mf.getWorker(names[copy])).fetch(target, init);
+  return { url, mf, db, kv, scheduled, fetchCopy, dispose: () => mf.dispose() };
 }
 
 /** An HS256 JWT for `sub`, signed like the dashboard's identity provider would. */

@@ -44,3 +44,9 @@ impl<C: Clock + ?Sized> Clock for &C {
         (**self).now()
     }
 }
+
+impl<C: Clock + ?Sized> Clock for std::rc::Rc<C> {
+    fn now(&self) -> Timestamp {
+        (**self).now()
+    }
+}

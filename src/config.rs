@@ -71,6 +71,9 @@ pub struct Config {
     pub retell_api_key: Option<Secret>,
     pub public_base_url: Option<String>,
     pub allowed_origins: AllowedOrigins,
+    pub cache: crate::cache::policy::Policy,
+    /// Settings that were present but unusable (the default was used instead); logged once.
+    pub warnings: Vec<String>,
 }
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -84,7 +87,11 @@ impl Config {
                 .filter(|v| !v.is_empty())
         };
         let secret = |name: &str| text(name).map(Secret);
+        let mut warnings = Vec::new();
+        let cache = cache_policy(&text, &mut warnings);
         Config {
+            cache,
+            warnings,
             jwt_secret: secret("JWT_SECRET"),
             jwt_issuer: text("JWT_ISSUER"),
             jwt_audience: text("JWT_AUDIENCE"),
@@ -102,9 +109,93 @@ impl Config {
     }
 }
 
+/// Reads the cache settings; a present but invalid value is reported and its default kept.
+fn cache_policy(
+    text: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<String>,
+) -> crate::cache::policy::Policy {
+    let mut p = crate::cache::policy::Policy::default();
+    let mut flag = |name: &str, target: &mut bool| {
+        if let Some(v) = text(name) {
+            match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => *target = true,
+                "false" | "0" | "no" | "off" => *target = false,
+                _ => warnings.push(format!("{name}={v:?} is not true/false; using {target}")),
+            }
+        }
+    };
+    flag("CACHE_ENABLED", &mut p.enabled);
+    flag("CACHE_MEMORY_ENABLED", &mut p.memory_enabled);
+    flag("CACHE_KV_ENABLED", &mut p.kv_enabled);
+    flag("CACHE_WARM_AFTER_INVALIDATE", &mut p.warm_after_invalidate);
+    flag("CACHE_DEBUG", &mut p.debug);
+    let mut number = |name: &str, target: &mut u64, min: u64, max: u64| {
+        if let Some(v) = text(name) {
+            match v.parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => *target = n,
+                _ => warnings.push(format!(
+                    "{name}={v:?} is not an integer in {min}..={max}; using {target}"
+                )),
+            }
+        }
+    };
+    let day = 86_400;
+    let mut ttls = [
+        u64::from(p.ttl_recordings),
+        u64::from(p.ttl_intent),
+        u64::from(p.ttl_enhanced),
+        u64::from(p.ttl_summary),
+    ];
+    number("CACHE_TTL_RECORDINGS", &mut ttls[0], 1, day);
+    number("CACHE_TTL_INTENT", &mut ttls[1], 1, day);
+    number("CACHE_TTL_ENHANCED", &mut ttls[2], 1, day);
+    number("CACHE_TTL_SUMMARY", &mut ttls[3], 1, day);
+    [
+        p.ttl_recordings,
+        p.ttl_intent,
+        p.ttl_enhanced,
+        p.ttl_summary,
+    ] = ttls.map(|t| t as u32);
+    number(
+        "CACHE_MEMORY_MAX_BYTES",
+        &mut p.memory_max_bytes,
+        64 * 1024,
+        96 * 1024 * 1024,
+    );
+    number(
+        "CACHE_MEMORY_MAX_ENTRIES",
+        &mut p.memory_max_entries,
+        1,
+        1_000_000,
+    );
+    let mut sync_ms = p.sync_ms as u64;
+    number("CACHE_SYNC_MS", &mut sync_ms, 0, 60_000);
+    p.sync_ms = sync_ms as i64;
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_settings_take_effect_and_bad_ones_fall_back_with_a_warning() {
+        let cfg = Config::from_lookup(|name| match name {
+            "CACHE_ENABLED" => Some("false".into()),
+            "CACHE_KV_ENABLED" => Some("maybe".into()),
+            "CACHE_TTL_SUMMARY" => Some("60".into()),
+            "CACHE_TTL_INTENT" => Some("-5".into()),
+            "CACHE_MEMORY_MAX_ENTRIES" => Some("500".into()),
+            _ => None,
+        });
+        assert!(!cfg.cache.enabled);
+        assert!(cfg.cache.kv_enabled, "invalid value keeps the default");
+        assert_eq!(cfg.cache.ttl_summary, 60);
+        assert_eq!(cfg.cache.ttl_intent, 600);
+        assert_eq!(cfg.cache.memory_max_entries, 500);
+        assert_eq!(cfg.warnings.len(), 2, "{:?}", cfg.warnings);
+        assert!(cfg.warnings.iter().any(|w| w.contains("CACHE_TTL_INTENT")));
+    }
 
     #[test]
     fn empty_values_count_as_unset_and_secrets_never_print() {

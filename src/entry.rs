@@ -2,14 +2,19 @@
 //! [`App`], convert the response; and the cron that replays parked webhook deliveries. Errors
 //! are mapped by the app; no error text from the runtime reaches a response.
 
-use crate::clock::RuntimeClock;
+use crate::cache::state::CacheState;
+use crate::cache::workers::{WorkersKv, WorkersRuntime};
+use crate::cache::{CacheControl, TieredReads};
+use crate::clock::{Clock, RuntimeClock};
 use crate::config::Config;
+use crate::domain::Timestamp;
 use crate::error::AppError;
 use crate::http::{respond, App, Handled, Method, Request, Services};
-use crate::store::{d1::D1, Store};
+use crate::store::{d1::D1, ActivityLog, Store};
 use crate::webhooks::kv_parking::KvParking;
 use crate::webhooks::{claim_nonce, parking};
 use futures_util::StreamExt;
+use std::cell::RefCell;
 use std::rc::Rc;
 use worker::{event, Context, Env, Headers, ScheduleContext, ScheduledEvent};
 
@@ -18,30 +23,65 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Parked deliveries replayed per cron run; the rest wait for the next minute.
 const REPLAY_BATCH: usize = 200;
 
-thread_local! {
-    // Vars and secrets cannot change within an isolate (a deploy starts new isolates), so they
-    // are read from the environment once.
-    static CONFIG: std::cell::OnceCell<Rc<Config>> = const { std::cell::OnceCell::new() };
+/// Users the cron warms per run at most.
+const WARM_BATCH: u32 = 50;
+
+/// What an isolate keeps between requests: settings, and the cache's memory tier and
+/// bookkeeping. Vars and secrets cannot change within an isolate (a deploy starts new
+/// isolates), so they are read once.
+struct Isolate {
+    config: Rc<Config>,
+    policy: Rc<crate::cache::policy::Policy>,
+    cache: Rc<CacheState>,
 }
 
-fn config(env: &Env) -> Rc<Config> {
-    CONFIG.with(|cell| {
-        cell.get_or_init(|| {
-            Rc::new(Config::from_lookup(|name| {
-                env.var(name).ok().map(|v| v.to_string())
-            }))
-        })
-        .clone()
+thread_local! {
+    static ISOLATE: std::cell::OnceCell<Isolate> = const { std::cell::OnceCell::new() };
+}
+
+fn isolate(env: &Env) -> (Rc<Config>, Rc<crate::cache::policy::Policy>, Rc<CacheState>) {
+    ISOLATE.with(|cell| {
+        let i = cell.get_or_init(|| {
+            let config = Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()));
+            for warning in &config.warnings {
+                worker::console_warn!("config: {warning}");
+            }
+            let policy = Rc::new(config.cache.clone());
+            Isolate {
+                cache: Rc::new(CacheState::new(&policy)),
+                policy,
+                config: Rc::new(config),
+            }
+        });
+        (i.config.clone(), i.policy.clone(), i.cache.clone())
     })
 }
+
+type Reads = TieredReads<Store<D1>, WorkersKv, RuntimeClock, WorkersRuntime>;
 
 struct Runtime;
 
 impl Services for Runtime {
-    type Reads = Store<D1>;
+    type Reads = Reads;
     type Writes = Store<D1>;
     type Parking = KvParking;
     type Clock = RuntimeClock;
+}
+
+fn reads(env: &Env, rt: WorkersRuntime) -> Result<(Rc<Store<D1>>, Reads, KvParking), AppError> {
+    let missing = |_| AppError::NotConfigured("the DB and CACHE bindings");
+    let store = Rc::new(Store::new(D1(env.d1("DB").map_err(missing)?)));
+    let kv = env.kv("CACHE").map_err(missing)?;
+    let (_, policy, state) = isolate(env);
+    let reads = TieredReads::new(
+        store.clone(),
+        Rc::new(WorkersKv(kv.clone())),
+        RuntimeClock,
+        rt,
+        state,
+        policy,
+    );
+    Ok((store, reads, KvParking(kv)))
 }
 
 #[event(start)]
@@ -53,35 +93,37 @@ fn start() {
 async fn fetch(
     mut req: worker::Request,
     env: Env,
-    _ctx: Context,
+    ctx: Context,
 ) -> worker::Result<worker::Response> {
-    let config = config(&env);
+    let started = RuntimeClock.now().millis();
+    let (config, _, _) = isolate(&env);
     let request = match read_request(&mut req).await {
         Ok(r) => r,
         Err(e) => return to_worker_response(respond::error(&e)),
     };
-    let handled = match (env.d1("DB"), env.kv("CACHE")) {
-        (Ok(db), Ok(kv)) => {
-            let store = Store::new(D1(db));
-            let parking = KvParking(kv);
+    let mut usage = crate::store::Usage::default();
+    let handled = match reads(&env, WorkersRuntime::Request(Rc::new(ctx))) {
+        Ok((store, reads, parking)) => {
             let app: App<'_, Runtime> = App {
                 config: &config,
-                reads: &store,
+                reads: &reads,
                 writes: &store,
                 parking: &parking,
                 clock: &RuntimeClock,
             };
-            app.handle(&request).await
+            let handled = app.handle(&request).await;
+            usage = store.usage();
+            handled
         }
-        _ => {
-            let e = AppError::NotConfigured("the DB and CACHE bindings");
-            Handled {
-                response: respond::error(&e),
-                error: Some(e),
-                note: None,
-            }
-        }
+        Err(e) => Handled {
+            response: respond::error(&e),
+            error: Some(e),
+            note: None,
+        },
     };
+    if config.cache.debug {
+        log_request(&request, &handled, started, usage);
+    }
     let line = || {
         format!(
             "{} {} -> {}",
@@ -103,21 +145,68 @@ async fn fetch(
     to_worker_response(handled.response)
 }
 
+/// One structured line per request (`CACHE_DEBUG=true`): route, status, tier, time and D1
+/// work. Never a header value, a token or a body.
+fn log_request(req: &Request, handled: &Handled, started: i64, usage: crate::store::Usage) {
+    let line = serde_json::json!({
+        "method": method_name(req.method),
+        "path": req.path,
+        "status": handled.response.status,
+        "tier": handled.response.header("x-cache"),
+        "ms": RuntimeClock.now().millis() - started,
+        "d1Queries": usage.queries,
+        "d1RowsRead": usage.rows_read,
+        "d1RowsWritten": usage.rows_written,
+        "error": handled.error.as_ref().map(|e| e.code()),
+    });
+    worker::console_log!("{line}");
+}
+
+/// Every minute: replay parked webhook deliveries, then warm the recently active users'
+/// landing view (first page and summary) so their next visit hits memory or KV.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    let (Ok(db), Ok(kv)) = (env.d1("DB"), env.kv("CACHE")) else {
-        worker::console_error!("scheduled: the DB and CACHE bindings are required");
-        return;
+    let rt = WorkersRuntime::Collect(Rc::new(RefCell::new(Vec::new())));
+    let (store, reads, parking) = match reads(&env, rt.clone()) {
+        Ok(parts) => parts,
+        Err(e) => {
+            worker::console_error!("scheduled: {e}");
+            return;
+        }
     };
-    let store = Store::new(D1(db));
-    match parking::replay(&KvParking(kv), &store, REPLAY_BATCH, claim_nonce).await {
-        Ok(r) if r.replayed + r.failed + r.unreadable > 0 => worker::console_log!(
-            "replayed parked deliveries: {} applied, {} failed, {} unreadable",
-            r.replayed,
-            r.failed,
-            r.unreadable
-        ),
-        Ok(_) => {}
+    replay_parked(&parking, &store, &reads).await;
+    let since = Timestamp::from_millis(
+        RuntimeClock.now().millis() - crate::http::RECENT_ACTIVITY_WINDOW_MS,
+    );
+    match store.recently_active_users(since, WARM_BATCH).await {
+        Ok(users) => {
+            for user in users {
+                if let Err(e) = reads.warm(&user).await {
+                    worker::console_warn!("warming {user}: {e}");
+                }
+            }
+        }
+        Err(e) => worker::console_warn!("listing users to warm: {e}"),
+    }
+    rt.drain().await;
+}
+
+async fn replay_parked(parking: &KvParking, store: &Store<D1>, reads: &Reads) {
+    match parking::replay(parking, store, REPLAY_BATCH, claim_nonce).await {
+        Ok(r) => {
+            if r.replayed + r.failed + r.unreadable > 0 {
+                worker::console_log!(
+                    "replayed parked deliveries: {} applied, {} failed, {} unreadable",
+                    r.replayed,
+                    r.failed,
+                    r.unreadable
+                );
+            }
+            // Replayed deliveries changed data behind every cache: retire what they touched.
+            for (user, call) in &r.touched {
+                reads.invalidate(user, call.as_ref());
+            }
+        }
         Err(e) => worker::console_error!("replaying parked deliveries: {e}"),
     }
 }

@@ -8,6 +8,7 @@
 //! - [`store`]: the D1 repository; all SQL lives there.
 //! - [`domain`]: identifiers and the call model, parsed at the boundary.
 
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod domain;

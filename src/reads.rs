@@ -131,6 +131,11 @@ pub trait ReadModel {
         call: &CallId,
     ) -> AppResult<Served<Option<Payload>>>;
     async fn intent_summary(&self, user: &UserId, limit: Limit) -> AppResult<Served<Payload>>;
+
+    /// D1 work done so far through this read model (for logs and cache statistics).
+    fn usage(&self) -> crate::store::Usage {
+        crate::store::Usage::default()
+    }
 }
 
 #[cfg(test)]

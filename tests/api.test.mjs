@@ -98,7 +98,7 @@ describe("GET /api/webhook-calls", () => {
     assert.equal(typeof res.json.meta.nextCursor, "string");
     assert.equal(res.json.meta.source, "d1");
     assert.equal(res.json.meta.cacheHit, false);
-    assert.equal(res.headers.get("x-cache"), "BYPASS");
+    assert.equal(res.headers.get("x-cache"), "MISS");
     assert.equal(res.headers.get("cache-control"), "private, no-cache");
     assert.ok(res.headers.get("etag"));
   });
@@ -358,7 +358,8 @@ describe("unknown routes", () => {
 
 describe("openapi.yaml", () => {
   test("every documented /api response was produced and matched its schema", () => {
-    const missing = documentedResponses("/api/").filter((r) => !seen.has(r));
+    // /api/cache/* is exercised by cache.test.mjs.
+    const missing = documentedResponses("/api/").filter((r) => !r.includes("/api/cache/") && !seen.has(r));
     assert.deepEqual(missing, [], "documented responses never exercised");
   });
 });

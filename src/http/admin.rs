@@ -40,20 +40,7 @@ pub async fn put_phone_number<S: Services>(
 ) -> AppResult<Response> {
     app.admin(req)?;
     let number = number(raw)?;
-    let content_type = req.header("content-type").unwrap_or("");
-    if !content_type
-        .split(';')
-        .next()
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
-    {
-        return Err(AppError::UnsupportedMediaType("application/json"));
-    }
-    if req.body.len() > MAX_BODY {
-        return Err(AppError::PayloadTooLarge);
-    }
-    let body: RouteBody = serde_json::from_slice(&req.body).map_err(|e| {
-        AppError::InvalidJson(format!("the body must be {{\"userId\": \"…\"}}: {e}"))
-    })?;
+    let body: RouteBody = super::small_json(req, MAX_BODY, "{\"userId\": \"…\"}")?;
     let user = body
         .user_id
         .as_str()

@@ -6,7 +6,7 @@ use crate::domain::PagePosition;
 use crate::error::{AppError, AppResult};
 use crate::reads::ReadModel;
 
-pub const DEFAULT_LIMIT: u32 = 50;
+pub const DEFAULT_LIMIT: u32 = super::DEFAULT_PAGE_LIMIT;
 
 pub async fn list<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
     let user = app.user(req)?;
@@ -55,7 +55,15 @@ pub(super) fn found(
         source,
         outcome,
     } = served;
-    let value = value.ok_or(AppError::NotFound)?;
+    let Some(value) = value else {
+        // A remembered 404 still says which tier answered.
+        let mut res = respond::error(&AppError::NotFound);
+        res.headers.retain(|(k, _)| *k != "cache-control");
+        res.headers.push(("x-cache", outcome.header().to_owned()));
+        res.headers
+            .push(("cache-control", "private, no-cache".to_owned()));
+        return Ok(res);
+    };
     Ok(respond::read(
         req,
         &crate::reads::Served {

@@ -5,7 +5,7 @@ use super::{calls::found, path_call_id, respond, App, Request, Response, Service
 use crate::error::AppResult;
 use crate::reads::ReadModel;
 
-pub const DEFAULT_LIMIT: u32 = 100;
+pub const DEFAULT_LIMIT: u32 = super::DEFAULT_SUMMARY_LIMIT;
 
 pub async fn summary<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
     let user = app.user(req)?;

@@ -13,6 +13,9 @@
 //! | `/api/intent-analysis` | GET | [`intents::summary`] |
 //! | `/api/intent-analysis/{callId}` | GET | [`intents::analysis`] |
 //! | `/api/admin/phone-numbers/{e164}` | PUT, DELETE | [`admin`] |
+//! | `/api/cache/stats` | GET | [`cache::stats`] |
+//! | `/api/cache/warm` | POST | [`cache::warm`] |
+//! | `/api/cache/purge` | POST | [`cache::purge`] |
 //! | `/webhooks/twilio/voice-status` | POST | [`webhooks::twilio_voice_status`] |
 //! | `/webhooks/twilio/recording-status` | POST | [`webhooks::twilio_recording_status`] |
 //! | `/webhooks/events` | POST | [`webhooks::standard_event`] |
@@ -20,20 +23,29 @@
 
 mod admin;
 pub mod auth;
+mod cache;
 mod calls;
 mod intents;
 pub mod params;
 pub mod respond;
 mod webhooks;
 
+use crate::cache::CacheControl;
 use crate::clock::Clock;
 use crate::config::{Config, VERSION};
 use crate::domain::{CallId, UserId};
 use crate::error::{AppError, AppResult};
 use crate::reads::ReadModel;
-use crate::store::{Ingested, PhoneDirectory};
+use crate::store::{ActivityLog, Ingested, PhoneDirectory};
 use crate::webhooks::parking::Parking;
 use crate::webhooks::Delivery;
+
+/// `limit` when a call page request gives none.
+pub const DEFAULT_PAGE_LIMIT: u32 = 50;
+/// Users with webhook traffic within this window count as recently active (cache warming).
+pub const RECENT_ACTIVITY_WINDOW_MS: i64 = 24 * 3600 * 1000;
+/// `limit` when an intent summary request gives none.
+pub const DEFAULT_SUMMARY_LIMIT: u32 = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -120,8 +132,8 @@ impl<D: crate::store::Database> DeliverySink for crate::store::Store<D> {
 
 /// The services the routes use, named once so handlers take a single type parameter.
 pub trait Services {
-    type Reads: ReadModel;
-    type Writes: PhoneDirectory + DeliverySink;
+    type Reads: ReadModel + CacheControl;
+    type Writes: PhoneDirectory + DeliverySink + ActivityLog;
     type Parking: Parking;
     type Clock: Clock;
 }
@@ -177,6 +189,13 @@ impl<S: Services> App<'_, S> {
             ["api", "webhook-calls", id, "enhanced"] if get => calls::enhanced(self, req, id).await,
             ["api", "intent-analysis"] if get => intents::summary(self, req).await,
             ["api", "intent-analysis", id] if get => intents::analysis(self, req, id).await,
+            ["api", "cache", "stats"] if get => cache::stats(self, req).await,
+            ["api", "cache", "warm"] if post => cache::warm(self, req).await,
+            ["api", "cache", "purge"] if post => cache::purge(self, req).await,
+            ["api", "cache", "stats"] => Err(AppError::MethodNotAllowed { allow: GET }),
+            ["api", "cache", "warm" | "purge"] => Err(AppError::MethodNotAllowed {
+                allow: "POST, OPTIONS",
+            }),
             ["webhooks", "twilio", "voice-status"] if post => {
                 webhooks::twilio_voice_status(self, req, note).await
             }
@@ -228,6 +247,16 @@ impl<S: Services> App<'_, S> {
             .map_err(|e| AppError::Unauthorized(e.message()))
     }
 
+    /// True when the request carries the operator's `ADMIN_TOKEN`.
+    fn is_admin(&self, req: &Request) -> bool {
+        let Some(expected) = self.config.admin_token.as_ref() else {
+            return false;
+        };
+        req.header("authorization")
+            .and_then(auth::bearer_token)
+            .is_some_and(|t| auth::secrets_match(t, expected.expose()))
+    }
+
     /// Admits the operator's `ADMIN_TOKEN`; a valid dashboard JWT is recognised and refused
     /// with 403 so its holder learns the route exists but is not theirs.
     fn admin(&self, req: &Request) -> AppResult<()> {
@@ -248,6 +277,33 @@ impl<S: Services> App<'_, S> {
         }
         Err(AppError::Unauthorized("the admin token is not valid"))
     }
+}
+
+/// Refuses a body whose `Content-Type` is not `expected` (parameters such as `charset` are
+/// ignored).
+pub(crate) fn require_media_type(req: &Request, expected: &'static str) -> AppResult<()> {
+    let given = req.header("content-type").unwrap_or("");
+    let essence = given.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(AppError::UnsupportedMediaType(expected))
+    }
+}
+
+/// A small JSON body for an operator route: the right media type, at most `max` bytes, and
+/// the shape `T`.
+pub(crate) fn small_json<T: serde::de::DeserializeOwned>(
+    req: &Request,
+    max: usize,
+    shape: &str,
+) -> AppResult<T> {
+    require_media_type(req, "application/json")?;
+    if req.body.len() > max {
+        return Err(AppError::PayloadTooLarge);
+    }
+    serde_json::from_slice(&req.body)
+        .map_err(|e| AppError::InvalidJson(format!("the body must be {shape}: {e}")))
 }
 
 /// A call id from a path segment. Ids that cannot exist are simply not found.

@@ -1,6 +1,9 @@
 //! The app driven as a value: real routing, auth and SQL (in-process SQLite), no runtime.
 
 use super::*;
+use crate::cache::state::CacheState;
+use crate::cache::testing::{FakeKv, TestRuntime};
+use crate::cache::TieredReads;
 use crate::clock::ManualClock;
 use crate::config::AllowedOrigins;
 use crate::store::sqlite::SqliteDatabase;
@@ -8,25 +11,30 @@ use crate::store::Store;
 use crate::testing::block_on;
 use crate::webhooks::parking::MemoryParking;
 use serde_json::{json, Value};
+use std::rc::Rc;
 
 const NOW_MS: i64 = 1_800_000_000_000;
 const SECRET: &str = "jwt-test-secret";
 const ADMIN: &str = "admin-test-token";
 
+type Reads = TieredReads<Store<SqliteDatabase>, FakeKv, Rc<ManualClock>, TestRuntime>;
+
 struct World {
     config: Config,
-    store: Store<SqliteDatabase>,
+    store: Rc<Store<SqliteDatabase>>,
+    reads: Reads,
+    rt: TestRuntime,
     parking: MemoryParking,
-    clock: ManualClock,
+    clock: Rc<ManualClock>,
 }
 
 struct TestServices;
 
 impl Services for TestServices {
-    type Reads = Store<SqliteDatabase>;
+    type Reads = Reads;
     type Writes = Store<SqliteDatabase>;
     type Parking = MemoryParking;
-    type Clock = ManualClock;
+    type Clock = Rc<ManualClock>;
 }
 
 impl World {
@@ -55,11 +63,25 @@ impl World {
             allowed_origins: AllowedOrigins::parse("https://dash.example"),
             ..Config::default()
         };
+        let store = Rc::new(store);
+        let clock = Rc::new(ManualClock::at(NOW_MS));
+        let rt = TestRuntime::default();
+        let policy = Rc::new(config.cache.clone());
+        let reads = TieredReads::new(
+            store.clone(),
+            Rc::new(FakeKv::default()),
+            clock.clone(),
+            rt.clone(),
+            Rc::new(CacheState::new(&policy)),
+            policy,
+        );
         Self {
             config,
             store,
+            reads,
+            rt,
             parking: MemoryParking::default(),
-            clock: ManualClock::at(NOW_MS),
+            clock,
         }
     }
 
@@ -70,7 +92,7 @@ impl World {
     fn handle(&self, req: Request) -> Handled {
         let app: App<'_, TestServices> = App {
             config: &self.config,
-            reads: &self.store,
+            reads: &self.reads,
             writes: &self.store,
             parking: &self.parking,
             clock: &self.clock,
@@ -156,7 +178,7 @@ fn the_list_is_the_callers_own_calls_in_the_envelope_with_cache_headers() {
     assert!(b["meta"]["nextCursor"].is_string());
     assert_eq!(b["meta"]["source"], "d1");
     assert_eq!(b["meta"]["cacheHit"], false);
-    assert_eq!(res.header("x-cache"), Some("BYPASS"));
+    assert_eq!(res.header("x-cache"), Some("MISS"));
     assert_eq!(res.header("cache-control"), Some("private, no-cache"));
     assert!(res.header("etag").is_some());
     let next = b["meta"]["nextCursor"]
@@ -624,4 +646,144 @@ fn a_signed_retell_event_lands_through_the_registered_number() {
         ),
         (json!("retell"), json!(59))
     );
+}
+
+// ---- The cache through the app. ----
+
+fn post_json(path: &str, bearer: &str, json_body: &str) -> Request {
+    let mut r = get(path, Some(bearer));
+    r.method = Method::Post;
+    r.headers
+        .push(("content-type".into(), "application/json".into()));
+    r.body = json_body.as_bytes().to_vec();
+    r
+}
+
+#[test]
+fn the_second_read_is_a_memory_hit_with_the_same_etag() {
+    let w = World::new();
+    let t = token("ada");
+    let first = w.send(get("/api/webhook-calls?limit=2", Some(&t)));
+    let second = w.send(get("/api/webhook-calls?limit=2", Some(&t)));
+    assert_eq!(first.header("x-cache"), Some("MISS"));
+    assert_eq!(second.header("x-cache"), Some("HIT-MEMORY"));
+    assert_eq!(body(&second)["meta"]["source"], "memory");
+    assert_eq!(body(&second)["meta"]["cacheHit"], true);
+    assert_eq!(first.header("etag"), second.header("etag"));
+    assert_eq!(body(&first)["data"], body(&second)["data"]);
+}
+
+#[test]
+fn a_webhook_makes_the_next_read_in_this_isolate_fresh() {
+    let w = with_webhook_secrets(World::new());
+    let t = token("ada");
+    let before = body(&w.send(get("/api/intent-analysis", Some(&t))));
+    assert_eq!(
+        w.send(get("/api/intent-analysis", Some(&t)))
+            .header("x-cache"),
+        Some("HIT-MEMORY")
+    );
+    w.send(twilio_post(
+        "/webhooks/twilio/voice-status",
+        TWILIO_DONE,
+        "twilio-token",
+    ));
+    let after = w.send(get("/api/intent-analysis", Some(&t)));
+    assert_eq!(after.header("x-cache"), Some("MISS"));
+    assert_eq!(
+        body(&after)["data"]["stats"]["totalCalls"].as_i64(),
+        before["data"]["stats"]["totalCalls"]
+            .as_i64()
+            .map(|n| n + 1)
+    );
+}
+
+#[test]
+fn cache_stats_are_per_user_with_a_jwt_and_isolate_wide_with_the_admin_token() {
+    let w = World::new();
+    w.send(get("/api/webhook-calls", Some(&token("ada"))));
+    w.send(get("/api/webhook-calls", Some(&token("bob"))));
+    let mine = body(&w.send(get("/api/cache/stats", Some(&token("ada")))));
+    assert_eq!(mine["meta"]["scope"], "user");
+    assert_eq!(mine["data"]["counters"]["misses"], 1);
+    let all = body(&w.send(get("/api/cache/stats", Some(ADMIN))));
+    assert_eq!(all["meta"]["scope"], "isolate");
+    assert_eq!(all["data"]["counters"]["misses"], 2);
+    assert_eq!(w.send(get("/api/cache/stats", None)).status, 401);
+}
+
+#[test]
+fn purge_retires_a_users_entries_and_needs_the_admin_token() {
+    let w = World::new();
+    let t = token("ada");
+    w.send(get("/api/webhook-calls", Some(&t)));
+    assert_eq!(
+        w.send(post_json("/api/cache/purge", &t, r#"{"userId":"ada"}"#))
+            .status,
+        403
+    );
+    let res = w.send(post_json("/api/cache/purge", ADMIN, r#"{"userId":"ada"}"#));
+    assert_eq!(
+        (res.status, body(&res)["data"]["purged"].clone()),
+        (200, json!("user"))
+    );
+    assert_eq!(
+        w.send(get("/api/webhook-calls", Some(&t)))
+            .header("x-cache"),
+        Some("MISS")
+    );
+    assert_eq!(
+        w.send(post_json("/api/cache/purge", ADMIN, r#"{"all":true}"#))
+            .status,
+        200
+    );
+    assert_eq!(
+        w.send(post_json("/api/cache/purge", ADMIN, "{}")).status,
+        400
+    );
+    assert_eq!(
+        w.send(post_json("/api/cache/purge", ADMIN, r#"{"userId":"a:b"}"#))
+            .status,
+        400
+    );
+}
+
+#[test]
+fn warming_loads_the_landing_view_so_the_first_read_hits() {
+    let w = World::new();
+    let res = w.send(post_json(
+        "/api/cache/warm",
+        ADMIN,
+        r#"{"userIds":["ada"]}"#,
+    ));
+    assert_eq!(body(&res)["data"]["warmed"], json!(["ada"]));
+    let t = token("ada");
+    assert_eq!(
+        w.send(get("/api/webhook-calls", Some(&t)))
+            .header("x-cache"),
+        Some("HIT-MEMORY")
+    );
+    assert_eq!(
+        w.send(get("/api/intent-analysis", Some(&t)))
+            .header("x-cache"),
+        Some("HIT-MEMORY")
+    );
+    let bad = w.send(post_json(
+        "/api/cache/warm",
+        ADMIN,
+        r#"{"userIds":["a/b"]}"#,
+    ));
+    assert_eq!(bad.status, 400);
+}
+
+#[test]
+fn large_pages_bypass_the_cache() {
+    let w = World::new();
+    let t = token("ada");
+    for _ in 0..2 {
+        let res = w.send(get("/api/webhook-calls?limit=101", Some(&t)));
+        assert_eq!(res.header("x-cache"), Some("BYPASS"));
+        assert_eq!(body(&res)["meta"]["source"], "d1");
+    }
+    w.rt.run_background();
 }

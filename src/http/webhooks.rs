@@ -2,7 +2,8 @@
 //! if D1 fails, park the verified delivery and still answer 2xx. A delivery seen before gets
 //! the same 2xx and changes nothing.
 
-use super::{respond, App, Request, Response, Services};
+use super::{require_media_type, respond, App, Request, Response, Services};
+use crate::cache::CacheControl;
 use crate::clock::Clock;
 use crate::error::{AppError, AppResult};
 use crate::webhooks::parking;
@@ -11,16 +12,6 @@ use std::cell::RefCell;
 
 const FORM: &str = "application/x-www-form-urlencoded";
 const JSON: &str = "application/json";
-
-fn require_media_type(req: &Request, expected: &'static str) -> AppResult<()> {
-    let given = req.header("content-type").unwrap_or("");
-    let essence = given.split(';').next().unwrap_or("").trim();
-    if essence.eq_ignore_ascii_case(expected) {
-        Ok(())
-    } else {
-        Err(AppError::UnsupportedMediaType(expected))
-    }
-}
 
 /// The URL Twilio signed: `PUBLIC_BASE_URL` + path + query when configured (behind a proxy the
 /// request URL differs), else the URL as received.
@@ -69,7 +60,12 @@ impl<S: Services> App<'_, S> {
         }
         .await;
         match applied {
-            Ok(_) => Ok(()),
+            Ok(ingested) => {
+                if let (true, Some(user)) = (ingested.fresh, &ingested.user) {
+                    self.reads.invalidate(user, ingested.call.as_ref());
+                }
+                Ok(())
+            }
             Err(apply_error) => match parking::park(self.parking, &delivery).await {
                 Ok(key) => {
                     *note.borrow_mut() = Some(format!(

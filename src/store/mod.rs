@@ -351,6 +351,39 @@ impl<D: Database> ReadModel for Store<D> {
         let summary = self.load_intent_summary(user, limit).await?;
         Ok(Served::from_d1(Payload::new(&summary, None)?))
     }
+
+    fn usage(&self) -> Usage {
+        Store::usage(self)
+    }
+}
+
+/// Who has been active: the users the cache warms.
+#[allow(async_fn_in_trait)]
+pub trait ActivityLog {
+    async fn recently_active_users(&self, since: Timestamp, limit: u32) -> AppResult<Vec<UserId>>;
+}
+
+#[derive(serde::Deserialize)]
+struct UserRow {
+    user_id: String,
+}
+
+impl<D: Database> ActivityLog for Store<D> {
+    async fn recently_active_users(&self, since: Timestamp, limit: u32) -> AppResult<Vec<UserId>> {
+        let st = Statement::new(
+            sql::RECENT_USERS,
+            vec![since.millis().into(), i64::from(limit).into()],
+        );
+        let rows: Vec<UserRow> = self
+            .query(st)
+            .await
+            .context("listing recently active users")?
+            .decode()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| UserId::parse(&r.user_id))
+            .collect())
+    }
 }
 
 #[derive(serde::Deserialize)]

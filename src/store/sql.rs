@@ -71,6 +71,11 @@ pub const PUT_PHONE_ROUTE: &str = "INSERT INTO phone_numbers (e164, user_id, cre
 /// ?1 number.
 pub const DELETE_PHONE_ROUTE: &str = "DELETE FROM phone_numbers WHERE e164 = ?1";
 
+/// ?1 since (epoch ms), ?2 limit: users with webhook traffic since then, most recent first.
+pub const RECENT_USERS: &str = "SELECT user_id FROM webhook_deliveries \
+     WHERE received_at >= ?1 AND user_id IS NOT NULL \
+     GROUP BY user_id ORDER BY MAX(received_at) DESC LIMIT ?2";
+
 /// The read statements, by name, for the query-plan test.
 #[cfg(test)]
 pub const READS: &[(&str, &str)] = &[

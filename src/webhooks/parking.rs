@@ -4,6 +4,7 @@
 //! say D1 committed but the reply was lost — still has one effect.
 
 use super::Delivery;
+use crate::domain::{CallId, UserId};
 use crate::error::AppResult;
 use crate::store::{Database, Store};
 use sha2::{Digest, Sha256};
@@ -47,6 +48,8 @@ pub struct ReplayReport {
     pub failed: usize,
     /// Parked entries that could not be read back as a delivery (kept, for a human to look at).
     pub unreadable: usize,
+    /// Whose data the replayed deliveries changed: the cache keys to retire.
+    pub touched: Vec<(UserId, Option<CallId>)>,
 }
 
 /// Applies up to `limit` parked deliveries; each one leaves parking only once D1 took it.
@@ -66,9 +69,12 @@ pub async fn replay<P: Parking, D: Database>(
             continue;
         };
         match store.ingest(&delivery, &nonce()?).await {
-            Ok(_) => {
+            Ok(ingested) => {
                 parking.remove(&key).await?;
                 report.replayed += 1;
+                if let (true, Some(user)) = (ingested.fresh, ingested.user) {
+                    report.touched.push((user, ingested.call));
+                }
             }
             Err(_) => {
                 report.failed += 1;
@@ -157,12 +163,12 @@ mod tests {
         block_on(park(&parking, &delivery("msg_1", "CA1"))).expect("parks");
         let report = block_on(replay(&parking, &store, 10, counter())).expect("replays");
         assert_eq!(
-            report,
-            ReplayReport {
-                replayed: 1,
-                failed: 0,
-                unreadable: 0
-            }
+            (report.replayed, report.failed, report.unreadable),
+            (1, 0, 0)
+        );
+        assert_eq!(
+            report.touched,
+            vec![(UserId::parse("ada").expect("valid"), CallId::parse("CA1"))]
         );
         assert!(parking.entries.borrow().is_empty());
         let user = UserId::parse("ada").expect("valid");

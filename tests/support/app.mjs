@@ -30,11 +30,11 @@ function freshState() {
   return dir;
 }
 
-export async function spawnApp({ vars = {}, faults } = {}) {
+export async function spawnApp({ vars = {}, faults, copies } = {}) {
   const persistDir = freshState();
   const allVars = { ...TEST_VARS, ...vars };
   for (const [k, v] of Object.entries(allVars)) if (v === undefined) delete allVars[k];
-  const worker = await startWorker({ persistDir, vars: allVars, faults });
+  const worker = await startWorker({ persistDir, vars: allVars, faults, copies });
   const app = {
     ...worker,
     vars: allVars,
@@ -43,10 +43,11 @@ export async function spawnApp({ vars = {}, faults } = {}) {
       const now = Math.floor(Date.now() / 1000);
       return signJwt(allVars.JWT_SECRET, { sub, iat: now, exp: now + 600, ...claims });
     },
-    async request(method, path, { token, headers = {}, body } = {}) {
+    async request(method, path, { token, headers = {}, body, copy = 0 } = {}) {
       const h = { ...headers };
       if (token) h.authorization = `Bearer ${token}`;
-      const res = await fetch(app.url + path, { method, headers: h, body });
+      const init = { method, headers: h, body };
+      const res = copy === 0 ? await fetch(app.url + path, init) : await worker.fetchCopy(copy, app.url + path, init);
       const text = await res.text();
       let json;
       try {

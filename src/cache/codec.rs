@@ -1,0 +1,141 @@
+//! The KV value format: a format tag, a small JSON header and the payload's data verbatim,
+//! so a KV hit copies the data without re-parsing it.
+//!
+//! ```text
+//! v1\n{"life":[stored,refresh,expires,staleUntil],"gens":[all,user,call],"rows":n,
+//!      "absent":false,"etag":"…","count":n|null,"next":"…"|null}\n<data JSON>
+//! ```
+
+use super::keys::{Gens, FORMAT};
+use super::memory::Entry;
+use super::policy::Lifetime;
+use crate::reads::{PageMeta, Payload};
+use serde::{Deserialize, Serialize};
+use std::rc::Rc;
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    life: [i64; 4],
+    gens: [u64; 3],
+    rows: u64,
+    absent: bool,
+    etag: String,
+    count: Option<usize>,
+    next: Option<String>,
+}
+
+pub fn encode(entry: &Entry) -> String {
+    let (etag, count, next, data) = match &entry.payload {
+        Some(p) => (
+            p.etag.clone(),
+            p.page.as_ref().map(|m| m.count),
+            p.page.as_ref().and_then(|m| m.next_cursor.clone()),
+            p.data_json.as_str(),
+        ),
+        None => (String::new(), None, None, ""),
+    };
+    let l = entry.life;
+    let header = Header {
+        life: [l.stored_at, l.refresh_at, l.expires_at, l.stale_until],
+        gens: [entry.gens.all, entry.gens.user, entry.gens.call],
+        rows: entry.rows_read,
+        absent: entry.payload.is_none(),
+        etag,
+        count,
+        next,
+    };
+    let header = serde_json::to_string(&header).unwrap_or_default();
+    let mut out = String::with_capacity(FORMAT.len() + header.len() + data.len() + 2);
+    out.push_str(FORMAT);
+    out.push('\n');
+    out.push_str(&header);
+    out.push('\n');
+    out.push_str(data);
+    out
+}
+
+/// `None` for anything not written by this format version.
+pub fn decode(raw: &str) -> Option<Entry> {
+    let rest = raw.strip_prefix(FORMAT)?.strip_prefix('\n')?;
+    let (header, data) = rest.split_once('\n')?;
+    let h: Header = serde_json::from_str(header).ok()?;
+    let payload = (!h.absent).then(|| {
+        Rc::new(Payload {
+            data_json: data.to_owned(),
+            page: h.count.map(|count| PageMeta {
+                count,
+                next_cursor: h.next.clone(),
+            }),
+            etag: h.etag.clone(),
+        })
+    });
+    Some(Entry {
+        payload,
+        gens: Gens {
+            all: h.gens[0],
+            user: h.gens[1],
+            call: h.gens[2],
+        },
+        life: Lifetime {
+            stored_at: h.life[0],
+            refresh_at: h.life[1],
+            expires_at: h.life[2],
+            stale_until: h.life[3],
+        },
+        rows_read: h.rows,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(payload: Option<Payload>) -> Entry {
+        Entry {
+            payload: payload.map(Rc::new),
+            gens: Gens {
+                all: 1,
+                user: 2,
+                call: 3,
+            },
+            life: Lifetime {
+                stored_at: 10,
+                refresh_at: 20,
+                expires_at: 30,
+                stale_until: 40,
+            },
+            rows_read: 7,
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_with_their_absolute_lifetime() {
+        let p = Payload::new(
+            &serde_json::json!([{"id": "CA1", "note": "line\nbreak"}]),
+            Some(PageMeta {
+                count: 1,
+                next_cursor: Some("abc".into()),
+            }),
+        )
+        .expect("serializes");
+        let e = sample(Some(p.clone()));
+        let back = decode(&encode(&e)).expect("decodes");
+        assert_eq!(back.payload.as_deref(), Some(&p));
+        assert_eq!(back.life, e.life);
+        assert_eq!(back.gens, e.gens);
+        assert_eq!(back.rows_read, 7);
+    }
+
+    #[test]
+    fn a_remembered_not_found_round_trips() {
+        let back = decode(&encode(&sample(None))).expect("decodes");
+        assert!(back.payload.is_none());
+    }
+
+    #[test]
+    fn other_formats_are_ignored() {
+        assert!(decode("v0\n{}\n[]").is_none());
+        assert!(decode("garbage").is_none());
+        assert!(decode("v1\nnot json\n[]").is_none());
+    }
+}

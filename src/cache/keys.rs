@@ -1,0 +1,192 @@
+//! Cache keys. The user is part of every key's type, so a key for one user's data cannot be
+//! built from another's. A key has a logical part (what is cached, the memory tier's key) and
+//! the invalidation generations it was loaded under (part of the KV key): bumping a
+//! generation retires every key built under the old one without touching them.
+//!
+//! ```text
+//! v1:recordings:user:{u}:page:{o<offset>|c<cursor digest>}:limit:{n}   user gen
+//! v1:intent:user:{u}:summary:limit:{n}                                 user gen
+//! v1:recordings:user:{u}:call:{c}                                      call gen
+//! v1:intent:user:{u}:analysis:{c}                                      call gen
+//! v1:enhanced:user:{u}:call:{c}                                        call gen
+//! ```
+
+use crate::domain::{CallId, Limit, PagePosition, PageRequest, UserId};
+use sha2::{Digest, Sha256};
+
+/// Bumped when the cached value format changes: old entries simply stop matching.
+pub const FORMAT: &str = "v1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Page,
+    Summary,
+    Call,
+    Analysis,
+    Enhanced,
+}
+
+/// What is cached, for whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpec {
+    pub kind: Kind,
+    pub user: UserId,
+    /// The call, for per-call kinds.
+    pub call: Option<CallId>,
+    logical: String,
+}
+
+impl KeySpec {
+    pub fn page(user: &UserId, page: &PageRequest) -> Self {
+        let position = match &page.position {
+            PagePosition::Offset(o) => format!("o{o}"),
+            // Cursors can be long; a digest keeps KV keys under 512 bytes.
+            PagePosition::After(c) => {
+                let digest = Sha256::digest(c.encode().as_bytes());
+                format!("c{}", hex::encode(&digest[..12]))
+            }
+        };
+        let logical = format!(
+            "{FORMAT}:recordings:user:{user}:page:{position}:limit:{}",
+            page.limit.get()
+        );
+        Self::new(Kind::Page, user, None, logical)
+    }
+
+    pub fn summary(user: &UserId, limit: Limit) -> Self {
+        let logical = format!("{FORMAT}:intent:user:{user}:summary:limit:{}", limit.get());
+        Self::new(Kind::Summary, user, None, logical)
+    }
+
+    pub fn call(user: &UserId, call: &CallId) -> Self {
+        let logical = format!("{FORMAT}:recordings:user:{user}:call:{call}");
+        Self::new(Kind::Call, user, Some(call), logical)
+    }
+
+    pub fn analysis(user: &UserId, call: &CallId) -> Self {
+        let logical = format!("{FORMAT}:intent:user:{user}:analysis:{call}");
+        Self::new(Kind::Analysis, user, Some(call), logical)
+    }
+
+    pub fn enhanced(user: &UserId, call: &CallId) -> Self {
+        let logical = format!("{FORMAT}:enhanced:user:{user}:call:{call}");
+        Self::new(Kind::Enhanced, user, Some(call), logical)
+    }
+
+    fn new(kind: Kind, user: &UserId, call: Option<&CallId>, logical: String) -> Self {
+        Self {
+            kind,
+            user: user.clone(),
+            call: call.cloned(),
+            logical,
+        }
+    }
+
+    /// The memory tier's key.
+    pub fn logical(&self) -> &str {
+        &self.logical
+    }
+
+    /// The KV key: the logical key under the generations it was loaded with.
+    pub fn versioned(&self, gens: &Gens) -> String {
+        format!("{}|g{}.{}.{}", self.logical, gens.all, gens.user, gens.call)
+    }
+}
+
+/// The invalidation generations a key depends on: everything (purge all), the user (pages and
+/// summary), the call (its detail, analysis and enrichment). Per-call kinds ignore the user
+/// generation and vice versa, so one webhook retires exactly the keys it made stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Gens {
+    pub all: u64,
+    pub user: u64,
+    pub call: u64,
+}
+
+/// KV keys of the generation counters.
+pub fn gen_key_all() -> String {
+    format!("gen:{FORMAT}:all")
+}
+
+pub fn gen_key_user(user: &UserId) -> String {
+    format!("gen:{FORMAT}:user:{user}")
+}
+
+pub fn gen_key_call(user: &UserId, call: &CallId) -> String {
+    format!("gen:{FORMAT}:call:{user}:{call}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Cursor, Timestamp};
+
+    fn u(s: &str) -> UserId {
+        UserId::parse(s).expect("valid")
+    }
+
+    fn c(s: &str) -> CallId {
+        CallId::parse(s).expect("valid")
+    }
+
+    #[test]
+    fn keys_follow_the_documented_scheme() {
+        let page = PageRequest {
+            limit: Limit::new(50, 500).expect("ok"),
+            position: PagePosition::Offset(100),
+        };
+        assert_eq!(
+            KeySpec::page(&u("ada"), &page).logical(),
+            "v1:recordings:user:ada:page:o100:limit:50"
+        );
+        assert_eq!(
+            KeySpec::call(&u("ada"), &c("CA1")).logical(),
+            "v1:recordings:user:ada:call:CA1"
+        );
+        assert_eq!(
+            KeySpec::enhanced(&u("ada"), &c("CA1")).logical(),
+            "v1:enhanced:user:ada:call:CA1"
+        );
+        assert_eq!(
+            KeySpec::analysis(&u("ada"), &c("CA1")).logical(),
+            "v1:intent:user:ada:analysis:CA1"
+        );
+        let gens = Gens {
+            all: 1,
+            user: 2,
+            call: 3,
+        };
+        assert_eq!(
+            KeySpec::summary(&u("ada"), Limit::new(100, 500).expect("ok")).versioned(&gens),
+            "v1:intent:user:ada:summary:limit:100|g1.2.3"
+        );
+    }
+
+    #[test]
+    fn two_users_never_share_a_key_even_with_crafted_ids() {
+        // Separators are outside both id alphabets, so no id can forge another user's key.
+        let a = KeySpec::call(&u("ada"), &c("CA1"));
+        let b = KeySpec::call(&u("ada.x"), &c("CA1"));
+        assert_ne!(a.logical(), b.logical());
+        assert!(UserId::parse("ada:call:CA1").is_none());
+        assert!(CallId::parse("CA1|g0").is_none());
+    }
+
+    #[test]
+    fn cursor_keys_stay_short_whatever_the_cursor() {
+        let cursor = Cursor {
+            started_at: Timestamp::from_millis(1),
+            id: c(&"C".repeat(128)),
+        };
+        let page = PageRequest {
+            limit: Limit::new(100, 500).expect("ok"),
+            position: PagePosition::After(cursor),
+        };
+        let key = KeySpec::page(&u(&"u".repeat(128)), &page).versioned(&Gens {
+            all: u64::MAX,
+            user: u64::MAX,
+            call: u64::MAX,
+        });
+        assert!(key.len() <= 512, "{} bytes", key.len());
+    }
+}

@@ -1,0 +1,169 @@
+//! The per-isolate memory tier: a `quick_cache` map bounded by entries *and* bytes. Each
+//! entry weighs at least `max_bytes / max_entries`, so the byte bound also caps the count;
+//! eviction is quick_cache's CLOCK-Pro. No clock calls inside: expiry is judged by the caller
+//! against the injected clock.
+
+use super::keys::Gens;
+use super::policy::Lifetime;
+use crate::reads::Payload;
+use quick_cache::unsync::Cache;
+use quick_cache::Weighter;
+use std::rc::Rc;
+
+/// A cached read: the payload (`None` for a remembered 404), the generations it was loaded
+/// under and its lifetime.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub payload: Option<Rc<Payload>>,
+    pub gens: Gens,
+    pub life: Lifetime,
+    /// D1 rows the load read: what each hit saves.
+    pub rows_read: u64,
+}
+
+impl Entry {
+    /// Approximate heap size, for the byte bound.
+    pub fn bytes(&self) -> u64 {
+        let payload = self.payload.as_ref().map_or(0, |p| {
+            p.data_json.len()
+                + p.etag.len()
+                + p.page
+                    .as_ref()
+                    .and_then(|m| m.next_cursor.as_ref())
+                    .map_or(0, String::len)
+        });
+        (payload + 128) as u64
+    }
+}
+
+#[derive(Clone)]
+struct Weigh {
+    min_weight: u64,
+}
+
+impl Weighter<String, Entry> for Weigh {
+    fn weight(&self, key: &String, val: &Entry) -> u64 {
+        (key.len() as u64 + val.bytes()).max(self.min_weight)
+    }
+}
+
+pub struct MemoryTier {
+    cache: Cache<String, Entry, Weigh>,
+    max_bytes: u64,
+    max_entries: u64,
+}
+
+impl MemoryTier {
+    pub fn new(max_bytes: u64, max_entries: u64) -> Self {
+        let max_entries = max_entries.max(1);
+        let max_bytes = max_bytes.max(1024);
+        let weigh = Weigh {
+            min_weight: (max_bytes / max_entries).max(1),
+        };
+        Self {
+            cache: Cache::with_weighter(max_entries as usize, max_bytes, weigh),
+            max_bytes,
+            max_entries,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Entry> {
+        self.cache.get(key)
+    }
+
+    pub fn insert(&mut self, key: String, entry: Entry) {
+        self.cache.insert(key, entry);
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        self.cache.remove(key);
+    }
+
+    /// Drops every entry whose key starts with `prefix`.
+    pub fn remove_prefix(&mut self, prefix: &str) {
+        self.cache.retain(|k, _| !k.starts_with(prefix));
+    }
+
+    pub fn clear(&mut self) {
+        self.cache.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+
+    /// Weight in use: an upper bound of the bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.cache.weight()
+    }
+
+    pub fn bounds(&self) -> (u64, u64) {
+        (self.max_bytes, self.max_entries)
+    }
+
+    /// Entries whose key starts with `prefix`.
+    pub fn entries_with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a Entry)> + 'a {
+        self.cache
+            .iter()
+            .filter(move |(k, _)| k.starts_with(prefix))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(bytes: usize) -> Entry {
+        Entry {
+            payload: Some(Rc::new(Payload {
+                data_json: "x".repeat(bytes),
+                page: None,
+                etag: "\"e\"".into(),
+            })),
+            gens: Gens::default(),
+            life: Lifetime {
+                stored_at: 0,
+                refresh_at: 1,
+                expires_at: 2,
+                stale_until: 3,
+            },
+            rows_read: 1,
+        }
+    }
+
+    #[test]
+    fn the_entry_bound_holds_even_for_tiny_entries() {
+        let mut m = MemoryTier::new(1_000_000, 10);
+        for i in 0..100 {
+            m.insert(format!("k{i}"), entry(1));
+        }
+        assert!(m.len() <= 10, "{} entries", m.len());
+    }
+
+    #[test]
+    fn the_byte_bound_holds_for_large_entries() {
+        let mut m = MemoryTier::new(100_000, 1_000);
+        for i in 0..100 {
+            m.insert(format!("k{i}"), entry(10_000));
+        }
+        assert!(m.bytes() <= 100_000, "{} bytes", m.bytes());
+        assert!(m.len() <= 10);
+    }
+
+    #[test]
+    fn prefix_removal_drops_only_matching_keys() {
+        let mut m = MemoryTier::new(1_000_000, 100);
+        m.insert("v1:recordings:user:ada:x".into(), entry(1));
+        m.insert("v1:recordings:user:adam:x".into(), entry(1));
+        m.remove_prefix("v1:recordings:user:ada:");
+        assert!(m.get("v1:recordings:user:ada:x").is_none());
+        assert!(m.get("v1:recordings:user:adam:x").is_some());
+    }
+}

@@ -1,0 +1,153 @@
+//! `/api/cache/stats`, `/api/cache/warm`, `/api/cache/purge`.
+
+use super::{respond, App, Request, Response, Services};
+use crate::cache::CacheControl;
+use crate::clock::Clock;
+use crate::domain::{Timestamp, UserId};
+use crate::error::{AppError, AppResult};
+use crate::store::ActivityLog;
+use serde::{Deserialize, Serialize};
+
+/// Users warmed by one request at most.
+const MAX_WARM_USERS: usize = 100;
+const MAX_BODY: usize = 64 * 1024;
+
+/// Counters for the caller: the whole isolate with `ADMIN_TOKEN`, their own with a JWT.
+pub async fn stats<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
+    let (stats, scope) = if app.is_admin(req) {
+        (app.reads.stats(None), "isolate")
+    } else {
+        let user = app.user(req)?;
+        (app.reads.stats(Some(&user)), "user")
+    };
+    Ok(respond::json(
+        200,
+        &respond::Envelope {
+            success: true,
+            data: stats,
+            meta: Scope { scope },
+        },
+    ))
+}
+
+#[derive(Serialize)]
+struct Scope {
+    scope: &'static str,
+}
+
+fn json_body<T: for<'de> Deserialize<'de> + Default>(req: &Request) -> AppResult<T> {
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    super::small_json(req, MAX_BODY, "a JSON object with this route's fields")
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WarmBody {
+    user_ids: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct Warmed {
+    warmed: Vec<UserId>,
+    failed: Vec<UserId>,
+}
+
+/// Warms the given users, or the recently active ones, into every tier.
+pub async fn warm<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
+    app.admin(req)?;
+    let body: WarmBody = json_body(req)?;
+    let users = match body.user_ids {
+        Some(ids) => {
+            if ids.len() > MAX_WARM_USERS {
+                return Err(AppError::invalid_parameter(
+                    "userIds",
+                    format!("may list at most {MAX_WARM_USERS} users"),
+                ));
+            }
+            ids.iter()
+                .map(|id| {
+                    UserId::parse(id).ok_or_else(|| {
+                        AppError::invalid_parameter("userIds", format!("{id:?} is not a user id"))
+                    })
+                })
+                .collect::<AppResult<Vec<_>>>()?
+        }
+        None => {
+            let since =
+                Timestamp::from_millis(app.clock.now().millis() - super::RECENT_ACTIVITY_WINDOW_MS);
+            app.writes
+                .recently_active_users(since, MAX_WARM_USERS as u32)
+                .await?
+        }
+    };
+    let (mut warmed, mut failed) = (Vec::new(), Vec::new());
+    for user in users {
+        match app.reads.warm(&user).await {
+            Ok(()) => warmed.push(user),
+            Err(_) => failed.push(user),
+        }
+    }
+    Ok(respond::json(
+        200,
+        &respond::Envelope {
+            success: true,
+            data: Warmed { warmed, failed },
+            meta: serde_json::Map::new(),
+        },
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PurgeBody {
+    user_id: Option<String>,
+    all: Option<bool>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Purged {
+    purged: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<UserId>,
+}
+
+/// Retires a user's cached entries, or everyone's, in every isolate (within the staleness
+/// bound) without touching KV keys one by one.
+pub async fn purge<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
+    app.admin(req)?;
+    let body: PurgeBody = json_body(req)?;
+    let purged = match (body.user_id, body.all) {
+        (Some(id), None | Some(false)) => {
+            let user = UserId::parse(&id)
+                .ok_or_else(|| AppError::invalid_parameter("userId", "is not a user id"))?;
+            app.reads.purge_user(&user);
+            Purged {
+                purged: "user",
+                user_id: Some(user),
+            }
+        }
+        (None, Some(true)) => {
+            app.reads.purge_all();
+            Purged {
+                purged: "all",
+                user_id: None,
+            }
+        }
+        _ => {
+            return Err(AppError::InvalidRequest(
+                "give either {\"userId\": \"…\"} or {\"all\": true}".into(),
+            ))
+        }
+    };
+    Ok(respond::json(
+        200,
+        &respond::Envelope {
+            success: true,
+            data: purged,
+            meta: serde_json::Map::new(),
+        },
+    ))
+}
