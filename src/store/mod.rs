@@ -153,8 +153,8 @@ impl<D: Database> Store<D> {
         Ok(rows)
     }
 
+    /// A batch is one round trip, and counts as one query.
     async fn batch(&self, sts: Vec<Statement>) -> AppResult<Vec<D::Rows>> {
-        let n = sts.len() as u64;
         let results = self.db.batch(sts).await?;
         let mut total = QueryMeta::default();
         for r in &results {
@@ -162,7 +162,7 @@ impl<D: Database> Store<D> {
             total.rows_read += m.rows_read;
             total.rows_written += m.rows_written;
         }
-        self.record(n, total);
+        self.record(1, total);
         Ok(results)
     }
 

@@ -2,23 +2,18 @@
 //! lookup; `tests::every_read_is_an_index_range_scan` holds them to that with
 //! `EXPLAIN QUERY PLAN` against the real migrations.
 
-/// The columns of a Call with its recording, analysis and enrichment. Analyses and enrichments
-/// join on the user as well as the call, so a misattributed row can never surface in another
-/// user's call.
+/// The columns of a Call with its recording, analysis and enrichment. The three are copies
+/// kept in the call row by the triggers of `migrations/0005` (analyses and enrichments only
+/// when they belong to the call's user), so a page reads one row per call.
 macro_rules! call_select {
     () => {
         "SELECT c.id, c.provider, c.direction, c.from_number, c.to_number, c.status, c.answered, \
          c.started_at, c.ended_at, c.duration_seconds, c.created_at, c.updated_at, \
-         r.id AS rec_id, r.url AS rec_url, r.duration_seconds AS rec_duration, r.status AS rec_status, \
-         a.status AS an_status, a.intent AS an_intent, a.confidence AS an_confidence, \
-         a.summary AS an_summary, a.completed_at AS an_completed_at, \
-         e.phone_number AS en_phone, e.caller_name AS en_caller_name, e.caller_type AS en_caller_type, \
-         e.line_type AS en_line_type, e.carrier AS en_carrier, e.spam_score AS en_spam_score, \
-         e.updated_at AS en_updated_at \
-         FROM calls c \
-         LEFT JOIN recordings r ON r.call_id = c.id \
-         LEFT JOIN analyses a ON a.call_id = c.id AND a.user_id = c.user_id \
-         LEFT JOIN enrichments e ON e.call_id = c.id AND e.user_id = c.user_id "
+         c.rec_id, c.rec_url, c.rec_duration, c.rec_status, \
+         c.an_status, c.an_intent, c.an_confidence, c.an_summary, c.an_completed_at, \
+         c.en_phone, c.en_caller_name, c.en_caller_type, c.en_line_type, c.en_carrier, \
+         c.en_spam_score, c.en_updated_at \
+         FROM calls c "
     };
 }
 

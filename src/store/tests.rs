@@ -67,6 +67,56 @@ fn every_read_is_an_index_range_scan() {
 }
 
 #[test]
+fn call_lists_and_details_read_only_the_calls_table() {
+    // One plan step: no joins, so D1 reads one row per call listed.
+    let db = SqliteDatabase::migrated();
+    for sql in [
+        sql::CALL_PAGE_BY_OFFSET,
+        sql::CALL_PAGE_AFTER_CURSOR,
+        sql::CALL_DETAIL,
+        sql::ANALYZED_CALLS,
+    ] {
+        let plan = db.query_plan(sql);
+        assert_eq!(plan.len(), 1, "{plan:#?}");
+    }
+}
+
+#[test]
+fn the_copies_in_the_call_row_follow_every_change_to_their_sources() {
+    let s = store();
+    insert_call(&s, "ada", "CA1", 1_000, "completed");
+    insert_analysis(&s, "ada", "CA1", "completed", "billing", 0.5);
+    s.db.exec(
+        "INSERT INTO recordings (call_id, id, url, duration_seconds, status, updated_at) \
+         VALUES ('CA1', 'RE1', 'u1', 10, 'completed', 1); \
+         INSERT INTO enrichments (call_id, user_id, phone_number, caller_name, updated_at) \
+         VALUES ('CA1', 'ada', '+1', 'Grace', 1);",
+    );
+    let load = || {
+        block_on(s.load_call(&uid("ada"), &cid("CA1")))
+            .expect("loads")
+            .expect("exists")
+    };
+    let c = load();
+    assert_eq!(c.recording.map(|r| r.id), Some("RE1".to_owned()));
+    assert_eq!(
+        c.enrichment.and_then(|e| e.caller_name).as_deref(),
+        Some("Grace")
+    );
+    insert_analysis(&s, "ada", "CA1", "completed", "sales", 0.9);
+    s.db.exec("UPDATE recordings SET url = 'u2' WHERE call_id = 'CA1'; DELETE FROM enrichments WHERE call_id = 'CA1';");
+    let c = load();
+    assert_eq!(c.analysis.and_then(|a| a.intent).as_deref(), Some("sales"));
+    assert_eq!(c.recording.and_then(|r| r.url).as_deref(), Some("u2"));
+    assert!(c.enrichment.is_none());
+    s.db.exec(
+        "DELETE FROM analyses WHERE call_id = 'CA1'; DELETE FROM recordings WHERE call_id = 'CA1';",
+    );
+    let c = load();
+    assert!(c.analysis.is_none() && c.recording.is_none());
+}
+
+#[test]
 fn the_summary_list_uses_the_partial_index_of_analyzed_calls() {
     let db = SqliteDatabase::migrated();
     let plan = db.query_plan(sql::ANALYZED_CALLS);
@@ -308,8 +358,8 @@ fn the_summary_costs_one_round_trip_and_rows_proportional_to_intents() {
     assert_eq!(summary.calls.len(), 5);
     assert_eq!(
         used.queries - before.queries,
-        3,
-        "three statements, one batch"
+        1,
+        "three statements, one batch, one round trip"
     );
     // Rows returned: 1 stats row + 3 intents + 5 calls, whatever the number of calls.
     assert_eq!(used.rows_read - before.rows_read, 9);
