@@ -412,6 +412,8 @@ where
         let (spec, load) = (spec.clone(), load.clone());
         self.rt.spawn(Box::pin(async move {
             if let Ok((value, rows)) = this.load_origin(&spec.user, &load).await {
+                this.state
+                    .record(Some(&spec.user), |c| c.background_loads += 1);
                 let now = this.now();
                 this.remember(&spec, gens, value, rows, now);
             }
@@ -585,6 +587,22 @@ where
         }));
     }
 
+    /// Loads `load` unless memory already holds it fresh; counted as background work, not as
+    /// a read.
+    async fn warm_one(&self, user: &UserId, load: Load) -> AppResult<()> {
+        let spec = load.spec(user);
+        let now = self.now();
+        let (gens, _) = self.current_gens(&spec, now).await;
+        let cached = self.state.memory.borrow().get(spec.logical()).cloned();
+        if cached.is_some_and(|e| e.gens == gens && e.life.at(now) == Freshness::Fresh) {
+            return Ok(());
+        }
+        let (value, rows) = self.load_origin(user, &load).await?;
+        self.state.record(Some(user), |c| c.background_loads += 1);
+        self.remember(&spec, gens, value, rows, self.now());
+        Ok(())
+    }
+
     /// Warms `user`'s first page and summary (the dashboard's landing view) into every tier.
     pub async fn warm_user(&self, user: &UserId) -> AppResult<()> {
         let first_page = PageRequest {
@@ -594,8 +612,8 @@ where
         };
         let summary = Limit::new(crate::http::DEFAULT_SUMMARY_LIMIT, 500)
             .ok_or_else(|| AppError::internal("default summary limit out of range"))?;
-        self.read(user, Load::Page(first_page)).await?;
-        self.read(user, Load::Summary(summary)).await?;
+        self.warm_one(user, Load::Page(first_page)).await?;
+        self.warm_one(user, Load::Summary(summary)).await?;
         Ok(())
     }
 }

@@ -24,6 +24,8 @@ pub struct Counters {
     pub d1_rows_avoided: u64,
     pub kv_errors: u64,
     pub invalidations: u64,
+    /// Loads made off the request path: background refreshes and warming.
+    pub background_loads: u64,
 }
 
 impl Counters {
