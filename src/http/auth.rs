@@ -150,6 +150,82 @@ pub fn verify_jwt(
         .ok_or(TokenError::InvalidSubject)
 }
 
+/// A token that verified: its subject and the time window it is valid in.
+#[derive(Clone)]
+struct Verified {
+    user: UserId,
+    exp: f64,
+    nbf: Option<f64>,
+}
+
+/// Tokens verified in this isolate, by (key, expectations, token): a dashboard sends the same
+/// token on every request, and re-checking its times is all a repeat needs. Bounded.
+const MAX_VERIFIED: usize = 10_000;
+
+thread_local! {
+    static VERIFIED: std::cell::RefCell<std::collections::HashMap<String, Verified>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// [`verify_jwt`], remembering tokens that verified so a repeat skips the MAC and the JSON.
+/// Expiry and `nbf` are checked against `now` every time.
+pub fn verify_jwt_cached(
+    token: &str,
+    key: &[u8],
+    expect: &Expectations<'_>,
+    now_secs: i64,
+) -> Result<UserId, TokenError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::TooLarge);
+    }
+    let mut cache_key = Vec::with_capacity(key.len() + token.len() + 64);
+    for part in [
+        key,
+        expect.issuer.unwrap_or("").as_bytes(),
+        expect.audience.unwrap_or("").as_bytes(),
+        token.as_bytes(),
+    ] {
+        cache_key.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        cache_key.extend_from_slice(part);
+    }
+    let cache_key = hex::encode(Sha256::digest(&cache_key));
+    let now = now_secs as f64;
+    if let Some(v) = VERIFIED.with(|c| c.borrow().get(&cache_key).cloned()) {
+        if now >= v.exp + LEEWAY_SECS as f64 {
+            return Err(TokenError::Expired);
+        }
+        if v.nbf.is_some_and(|nbf| now + (LEEWAY_SECS as f64) < nbf) {
+            return Err(TokenError::NotYetValid);
+        }
+        return Ok(v.user);
+    }
+    let user = verify_jwt(token, key, expect, now_secs)?;
+    if let Ok(claims) = token
+        .split('.')
+        .nth(1)
+        .ok_or(TokenError::Malformed)
+        .and_then(decode_json::<Claims>)
+    {
+        if let Some(exp) = claims.exp {
+            VERIFIED.with(|c| {
+                let mut c = c.borrow_mut();
+                if c.len() >= MAX_VERIFIED {
+                    c.clear();
+                }
+                c.insert(
+                    cache_key,
+                    Verified {
+                        user: user.clone(),
+                        exp,
+                        nbf: claims.nbf,
+                    },
+                );
+            });
+        }
+    }
+    Ok(user)
+}
+
 fn decode_json<T: for<'de> Deserialize<'de>>(b64: &str) -> Result<T, TokenError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(b64)
@@ -315,6 +391,47 @@ mod tests {
             "",
         );
         assert_eq!(verify(&crit), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_is_tied_to_its_key() {
+        let t = sign_hs256(&json!({"sub": "ada", "exp": NOW + 60}), KEY);
+        let e = Expectations::default();
+        assert!(verify_jwt_cached(&t, KEY, &e, NOW).is_ok());
+        assert!(
+            verify_jwt_cached(&t, KEY, &e, NOW).is_ok(),
+            "served from memory"
+        );
+        assert_eq!(
+            verify_jwt_cached(&t, b"another key", &e, NOW),
+            Err(TokenError::BadSignature)
+        );
+        let strict = Expectations {
+            issuer: Some("iss"),
+            audience: None,
+        };
+        assert_eq!(
+            verify_jwt_cached(&t, KEY, &strict, NOW),
+            Err(TokenError::WrongIssuer)
+        );
+        assert_eq!(
+            verify_jwt_cached(&t, KEY, &e, NOW + 60 + LEEWAY_SECS),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn a_remembered_token_honours_nbf_each_time() {
+        let t = sign_hs256(
+            &json!({"sub": "ada", "exp": NOW + 600, "nbf": NOW + 100}),
+            KEY,
+        );
+        let e = Expectations::default();
+        assert!(verify_jwt_cached(&t, KEY, &e, NOW + 200).is_ok());
+        assert_eq!(
+            verify_jwt_cached(&t, KEY, &e, NOW),
+            Err(TokenError::NotYetValid)
+        );
     }
 
     #[test]

@@ -243,7 +243,7 @@ impl<S: Services> App<'_, S> {
             audience: self.config.jwt_audience.as_deref(),
         };
         let now_secs = self.clock.now().millis().div_euclid(1000);
-        auth::verify_jwt(token, secret.expose().as_bytes(), &expect, now_secs)
+        auth::verify_jwt_cached(token, secret.expose().as_bytes(), &expect, now_secs)
             .map_err(|e| AppError::Unauthorized(e.message()))
     }
 
