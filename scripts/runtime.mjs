@@ -127,7 +127,7 @@ export default function (env) { return new KvNamespace(env); }
  * with `fetchCopy(i, url, init)` (copy 0 is the one served on `url`).
  * Returns { url, mf, db, kv, scheduled, fetchCopy, dispose }.
  */
-export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.1", faults, copies = 1 }) {
+export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.1", faults, copies = 1, onLog }) {
   const settings = wranglerSettings();
   if (!existsSync(join(ROOT, "build/index.js"))) {
     throw new Error("build/index.js is missing: run `bash scripts/build.sh` first");
@@ -160,12 +160,28 @@ export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.
       { name: "kv-faults", modules: true, script: KV_FAULTS_SCRIPT, kvNamespaces: { REAL: settings.kvId }, serviceBindings: { FAULTS: flags("kv") } },
     );
   }
+  // With `onLog`, everything the runtime prints (the worker's console included) goes to it,
+  // line by line, instead of this process's output.
+  const logging = onLog
+    ? {
+        handleStructuredLogs: ({ level, message }) => {
+          onLog(`${level}: ${message}`);
+        },
+        handleRuntimeStdio: (stdout, stderr) => {
+          for (const stream of [stdout, stderr]) {
+            stream.setEncoding("utf8");
+            stream.on("data", (chunk) => chunk.split("\n").filter(Boolean).forEach((l) => onLog(l)));
+          }
+        },
+      }
+    : {};
   const mf = new Miniflare({
     workers,
     d1Persist: join(persistDir, "v3/d1"),
     kvPersist: join(persistDir, "v3/kv"),
     host,
     port,
+    ...logging,
   });
   const url = (await mf.ready).toString().replace(/\/$/, "");
   const db = await mf.getD1Database(faults ? "RAW_DB" : "DB");
