@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `npm run fuzz`: a bounded libFuzzer smoke run of every parser and verifier.
 # FUZZ_SECONDS (default 30) per target; FUZZ_TARGETS to pick some. Seeds live in
-# fuzz/corpus/<target>; new inputs go to a scratch directory, crashes to fuzz/artifacts/.
+# fuzz/corpus/<target>; new inputs go to a scratch directory (or, with FUZZ_GROW_CORPUS=1,
+# into the corpus itself, minimized afterwards with cargo fuzz cmin), crashes to
+# fuzz/artifacts/.
 # cargo-fuzz needs nightly-only rustc flags; RUSTC_BOOTSTRAP lets the one stable toolchain
 # on these machines accept them.
 set -euo pipefail
@@ -22,12 +24,18 @@ trap 'rm -rf "$scratch"' EXIT
 for t in $targets; do
   echo "==> fuzz $t for ${seconds}s"
   mkdir -p "$scratch/$t"
-  if ! cargo fuzz run -O "$t" "$scratch/$t" "fuzz/corpus/$t" -- \
+  out="$scratch/$t"
+  [ "${FUZZ_GROW_CORPUS:-0}" = 1 ] && out="fuzz/corpus/$t"
+  if ! cargo fuzz run -O "$t" "$out" "fuzz/corpus/$t" -- \
     -max_total_time="$seconds" -print_final_stats=1 > "$scratch/$t.log" 2>&1; then
     tail -n 60 "$scratch/$t.log" >&2
     echo "[fuzz] $t FAILED: the crashing input is in fuzz/artifacts/$t" >&2
     exit 1
   fi
   grep -E "^(Done|stat::number_of_executed_units|stat::peak_rss)" "$scratch/$t.log" || true
+  if [ "${FUZZ_GROW_CORPUS:-0}" = 1 ]; then
+    cargo fuzz cmin -O "$t" "fuzz/corpus/$t" > "$scratch/$t.cmin.log" 2>&1
+    echo "corpus: $(ls "fuzz/corpus/$t" | wc -l) inputs after cmin"
+  fi
 done
 echo "fuzz: all targets ran ${seconds}s without a crash"
