@@ -4,7 +4,7 @@
 import { Miniflare } from "miniflare";
 import { execFileSync } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -127,7 +127,7 @@ export default function (env) { return new KvNamespace(env); }
  * with `fetchCopy(i, url, init)` (copy 0 is the one served on `url`).
  * Returns { url, mf, db, kv, scheduled, fetchCopy, dispose }.
  */
-export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.1", faults, copies = 1, onLog }) {
+export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.1", faults, copies = 1, onLog, assets = join(ROOT, "public") }) {
   const settings = wranglerSettings();
   if (!existsSync(join(ROOT, "build/index.js"))) {
     throw new Error("build/index.js is missing: run `bash scripts/build.sh` first");
@@ -142,6 +142,14 @@ export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.
       compatibilityDate: settings.compatibilityDate,
       bindings: vars,
     };
+    if (name === "main" && assets) {
+      // Static assets (the console) answer first; anything else reaches the worker.
+      // API and webhook paths skip the asset lookup (as `run_worker_first` in wrangler.toml).
+      w.assets = {
+        directory: assets,
+        routerConfig: { has_user_worker: true, static_routing: { user_worker: ["/api/*", "/webhooks/*"] } },
+      };
+    }
     if (faults) {
       // The worker sees the wrappers as DB and CACHE; tests seed and inspect through RAW_*.
       w.d1Databases = { RAW_DB: settings.d1Id };
@@ -189,6 +197,16 @@ export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.
   const scheduled = async (copy = 0) => (await mf.getWorker(names[copy])).scheduled({ cron: "* * * * *" });
   const fetchCopy = async (copy, target, init) => (await mf.getWorker(names[copy])).fetch(target, init);
   return { url, mf, db, kv, scheduled, fetchCopy, dispose: () => mf.dispose() };
+}
+
+/**
+ * The console's files plus `dev-token.json` (a token for `sub`), in a directory outside the
+ * repository: local runs offer the token on the page, deployments never have the file.
+ */
+export function consoleWithDevToken(dir, secret, sub) {
+  cpSync(join(ROOT, "public"), dir, { recursive: true });
+  writeFileSync(join(dir, "dev-token.json"), JSON.stringify({ sub, token: devToken(secret, sub) }));
+  return dir;
 }
 
 /** An HS256 JWT for `sub`, signed like the dashboard's identity provider would. */

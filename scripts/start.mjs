@@ -2,7 +2,7 @@
 // http://127.0.0.1:8787 and print a ready-to-paste request.
 import { join } from "node:path";
 import { DEMO_USERS, demoStatements, loadStatements } from "./demo-data.mjs";
-import { ROOT, applyMigrations, devToken, devVarsFile, localVars, startWorker } from "./runtime.mjs";
+import { ROOT, applyMigrations, consoleWithDevToken, devToken, devVarsFile, localVars, startWorker } from "./runtime.mjs";
 
 const persistDir = join(ROOT, ".wrangler/state");
 const port = Number(process.env.PORT ?? 8787);
@@ -12,7 +12,10 @@ console.log(`[start] vars from ${devVarsFile().replace(ROOT + "/", "")}`);
 console.log("[start] applying migrations/ to the local D1 (.wrangler/state)");
 applyMigrations(persistDir);
 
-const worker = await startWorker({ persistDir, vars, port });
+const assets = vars.JWT_SECRET
+  ? consoleWithDevToken(join(ROOT, ".wrangler/console"), vars.JWT_SECRET, DEMO_USERS[0].id)
+  : join(ROOT, "public");
+const worker = await startWorker({ persistDir, vars, port, assets });
 const { count } = await worker.db.prepare("SELECT COUNT(*) AS count FROM calls").first();
 if (count === 0) {
   const statements = demoStatements(Date.now());
@@ -26,6 +29,8 @@ const user = DEMO_USERS[0].id;
 const token = vars.JWT_SECRET ? devToken(vars.JWT_SECRET, user) : "<set JWT_SECRET>";
 console.log(`
 Serving on ${worker.url}  (Ctrl-C to stop)
+
+Console: ${worker.url}/  (click "Use the local dev token")
 
 Try it (a dev token for ${user}, valid 12 hours):
 

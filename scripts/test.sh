@@ -25,5 +25,12 @@ cargo test --quiet
 step "release build (worker-build)"
 bash scripts/build.sh >/dev/null
 
+step "Debian's chromium for the console's browser test (installed once)"
+if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
+  apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
+    || { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }
+fi
+"${CHROMIUM_PATH:-/usr/bin/chromium}" --version
+
 step "end-to-end tests against the built worker in workerd"
 node --test --test-reporter=spec tests/*.test.mjs

@@ -20,6 +20,9 @@ use worker::{event, Context, Env, Headers, ScheduleContext, ScheduledEvent};
 
 /// Bodies larger than this are refused; no more than this is ever buffered.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// An oversized body up to this size is read and dropped before the 413, so clients that
+/// send it whole see the answer instead of a reset connection; beyond it we answer at once.
+const MAX_DRAINED_BYTES: usize = 8 * 1024 * 1024;
 /// Parked deliveries replayed per cron run; the rest wait for the next minute.
 const REPLAY_BATCH: usize = 200;
 
@@ -238,6 +241,9 @@ async fn read_request(req: &mut worker::Request) -> Result<Request, AppError> {
         .find(|(k, _)| k == "content-length")
         .and_then(|(_, v)| v.parse::<usize>().ok());
     if declared_len.is_some_and(|n| n > MAX_BODY_BYTES) {
+        if declared_len.is_some_and(|n| n <= MAX_DRAINED_BYTES) {
+            discard_body(req).await;
+        }
         return Err(AppError::PayloadTooLarge);
     }
     let body = match method {
@@ -266,11 +272,32 @@ async fn read_body_capped(req: &mut worker::Request) -> Result<Vec<u8>, AppError
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| unreadable())?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
+            let mut seen = body.len() + chunk.len();
+            drop(body);
+            // Read on (without keeping it) so the client gets the 413 rather than a reset.
+            while seen <= MAX_DRAINED_BYTES {
+                match stream.next().await {
+                    Some(Ok(c)) => seen += c.len(),
+                    _ => break,
+                }
+            }
             return Err(AppError::PayloadTooLarge);
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Reads and drops a body, up to [`MAX_DRAINED_BYTES`].
+async fn discard_body(req: &mut worker::Request) {
+    let Ok(mut stream) = req.stream() else { return };
+    let mut seen = 0;
+    while seen <= MAX_DRAINED_BYTES {
+        match stream.next().await {
+            Some(Ok(c)) => seen += c.len(),
+            _ => break,
+        }
+    }
 }
 
 fn to_worker_response(res: crate::http::Response) -> worker::Result<worker::Response> {
