@@ -201,7 +201,30 @@ describe("GET /api/webhook-calls/{callId}", () => {
     const first = await get("/api/webhook-calls/CAada001", { token });
     const again = await get("/api/webhook-calls/CAada001", { token, headers: { "if-none-match": first.headers.get("etag") } });
     assert.equal(again.status, 304);
-    assert.equal((await call(app, "PATCH", "/api/webhook-calls/CAada001", { token })).status, 405);
+    const patch = await call(app, "PATCH", "/api/webhook-calls/CAada001", { token });
+    assert.equal(patch.status, 405);
+    assert.match(patch.headers.get("allow"), /DELETE/);
+  });
+});
+
+describe("DELETE /api/webhook-calls/{callId}", () => {
+  test("the owner deletes a call: 204, then it is gone from every route; others get 404", async () => {
+    const ada = app.token("ada");
+    await insertCall(app, { user: "ada", id: "CAdel1", startedAt: T0 + 10 * 60_000, analysis: { intent: "support", confidence: 0.7 } });
+    const before = (await get("/api/intent-analysis", { token: ada })).json.data.stats;
+    await get("/api/webhook-calls/CAdel1", { token: ada }); // cached now
+    assert.equal((await call(app, "DELETE", "/api/webhook-calls/CAdel1", { token: app.token("bob") })).status, 404);
+    assert.equal((await call(app, "DELETE", "/api/webhook-calls/CAdel1")).status, 401);
+    const res = await call(app, "DELETE", "/api/webhook-calls/CAdel1", { token: ada });
+    assert.deepEqual([res.status, res.text], [204, ""]);
+    assert.equal((await get("/api/webhook-calls/CAdel1", { token: ada })).status, 404);
+    assert.equal((await get("/api/intent-analysis/CAdel1", { token: ada })).status, 404);
+    const list = await get("/api/webhook-calls?limit=100", { token: ada });
+    assert.ok(!list.json.data.some((c) => c.id === "CAdel1"));
+    const after = (await get("/api/intent-analysis", { token: ada })).json.data.stats;
+    assert.equal(after.totalCalls, before.totalCalls - 1);
+    assert.equal(after.intentDistribution.support, before.intentDistribution.support - 1);
+    assert.equal((await call(app, "DELETE", "/api/webhook-calls/CAdel1", { token: ada })).status, 404);
   });
 });
 
@@ -345,6 +368,7 @@ describe("unconfigured secrets", () => {
     assert.equal(put.json.error.code, "not_configured");
     const del = await call(unconfigured, "DELETE", "/api/admin/phone-numbers/+14155550198", { token: "x" });
     assert.equal(del.status, 503);
+    assert.equal((await call(unconfigured, "DELETE", "/api/webhook-calls/CAada000", { token })).status, 503);
   });
 });
 

@@ -111,6 +111,27 @@ describe("invalidation", () => {
     assert.ok(seenAt - wroteAt <= syncMs + 500, `stale for ${seenAt - wroteAt} ms`);
   });
 
+  test("a deleted call is served by no tier: not here at once, not in another isolate past the bound", async () => {
+    const syncMs = 1000;
+    const app = await start({ copies: 2, vars: { CACHE_SYNC_MS: String(syncMs) } });
+    for (const copy of [0, 1]) {
+      assert.equal((await read(app, "/api/webhook-calls/CAc4", { copy })).status, 200);
+      assert.equal((await read(app, "/api/webhook-calls?limit=1", { copy })).json.data[0].id, "CAc4");
+    }
+    const del = await app.request("DELETE", "/api/webhook-calls/CAc4", { token: app.token("ada") });
+    assert.equal(del.status, 204);
+    assert.equal((await read(app, "/api/webhook-calls/CAc4")).status, 404, "this isolate: at once");
+    assert.equal((await read(app, "/api/webhook-calls?limit=1")).json.data[0].id, "CAc3");
+    await sleep(syncMs + 300);
+    assert.equal((await read(app, "/api/webhook-calls/CAc4", { copy: 1 })).status, 404, "the other isolate, past the bound");
+    assert.equal((await read(app, "/api/webhook-calls?limit=1", { copy: 1 })).json.data[0].id, "CAc3");
+    const summary = await read(app, "/api/intent-analysis", { copy: 1 });
+    assert.equal(summary.json.data.stats.totalCalls, 4);
+    // A late event for the deleted call does not bring it back.
+    await upsert(app, { id: "CAc4", status: "completed", startedAt: "2026-11-20T00:00:04Z" });
+    assert.equal((await read(app, "/api/webhook-calls/CAc4")).status, 404);
+  });
+
   test("a burst of webhooks for one user writes its generation key at most once a second", async () => {
     const app = await start();
     for (let i = 0; i < 10; i++) await upsert(app, { id: `CAb${i}`, status: "ringing" });

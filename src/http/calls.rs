@@ -74,3 +74,23 @@ pub(super) fn found(
         &[],
     ))
 }
+
+/// The owner deletes a call (privacy requests): the call, its recording reference, analysis
+/// and enrichment in one D1 batch, then every cached key that held it is retired. 404 for
+/// anyone else, exactly as for a call that does not exist.
+pub async fn delete<S: Services>(
+    app: &App<'_, S>,
+    req: &Request,
+    raw_id: &str,
+) -> AppResult<Response> {
+    use crate::cache::CacheControl;
+    use crate::clock::Clock;
+    use crate::store::CallDeletion;
+    let user = app.user(req)?;
+    let id = path_call_id(raw_id)?;
+    if !app.writes.delete_call(&user, &id, app.clock.now()).await? {
+        return Err(AppError::NotFound);
+    }
+    app.reads.invalidate(&user, Some(&id));
+    Ok(respond::no_content())
+}

@@ -8,7 +8,7 @@
 //! | --- | --- | --- |
 //! | `/api/health` | GET | [`health`] |
 //! | `/api/webhook-calls` | GET | [`calls::list`] |
-//! | `/api/webhook-calls/{callId}` | GET | [`calls::detail`] |
+//! | `/api/webhook-calls/{callId}` | GET, DELETE | [`calls::detail`], [`calls::delete`] |
 //! | `/api/webhook-calls/{callId}/enhanced` | GET | [`calls::enhanced`] |
 //! | `/api/intent-analysis` | GET | [`intents::summary`] |
 //! | `/api/intent-analysis/{callId}` | GET | [`intents::analysis`] |
@@ -36,7 +36,7 @@ use crate::config::{Config, VERSION};
 use crate::domain::{CallId, UserId};
 use crate::error::{AppError, AppResult};
 use crate::reads::ReadModel;
-use crate::store::{ActivityLog, Ingested, PhoneDirectory};
+use crate::store::{ActivityLog, CallDeletion, Ingested, PhoneDirectory};
 use crate::webhooks::parking::Parking;
 use crate::webhooks::Delivery;
 
@@ -133,7 +133,7 @@ impl<D: crate::store::Database> DeliverySink for crate::store::Store<D> {
 /// The services the routes use, named once so handlers take a single type parameter.
 pub trait Services {
     type Reads: ReadModel + CacheControl;
-    type Writes: PhoneDirectory + DeliverySink + ActivityLog;
+    type Writes: PhoneDirectory + DeliverySink + ActivityLog + CallDeletion;
     type Parking: Parking;
     type Clock: Clock;
 }
@@ -186,9 +186,15 @@ impl<S: Services> App<'_, S> {
             ["api", "health"] if get => Ok(health()),
             ["api", "webhook-calls"] if get => calls::list(self, req).await,
             ["api", "webhook-calls", id] if get => calls::detail(self, req, id).await,
+            ["api", "webhook-calls", id] if req.method == Method::Delete => {
+                calls::delete(self, req, id).await
+            }
             ["api", "webhook-calls", id, "enhanced"] if get => calls::enhanced(self, req, id).await,
             ["api", "intent-analysis"] if get => intents::summary(self, req).await,
             ["api", "intent-analysis", id] if get => intents::analysis(self, req, id).await,
+            ["api", "webhook-calls", _] => Err(AppError::MethodNotAllowed {
+                allow: "GET, HEAD, DELETE, OPTIONS",
+            }),
             ["api", "cache", "stats"] if get => cache::stats(self, req).await,
             ["api", "cache", "warm"] if post => cache::warm(self, req).await,
             ["api", "cache", "purge"] if post => cache::purge(self, req).await,
@@ -217,7 +223,6 @@ impl<S: Services> App<'_, S> {
             },
             ["api", "health"]
             | ["api", "webhook-calls"]
-            | ["api", "webhook-calls", _]
             | ["api", "webhook-calls", _, "enhanced"]
             | ["api", "intent-analysis"]
             | ["api", "intent-analysis", _] => Err(AppError::MethodNotAllowed { allow: GET }),

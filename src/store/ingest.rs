@@ -77,6 +77,9 @@ impl<D: Database> Store<D> {
             let mut p = guard();
             let sql = match event {
                 Event::Call(c) => {
+                    let mut lift = guard();
+                    lift.extend([text(&c.call_id), SqlValue::Integer(c.started_at)]);
+                    statements.push(Statement::new(sql::LIFT_DELETION, lift));
                     p.extend([
                         text(&c.call_id),
                         opt_text(c.owner.user.as_deref()),

@@ -282,8 +282,127 @@ fn every_ingest_statement_is_accepted_by_sqlite_with_its_parameter_count() {
         (sql::UPSERT_ANALYSIS, 12),
         (sql::UPSERT_ENRICHMENT, 13),
         (sql::DELIVERY_RESULT, 3),
+        (sql::LIFT_DELETION, 5),
+        (sql::MARK_DELETED, 3),
+        (sql::DELETE_RECORDING, 2),
+        (sql::DELETE_ANALYSIS, 2),
+        (sql::DELETE_ENRICHMENT, 2),
+        (sql::FORGET_PAYLOADS, 2),
+        (sql::DELETE_CALL, 2),
     ] {
         let st = db.conn.prepare(sql).expect("prepares");
         assert_eq!(st.parameter_count(), params, "{sql}");
     }
+}
+
+// ---- Deleting calls ----
+
+fn delete(s: &Store<SqliteDatabase>, user: &str, id: &str, at: i64) -> bool {
+    use super::CallDeletion;
+    block_on(s.delete_call(&uid(user), &cid(id), Timestamp::from_millis(at))).expect("deletes")
+}
+
+#[test]
+fn the_owner_deletes_a_call_with_everything_attached_and_aggregates_stay_exact() {
+    let s = store_with_routes();
+    apply(&s, &voice(COMPLETED));
+    apply(
+        &s,
+        &event(
+            "msg_a",
+            serde_json::json!({"type": "call.analysis.completed",
+        "data": {"userId": "ada", "callId": "CA1", "intent": "billing", "confidence": 0.8}}),
+        ),
+    );
+    apply(
+        &s,
+        &event(
+            "msg_e",
+            serde_json::json!({"type": "call.enrichment.completed",
+        "data": {"userId": "ada", "callId": "CA1", "phoneNumber": "+15550001111"}}),
+        ),
+    );
+    assert!(!delete(&s, "bob", "CA1", NOW), "not bob's");
+    assert!(call(&s, "ada", "CA1").is_some());
+    assert!(delete(&s, "ada", "CA1", NOW));
+    assert!(call(&s, "ada", "CA1").is_none());
+    assert!(!delete(&s, "ada", "CA1", NOW), "already gone");
+    let summary = block_on(s.load_intent_summary(&uid("ada"), Limit::new(10, 500).expect("ok")))
+        .expect("loads");
+    assert_eq!(summary.stats.total_calls, 0);
+    assert_eq!(summary.stats.answered_calls, 0);
+    assert!(summary.stats.intent_distribution.is_empty());
+    assert_eq!(summary.stats.avg_confidence, 0.0);
+    for table in ["recordings", "analyses", "enrichments"] {
+        let rows: Vec<serde_json::Value> = block_on(s.db.query(Statement::new(
+            Box::leak(
+                format!("SELECT COUNT(*) AS n FROM {table} WHERE call_id = 'CA1'").into_boxed_str(),
+            ),
+            vec![],
+        )))
+        .expect("counts")
+        .decode()
+        .expect("decodes");
+        assert_eq!(rows[0]["n"], 0, "{table}");
+    }
+}
+
+#[test]
+fn late_webhooks_for_a_deleted_call_do_not_resurrect_it() {
+    let s = store_with_routes();
+    apply(&s, &voice(RINGING));
+    assert!(delete(&s, "ada", "CA1", NOW));
+    // A late status callback (it happened before the deletion), a retry, an analysis.
+    assert!(apply(&s, &voice(COMPLETED)).fresh);
+    apply(
+        &s,
+        &event(
+            "msg_late",
+            serde_json::json!({"type": "call.analysis.completed",
+        "data": {"userId": "ada", "callId": "CA1", "intent": "billing", "confidence": 0.8}}),
+        ),
+    );
+    let params =
+        form::parse(b"CallSid=CA1&RecordingSid=RE1&RecordingStatus=completed").expect("valid");
+    apply(
+        &s,
+        &twilio::recording_status(&params, Timestamp::from_millis(NOW)).expect("parses"),
+    );
+    assert!(call(&s, "ada", "CA1").is_none());
+    let summary = block_on(s.load_intent_summary(&uid("ada"), Limit::new(10, 500).expect("ok")))
+        .expect("loads");
+    assert_eq!(summary.stats.total_calls, 0);
+    assert!(summary.stats.intent_distribution.is_empty());
+}
+
+#[test]
+fn a_genuinely_new_call_with_a_deleted_id_is_kept() {
+    let s = store_with_routes();
+    apply(&s, &voice(RINGING));
+    assert!(delete(&s, "ada", "CA1", NOW));
+    apply(
+        &s,
+        &event(
+            "msg_new",
+            serde_json::json!({"type": "call.upserted", "timestamp": "2027-01-15T09:00:00Z",
+        "data": {"userId": "ada", "id": "CA1", "status": "ringing", "startedAt": "2027-01-15T09:00:00Z"}}),
+        ),
+    );
+    let c = call(&s, "ada", "CA1").expect("a new call");
+    assert_eq!(
+        c.started_at,
+        Timestamp::parse_rfc3339("2027-01-15T09:00:00Z").expect("valid")
+    );
+    apply(
+        &s,
+        &event(
+            "msg_new_a",
+            serde_json::json!({"type": "call.analysis.completed",
+        "data": {"userId": "ada", "callId": "CA1", "intent": "sales", "confidence": 0.8}}),
+        ),
+    );
+    assert!(
+        call(&s, "ada", "CA1").and_then(|c| c.analysis).is_some(),
+        "the mark is lifted"
+    );
 }

@@ -357,6 +357,36 @@ impl<D: Database> ReadModel for Store<D> {
     }
 }
 
+/// Deleting a call at its owner's request.
+#[allow(async_fn_in_trait)]
+pub trait CallDeletion {
+    /// Deletes `call` with its recording reference, analysis and enrichment, in one batch;
+    /// `false` when it is absent or not `user`'s.
+    async fn delete_call(&self, user: &UserId, call: &CallId, now: Timestamp) -> AppResult<bool>;
+}
+
+impl<D: Database> CallDeletion for Store<D> {
+    async fn delete_call(&self, user: &UserId, call: &CallId, now: Timestamp) -> AppResult<bool> {
+        let call_and_user = || vec![call.as_str().into(), user.as_str().into()];
+        let mut mark = call_and_user();
+        mark.push(now.millis().into());
+        let mut statements = vec![Statement::new(sql::MARK_DELETED, mark)];
+        statements.extend(
+            [
+                sql::DELETE_RECORDING,
+                sql::DELETE_ANALYSIS,
+                sql::DELETE_ENRICHMENT,
+                sql::FORGET_PAYLOADS,
+                sql::DELETE_CALL,
+            ]
+            .into_iter()
+            .map(|s| Statement::new(s, call_and_user())),
+        );
+        let results = self.batch(statements).await.context("deleting a call")?;
+        Ok(results.last().is_some_and(|r| r.meta().changes > 0))
+    }
+}
+
 /// Who has been active: the users the cache warms.
 #[allow(async_fn_in_trait)]
 pub trait ActivityLog {

@@ -119,7 +119,8 @@ pub const UPSERT_CALL: &str = concat!(
        status_rank, answered, started_at, ended_at, duration_seconds, created_at, updated_at) \
      SELECT ?4, o.user_id, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18 \
      FROM (SELECT COALESCE(?5, (SELECT user_id FROM phone_numbers WHERE e164 = ?6)) AS user_id) o \
-     WHERE o.user_id IS NOT NULL AND ",
+     WHERE o.user_id IS NOT NULL \
+       AND NOT EXISTS (SELECT 1 FROM deleted_calls WHERE call_id = ?4 AND deleted_at >= ?14) AND ",
     claimed!(),
     " ON CONFLICT (id) DO UPDATE SET \
        status = CASE WHEN excluded.status_rank > calls.status_rank \
@@ -140,7 +141,8 @@ pub const UPSERT_CALL: &str = concat!(
 /// recording is never replaced by an in-progress report.
 pub const UPSERT_RECORDING: &str = concat!(
     "INSERT INTO recordings (call_id, id, url, duration_seconds, status, updated_at) \
-     SELECT ?4, ?5, ?6, ?7, ?8, ?9 WHERE ",
+     SELECT ?4, ?5, ?6, ?7, ?8, ?9 \
+     WHERE NOT EXISTS (SELECT 1 FROM deleted_calls WHERE call_id = ?4) AND ",
     claimed!(),
     " ON CONFLICT (call_id) DO UPDATE SET id = excluded.id, \
        url = COALESCE(excluded.url, recordings.url), \
@@ -158,7 +160,8 @@ pub const UPSERT_ANALYSIS: &str = concat!(
      SELECT ?4, o.user_id, ?7, ?8, ?9, ?10, ?11, ?12 \
      FROM (SELECT COALESCE(?5, (SELECT user_id FROM phone_numbers WHERE e164 = ?6), \
                            (SELECT user_id FROM calls WHERE id = ?4)) AS user_id) o \
-     WHERE o.user_id IS NOT NULL AND ",
+     WHERE o.user_id IS NOT NULL \
+       AND NOT EXISTS (SELECT 1 FROM deleted_calls WHERE call_id = ?4) AND ",
     claimed!(),
     " ON CONFLICT (call_id) DO UPDATE SET status = excluded.status, intent = excluded.intent, \
        confidence = excluded.confidence, summary = excluded.summary, \
@@ -176,7 +179,8 @@ pub const UPSERT_ENRICHMENT: &str = concat!(
      SELECT ?4, o.user_id, ?7, ?8, ?9, ?10, ?11, ?12, ?13 \
      FROM (SELECT COALESCE(?5, (SELECT user_id FROM phone_numbers WHERE e164 = ?6), \
                            (SELECT user_id FROM calls WHERE id = ?4)) AS user_id) o \
-     WHERE o.user_id IS NOT NULL AND ",
+     WHERE o.user_id IS NOT NULL \
+       AND NOT EXISTS (SELECT 1 FROM deleted_calls WHERE call_id = ?4) AND ",
     claimed!(),
     " ON CONFLICT (call_id) DO UPDATE SET phone_number = excluded.phone_number, \
        caller_name = excluded.caller_name, caller_type = excluded.caller_type, \
@@ -185,6 +189,30 @@ pub const UPSERT_ENRICHMENT: &str = concat!(
      WHERE enrichments.user_id = excluded.user_id \
        AND excluded.updated_at >= enrichments.updated_at"
 );
+
+/// ?4 call id, ?5 started at: a call that started after its id was deleted is a new call, and
+/// lifts the deletion mark (runs before the call's upsert).
+pub const LIFT_DELETION: &str = concat!(
+    "DELETE FROM deleted_calls WHERE call_id = ?4 AND deleted_at < ?5 AND ",
+    claimed!()
+);
+
+// ---- Deleting a call (privacy requests): one batch, ?1 call, ?2 user, ?3 now. ----
+
+/// Marks the call deleted, if it is the user's.
+pub const MARK_DELETED: &str = "INSERT INTO deleted_calls (call_id, user_id, deleted_at) \
+     SELECT id, user_id, ?3 FROM calls WHERE id = ?1 AND user_id = ?2 \
+     ON CONFLICT (call_id) DO UPDATE SET deleted_at = excluded.deleted_at";
+pub const DELETE_RECORDING: &str = "DELETE FROM recordings WHERE call_id = ?1 \
+     AND EXISTS (SELECT 1 FROM calls WHERE id = ?1 AND user_id = ?2)";
+pub const DELETE_ANALYSIS: &str = "DELETE FROM analyses WHERE call_id = ?1 AND user_id = ?2";
+pub const DELETE_ENRICHMENT: &str = "DELETE FROM enrichments WHERE call_id = ?1 AND user_id = ?2";
+/// Kept delivery payloads may quote the call: they go too (the delivery rows stay, so retries
+/// are still recognised).
+pub const FORGET_PAYLOADS: &str = "UPDATE webhook_deliveries SET payload = NULL \
+     WHERE call_id = ?1 AND (user_id = ?2 OR user_id IS NULL) AND payload IS NOT NULL";
+/// Last: its `changes` says whether the call was the user's.
+pub const DELETE_CALL: &str = "DELETE FROM calls WHERE id = ?1 AND user_id = ?2";
 
 /// ?1 provider, ?2 delivery key, ?3 claim: whether this attempt applied the delivery, and
 /// whose it turned out to be.
