@@ -178,7 +178,9 @@ export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.
         handleRuntimeStdio: (stdout, stderr) => {
           for (const stream of [stdout, stderr]) {
             stream.setEncoding("utf8");
-            stream.on("data", (chunk) => chunk.split("\n").filter(Boolean).forEach((l) => onLog(l)));
+            // Structured lines also reach handleStructuredLogs; pass each on once.
+            const structured = (l) => l.startsWith('{"timestamp"');
+            stream.on("data", (chunk) => chunk.split("\n").filter((l) => l && !structured(l)).forEach((l) => onLog(l)));
           }
         },
       }

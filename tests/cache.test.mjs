@@ -256,6 +256,50 @@ describe("stats and purge", () => {
   });
 });
 
+describe("GET /api/cache/keys", () => {
+  test("lists a user's memory keys with their state, age, TTL and KV presence", async () => {
+    const app = await start();
+    await read(app, "/api/webhook-calls?limit=5");
+    await read(app, "/api/webhook-calls/CAnope");
+    await read(app, "/api/webhook-calls", { user: "bob" });
+    await sleep(100);
+    const res = await call(app, "GET", "/api/cache/keys?userId=ada", { token: app.vars.ADMIN_TOKEN });
+    const keys = res.json.data.keys;
+    assert.equal(keys.length, 2);
+    assert.ok(keys.every((k) => k.key.includes(":user:ada:") && k.tier === "memory" && k.state === "fresh" && k.inKv));
+    assert.equal(keys.filter((k) => k.notFound).length, 1);
+    assert.ok(keys.every((k) => k.ttlRemainingSeconds > 0 && k.ageSeconds >= 0));
+    assert.equal((await call(app, "GET", "/api/cache/keys", { token: app.vars.ADMIN_TOKEN })).status, 400);
+    assert.equal((await call(app, "GET", "/api/cache/keys?userId=ada")).status, 401);
+    assert.equal((await call(app, "GET", "/api/cache/keys?userId=ada", { token: app.token("ada") })).status, 403);
+    assert.equal((await call(app, "POST", "/api/cache/keys?userId=ada", { token: app.vars.ADMIN_TOKEN })).status, 405);
+  });
+});
+
+describe("settings", () => {
+  test("TTLs and memory bounds take effect from vars; a bad value is reported once and its default used", async () => {
+    const logs = [];
+    const app = await start({
+      vars: { CACHE_TTL_RECORDINGS: "2", CACHE_MEMORY_MAX_ENTRIES: "3", CACHE_TTL_SUMMARY: "soon", CACHE_TTL_INTENT: "-1" },
+      onLog: (l) => logs.push(l),
+    });
+    for (const path of ["/api/webhook-calls/CAc0", "/api/webhook-calls/CAc1", "/api/webhook-calls/CAc2", "/api/webhook-calls/CAc3", "/api/intent-analysis"]) {
+      assert.equal((await read(app, path)).status, 200, path);
+    }
+    const stats = await adminStats(app);
+    assert.equal(stats.memory.maxEntries, 3);
+    assert.ok(stats.memory.entries <= 3, `${stats.memory.entries} entries`);
+    const keys = (await call(app, "GET", "/api/cache/keys?userId=ada", { token: app.vars.ADMIN_TOKEN })).json.data.keys;
+    const summary = keys.find((k) => k.key.includes(":summary:"));
+    assert.ok(summary && summary.ttlRemainingSeconds > 100, "the summary kept its default TTL (120 s)");
+    for (const k of keys.filter((k) => k.key.includes(":call:"))) assert.ok(k.ttlRemainingSeconds <= 2.3, `${k.key}: ${k.ttlRemainingSeconds}`);
+    await sleep(200);
+    const warnings = logs.filter((l) => l.includes("config:"));
+    assert.equal(warnings.filter((l) => l.includes("CACHE_TTL_SUMMARY")).length, 1, warnings.join("\n"));
+    assert.equal(warnings.filter((l) => l.includes("CACHE_TTL_INTENT")).length, 1);
+  });
+});
+
 describe("switches", () => {
   test("CACHE_ENABLED=false bypasses every tier", async () => {
     const app = await start({ vars: { CACHE_ENABLED: "false" } });
@@ -285,6 +329,7 @@ describe("unconfigured", () => {
     assert.equal((await call(app, "GET", "/api/cache/stats", { token: "x" })).status, 503);
     assert.equal((await call(app, "POST", "/api/cache/warm", { token: "x" })).status, 503);
     assert.equal((await call(app, "POST", "/api/cache/purge", { token: "x" })).status, 503);
+    assert.equal((await call(app, "GET", "/api/cache/keys?userId=ada", { token: "x" })).status, 503);
   });
 });
 

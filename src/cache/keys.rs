@@ -82,6 +82,44 @@ impl KeySpec {
         }
     }
 
+    /// Recovers the spec of one of `user`'s logical keys (for listing what memory holds).
+    pub fn from_logical(logical: &str, user: &UserId) -> Option<Self> {
+        let rest = logical.strip_prefix(FORMAT)?.strip_prefix(':')?;
+        let (kind, rest) = rest.split_once(":user:")?;
+        let rest = rest.strip_prefix(user.as_str())?.strip_prefix(':')?;
+        let call = |s: &str| CallId::parse(s);
+        let kind = match (kind, rest.split_once(':')) {
+            ("recordings", Some(("page", _))) => Kind::Page,
+            ("recordings", Some(("call", c))) => {
+                return Some(Self::new(
+                    Kind::Call,
+                    user,
+                    call(c).as_ref(),
+                    logical.to_owned(),
+                ))
+            }
+            ("intent", Some(("summary", _))) => Kind::Summary,
+            ("intent", Some(("analysis", c))) => {
+                return Some(Self::new(
+                    Kind::Analysis,
+                    user,
+                    call(c).as_ref(),
+                    logical.to_owned(),
+                ))
+            }
+            ("enhanced", Some(("call", c))) => {
+                return Some(Self::new(
+                    Kind::Enhanced,
+                    user,
+                    call(c).as_ref(),
+                    logical.to_owned(),
+                ))
+            }
+            _ => return None,
+        };
+        Some(Self::new(kind, user, None, logical.to_owned()))
+    }
+
     /// The memory tier's key.
     pub fn logical(&self) -> &str {
         &self.logical
@@ -160,6 +198,27 @@ mod tests {
             KeySpec::summary(&u("ada"), Limit::new(100, 500).expect("ok")).versioned(&gens),
             "v1:intent:user:ada:summary:limit:100|g1.2.3"
         );
+    }
+
+    #[test]
+    fn a_logical_key_gives_back_its_spec() {
+        let page = PageRequest {
+            limit: Limit::new(50, 500).expect("ok"),
+            position: PagePosition::Offset(0),
+        };
+        for spec in [
+            KeySpec::page(&u("ada"), &page),
+            KeySpec::summary(&u("ada"), Limit::new(100, 500).expect("ok")),
+            KeySpec::call(&u("ada"), &c("CA1")),
+            KeySpec::analysis(&u("ada"), &c("CA1")),
+            KeySpec::enhanced(&u("ada"), &c("CA1")),
+        ] {
+            assert_eq!(
+                KeySpec::from_logical(spec.logical(), &u("ada")),
+                Some(spec.clone())
+            );
+            assert_eq!(KeySpec::from_logical(spec.logical(), &u("bob")), None);
+        }
     }
 
     #[test]

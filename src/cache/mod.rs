@@ -135,6 +135,27 @@ pub trait CacheControl {
     fn purge_user(&self, user: &UserId);
     fn purge_all(&self);
     fn stats(&self, user: Option<&UserId>) -> CacheStats;
+    /// `user`'s keys in this isolate's memory (at most [`MAX_LISTED_KEYS`]), and whether KV
+    /// holds each under the same generations.
+    async fn keys(&self, user: &UserId) -> AppResult<Vec<KeyInfo>>;
+}
+
+/// Keys listed by one `GET /api/cache/keys` at most (each costs a KV read).
+pub const MAX_LISTED_KEYS: usize = 100;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyInfo {
+    pub key: String,
+    pub tier: &'static str,
+    /// `fresh`, `refresh` (served, reloading), `stale` (only if D1 fails) or `retired` (an
+    /// invalidation moved its generations: never served again).
+    pub state: &'static str,
+    pub age_seconds: f64,
+    /// Until expiry; negative once expired.
+    pub ttl_remaining_seconds: f64,
+    pub not_found: bool,
+    pub in_kv: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -643,6 +664,56 @@ where
                 let _ = this.warm_user(&user).await;
             }));
         }
+    }
+
+    async fn keys(&self, user: &UserId) -> AppResult<Vec<KeyInfo>> {
+        let now = self.now();
+        let prefixes: Vec<String> = ["recordings", "intent", "enhanced"]
+            .iter()
+            .map(|p| format!("{}:{p}:user:{user}:", keys::FORMAT))
+            .collect();
+        let entries: Vec<(String, Entry)> = {
+            let memory = self.state.memory.borrow();
+            let mut found: Vec<(String, Entry)> = prefixes
+                .iter()
+                .flat_map(|p| memory.entries_with_prefix(p))
+                .map(|(k, e)| (k.clone(), e.clone()))
+                .collect();
+            found.sort_by(|a, b| a.0.cmp(&b.0));
+            found.truncate(MAX_LISTED_KEYS);
+            found
+        };
+        let mut out = Vec::with_capacity(entries.len());
+        for (key, entry) in entries {
+            let spec = keys::KeySpec::from_logical(&key, user);
+            let current = spec.as_ref().map(|s| self.view_gens(s));
+            let retired = current.is_some_and(|g| g != entry.gens);
+            let versioned = format!(
+                "{key}|g{}.{}.{}",
+                entry.gens.all, entry.gens.user, entry.gens.call
+            );
+            let in_kv = self.policy.kv_enabled
+                && self.kv_usable(now)
+                && self
+                    .kv_result(Some(user), self.kv.get(&versioned).await, now)
+                    .flatten()
+                    .is_some();
+            out.push(KeyInfo {
+                key,
+                tier: "memory",
+                state: match (retired, entry.life.at(now)) {
+                    (true, _) => "retired",
+                    (_, Freshness::Fresh) => "fresh",
+                    (_, Freshness::Refresh) => "refresh",
+                    _ => "stale",
+                },
+                age_seconds: (now - entry.life.stored_at) as f64 / 1000.0,
+                ttl_remaining_seconds: (entry.life.expires_at - now) as f64 / 1000.0,
+                not_found: entry.payload.is_none(),
+                in_kv,
+            });
+        }
+        Ok(out)
     }
 
     fn purge_user(&self, user: &UserId) {

@@ -151,3 +151,35 @@ pub async fn purge<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Re
         },
     ))
 }
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KeysData {
+    user_id: UserId,
+    keys: Vec<crate::cache::KeyInfo>,
+}
+
+/// `GET /api/cache/keys?userId=…`: what this isolate's memory holds for a user, for debugging
+/// a stale report without reading KV by hand.
+pub async fn keys<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
+    app.admin(req)?;
+    let query = super::params::Query::parse(&req.query)?;
+    let user = query
+        .get("userId")
+        .ok_or_else(|| AppError::invalid_parameter("userId", "is required"))?;
+    let user = UserId::parse(user)
+        .ok_or_else(|| AppError::invalid_parameter("userId", "is not a user id"))?;
+    let keys = app.reads.keys(&user).await?;
+    let count = keys.len();
+    Ok(respond::json(
+        200,
+        &respond::Envelope {
+            success: true,
+            data: KeysData {
+                user_id: user,
+                keys,
+            },
+            meta: serde_json::json!({ "count": count, "max": crate::cache::MAX_LISTED_KEYS, "tier": "memory of the isolate that answered" }),
+        },
+    ))
+}

@@ -16,6 +16,7 @@
 //! | `/api/cache/stats` | GET | [`cache::stats`] |
 //! | `/api/cache/warm` | POST | [`cache::warm`] |
 //! | `/api/cache/purge` | POST | [`cache::purge`] |
+//! | `/api/cache/keys` | GET | [`cache::keys`] |
 //! | `/webhooks/twilio/voice-status` | POST | [`webhooks::twilio_voice_status`] |
 //! | `/webhooks/twilio/recording-status` | POST | [`webhooks::twilio_recording_status`] |
 //! | `/webhooks/events` | POST | [`webhooks::standard_event`] |
@@ -196,9 +197,10 @@ impl<S: Services> App<'_, S> {
                 allow: "GET, HEAD, DELETE, OPTIONS",
             }),
             ["api", "cache", "stats"] if get => cache::stats(self, req).await,
+            ["api", "cache", "keys"] if get => cache::keys(self, req).await,
             ["api", "cache", "warm"] if post => cache::warm(self, req).await,
             ["api", "cache", "purge"] if post => cache::purge(self, req).await,
-            ["api", "cache", "stats"] => Err(AppError::MethodNotAllowed { allow: GET }),
+            ["api", "cache", "stats" | "keys"] => Err(AppError::MethodNotAllowed { allow: GET }),
             ["api", "cache", "warm" | "purge"] => Err(AppError::MethodNotAllowed {
                 allow: "POST, OPTIONS",
             }),

@@ -3,7 +3,7 @@
 use super::*;
 use crate::cache::state::CacheState;
 use crate::cache::testing::{FakeKv, TestRuntime};
-use crate::cache::TieredReads;
+use crate::cache::{CacheControl, TieredReads};
 use crate::clock::ManualClock;
 use crate::config::AllowedOrigins;
 use crate::store::sqlite::SqliteDatabase;
@@ -786,4 +786,51 @@ fn large_pages_bypass_the_cache() {
         assert_eq!(body(&res)["meta"]["source"], "d1");
     }
     w.rt.run_background();
+}
+
+#[test]
+fn cache_keys_lists_a_users_memory_entries_with_age_ttl_and_kv_presence() {
+    let w = World::new();
+    let t = token("ada");
+    w.send(get("/api/webhook-calls?limit=2", Some(&t)));
+    w.send(get("/api/webhook-calls/CAada0", Some(&t)));
+    w.send(get("/api/webhook-calls?limit=2", Some(&token("bob"))));
+    w.rt.run_background(); // the KV writes
+    w.clock.advance(10_000);
+    let res = w.send(get("/api/cache/keys?userId=ada", Some(ADMIN)));
+    assert_eq!(res.status, 200);
+    let b = body(&res);
+    let keys = b["data"]["keys"].as_array().cloned().unwrap_or_default();
+    assert_eq!(keys.len(), 2, "only ada's: {keys:?}");
+    for k in &keys {
+        assert!(k["key"].as_str().is_some_and(|s| s.contains(":user:ada:")));
+        assert_eq!(k["tier"], "memory");
+        assert_eq!(k["state"], "fresh");
+        assert_eq!(k["ageSeconds"], 10.0);
+        assert_eq!(k["inKv"], true);
+        assert!(k["ttlRemainingSeconds"]
+            .as_f64()
+            .is_some_and(|s| (250.0..=320.0).contains(&s)));
+    }
+    // After an invalidation the entries are reported as retired.
+    w.reads
+        .invalidate(&UserId::parse("ada").expect("valid"), None);
+    let b = body(&w.send(get("/api/cache/keys?userId=ada", Some(ADMIN))));
+    let states: Vec<String> = b["data"]["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k["state"].as_str().map(str::to_owned))
+        .collect();
+    assert!(states.contains(&"retired".to_owned()), "{states:?}");
+    assert_eq!(
+        w.send(get("/api/cache/keys?userId=ada", Some(&t))).status,
+        403
+    );
+    assert_eq!(w.send(get("/api/cache/keys", Some(ADMIN))).status, 400);
+    assert_eq!(
+        w.send(get("/api/cache/keys?userId=a:b", Some(ADMIN)))
+            .status,
+        400
+    );
 }
