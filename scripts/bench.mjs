@@ -10,6 +10,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
+import { prng, zipfSampler } from "./demo-data.mjs";
 import { ROOT, applyMigrations, signJwt, startWorker } from "./runtime.mjs";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -30,16 +31,6 @@ const DATASET_VERSION = 1;
 const INTENTS = ["billing", "support", "sales", "reschedule", "cancellation", "complaint", "other"];
 
 const log = (...a) => console.error("[bench]", ...a);
-
-function prng(seed) {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const userId = (i) => `u${String(i).padStart(4, "0")}`;
 const callId = (u, n) => `CB${u}x${n}`;
@@ -143,22 +134,6 @@ async function datasetTemplate(now) {
   writeFileSync(join(dir, "ready"), new Date().toISOString());
   log(`data set ready in ${((Date.now() - t) / 1000).toFixed(1)} s`);
   return dir;
-}
-
-function zipfSampler(n, s, rand) {
-  const cdf = [];
-  let acc = 0;
-  for (let i = 0; i < n; i++) cdf.push((acc += 1 / Math.pow(i + 1, s)));
-  return () => {
-    const x = rand() * acc;
-    let lo = 0, hi = n - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cdf[mid] < x) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
 }
 
 function line(method, path, headers, body = "") {

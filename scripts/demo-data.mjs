@@ -12,8 +12,8 @@ const INTENTS = ["billing", "support", "sales", "reschedule", "cancellation", "c
 const CARRIERS = ["Verizon", "AT&T", "T-Mobile", "Vodafone", null];
 const NAMES = ["Grace Hopper", "Alan Turing", "Katherine Johnson", "Linus T.", null, "Acme Corp"];
 
-function prng(seed) {
-  // mulberry32: small, fast, reproducible
+/** mulberry32: a small, fast, reproducible generator of numbers in [0, 1). */
+export function prng(seed) {
   return () => {
     seed |= 0;
     seed = (seed + 0x6d2b79f5) | 0;
@@ -88,4 +88,22 @@ export async function loadStatements(db, statements, batchSize = 200) {
   for (let i = 0; i < statements.length; i += batchSize) {
     await db.batch(statements.slice(i, i + batchSize).map((s) => db.prepare(s.sql).bind(...s.params)));
   }
+}
+
+/** Draws indexes in [0, n) with a Zipf skew of exponent `s`, using `rand` in [0, 1). */
+export function zipfSampler(n, s, rand = Math.random) {
+  const cdf = [];
+  let acc = 0;
+  for (let i = 0; i < n; i++) cdf.push((acc += 1 / Math.pow(i + 1, s)));
+  return () => {
+    const x = rand() * acc;
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cdf[mid] < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
 }

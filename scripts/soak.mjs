@@ -7,7 +7,7 @@ import { createHmac } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { demoStatements, loadStatements } from "./demo-data.mjs";
+import { demoStatements, loadStatements, zipfSampler } from "./demo-data.mjs";
 import { applyMigrations, signJwt, startWorker } from "./runtime.mjs";
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 180);
@@ -26,16 +26,6 @@ const USERS = Array.from({ length: 200 }, (_, i) => ({ id: `s${String(i).padStar
 
 const log = (...a) => console.error("[soak]", ...a);
 
-function zipf(n, s) {
-  const cdf = [];
-  let acc = 0;
-  for (let i = 0; i < n; i++) cdf.push((acc += 1 / Math.pow(i + 1, s)));
-  return () => {
-    const x = Math.random() * acc;
-    return cdf.findIndex((c) => c >= x);
-  };
-}
-
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), "soak-"));
   applyMigrations(dir);
@@ -45,7 +35,7 @@ async function main() {
 
   const tokens = new Map(USERS.map((u) => [u.id, `Bearer ${signJwt(VARS.JWT_SECRET, { sub: u.id, exp: Math.floor(Date.now() / 1000) + SECONDS + 3600 })}`]));
   const key = Buffer.from(VARS.WEBHOOK_SECRET.slice(6), "base64");
-  const pick = zipf(USERS.length, 1.1);
+  const pick = zipfSampler(USERS.length, 1.1);
   const counts = { reads: 0, webhooks: 0, retries: 0, accepted: new Set(), unexpected: new Map(), latencies: [] };
   const note = (what) => counts.unexpected.set(what, (counts.unexpected.get(what) ?? 0) + 1);
   let seq = 0;

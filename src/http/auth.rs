@@ -81,6 +81,18 @@ struct Claims {
     aud: Option<Audience>,
 }
 
+/// `exp` and `nbf` against `now`, with the leeway.
+fn check_window(exp: f64, nbf: Option<f64>, now_secs: i64) -> Result<(), TokenError> {
+    let now = now_secs as f64;
+    if now >= exp + LEEWAY_SECS as f64 {
+        return Err(TokenError::Expired);
+    }
+    if nbf.is_some_and(|nbf| now + (LEEWAY_SECS as f64) < nbf) {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(())
+}
+
 /// Verifies an HS256 JWT and returns its subject.
 pub fn verify_jwt(
     token: &str,
@@ -117,16 +129,7 @@ pub fn verify_jwt(
 
     let claims: Claims = decode_json(c64)?;
     let exp = claims.exp.ok_or(TokenError::MissingExpiry)?;
-    let now = now_secs as f64;
-    if now >= exp + LEEWAY_SECS as f64 {
-        return Err(TokenError::Expired);
-    }
-    if claims
-        .nbf
-        .is_some_and(|nbf| now + (LEEWAY_SECS as f64) < nbf)
-    {
-        return Err(TokenError::NotYetValid);
-    }
+    check_window(exp, claims.nbf, now_secs)?;
     if let Some(issuer) = expect.issuer {
         if claims.iss.as_deref() != Some(issuer) {
             return Err(TokenError::WrongIssuer);
@@ -189,14 +192,8 @@ pub fn verify_jwt_cached(
         cache_key.extend_from_slice(part);
     }
     let cache_key = hex::encode(Sha256::digest(&cache_key));
-    let now = now_secs as f64;
     if let Some(v) = VERIFIED.with(|c| c.borrow().get(&cache_key).cloned()) {
-        if now >= v.exp + LEEWAY_SECS as f64 {
-            return Err(TokenError::Expired);
-        }
-        if v.nbf.is_some_and(|nbf| now + (LEEWAY_SECS as f64) < nbf) {
-            return Err(TokenError::NotYetValid);
-        }
+        check_window(v.exp, v.nbf, now_secs)?;
         return Ok(v.user);
     }
     let user = verify_jwt(token, key, expect, now_secs)?;
