@@ -21,7 +21,8 @@ fi
 
 # worker-build must match the worker crate: it generates the JS shim that crate expects.
 worker_version=$(lock_version worker)
-if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$worker_version" ]; then
+# (It prints the bare version; other tools print "name version".)
+if [ "$(worker-build --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n1)" != "$worker_version" ]; then
   log "installing worker-build $worker_version (a few minutes)"
   cargo install worker-build --version "$worker_version" --locked --quiet
 else
@@ -31,7 +32,7 @@ fi
 # worker-build would download wasm-bindgen from GitHub; we hand it one built from crates.io at
 # the exact version in Cargo.lock (the CLI refuses to process a module from another version).
 bindgen_version=$(lock_version wasm-bindgen)
-if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen_version" ]; then
+if [ "$(wasm-bindgen --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n1)" != "$bindgen_version" ]; then
   log "installing wasm-bindgen-cli $bindgen_version (a few minutes)"
   # --locked fails on a yanked transitive crate of the CLI; a plain install resolves fine.
   cargo install wasm-bindgen-cli --version "$bindgen_version" --force --quiet
