@@ -19,6 +19,26 @@ impl Timestamp {
         self.0
     }
 
+    /// A calendar instant at a UTC offset, if every field is in range. A leap second is
+    /// folded into the minute's last second.
+    fn from_civil(fields: [i64; 6], millis: i64, offset_minutes: i64) -> Option<Self> {
+        let [year, month, day, hour, minute, second] = fields;
+        if !(1..=12).contains(&month)
+            || day < 1
+            || day > days_in_month(year, month)
+            || hour > 23
+            || minute > 59
+            || second > 60
+        {
+            return None;
+        }
+        let days = days_from_civil(year, month, day);
+        let secs = hour * 3600 + minute * 60 + second.min(59);
+        Some(Self(
+            days * MS_PER_DAY + secs * 1000 + millis - offset_minutes * 60_000,
+        ))
+    }
+
     /// Parses RFC 3339 (`2026-11-21T10:00:00Z`, `…T10:00:00.123+02:00`); `None` when malformed.
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
         let b = s.as_bytes();
@@ -37,15 +57,6 @@ impl Timestamp {
         };
         let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
         let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        if !(1..=12).contains(&month)
-            || day < 1
-            || day > days_in_month(year, month)
-            || hour > 23
-            || minute > 59
-            || second > 60
-        {
-            return None;
-        }
         let mut rest = &s[19..];
         let mut millis = 0;
         if let Some(frac) = rest.strip_prefix('.') {
@@ -81,11 +92,11 @@ impl Timestamp {
                 sign * (h * 60 + m)
             }
         };
-        let days = days_from_civil(year, month, day);
-        let second = second.min(59); // a leap second is folded into the minute's last second
-        let ms = days * MS_PER_DAY + (hour * 3600 + minute * 60 + second) * 1000 + millis
-            - offset_minutes * 60_000;
-        Some(Self(ms))
+        Self::from_civil(
+            [year, month, day, hour, minute, second],
+            millis,
+            offset_minutes,
+        )
     }
 
     /// Parses the RFC 2822 dates Twilio sends (`Tue, 05 Mar 2024 18:22:13 +0000`); the
@@ -132,19 +143,7 @@ impl Timestamp {
             }
             _ => return None,
         };
-        if !(1..=12).contains(&month)
-            || day < 1
-            || day > days_in_month(year, month)
-            || hour > 23
-            || minute > 59
-            || second > 60
-        {
-            return None;
-        }
-        let days = days_from_civil(year, month, day);
-        let ms = days * MS_PER_DAY + (hour * 3600 + minute * 60 + second.min(59)) * 1000
-            - offset_minutes * 60_000;
-        Some(Self(ms))
+        Self::from_civil([year, month, day, hour, minute, second], 0, offset_minutes)
     }
 }
 
