@@ -1,4 +1,4 @@
-// The test signers agree with the providers' own SDKs (the shared vectors), so the end-to-end
+// The test signers agree with the providers' own SDKs (the vectors in tests/fixtures), so the end-to-end
 // webhook tests sign requests the way real providers do.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { ROOT } from "../scripts/runtime.mjs";
 import { retellSignature, standardHeaders, twilioSignature } from "./support/signers.mjs";
 
-const vectors = JSON.parse(readFileSync(join(ROOT, "../shared/vectors/webhook-signatures.json"), "utf8"));
+const vectors = JSON.parse(readFileSync(join(ROOT, "tests/fixtures/webhook-signatures.json"), "utf8"));
 
 test("the Twilio signer reproduces the SDK's signatures", () => {
   const d = vectors.twilio_docs_example;

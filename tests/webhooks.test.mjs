@@ -9,7 +9,7 @@ import { spawnApp } from "./support/app.mjs";
 import { assertMatchesSpec, documentedResponses, seen } from "./support/openapi.mjs";
 import { retellSignature, standardHeaders, twilioSignature } from "./support/signers.mjs";
 
-const vectors = JSON.parse(readFileSync(join(ROOT, "../shared/vectors/webhook-signatures.json"), "utf8"));
+const vectors = JSON.parse(readFileSync(join(ROOT, "tests/fixtures/webhook-signatures.json"), "utf8"));
 const PUBLIC = "https://dash.example.com";
 let app;
 
@@ -195,7 +195,7 @@ describe("POST /webhooks/events", () => {
     assert.match(row.payload, /intent_analyzed/);
   });
 
-  test("the shared vector's event type is recorded too", async () => {
+  test("the signed vector's event type is recorded too", async () => {
     const v = vectors.standard_webhooks;
     const target = await spawnApp({ vars: { WEBHOOK_SECRET: v.secret } });
     try {

@@ -295,9 +295,9 @@ mod tests {
     fn vector() -> Vector {
         let raw = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/webhook-signatures.json"
+            "/tests/fixtures/webhook-signatures.json"
         ))
-        .expect("the shared signature vectors are beside the project");
+        .expect("the signature vectors are in tests/fixtures");
         let all: Value = serde_json::from_str(&raw).expect("JSON");
         let v = &all["standard_webhooks"];
         let s = |k: &str| v[k].as_str().expect("string").to_owned();

@@ -219,9 +219,9 @@ mod tests {
     fn vectors() -> Value {
         let raw = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/webhook-signatures.json"
+            "/tests/fixtures/webhook-signatures.json"
         ))
-        .expect("the shared signature vectors are beside the project");
+        .expect("the signature vectors are in tests/fixtures");
         serde_json::from_str(&raw).expect("vectors are JSON")
     }
 

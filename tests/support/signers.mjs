@@ -1,5 +1,5 @@
 // Request signers written from the providers' documentation with Node's crypto, independent
-// of the Rust verifiers they test. signers.test.mjs checks them against the shared vectors.
+// of the Rust verifiers they test. signers.test.mjs checks them against the vectors in tests/fixtures.
 import { createHmac } from "node:crypto";
 
 /** X-Twilio-Signature: base64 HMAC-SHA1 of URL + each param's name and value, sorted by name. */
