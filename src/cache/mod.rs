@@ -627,12 +627,15 @@ where
     /// Warms `user`'s first page and summary (the dashboard's landing view) into every tier.
     pub async fn warm_user(&self, user: &UserId) -> AppResult<()> {
         let first_page = PageRequest {
-            limit: Limit::new(crate::http::DEFAULT_PAGE_LIMIT, MAX_CACHED_LIMIT)
+            limit: Limit::new(crate::domain::DEFAULT_PAGE_LIMIT, MAX_CACHED_LIMIT)
                 .ok_or_else(|| AppError::internal("default page limit out of range"))?,
             position: PagePosition::Offset(0),
         };
-        let summary = Limit::new(crate::http::DEFAULT_SUMMARY_LIMIT, 500)
-            .ok_or_else(|| AppError::internal("default summary limit out of range"))?;
+        let summary = Limit::new(
+            crate::domain::DEFAULT_SUMMARY_LIMIT,
+            crate::domain::MAX_LIMIT,
+        )
+        .ok_or_else(|| AppError::internal("default summary limit out of range"))?;
         self.warm_one(user, Load::Page(first_page)).await?;
         self.warm_one(user, Load::Summary(summary)).await?;
         Ok(())

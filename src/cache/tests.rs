@@ -541,11 +541,17 @@ fn warm_after_invalidate_reloads_the_landing_view_in_the_background() {
     cache.invalidate(&ada(), None);
     w.rt.run_background();
     let first_page = Load::Page(PageRequest {
-        limit: Limit::new(crate::http::DEFAULT_PAGE_LIMIT, 500).expect("valid"),
+        limit: Limit::new(crate::domain::DEFAULT_PAGE_LIMIT, crate::domain::MAX_LIMIT)
+            .expect("valid"),
         position: PagePosition::Offset(0),
     });
     assert_eq!(read(&cache, first_page).outcome, Outcome::HitMemory);
-    let summary =
-        Load::Summary(Limit::new(crate::http::DEFAULT_SUMMARY_LIMIT, 500).expect("valid"));
+    let summary = Load::Summary(
+        Limit::new(
+            crate::domain::DEFAULT_SUMMARY_LIMIT,
+            crate::domain::MAX_LIMIT,
+        )
+        .expect("valid"),
+    );
     assert_eq!(read(&cache, summary).outcome, Outcome::HitMemory);
 }

@@ -5,12 +5,18 @@
 //! cache keys and URLs are built from them, and an id that cannot contain a separator cannot be
 //! crafted to collide with another user's key.
 
+pub mod delivery;
 mod ids;
 mod page;
 mod time;
 
+pub use delivery::{
+    AnalysisReport, CallReport, Delivery, EnrichmentReport, Event, Owner, RecordingReport,
+};
 pub use ids::{CallId, UserId, E164};
-pub use page::{Cursor, Limit, PagePosition, PageRequest};
+pub use page::{
+    Cursor, Limit, PagePosition, PageRequest, DEFAULT_PAGE_LIMIT, DEFAULT_SUMMARY_LIMIT, MAX_LIMIT,
+};
 pub use time::Timestamp;
 
 use serde::{Deserialize, Serialize};

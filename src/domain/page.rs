@@ -4,6 +4,13 @@ use super::{CallId, Timestamp};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
+/// `limit` when a call page request gives none (also the landing view the cache warms).
+pub const DEFAULT_PAGE_LIMIT: u32 = 50;
+/// `limit` when an intent summary request gives none.
+pub const DEFAULT_SUMMARY_LIMIT: u32 = 100;
+/// The largest `limit` either route accepts.
+pub const MAX_LIMIT: u32 = 500;
+
 /// A page size within the route's bounds (1 to `max`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Limit(u32);

@@ -35,18 +35,15 @@ use crate::cache::CacheControl;
 use crate::clock::Clock;
 use crate::config::{Config, VERSION};
 use crate::domain::{CallId, UserId};
+pub use crate::domain::{DEFAULT_PAGE_LIMIT, DEFAULT_SUMMARY_LIMIT};
 use crate::error::{AppError, AppResult};
 use crate::reads::ReadModel;
 use crate::store::{ActivityLog, CallDeletion, Ingested, PhoneDirectory};
 use crate::webhooks::parking::Parking;
 use crate::webhooks::Delivery;
 
-/// `limit` when a call page request gives none.
-pub const DEFAULT_PAGE_LIMIT: u32 = 50;
 /// Users with webhook traffic within this window count as recently active (cache warming).
 pub const RECENT_ACTIVITY_WINDOW_MS: i64 = 24 * 3600 * 1000;
-/// `limit` when an intent summary request gives none.
-pub const DEFAULT_SUMMARY_LIMIT: u32 = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {

@@ -5,7 +5,7 @@ use crate::error::{AppError, AppResult};
 
 /// The largest `offset` accepted; deeper pages are cheaper through `cursor`.
 pub const MAX_OFFSET: u32 = 100_000;
-pub const MAX_LIMIT: u32 = 500;
+pub use crate::domain::MAX_LIMIT;
 
 /// The query string's pairs, each name at most once.
 pub struct Query(Vec<(String, String)>);

@@ -61,7 +61,7 @@ impl<S: Services> App<'_, S> {
         .await;
         match applied {
             Ok(ingested) => {
-                if let (true, Some(user)) = (ingested.fresh, &ingested.user) {
+                if let (true, Some(user)) = (ingested.changed_data(), &ingested.user) {
                     self.reads.invalidate(user, ingested.call.as_ref());
                 }
                 Ok(())

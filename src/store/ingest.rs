@@ -2,10 +2,10 @@
 //! events (the aggregate triggers move with them) and reads back the outcome.
 
 use super::{sql, Database, RowSet, SqlValue, Statement, Store};
-use crate::domain::{CallId, UserId};
+use crate::domain::{CallId, Delivery, Event, UserId};
 use crate::error::{AppError, AppResult, Context};
-use crate::webhooks::{Delivery, Event};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 /// What applying a delivery did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,8 +15,17 @@ pub struct Ingested {
     /// Whose data it touched, when that could be resolved.
     pub user: Option<UserId>,
     pub call: Option<CallId>,
-    /// `applied`, `unattributed` (kept, no owner yet) or `ignored` (unknown event type).
+    /// `applied`; `unattributed` (kept, no owner yet); `ignored` (no event we apply, kept);
+    /// `conflict` (an explicit user contradicts the call's owner, kept, not applied);
+    /// `deleted` (the call was deleted: nothing kept). See `sql::CLAIM_DELIVERY`.
     pub outcome: String,
+}
+
+impl Ingested {
+    /// Whether this attempt changed anyone's data, so that their cached reads are stale.
+    pub fn changed_data(&self) -> bool {
+        self.fresh && self.outcome == "applied"
+    }
 }
 
 #[derive(Deserialize)]
@@ -39,17 +48,35 @@ fn opt_int(n: Option<i64>) -> SqlValue {
     n.map_or(SqlValue::Null, SqlValue::Integer)
 }
 
+/// A delivery's stored key: a digest of the provider's own key, so the primary key never
+/// quotes a call id (deleting a call must forget every byte that names it).
+pub(crate) fn delivery_digest(d: &Delivery) -> String {
+    digest("k1", &[d.provider.as_str(), &d.key])
+}
+
+/// How a deletion mark names a call: a digest that recognises the id's late webhooks without
+/// keeping the id.
+pub(crate) fn call_digest(call_id: &str) -> String {
+    digest("c1", &[call_id])
+}
+
+fn digest(tag: &str, parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    format!("{tag}:{}", hex::encode(&h.finalize()[..16]))
+}
+
 impl<D: Database> Store<D> {
     /// Applies `delivery` once: `claim` must be unique per attempt (a random nonce).
     pub async fn ingest(&self, delivery: &Delivery, claim: &str) -> AppResult<Ingested> {
-        let guard = || {
-            vec![
-                text(delivery.provider.as_str()),
-                text(&delivery.key),
-                text(claim),
-            ]
-        };
+        let key = delivery_digest(delivery);
+        let guard = || vec![text(delivery.provider.as_str()), text(&key), text(claim)];
         let owner = delivery.owner();
+        let call_id = delivery.call_id();
+        let call_key = call_id.map(call_digest);
         let needs_owner = delivery
             .events
             .iter()
@@ -66,11 +93,14 @@ impl<D: Database> Store<D> {
             text(&delivery.event_type),
             opt_text(owner.user.as_deref()),
             opt_text(owner.number.as_deref()),
-            opt_text(delivery.call_id()),
+            opt_text(call_id),
             SqlValue::Integer(i64::from(!delivery.events.is_empty())),
             SqlValue::Integer(i64::from(needs_owner)),
             SqlValue::Text(kept),
             SqlValue::Integer(delivery.received_at),
+            opt_int(delivery.reported_start()),
+            text(&delivery.key),
+            opt_text(call_key.as_deref()),
         ]);
         let mut statements = vec![Statement::new(sql::CLAIM_DELIVERY, claim_params)];
         for event in &delivery.events {
@@ -78,12 +108,10 @@ impl<D: Database> Store<D> {
             let sql = match event {
                 Event::Call(c) => {
                     let mut lift = guard();
-                    lift.extend([text(&c.call_id), SqlValue::Integer(c.started_at)]);
+                    lift.extend([text(&c.call_id), text(&call_digest(&c.call_id))]);
                     statements.push(Statement::new(sql::LIFT_DELETION, lift));
                     p.extend([
                         text(&c.call_id),
-                        opt_text(c.owner.user.as_deref()),
-                        opt_text(c.owner.number.as_deref()),
                         text(c.provider.as_str()),
                         text(c.direction.as_str()),
                         text(&c.from),
@@ -91,7 +119,7 @@ impl<D: Database> Store<D> {
                         text(c.status.as_str()),
                         SqlValue::Integer(i64::from(c.status.rank())),
                         SqlValue::Integer(i64::from(c.status.is_answered())),
-                        SqlValue::Integer(c.started_at),
+                        opt_int(c.started_at),
                         opt_int(c.ended_at),
                         opt_int(c.duration_seconds),
                         SqlValue::Integer(delivery.received_at),
@@ -114,8 +142,6 @@ impl<D: Database> Store<D> {
                     let completed = matches!(a.status, crate::domain::AnalysisStatus::Completed);
                     p.extend([
                         text(&a.call_id),
-                        opt_text(a.owner.user.as_deref()),
-                        opt_text(a.owner.number.as_deref()),
                         text(a.status.as_str()),
                         opt_text(a.intent.as_deref()),
                         a.confidence.into(),
@@ -132,8 +158,6 @@ impl<D: Database> Store<D> {
                 Event::Enrichment(e) => {
                     p.extend([
                         text(&e.call_id),
-                        opt_text(e.owner.user.as_deref()),
-                        opt_text(e.owner.number.as_deref()),
                         text(&e.phone_number),
                         opt_text(e.caller_name.as_deref()),
                         opt_text(e.caller_type.as_deref()),

@@ -276,18 +276,18 @@ fn every_ingest_statement_is_accepted_by_sqlite_with_its_parameter_count() {
     // A mismatch between the SQL's ?N and the bound values would only show at run time.
     let db = SqliteDatabase::migrated();
     for (sql, params) in [
-        (sql::CLAIM_DELIVERY, 11),
-        (sql::UPSERT_CALL, 18),
+        (sql::CLAIM_DELIVERY, 14),
+        (sql::UPSERT_CALL, 16),
         (sql::UPSERT_RECORDING, 9),
-        (sql::UPSERT_ANALYSIS, 12),
-        (sql::UPSERT_ENRICHMENT, 13),
+        (sql::UPSERT_ANALYSIS, 10),
+        (sql::UPSERT_ENRICHMENT, 11),
         (sql::DELIVERY_RESULT, 3),
         (sql::LIFT_DELETION, 5),
-        (sql::MARK_DELETED, 3),
+        (sql::MARK_DELETED, 4),
         (sql::DELETE_RECORDING, 2),
         (sql::DELETE_ANALYSIS, 2),
         (sql::DELETE_ENRICHMENT, 2),
-        (sql::FORGET_PAYLOADS, 2),
+        (sql::FORGET_DELIVERIES, 2),
         (sql::DELETE_CALL, 2),
     ] {
         let st = db.conn.prepare(sql).expect("prepares");
@@ -405,4 +405,308 @@ fn a_genuinely_new_call_with_a_deleted_id_is_kept() {
         call(&s, "ada", "CA1").and_then(|c| c.analysis).is_some(),
         "the mark is lifted"
     );
+}
+
+// ---- A call keeps its owner ----
+
+fn retell(body: serde_json::Value, received_at: i64) -> Delivery {
+    crate::webhooks::retell::parse(
+        body.to_string().as_bytes(),
+        Timestamp::from_millis(received_at),
+    )
+    .expect("parses")
+}
+
+fn route(s: &Store<SqliteDatabase>, number: &str, user: &str) {
+    block_on(s.put_route(
+        &E164::parse(number).expect("valid"),
+        &uid(user),
+        Timestamp::from_millis(NOW),
+    ))
+    .expect("routes");
+}
+
+fn retell_call(event: &str, id: &str) -> serde_json::Value {
+    serde_json::json!({"event": event, "call": {
+        "call_id": id, "direction": "inbound",
+        "from_number": "+15550001111", "to_number": "+14155550199",
+        "start_timestamp": 1_709_662_860_000_i64, "end_timestamp": 1_709_662_902_000_i64,
+        "disconnection_reason": "user_hangup",
+        "call_analysis": {"call_summary": "asked about a bill",
+            "custom_analysis_data": {"intent": "billing", "intent_confidence": 0.9}}}})
+}
+
+#[test]
+fn a_late_analysis_goes_to_the_calls_owner_after_its_number_is_re_routed() {
+    let s = store_with_routes();
+    apply(&s, &retell(retell_call("call_ended", "call_ada1"), NOW));
+    route(&s, "+14155550199", "bob");
+    let got = apply(&s, &retell(retell_call("call_analyzed", "call_ada1"), NOW));
+    assert_eq!(
+        (got.outcome.as_str(), got.user),
+        ("applied", Some(uid("ada")))
+    );
+    let analysis = call(&s, "ada", "call_ada1").and_then(|c| c.analysis);
+    assert_eq!(
+        analysis.map(|a| a.intent),
+        Some(Some("billing".to_owned())),
+        "Ada's call has its analysis"
+    );
+    assert!(call(&s, "bob", "call_ada1").is_none());
+    let bob = block_on(s.load_intent_summary(&uid("bob"), Limit::new(10, 500).expect("ok")))
+        .expect("loads");
+    assert!(bob.calls.is_empty() && bob.stats.intent_distribution.is_empty());
+}
+
+#[test]
+fn a_completed_callback_after_its_number_is_unrouted_still_completes_the_call() {
+    let s = store_with_routes();
+    apply(&s, &voice(RINGING));
+    assert!(block_on(s.delete_route(&E164::parse("+14155550199").expect("valid"))).expect("ok"));
+    let got = apply(&s, &voice(COMPLETED));
+    assert_eq!(
+        (got.outcome.as_str(), got.user),
+        ("applied", Some(uid("ada")))
+    );
+    assert_eq!(
+        call(&s, "ada", "CA1").map(|c| c.status),
+        Some(CallStatus::Completed)
+    );
+}
+
+#[test]
+fn routes_still_decide_the_owner_of_a_call_seen_for_the_first_time() {
+    let s = store_with_routes();
+    route(&s, "+14155550199", "bob");
+    let got = apply(&s, &voice(COMPLETED));
+    assert_eq!(got.user, Some(uid("bob")));
+    assert!(call(&s, "bob", "CA1").is_some() && call(&s, "ada", "CA1").is_none());
+}
+
+#[test]
+fn an_explicit_user_that_contradicts_the_owner_is_a_conflict_applied_to_no_one() {
+    let s = store_with_routes();
+    apply(&s, &voice(COMPLETED));
+    for (id, body) in [
+        (
+            "msg_bob_a",
+            serde_json::json!({"type": "call.analysis.completed",
+                "data": {"userId": "bob", "callId": "CA1", "intent": "sales", "confidence": 0.7}}),
+        ),
+        (
+            "msg_bob_c",
+            serde_json::json!({"type": "call.upserted",
+                "data": {"userId": "bob", "id": "CA1", "status": "failed"}}),
+        ),
+        (
+            "msg_bob_e",
+            serde_json::json!({"type": "call.enrichment.completed",
+                "data": {"userId": "bob", "callId": "CA1", "phoneNumber": "+15550001111"}}),
+        ),
+    ] {
+        let got = apply(&s, &event(id, body));
+        assert_eq!(
+            (
+                got.fresh,
+                got.outcome.as_str(),
+                got.user.clone(),
+                got.changed_data()
+            ),
+            (true, "conflict", None, false),
+            "{id}"
+        );
+    }
+    let ada = call(&s, "ada", "CA1").expect("still Ada's");
+    assert_eq!(ada.status, CallStatus::Completed);
+    assert!(ada.analysis.is_none() && ada.enrichment.is_none());
+    assert!(call(&s, "bob", "CA1").is_none());
+    let kept: Vec<serde_json::Value> = block_on(s.db.query(Statement::new(
+        "SELECT payload FROM webhook_deliveries WHERE outcome = 'conflict' AND call_id = 'CA1'",
+        vec![],
+    )))
+    .expect("query")
+    .decode()
+    .expect("decode");
+    assert_eq!(kept.len(), 3, "each conflict is recorded with its body");
+    assert!(kept.iter().all(|r| r["payload"].as_str().is_some()));
+}
+
+#[test]
+fn an_analysis_stored_before_its_call_sets_the_owner_a_contradicting_one_conflicts_with() {
+    let s = store_with_routes();
+    let analysis = |id: &str, user: &str| {
+        event(
+            id,
+            serde_json::json!({"type": "call.analysis.completed",
+                "data": {"userId": user, "callId": "CAearly", "intent": "sales", "confidence": 0.5}}),
+        )
+    };
+    assert_eq!(apply(&s, &analysis("msg_1", "ada")).outcome, "applied");
+    assert_eq!(apply(&s, &analysis("msg_2", "bob")).outcome, "conflict");
+}
+
+// ---- Deletion forgets everything ----
+
+/// Every text stored in any table, for finding what still names a call.
+fn every_stored_text(s: &Store<SqliteDatabase>) -> Vec<(String, String)> {
+    let conn = &s.db.conn;
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .expect("prepares")
+        .query_map([], |r| r.get(0))
+        .expect("lists")
+        .collect::<Result<_, _>>()
+        .expect("names");
+    let mut out = Vec::new();
+    for table in tables {
+        let mut st = conn
+            .prepare(&format!("SELECT * FROM \"{table}\""))
+            .expect("prepares");
+        let columns = st.column_count();
+        let mut rows = st.query([]).expect("reads");
+        while let Some(row) = rows.next().expect("row") {
+            for i in 0..columns {
+                if let Ok(rusqlite::types::ValueRef::Text(t)) = row.get_ref(i) {
+                    out.push((table.clone(), String::from_utf8_lossy(t).into_owned()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn deleting_a_call_leaves_no_stored_byte_that_names_it() {
+    let s = store_with_routes();
+    let id = "call_privacy77";
+    apply(&s, &retell(retell_call("call_started", id), NOW));
+    apply(&s, &retell(retell_call("call_analyzed", id), NOW));
+    // Deliveries without an event we apply keep their body, which quotes the call.
+    apply(
+        &s,
+        &retell(
+            serde_json::json!({"event": "transcript_updated",
+                "call": {"call_id": id, "transcript": "Agent: hello"}}),
+            NOW,
+        ),
+    );
+    apply(
+        &s,
+        &event(
+            "msg_unknown_type",
+            serde_json::json!({"type": "call.sentiment.scored",
+                "data": {"userId": "ada", "callId": id, "score": 0.2}}),
+        ),
+    );
+    apply(
+        &s,
+        &event(
+            "msg_conflict",
+            serde_json::json!({"type": "call.analysis.completed",
+                "data": {"userId": "bob", "callId": id, "intent": "x", "confidence": 0.1}}),
+        ),
+    );
+    let before = every_stored_text(&s);
+    assert!(
+        before
+            .iter()
+            .any(|(t, v)| t == "webhook_deliveries" && v.contains("transcript")),
+        "the transcript update was kept"
+    );
+    assert!(delete(&s, "ada", id, NOW + 1_000));
+    // A late delivery after the deletion stores nothing that names the call either.
+    apply(
+        &s,
+        &retell(
+            serde_json::json!({"event": "transcript_updated",
+                "call": {"call_id": id, "transcript": "Agent: bye"}}),
+            NOW + 2_000,
+        ),
+    );
+    let naming: Vec<_> = every_stored_text(&s)
+        .into_iter()
+        .filter(|(_, v)| v.contains(id))
+        .collect();
+    assert!(naming.is_empty(), "still stored: {naming:?}");
+}
+
+#[test]
+fn a_retry_of_a_delivery_for_a_deleted_call_is_still_recognised() {
+    let s = store_with_routes();
+    apply(&s, &voice(COMPLETED));
+    assert!(delete(&s, "ada", "CA1", NOW));
+    let retry = apply(&s, &voice(COMPLETED));
+    assert!(
+        !retry.fresh,
+        "the delivery row outlives the deletion, keyed by a digest"
+    );
+}
+
+#[test]
+fn deleting_someone_elses_call_forgets_nothing_of_it() {
+    let s = store_with_routes();
+    apply(
+        &s,
+        &retell(
+            serde_json::json!({"event": "transcript_updated",
+                "call": {"call_id": "CA1", "transcript": "Agent: hello"}}),
+            NOW,
+        ),
+    );
+    apply(&s, &voice(COMPLETED));
+    assert!(!delete(&s, "bob", "CA1", NOW));
+    assert!(every_stored_text(&s)
+        .iter()
+        .any(|(t, v)| t == "webhook_deliveries" && v.contains("Agent: hello")));
+}
+
+// ---- Only a reported later start resurrects a deleted call ----
+
+#[test]
+fn a_call_upsert_without_started_at_does_not_lift_a_deletion() {
+    let s = store_with_routes();
+    apply(&s, &voice(RINGING));
+    assert!(delete(&s, "ada", "CA1", NOW));
+    let late = standard::parse(
+        "msg_no_start",
+        serde_json::json!({"type": "call.upserted",
+            "data": {"userId": "ada", "id": "CA1", "status": "completed"}})
+        .to_string()
+        .as_bytes(),
+        Timestamp::from_millis(NOW + 60_000),
+    )
+    .expect("parses");
+    assert_eq!(apply(&s, &late).outcome, "deleted");
+    assert!(call(&s, "ada", "CA1").is_none());
+}
+
+#[test]
+fn a_twilio_callback_without_a_timestamp_does_not_lift_a_deletion() {
+    let s = store_with_routes();
+    apply(&s, &voice(RINGING));
+    assert!(delete(&s, "ada", "CA1", NOW));
+    let params = form::parse(
+        b"CallSid=CA1&CallStatus=in-progress&Direction=inbound&From=%2B15550001111&To=%2B14155550199",
+    )
+    .expect("valid");
+    let late = twilio::voice_status(&params, Timestamp::from_millis(NOW + 60_000)).expect("parses");
+    assert_eq!(apply(&s, &late).outcome, "deleted");
+    assert!(call(&s, "ada", "CA1").is_none());
+}
+
+#[test]
+fn a_retell_event_without_a_start_timestamp_does_not_lift_a_deletion() {
+    let s = store_with_routes();
+    apply(
+        &s,
+        &retell(retell_call("call_started", "call_r1"), NOW - 1_000),
+    );
+    assert!(delete(&s, "ada", "call_r1", NOW));
+    let late = retell(
+        serde_json::json!({"event": "call_ended", "call": {"call_id": "call_r1",
+            "direction": "inbound", "to_number": "+14155550199"}}),
+        NOW + 60_000,
+    );
+    assert_eq!(apply(&s, &late).outcome, "deleted");
+    assert!(call(&s, "ada", "call_r1").is_none());
 }

@@ -369,14 +369,17 @@ impl<D: Database> CallDeletion for Store<D> {
     async fn delete_call(&self, user: &UserId, call: &CallId, now: Timestamp) -> AppResult<bool> {
         let call_and_user = || vec![call.as_str().into(), user.as_str().into()];
         let mut mark = call_and_user();
-        mark.push(now.millis().into());
+        mark.extend([
+            now.millis().into(),
+            ingest::call_digest(call.as_str()).as_str().into(),
+        ]);
         let mut statements = vec![Statement::new(sql::MARK_DELETED, mark)];
         statements.extend(
             [
                 sql::DELETE_RECORDING,
                 sql::DELETE_ANALYSIS,
                 sql::DELETE_ENRICHMENT,
-                sql::FORGET_PAYLOADS,
+                sql::FORGET_DELIVERIES,
                 sql::DELETE_CALL,
             ]
             .into_iter()

@@ -86,43 +86,68 @@ pub const READS: &[(&str, &str)] = &[
 
 // ---- Webhook ingest: one D1 batch per delivery. ----
 //
-// Every write statement starts with ?1 provider, ?2 delivery key, ?3 claim, and runs only if
-// the delivery row holds that claim (`CLAIMED`), i.e. only on the first attempt.
+// Every statement starts with ?1 provider, ?2 delivery key digest, ?3 claim. The claim row
+// decides once, for the whole batch, whose data the delivery is and whether it applies; every
+// write after it runs only if that row holds this attempt's claim with outcome `applied`
+// (`CLAIMED`), i.e. only on the first attempt, and takes its owner from that row.
 
 macro_rules! claimed {
     () => {
-        "EXISTS (SELECT 1 FROM webhook_deliveries \
-         WHERE provider = ?1 AND delivery_key = ?2 AND claim = ?3)"
+        "FROM webhook_deliveries d \
+         WHERE d.provider = ?1 AND d.delivery_key = ?2 AND d.claim = ?3 AND d.outcome = 'applied'"
     };
 }
 
-/// ?4 event type, ?5 user, ?6 routed number, ?7 call id, ?8 has events (0/1),
-/// ?9 needs an owner (0/1), ?10 payload kept if it cannot be applied, ?11 received at.
+/// ?4 event type, ?5 explicit user, ?6 routed number, ?7 call id, ?8 has events (0/1),
+/// ?9 needs an owner (0/1), ?10 payload kept if it cannot be applied, ?11 received at,
+/// ?12 the call's reported start (or NULL), ?13 the provider's own key, ?14 call id digest.
+///
+/// Owner: a call that exists (else an analysis or enrichment already stored for the id) keeps
+/// its owner, whatever the routes say now; only a call seen for the first time takes the
+/// explicit user, else its number's route. Outcome, first match wins:
+/// - `deleted`: the call was deleted and this delivery does not report a start after that;
+///   nothing that names the call is stored (no provider key, call id or payload);
+/// - `ignored`: no event we apply (an unknown type), payload kept;
+/// - `conflict`: an explicit user contradicts the existing owner, payload kept, never applied;
+/// - `unattributed`: no owner can be found yet, payload kept;
+/// - `applied`.
 pub const CLAIM_DELIVERY: &str = "INSERT INTO webhook_deliveries \
-     (provider, delivery_key, event_type, user_id, call_id, outcome, payload, received_at, claim) \
-     SELECT ?1, ?2, ?4, o.user_id, ?7, \
-       CASE WHEN ?8 = 0 THEN 'ignored' \
-            WHEN o.user_id IS NULL AND ?9 = 1 THEN 'unattributed' ELSE 'applied' END, \
-       CASE WHEN ?8 = 0 OR (o.user_id IS NULL AND ?9 = 1) THEN ?10 END, \
-       ?11, ?3 \
-     FROM (SELECT COALESCE(?5, (SELECT user_id FROM phone_numbers WHERE e164 = ?6), \
-                           (SELECT user_id FROM calls WHERE id = ?7)) AS user_id) o \
+     (provider, delivery_key, provider_ref, event_type, user_id, call_id, outcome, payload, \
+      received_at, claim) \
+     SELECT ?1, ?2, CASE WHEN r.outcome <> 'deleted' THEN ?13 END, ?4, \
+       CASE WHEN r.outcome IN ('applied', 'ignored') THEN r.user_id END, \
+       CASE WHEN r.outcome <> 'deleted' THEN ?7 END, r.outcome, \
+       CASE WHEN r.outcome IN ('ignored', 'conflict', 'unattributed') THEN ?10 END, ?11, ?3 \
+     FROM (SELECT o.user_id, CASE \
+             WHEN o.deleted THEN 'deleted' \
+             WHEN ?8 = 0 THEN 'ignored' \
+             WHEN o.established IS NOT NULL AND ?5 IS NOT NULL AND ?5 <> o.established \
+               THEN 'conflict' \
+             WHEN o.user_id IS NULL AND ?9 = 1 THEN 'unattributed' \
+             ELSE 'applied' END AS outcome \
+           FROM (SELECT e.established, \
+                   COALESCE(e.established, ?5, \
+                            (SELECT user_id FROM phone_numbers WHERE e164 = ?6)) AS user_id, \
+                   EXISTS (SELECT 1 FROM deleted_calls WHERE call_id IN (?7, ?14) \
+                            AND (?12 IS NULL OR deleted_at >= ?12)) AS deleted \
+                 FROM (SELECT COALESCE((SELECT user_id FROM calls WHERE id = ?7), \
+                                       (SELECT user_id FROM analyses WHERE call_id = ?7), \
+                                       (SELECT user_id FROM enrichments WHERE call_id = ?7)) \
+                         AS established) e) o) r \
      WHERE true \
      ON CONFLICT (provider, delivery_key) DO NOTHING";
 
-/// ?4 call id, ?5 user, ?6 routed number, ?7 provider, ?8 direction, ?9 from, ?10 to,
-/// ?11 status, ?12 status rank, ?13 answered, ?14 started at, ?15 ended at, ?16 duration,
-/// ?17 received at, ?18 event time. Status only moves up in rank; the first end time wins;
+/// ?4 call id, ?5 provider, ?6 direction, ?7 from, ?8 to, ?9 status, ?10 status rank,
+/// ?11 answered, ?12 started at (or NULL: then the event time), ?13 ended at, ?14 duration,
+/// ?15 received at, ?16 event time. Status only moves up in rank; the first end time wins;
 /// a call never changes owner.
 pub const UPSERT_CALL: &str = concat!(
     "INSERT INTO calls (id, user_id, provider, direction, from_number, to_number, status, \
        status_rank, answered, started_at, ended_at, duration_seconds, created_at, updated_at) \
-     SELECT ?4, o.user_id, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18 \
-     FROM (SELECT COALESCE(?5, (SELECT user_id FROM phone_numbers WHERE e164 = ?6)) AS user_id) o \
-     WHERE o.user_id IS NOT NULL \
-       AND NOT EXISTS (SELECT 1 FROM deleted_calls WHERE call_id = ?4 AND deleted_at >= ?14) AND ",
+     SELECT ?4, d.user_id, ?5, ?6, ?7, ?8, ?9, ?10, ?11, COALESCE(?12, ?16), ?13, ?14, ?15, ?16 ",
     claimed!(),
-    " ON CONFLICT (id) DO UPDATE SET \
+    " AND d.user_id IS NOT NULL \
+     ON CONFLICT (id) DO UPDATE SET \
        status = CASE WHEN excluded.status_rank > calls.status_rank \
                      THEN excluded.status ELSE calls.status END, \
        status_rank = MAX(calls.status_rank, excluded.status_rank), \
@@ -138,11 +163,11 @@ pub const UPSERT_CALL: &str = concat!(
 );
 
 /// ?4 call id, ?5 recording id, ?6 url, ?7 duration, ?8 status, ?9 event time. A finished
-/// recording is never replaced by an in-progress report.
+/// recording is never replaced by an in-progress report. Recordings need no owner: they are
+/// attributed through their call.
 pub const UPSERT_RECORDING: &str = concat!(
     "INSERT INTO recordings (call_id, id, url, duration_seconds, status, updated_at) \
-     SELECT ?4, ?5, ?6, ?7, ?8, ?9 \
-     WHERE NOT EXISTS (SELECT 1 FROM deleted_calls WHERE call_id = ?4) AND ",
+     SELECT ?4, ?5, ?6, ?7, ?8, ?9 ",
     claimed!(),
     " ON CONFLICT (call_id) DO UPDATE SET id = excluded.id, \
        url = COALESCE(excluded.url, recordings.url), \
@@ -151,19 +176,16 @@ pub const UPSERT_RECORDING: &str = concat!(
      WHERE (excluded.status <> 'in-progress') >= (recordings.status <> 'in-progress')"
 );
 
-/// ?4 call id, ?5 user, ?6 routed number, ?7 status, ?8 intent, ?9 confidence, ?10 summary,
-/// ?11 completed at, ?12 event time. Newer events win; a completed analysis never goes back
-/// to pending; an analysis never changes owner.
+/// ?4 call id, ?5 status, ?6 intent, ?7 confidence, ?8 summary, ?9 completed at, ?10 event
+/// time. Newer events win; a completed analysis never goes back to pending; an analysis never
+/// changes owner.
 pub const UPSERT_ANALYSIS: &str = concat!(
     "INSERT INTO analyses (call_id, user_id, status, intent, confidence, summary, \
        completed_at, updated_at) \
-     SELECT ?4, o.user_id, ?7, ?8, ?9, ?10, ?11, ?12 \
-     FROM (SELECT COALESCE(?5, (SELECT user_id FROM phone_numbers WHERE e164 = ?6), \
-                           (SELECT user_id FROM calls WHERE id = ?4)) AS user_id) o \
-     WHERE o.user_id IS NOT NULL \
-       AND NOT EXISTS (SELECT 1 FROM deleted_calls WHERE call_id = ?4) AND ",
+     SELECT ?4, d.user_id, ?5, ?6, ?7, ?8, ?9, ?10 ",
     claimed!(),
-    " ON CONFLICT (call_id) DO UPDATE SET status = excluded.status, intent = excluded.intent, \
+    " AND d.user_id IS NOT NULL \
+     ON CONFLICT (call_id) DO UPDATE SET status = excluded.status, intent = excluded.intent, \
        confidence = excluded.confidence, summary = excluded.summary, \
        completed_at = excluded.completed_at, updated_at = excluded.updated_at \
      WHERE analyses.user_id = excluded.user_id \
@@ -171,18 +193,15 @@ pub const UPSERT_ANALYSIS: &str = concat!(
        AND NOT (analyses.status = 'completed' AND excluded.status = 'pending')"
 );
 
-/// ?4 call id, ?5 user, ?6 routed number, ?7 phone, ?8 caller name, ?9 caller type,
-/// ?10 line type, ?11 carrier, ?12 spam score, ?13 event time. Newer events win.
+/// ?4 call id, ?5 phone, ?6 caller name, ?7 caller type, ?8 line type, ?9 carrier,
+/// ?10 spam score, ?11 event time. Newer events win.
 pub const UPSERT_ENRICHMENT: &str = concat!(
     "INSERT INTO enrichments (call_id, user_id, phone_number, caller_name, caller_type, \
        line_type, carrier, spam_score, updated_at) \
-     SELECT ?4, o.user_id, ?7, ?8, ?9, ?10, ?11, ?12, ?13 \
-     FROM (SELECT COALESCE(?5, (SELECT user_id FROM phone_numbers WHERE e164 = ?6), \
-                           (SELECT user_id FROM calls WHERE id = ?4)) AS user_id) o \
-     WHERE o.user_id IS NOT NULL \
-       AND NOT EXISTS (SELECT 1 FROM deleted_calls WHERE call_id = ?4) AND ",
+     SELECT ?4, d.user_id, ?5, ?6, ?7, ?8, ?9, ?10, ?11 ",
     claimed!(),
-    " ON CONFLICT (call_id) DO UPDATE SET phone_number = excluded.phone_number, \
+    " AND d.user_id IS NOT NULL \
+     ON CONFLICT (call_id) DO UPDATE SET phone_number = excluded.phone_number, \
        caller_name = excluded.caller_name, caller_type = excluded.caller_type, \
        line_type = excluded.line_type, carrier = excluded.carrier, \
        spam_score = excluded.spam_score, updated_at = excluded.updated_at \
@@ -190,31 +209,38 @@ pub const UPSERT_ENRICHMENT: &str = concat!(
        AND excluded.updated_at >= enrichments.updated_at"
 );
 
-/// ?4 call id, ?5 started at: a call that started after its id was deleted is a new call, and
-/// lifts the deletion mark (runs before the call's upsert).
+/// ?4 call id, ?5 call id digest: an applied delivery for a deleted id reported a start after
+/// the deletion (the claim checked), so it is a new call and lifts the mark. Runs before the
+/// call's upsert.
 pub const LIFT_DELETION: &str = concat!(
-    "DELETE FROM deleted_calls WHERE call_id = ?4 AND deleted_at < ?5 AND ",
-    claimed!()
+    "DELETE FROM deleted_calls WHERE call_id IN (?4, ?5) AND EXISTS (SELECT 1 ",
+    claimed!(),
+    ")"
 );
 
 // ---- Deleting a call (privacy requests): one batch, ?1 call, ?2 user, ?3 now. ----
 
-/// Marks the call deleted, if it is the user's.
+/// ?4 call id digest. Marks the call deleted, if it is the user's. The mark holds a digest,
+/// not the id: it must recognise the id's late webhooks without naming the call.
 pub const MARK_DELETED: &str = "INSERT INTO deleted_calls (call_id, user_id, deleted_at) \
-     SELECT id, user_id, ?3 FROM calls WHERE id = ?1 AND user_id = ?2 \
+     SELECT ?4, user_id, ?3 FROM calls WHERE id = ?1 AND user_id = ?2 \
      ON CONFLICT (call_id) DO UPDATE SET deleted_at = excluded.deleted_at";
 pub const DELETE_RECORDING: &str = "DELETE FROM recordings WHERE call_id = ?1 \
      AND EXISTS (SELECT 1 FROM calls WHERE id = ?1 AND user_id = ?2)";
 pub const DELETE_ANALYSIS: &str = "DELETE FROM analyses WHERE call_id = ?1 AND user_id = ?2";
 pub const DELETE_ENRICHMENT: &str = "DELETE FROM enrichments WHERE call_id = ?1 AND user_id = ?2";
-/// Kept delivery payloads may quote the call: they go too (the delivery rows stay, so retries
-/// are still recognised).
-pub const FORGET_PAYLOADS: &str = "UPDATE webhook_deliveries SET payload = NULL \
-     WHERE call_id = ?1 AND (user_id = ?2 OR user_id IS NULL) AND payload IS NOT NULL";
+/// Every stored delivery that names the call forgets it: its body, the call id and the
+/// provider's key (which may quote the id). The row stays, keyed by a digest, so a retry is
+/// still recognised; rows from before digests (migration 0007) get a random key instead.
+pub const FORGET_DELIVERIES: &str = "UPDATE webhook_deliveries \
+     SET call_id = NULL, payload = NULL, provider_ref = NULL, \
+       delivery_key = CASE WHEN delivery_key LIKE 'k1:%' THEN delivery_key \
+                           ELSE 'forgotten:' || lower(hex(randomblob(16))) END \
+     WHERE call_id = ?1 AND EXISTS (SELECT 1 FROM calls WHERE id = ?1 AND user_id = ?2)";
 /// Last: its `changes` says whether the call was the user's.
 pub const DELETE_CALL: &str = "DELETE FROM calls WHERE id = ?1 AND user_id = ?2";
 
-/// ?1 provider, ?2 delivery key, ?3 claim: whether this attempt applied the delivery, and
-/// whose it turned out to be.
+/// ?1 provider, ?2 delivery key digest, ?3 claim: whether this attempt claimed the delivery,
+/// what it did, and whose it turned out to be.
 pub const DELIVERY_RESULT: &str = "SELECT claim = ?3 AS fresh, user_id, call_id, outcome \
      FROM webhook_deliveries WHERE provider = ?1 AND delivery_key = ?2";

@@ -10,7 +10,6 @@
 //! | `/webhooks/events` | Standard Webhooks | [`standard::verify`] | `webhook-id` |
 //! | `/webhooks/retell` | Retell | [`retell::verify`] | `call_id` + `event` |
 
-pub mod event;
 pub mod form;
 #[cfg(target_arch = "wasm32")]
 pub mod kv_parking;
@@ -19,7 +18,10 @@ pub mod retell;
 pub mod standard;
 pub mod twilio;
 
-pub use event::{AnalysisReport, CallReport, Delivery, EnrichmentReport, Event, RecordingReport};
+// The normalized delivery is the domain's vocabulary; senders produce it.
+pub use crate::domain::{
+    AnalysisReport, CallReport, Delivery, EnrichmentReport, Event, Owner, RecordingReport,
+};
 
 /// A fresh random claim for one attempt at applying a delivery (see `store::ingest`).
 pub fn claim_nonce() -> crate::error::AppResult<String> {

@@ -6,8 +6,8 @@
 //! `call_analysis.custom_analysis_data`). Calls are attributed through the registered number:
 //! `to_number` for inbound calls, `from_number` for outbound.
 
-use super::event::{AnalysisReport, CallReport, Delivery, Event, Owner, RecordingReport};
 use super::{ParseError, TOLERANCE_MS};
+use crate::domain::{AnalysisReport, CallReport, Delivery, Event, Owner, RecordingReport};
 use crate::domain::{AnalysisStatus, CallId, CallStatus, Direction, Provider, Timestamp, E164};
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
@@ -120,6 +120,7 @@ pub fn parse(body: &[u8], now: Timestamp) -> Result<Delivery, ParseError> {
         provider: Provider::Retell,
         key: format!("{call_id}:{}", event.chars().take(64).collect::<String>()),
         event_type: event.chars().take(64).collect(),
+        call_id: Some(call_id.clone()),
         events: Vec::new(),
         received_at: now.millis(),
         payload: None,
@@ -169,7 +170,7 @@ pub fn parse(body: &[u8], now: Timestamp) -> Result<Delivery, ParseError> {
         from,
         to,
         status,
-        started_at: start.unwrap_or(at),
+        started_at: start,
         ended_at: if ended { end.or(Some(at)) } else { None },
         duration_seconds: duration,
         at,

@@ -5,8 +5,8 @@
 //! base64 after `whsec_`. The header holds space-separated `v1,<sig>` entries; one match with
 //! any configured secret suffices. The timestamp must be within ±5 minutes of `now`.
 
-use super::event::{AnalysisReport, CallReport, Delivery, EnrichmentReport, Event, Owner};
 use super::{ParseError, TOLERANCE_MS};
+use crate::domain::{AnalysisReport, CallReport, Delivery, EnrichmentReport, Event, Owner};
 use crate::domain::{AnalysisStatus, CallId, CallStatus, Direction, Provider, Timestamp, UserId};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -153,6 +153,17 @@ fn call_id(data: &Map<String, Value>, name: &'static str) -> Result<String, Pars
         .ok_or_else(|| ParseError::field(name, "is not a call id"))
 }
 
+/// The call an event names, whatever its type: `data.callId`, else `data.id`, when it is a
+/// well-formed call id. Recorded with the delivery so deleting the call forgets its body.
+fn named_call(root: &Map<String, Value>) -> Option<String> {
+    let data = root.get("data")?.as_object()?;
+    ["callId", "id"]
+        .iter()
+        .filter_map(|k| data.get(*k).and_then(Value::as_str))
+        .find_map(CallId::parse)
+        .map(|c| c.to_string())
+}
+
 /// The event types this service applies; others are recorded and acknowledged.
 pub const KNOWN_TYPES: [&str; 4] = [
     "call.upserted",
@@ -183,6 +194,7 @@ pub fn parse(webhook_id: &str, body: &[u8], now: Timestamp) -> Result<Delivery, 
         provider: Provider::Api,
         key: webhook_id.to_owned(),
         event_type: event_type.chars().take(100).collect(),
+        call_id: named_call(root),
         events: Vec::new(),
         received_at: now.millis(),
         payload: None,
@@ -232,7 +244,9 @@ pub fn parse(webhook_id: &str, body: &[u8], now: Timestamp) -> Result<Delivery, 
                 from: opt_str(data, "from")?.unwrap_or_default(),
                 to: opt_str(data, "to")?.unwrap_or_default(),
                 status,
-                started_at: opt_instant(data, "startedAt")?.unwrap_or(at),
+                // Only an explicit `startedAt` reports the start; `at` is when the event
+                // happened, which for a late update is long after the call began.
+                started_at: opt_instant(data, "startedAt")?,
                 ended_at: opt_instant(data, "endedAt")?,
                 duration_seconds: duration.map(|d| d as i64),
                 at,
@@ -509,7 +523,8 @@ mod tests {
             (c.status, c.direction, c.provider),
             (CallStatus::Queued, Direction::Inbound, Provider::Api)
         );
-        assert_eq!(c.started_at, 1_000);
+        // No `startedAt`: the start is not reported (a new call starts at the event time).
+        assert_eq!((c.started_at, c.at), (None, 1_000));
     }
 
     #[test]

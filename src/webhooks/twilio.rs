@@ -7,10 +7,10 @@
 //! order; the SDKs differ on whether identical repeated values count once, so both forms are
 //! accepted.
 
-use super::event::{CallReport, Delivery, Event, Owner, RecordingReport};
 use super::form;
 use super::ParseError;
 use crate::domain::{CallId, CallStatus, Direction, Provider, Timestamp, E164};
+use crate::domain::{CallReport, Delivery, Event, Owner, RecordingReport};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -136,18 +136,32 @@ pub fn voice_status(p: &[(String, String)], now: Timestamp) -> Result<Delivery, 
         Direction::Inbound => &to,
         Direction::Outbound => &from,
     };
-    let at = match form::get(p, "Timestamp") {
-        Some(ts) => Timestamp::parse_rfc2822(ts)
-            .ok_or_else(|| ParseError::field("Timestamp", "is not an RFC 2822 date"))?
-            .millis(),
-        None => now.millis(),
+    let reported_at = match form::get(p, "Timestamp") {
+        Some(ts) => Some(
+            Timestamp::parse_rfc2822(ts)
+                .ok_or_else(|| ParseError::field("Timestamp", "is not an RFC 2822 date"))?
+                .millis(),
+        ),
+        None => None,
     };
+    let at = reported_at.unwrap_or(now.millis());
     let duration = optional_int(p, "CallDuration")?;
+    if duration.is_some_and(|d| d < 0) {
+        return Err(ParseError::field("CallDuration", "must be ≥ 0"));
+    }
     let terminal = status.rank() == CallStatus::Completed.rank();
-    // A terminal callback's Timestamp is the end; the call started `CallDuration` earlier.
-    let started_at = match (terminal, duration) {
-        (true, Some(d)) => at - d * 1000,
-        _ => at,
+    // Only two callbacks report when the call started: a terminal one (its Timestamp is the
+    // end, the call started `CallDuration` earlier) and the first, `queued`/`initiated`. The
+    // Timestamp of `ringing` or `in-progress` is later than the start, and without a Timestamp
+    // nothing is reported at all.
+    let started_at = match (reported_at, terminal, duration) {
+        (Some(end), true, Some(d)) => Some(
+            d.checked_mul(1000)
+                .and_then(|ms| end.checked_sub(ms))
+                .ok_or_else(|| ParseError::field("CallDuration", "is out of range"))?,
+        ),
+        (Some(t), false, _) if status == CallStatus::Queued => Some(t),
+        _ => None,
     };
     let key = match optional_int(p, "SequenceNumber")? {
         Some(seq) => format!("{call_id}:seq:{seq}"),
@@ -157,6 +171,7 @@ pub fn voice_status(p: &[(String, String)], now: Timestamp) -> Result<Delivery, 
         provider: Provider::Twilio,
         key,
         event_type: status_raw.to_owned(),
+        call_id: Some(call_id.clone()),
         events: vec![Event::Call(CallReport {
             call_id,
             owner: Owner {
@@ -196,6 +211,7 @@ pub fn recording_status(p: &[(String, String)], now: Timestamp) -> Result<Delive
         provider: Provider::Twilio,
         key: format!("{recording_id}:{status}"),
         event_type: format!("recording.{status}"),
+        call_id: Some(call_id.clone()),
         events: vec![Event::Recording(RecordingReport {
             call_id,
             recording_id: recording_id.to_owned(),
@@ -369,7 +385,7 @@ mod tests {
         assert_eq!(call.status, CallStatus::Completed);
         assert_eq!(call.owner.number.as_deref(), Some("+14155550199"));
         assert_eq!(call.ended_at, Some(1_709_662_933_000));
-        assert_eq!(call.started_at, 1_709_662_933_000 - 42_000);
+        assert_eq!(call.started_at, Some(1_709_662_933_000 - 42_000));
         assert_eq!(call.duration_seconds, Some(42));
     }
 
@@ -385,7 +401,8 @@ mod tests {
             panic!("a call event")
         };
         assert_eq!(call.owner.number.as_deref(), Some("+15550001111"));
-        assert_eq!((call.started_at, call.ended_at), (7, None));
+        // No Timestamp: the receive time is the event time, but no start is reported.
+        assert_eq!((call.at, call.started_at, call.ended_at), (7, None, None));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! What a verified webhook means for our data, independent of who sent it. A [`Delivery`] is
-//! serializable so a delivery that cannot be written right now can be parked and replayed.
+//! What a verified webhook means for our data, independent of who sent it: each sender's parser
+//! (`webhooks/`) produces a [`Delivery`] and the store applies it. A delivery is serializable so
+//! one that cannot be written right now can be parked and replayed.
 
 use crate::domain::{AnalysisStatus, CallStatus, Direction, Provider};
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,10 @@ pub struct Delivery {
     pub key: String,
     /// The provider's event name (`completed`, `call.analysis.completed`, `call_ended`, …).
     pub event_type: String,
+    /// The call the delivery names, whether or not it carries an event we apply (an unknown
+    /// event type, a transcript update): its stored body is forgotten when that call is deleted.
+    #[serde(default)]
+    pub call_id: Option<String>,
     pub events: Vec<Event>,
     /// Epoch ms when we received it.
     pub received_at: i64,
@@ -20,8 +25,10 @@ pub struct Delivery {
     pub payload: Option<String>,
 }
 
-/// Whose data an event is. Resolved in SQL, in the same batch as the write: an explicit user,
-/// else the user a phone number is routed to, else the owner of the call.
+/// Who an event says the call belongs to. Resolved in SQL, in the same batch as the write: a
+/// call that already exists keeps its owner whatever these say (an explicit user that
+/// contradicts it is a conflict, never applied); only a call seen for the first time takes the
+/// explicit user, else the user its phone number is routed to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Owner {
     pub user: Option<String>,
@@ -47,7 +54,9 @@ pub struct CallReport {
     pub from: String,
     pub to: String,
     pub status: CallStatus,
-    pub started_at: i64,
+    /// When the call started, if the event reports it. Absent, a new call starts at `at`, and
+    /// the event can never count as a call that started after a deletion of the same id.
+    pub started_at: Option<i64>,
     pub ended_at: Option<i64>,
     pub duration_seconds: Option<i64>,
     /// When the event happened (epoch ms).
@@ -102,7 +111,17 @@ impl Event {
 impl Delivery {
     /// The call the delivery is about, if any.
     pub fn call_id(&self) -> Option<&str> {
-        self.events.first().map(Event::call_id)
+        self.call_id
+            .as_deref()
+            .or_else(|| self.events.first().map(Event::call_id))
+    }
+
+    /// When the call started, as reported by the delivery's call event (if it reports it).
+    pub fn reported_start(&self) -> Option<i64> {
+        self.events.iter().find_map(|e| match e {
+            Event::Call(c) => c.started_at,
+            _ => None,
+        })
     }
 
     /// The owner hints of the delivery's first event that has some.
