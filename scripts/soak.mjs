@@ -95,7 +95,7 @@ async function main() {
   await worker.scheduled(); // replays anything parked (nothing should be)
   const stats = (await (await fetch(`${worker.url}/api/cache/stats`, { headers: { authorization: `Bearer ${VARS.ADMIN_TOKEN}` } })).json()).data;
   peakBytes = Math.max(peakBytes, stats.memory.bytes);
-  const deliveries = (await worker.db.prepare("SELECT COUNT(*) AS n, COUNT(DISTINCT delivery_key) AS d FROM webhook_deliveries WHERE delivery_key LIKE 'soak_%'").first());
+  const deliveries = (await worker.db.prepare("SELECT COUNT(*) AS n, COUNT(DISTINCT provider_ref) AS d FROM webhook_deliveries WHERE provider_ref LIKE 'soak_%'").first());
   const calls = (await worker.db.prepare("SELECT COUNT(*) AS n FROM calls WHERE id LIKE 'CS%'").first()).n;
   const parked = (await worker.kv.list({ prefix: "parked:" })).keys.length;
   await worker.dispose();

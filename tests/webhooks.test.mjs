@@ -88,7 +88,7 @@ describe("POST /webhooks/twilio/voice-status", () => {
     const replies = [];
     for (let i = 0; i < 5; i++) replies.push(await twilio(app, "/webhooks/twilio/voice-status", params));
     assert.ok(replies.every((r) => r.status === 200 && r.text === replies[0].text));
-    const rows = await app.db.prepare("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE provider = 'twilio' AND delivery_key = 'CAdup1:seq:7'").first();
+    const rows = await app.db.prepare("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE provider = 'twilio' AND provider_ref = 'CAdup1:seq:7'").first();
     assert.equal(rows.n, 1);
     const summary = await app.get("/api/intent-analysis", { token: app.token("ada") });
     const calls = await app.db.prepare("SELECT COUNT(*) AS n FROM calls WHERE user_id = 'ada'").first();
@@ -114,7 +114,7 @@ describe("POST /webhooks/twilio/voice-status", () => {
   test("a call to an unrouted number is acknowledged, kept and shown to nobody", async () => {
     const res = await twilio(app, "/webhooks/twilio/voice-status", { ...COMPLETED, CallSid: "CAorphan", To: "+19995550000" });
     assert.equal(res.status, 200);
-    const row = await app.db.prepare("SELECT outcome, payload FROM webhook_deliveries WHERE delivery_key = 'CAorphan:seq:3'").first();
+    const row = await app.db.prepare("SELECT outcome, payload FROM webhook_deliveries WHERE provider_ref = 'CAorphan:seq:3'").first();
     assert.equal(row.outcome, "unattributed");
     assert.match(row.payload, /CAorphan/);
     assert.equal((await readCall(app, "ada", "CAorphan")).status, 404);
@@ -150,6 +150,86 @@ describe("POST /webhooks/twilio/recording-status", () => {
     assert.equal((await twilio(app, "/webhooks/twilio/recording-status", { CallSid: "CAx" })).status, 400);
     assert.equal((await call(app, "POST", "/webhooks/twilio/recording-status", { headers: { "content-type": "text/plain" }, body: "x" })).status, 415);
     assert.equal((await call(app, "PUT", "/webhooks/twilio/recording-status")).status, 405);
+  });
+});
+
+describe("a call keeps its owner", () => {
+  const route = (number, userId) =>
+    app.request(userId ? "PUT" : "DELETE", `/api/admin/phone-numbers/${encodeURIComponent(number)}`, {
+      token: app.vars.ADMIN_TOKEN,
+      headers: { "content-type": "application/json" },
+      body: userId ? JSON.stringify({ userId }) : undefined,
+    });
+
+  test("status and recording callbacks after a re-route go to the call's owner, not the number's new one", async () => {
+    const number = "+14155550177";
+    assert.equal((await route(number, "ada")).status, 201);
+    const ringing = { ...RINGING, CallSid: "CAmove1", To: number };
+    assert.equal((await twilio(app, "/webhooks/twilio/voice-status", ringing)).status, 200);
+    assert.equal((await readCall(app, "ada", "CAmove1")).json.data.status, "ringing");
+    await app.get("/api/webhook-calls?limit=10", { token: app.token("bob") }); // Bob's page is cached
+
+    assert.equal((await route(number, "bob")).status, 200);
+    await twilio(app, "/webhooks/twilio/voice-status", { ...COMPLETED, CallSid: "CAmove1", To: number });
+    const rec = { CallSid: "CAmove1", RecordingSid: "REmove1", RecordingStatus: "completed", RecordingUrl: "https://api.twilio.com/rec/REmove1", RecordingDuration: "40" };
+    assert.equal((await twilio(app, "/webhooks/twilio/recording-status", rec)).status, 200);
+
+    const got = (await readCall(app, "ada", "CAmove1")).json.data;
+    assert.deepEqual([got.status, got.recording?.id], ["completed", "REmove1"]);
+    assert.equal((await readCall(app, "bob", "CAmove1")).status, 404);
+    const bobs = await app.get("/api/webhook-calls?limit=10", { token: app.token("bob") });
+    assert.ok(!bobs.json.data.some((c) => c.id === "CAmove1"));
+
+    // Un-routed while the next call rings: its completed callback still completes it.
+    assert.equal((await route(number, "ada")).status, 200);
+    await twilio(app, "/webhooks/twilio/voice-status", { ...RINGING, CallSid: "CAmove2", To: number });
+    assert.equal((await route(number, null)).status, 204);
+    await twilio(app, "/webhooks/twilio/voice-status", { ...COMPLETED, CallSid: "CAmove2", To: number });
+    assert.equal((await readCall(app, "ada", "CAmove2")).json.data.status, "completed");
+  });
+
+  test("an event naming another user for an existing call is acknowledged as a conflict and applied to no one", async () => {
+    await twilio(app, "/webhooks/twilio/voice-status", { ...COMPLETED, CallSid: "CAowned1" });
+    const res = await event(app, "call.analysis.completed", { userId: "bob", callId: "CAowned1", intent: "sales", confidence: 0.8 }, { id: "msg_conflict1" });
+    assert.equal(res.status, 200);
+    const row = await app.db.prepare("SELECT outcome, user_id FROM webhook_deliveries WHERE provider_ref = 'msg_conflict1'").first();
+    assert.deepEqual([row.outcome, row.user_id], ["conflict", null]);
+    assert.equal((await readCall(app, "ada", "CAowned1")).json.data.analysis, null);
+    assert.equal((await app.get("/api/intent-analysis/CAowned1", { token: app.token("bob") })).status, 404);
+  });
+});
+
+describe("deleting a call forgets it", () => {
+  /** Every text value in every table of the project's D1 database. */
+  async function storedTexts(target) {
+    const { results: tables } = await target.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'").all();
+    const texts = [];
+    for (const { name } of tables) {
+      const { results } = await target.db.prepare(`SELECT * FROM "${name}"`).all();
+      for (const row of results) for (const v of Object.values(row)) if (typeof v === "string") texts.push([name, v]);
+    }
+    return texts;
+  }
+
+  test("no stored byte names a deleted call: its rows, its webhooks' bodies and keys, late webhooks after it", async () => {
+    const id = "call_forget42";
+    const started = Date.now() - 120_000;
+    const body = (event, extra = {}) => ({ event, call: { call_id: id, direction: "inbound", from_number: "+15550001111", to_number: "+14155550199", start_timestamp: started, ...extra } });
+    await retell(app, body("call_started"));
+    await retell(app, body("transcript_updated", { transcript: "Agent: hello" }));
+    await retell(app, body("call_ended", { end_timestamp: started + 30_000, recording_url: "https://retell.example/forget.wav" }));
+    await event(app, "call.sentiment.scored", { userId: "ada", callId: id, score: 0.3 });
+    await event(app, "call.enrichment.completed", { userId: "ada", callId: id, phoneNumber: "+15550001111", callerName: "Grace" });
+    assert.ok((await storedTexts(app)).some(([, v]) => v.includes(id)), "stored before");
+
+    const del = await call(app, "DELETE", `/api/webhook-calls/${id}`, { token: app.token("ada") });
+    assert.equal(del.status, 204);
+    await retell(app, body("transcript_updated", { transcript: "Agent: bye" })); // late
+    await retell(app, body("call_ended", { end_timestamp: started + 30_000 })); // a retry
+
+    const naming = (await storedTexts(app)).filter(([, v]) => v.includes(id));
+    assert.deepEqual(naming, []);
+    assert.equal((await readCall(app, "ada", id)).status, 404);
   });
 });
 
@@ -190,7 +270,7 @@ describe("POST /webhooks/events", () => {
   test("unknown event types are acknowledged and recorded", async () => {
     const res = await event(app, "call.intent_analyzed", { call_id: "CA1" }, { id: "msg_unknown" });
     assert.equal(res.status, 200);
-    const row = await app.db.prepare("SELECT outcome, payload FROM webhook_deliveries WHERE delivery_key = 'msg_unknown'").first();
+    const row = await app.db.prepare("SELECT outcome, payload FROM webhook_deliveries WHERE provider_ref = 'msg_unknown'").first();
     assert.equal(row.outcome, "ignored");
     assert.match(row.payload, /intent_analyzed/);
   });
