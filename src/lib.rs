@@ -6,7 +6,8 @@
 //! - [`http`]: routing, authentication, parameters, the response envelope.
 //! - [`reads`]: the read model the routes use; the store implements it, the cache will wrap it.
 //! - [`store`]: the D1 repository; all SQL lives there.
-//! - [`domain`]: identifiers and the call model, parsed at the boundary.
+//! - [`domain`]: identifiers, the call model and the normalized webhook delivery, parsed at the
+//!   boundary.
 
 pub mod cache;
 pub mod clock;
