@@ -19,6 +19,8 @@ pub struct Ingested {
     /// `conflict` (an explicit user contradicts the call's owner, kept, not applied);
     /// `deleted` (the call was deleted: nothing kept). See `sql::CLAIM_DELIVERY`.
     pub outcome: String,
+    /// The owner's version after this batch (see `migrations/0008`), when there is an owner.
+    pub version: Option<u64>,
 }
 
 impl Ingested {
@@ -34,6 +36,7 @@ struct ResultRow {
     user_id: Option<String>,
     call_id: Option<String>,
     outcome: String,
+    version: Option<i64>,
 }
 
 fn text(s: &str) -> SqlValue {
@@ -188,6 +191,7 @@ impl<D: Database> Store<D> {
             user: row.user_id.as_deref().and_then(UserId::parse),
             call: row.call_id.as_deref().and_then(CallId::parse),
             outcome: row.outcome,
+            version: row.version.and_then(|v| u64::try_from(v).ok()),
         })
     }
 }

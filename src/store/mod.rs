@@ -21,6 +21,8 @@ pub mod sql;
 pub mod sqlite;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod version_tests;
 
 use crate::domain::{
     CallId, CallPage, Cursor, IntentStats, IntentSummary, Limit, PagePosition, PageRequest,
@@ -387,6 +389,46 @@ impl<D: Database> CallDeletion for Store<D> {
         );
         let results = self.batch(statements).await.context("deleting a call")?;
         Ok(results.last().is_some_and(|r| r.meta().changes > 0))
+    }
+}
+
+/// The version authority: each user's version, moved forward by the triggers of
+/// `migrations/0008` in the same statement as every change to that user's data.
+#[allow(async_fn_in_trait)]
+pub trait Versions {
+    /// The current version of each of `users` (0 for a user never written), in their order,
+    /// in one query however many users are asked for.
+    async fn current_versions(&self, users: &[UserId]) -> AppResult<Vec<u64>>;
+}
+
+#[derive(serde::Deserialize)]
+struct VersionRow {
+    user_id: String,
+    version: i64,
+}
+
+impl<D: Database> Versions for Store<D> {
+    async fn current_versions(&self, users: &[UserId]) -> AppResult<Vec<u64>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = serde_json::to_string(&users.iter().map(UserId::as_str).collect::<Vec<_>>())
+            .map_err(|e| AppError::internal(format!("encoding user ids: {e}")))?;
+        let st = Statement::new(sql::USER_VERSIONS, vec![ids.as_str().into()]);
+        let rows: Vec<VersionRow> = self
+            .query(st)
+            .await
+            .context("reading user versions")?
+            .decode()?;
+        Ok(users
+            .iter()
+            .map(|u| {
+                rows.iter()
+                    .find(|r| r.user_id == u.as_str())
+                    .and_then(|r| u64::try_from(r.version).ok())
+                    .unwrap_or(0)
+            })
+            .collect())
     }
 }
 

@@ -71,6 +71,10 @@ pub const RECENT_USERS: &str = "SELECT user_id FROM webhook_deliveries \
      WHERE received_at >= ?1 AND user_id IS NOT NULL \
      GROUP BY user_id ORDER BY MAX(received_at) DESC LIMIT ?2";
 
+/// ?1 a JSON array of user ids: their current versions (users never written are absent: 0).
+pub const USER_VERSIONS: &str = "SELECT user_id, version FROM user_versions \
+     WHERE user_id IN (SELECT value FROM json_each(?1))";
+
 /// The read statements, by name, for the query-plan test.
 #[cfg(test)]
 pub const READS: &[(&str, &str)] = &[
@@ -82,6 +86,7 @@ pub const READS: &[(&str, &str)] = &[
     ("user intents", USER_INTENTS),
     ("analysis", ANALYSIS),
     ("enrichment", ENRICHMENT),
+    ("user versions", USER_VERSIONS),
 ];
 
 // ---- Webhook ingest: one D1 batch per delivery. ----
@@ -242,5 +247,6 @@ pub const DELETE_CALL: &str = "DELETE FROM calls WHERE id = ?1 AND user_id = ?2"
 
 /// ?1 provider, ?2 delivery key digest, ?3 claim: whether this attempt claimed the delivery,
 /// what it did, and whose it turned out to be.
-pub const DELIVERY_RESULT: &str = "SELECT claim = ?3 AS fresh, user_id, call_id, outcome \
-     FROM webhook_deliveries WHERE provider = ?1 AND delivery_key = ?2";
+pub const DELIVERY_RESULT: &str = "SELECT claim = ?3 AS fresh, user_id, call_id, outcome, \
+       (SELECT version FROM user_versions v WHERE v.user_id = d.user_id) AS version \
+     FROM webhook_deliveries d WHERE provider = ?1 AND delivery_key = ?2";

@@ -54,8 +54,10 @@ fn every_read_is_an_index_range_scan() {
     for (name, sql) in sql::READS {
         let plan = db.query_plan(sql);
         for step in &plan {
+            // Walking `json_each` of a bound parameter reads the argument list, not a table.
+            let scans_a_table = step.starts_with("SCAN") && !step.starts_with("SCAN json_each");
             assert!(
-                !step.starts_with("SCAN") && !step.contains("TEMP B-TREE"),
+                !scans_a_table && !step.contains("TEMP B-TREE"),
                 "{name}: plan step `{step}` is a full scan or a sort\nplan: {plan:#?}"
             );
         }

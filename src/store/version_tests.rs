@@ -1,0 +1,149 @@
+//! The version authority (`migrations/0008`) against real SQLite: every change to a user's data
+//! moves that user's version forward in the same batch, and nothing else moves it.
+
+use super::sqlite::SqliteDatabase;
+use super::*;
+use crate::testing::block_on;
+use crate::webhooks::{form, standard, twilio};
+
+const NOW: i64 = 1_800_000_000_000;
+
+fn store() -> Store<SqliteDatabase> {
+    let s = Store::new(SqliteDatabase::migrated());
+    s.db_exec(
+        "INSERT INTO phone_numbers (e164, user_id, created_at, updated_at) VALUES \
+         ('+14155550199', 'ada', 0, 0), ('+14155550299', 'bob', 0, 0)",
+    );
+    s
+}
+
+fn uid(s: &str) -> UserId {
+    UserId::parse(s).expect("valid")
+}
+
+fn version(s: &Store<SqliteDatabase>, user: &str) -> u64 {
+    block_on(s.current_versions(&[uid(user)])).expect("reads")[0]
+}
+
+fn apply(s: &Store<SqliteDatabase>, d: &crate::domain::Delivery) -> Ingested {
+    static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let claim = format!(
+        "v-claim-{}",
+        NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    block_on(s.ingest(d, &claim)).expect("ingests")
+}
+
+fn voice(body: &str) -> crate::domain::Delivery {
+    let params = form::parse(body.as_bytes()).expect("valid form");
+    twilio::voice_status(&params, Timestamp::from_millis(NOW)).expect("parses")
+}
+
+fn event(id: &str, body: serde_json::Value) -> crate::domain::Delivery {
+    standard::parse(id, body.to_string().as_bytes(), Timestamp::from_millis(NOW)).expect("parses")
+}
+
+const RINGING: &str = "CallSid=CA1&CallStatus=ringing&Direction=inbound&From=%2B15550001111&To=%2B14155550199&Timestamp=Tue%2C+05+Mar+2024+18%3A21%3A00+%2B0000&SequenceNumber=1";
+const COMPLETED: &str = "CallSid=CA1&CallStatus=completed&Direction=inbound&From=%2B15550001111&To=%2B14155550199&CallDuration=42&Timestamp=Tue%2C+05+Mar+2024+18%3A22%3A13+%2B0000&SequenceNumber=3";
+
+#[test]
+fn every_kind_of_write_moves_the_owners_version_forward_and_a_retry_does_not() {
+    let s = store();
+    assert_eq!(version(&s, "ada"), 0, "never written");
+    let recording = {
+        let p = form::parse(
+            b"CallSid=CA1&RecordingSid=RE1&RecordingStatus=completed&RecordingUrl=https%3A%2F%2Fx",
+        )
+        .expect("valid");
+        twilio::recording_status(&p, Timestamp::from_millis(NOW)).expect("parses")
+    };
+    let steps = [
+        voice(RINGING),
+        voice(COMPLETED),
+        recording,
+        event(
+            "msg_a",
+            serde_json::json!({"type": "call.analysis.completed",
+                "data": {"userId": "ada", "callId": "CA1", "intent": "billing", "confidence": 0.8}}),
+        ),
+        event(
+            "msg_e",
+            serde_json::json!({"type": "call.enrichment.completed",
+                "data": {"userId": "ada", "callId": "CA1", "phoneNumber": "+15550001111"}}),
+        ),
+    ];
+    let mut last = 0;
+    for (i, d) in steps.iter().enumerate() {
+        let got = apply(&s, d);
+        let now = version(&s, "ada");
+        assert!(now > last, "step {i} moved the version: {last} -> {now}");
+        assert_eq!(
+            got.version,
+            Some(now),
+            "step {i} returned the stored version"
+        );
+        let retry = apply(&s, d);
+        assert!(!retry.fresh);
+        assert_eq!(
+            version(&s, "ada"),
+            now,
+            "a retry of step {i} changed nothing"
+        );
+        last = now;
+    }
+    assert!(block_on(
+        s.delete_call(&uid("ada"), &CallId::parse("CA1").expect("valid"), {
+            Timestamp::from_millis(NOW)
+        })
+    )
+    .expect("deletes"));
+    assert!(version(&s, "ada") > last, "a deletion moves it too");
+}
+
+#[test]
+fn another_users_writes_and_refused_deliveries_leave_a_version_alone() {
+    let s = store();
+    apply(&s, &voice(RINGING));
+    let ada = version(&s, "ada");
+    apply(
+        &s,
+        &voice(&RINGING.replace("CA1", "CA2").replace("0199", "0299")),
+    );
+    assert!(version(&s, "bob") > 0);
+    // A conflict, an unknown type and a deletion attempt by someone else change nothing.
+    apply(
+        &s,
+        &event(
+            "msg_conflict",
+            serde_json::json!({"type": "call.upserted",
+                "data": {"userId": "bob", "id": "CA1", "status": "failed"}}),
+        ),
+    );
+    apply(
+        &s,
+        &event(
+            "msg_unknown",
+            serde_json::json!({"type": "call.mood", "data": {"callId": "CA1"}}),
+        ),
+    );
+    assert!(!block_on(s.delete_call(
+        &uid("bob"),
+        &CallId::parse("CA1").expect("valid"),
+        Timestamp::from_millis(NOW)
+    ))
+    .expect("runs"));
+    assert_eq!(version(&s, "ada"), ada);
+}
+
+#[test]
+fn versions_of_many_users_are_read_in_one_query_in_the_order_asked() {
+    let s = store();
+    apply(&s, &voice(RINGING));
+    let before = s.usage().queries;
+    let got = block_on(s.current_versions(&[uid("nobody"), uid("ada"), uid("bob")])).expect("ok");
+    assert_eq!(s.usage().queries - before, 1);
+    assert_eq!(got[0], 0);
+    assert!(got[1] > 0);
+    assert_eq!(got[2], 0);
+    assert!(block_on(s.current_versions(&[])).expect("ok").is_empty());
+}
