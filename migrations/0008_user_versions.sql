@@ -10,6 +10,15 @@ CREATE TABLE user_versions (
   version INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 
+-- The operator's "purge everything": one epoch for all users. The version a client sees is
+-- epoch * 2^40 + the user's version, so a purge moves every user's version forward at once
+-- with one write.
+CREATE TABLE cache_epoch (
+  id    INTEGER PRIMARY KEY CHECK (id = 1),
+  epoch INTEGER NOT NULL
+);
+INSERT INTO cache_epoch (id, epoch) VALUES (1, 0);
+
 -- Users who already have data start at 1 (0 means "never written").
 INSERT INTO user_versions (user_id, version)
   SELECT user_id, 1 FROM calls GROUP BY user_id

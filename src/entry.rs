@@ -206,8 +206,8 @@ async fn replay_parked(parking: &KvParking, store: &Store<D1>, reads: &Reads) {
                 );
             }
             // Replayed deliveries changed data behind every cache: retire what they touched.
-            for (user, call) in &r.touched {
-                reads.invalidate(user, call.as_ref());
+            for (user, _call) in &r.touched {
+                reads.invalidate(user, None);
             }
         }
         Err(e) => worker::console_error!("replaying parked deliveries: {e}"),

@@ -5,7 +5,7 @@
 //! return a [`Payload`] — the `data` already serialized, with its ETag — because that is what a
 //! cache tier keeps and what a response sends: a hit costs no serialization and no hashing.
 
-use crate::domain::{CallId, Limit, PageRequest, UserId};
+use crate::domain::{CallId, Limit, PageRequest, UserId, Version};
 use crate::error::AppResult;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -94,43 +94,62 @@ impl Payload {
     }
 }
 
-/// A value and the tier it came from.
+/// A value, the tier it came from, and the user's version it reflects (`meta.version`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Served<T> {
     pub value: T,
     pub source: Source,
     pub outcome: Outcome,
+    pub version: Version,
 }
 
 impl<T> Served<T> {
     /// Straight from D1, with no cache in the way.
-    pub fn from_d1(value: T) -> Self {
+    pub fn from_d1(value: T, version: Version) -> Self {
         Self {
             value,
             source: Source::D1,
             outcome: Outcome::Bypass,
+            version,
         }
     }
 }
 
 /// The dashboard's reads, each scoped to one user. `None` means absent *or another user's*:
-/// callers cannot tell the two apart, and must not.
+/// callers cannot tell the two apart, and must not. Every read reflects at least version
+/// `at_least` of the user's data (`X-Min-Version`; [`Version::ZERO`] asks for nothing).
 #[allow(async_fn_in_trait)] // single-threaded wasm: the futures never cross threads
 pub trait ReadModel {
-    async fn call_page(&self, user: &UserId, page: &PageRequest) -> AppResult<Served<Payload>>;
-    async fn call_detail(&self, user: &UserId, call: &CallId)
-        -> AppResult<Served<Option<Payload>>>;
+    async fn call_page(
+        &self,
+        user: &UserId,
+        page: &PageRequest,
+        at_least: Version,
+    ) -> AppResult<Served<Payload>>;
+    async fn call_detail(
+        &self,
+        user: &UserId,
+        call: &CallId,
+        at_least: Version,
+    ) -> AppResult<Served<Option<Payload>>>;
     async fn call_enrichment(
         &self,
         user: &UserId,
         call: &CallId,
+        at_least: Version,
     ) -> AppResult<Served<Option<Payload>>>;
     async fn call_analysis(
         &self,
         user: &UserId,
         call: &CallId,
+        at_least: Version,
     ) -> AppResult<Served<Option<Payload>>>;
-    async fn intent_summary(&self, user: &UserId, limit: Limit) -> AppResult<Served<Payload>>;
+    async fn intent_summary(
+        &self,
+        user: &UserId,
+        limit: Limit,
+        at_least: Version,
+    ) -> AppResult<Served<Payload>>;
 
     /// D1 work done so far through this read model (for logs and cache statistics).
     fn usage(&self) -> crate::store::Usage {

@@ -2,13 +2,14 @@
 //! so a KV hit copies the data without re-parsing it.
 //!
 //! ```text
-//! v1\n{"life":[stored,refresh,expires,staleUntil],"gens":[all,user,call],"rows":n,
+//! v2\n{"life":[stored,refresh,expires,staleUntil],"version":n,"rows":n,
 //!      "absent":false,"etag":"…","count":n|null,"next":"…"|null}\n<data JSON>
 //! ```
 
-use super::keys::{Gens, FORMAT};
+use super::keys::FORMAT;
 use super::memory::Entry;
 use super::policy::Lifetime;
+use crate::domain::Version;
 use crate::reads::{PageMeta, Payload};
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
@@ -16,7 +17,7 @@ use std::rc::Rc;
 #[derive(Serialize, Deserialize)]
 struct Header {
     life: [i64; 4],
-    gens: [u64; 3],
+    version: u64,
     rows: u64,
     absent: bool,
     etag: String,
@@ -37,7 +38,7 @@ pub fn encode(entry: &Entry) -> String {
     let l = entry.life;
     let header = Header {
         life: [l.stored_at, l.refresh_at, l.expires_at, l.stale_until],
-        gens: [entry.gens.all, entry.gens.user, entry.gens.call],
+        version: entry.version.get(),
         rows: entry.rows_read,
         absent: entry.payload.is_none(),
         etag,
@@ -71,11 +72,7 @@ pub fn decode(raw: &str) -> Option<Entry> {
     });
     Some(Entry {
         payload,
-        gens: Gens {
-            all: h.gens[0],
-            user: h.gens[1],
-            call: h.gens[2],
-        },
+        version: Version::new(h.version),
         life: Lifetime {
             stored_at: h.life[0],
             refresh_at: h.life[1],
@@ -93,11 +90,7 @@ mod tests {
     fn sample(payload: Option<Payload>) -> Entry {
         Entry {
             payload: payload.map(Rc::new),
-            gens: Gens {
-                all: 1,
-                user: 2,
-                call: 3,
-            },
+            version: Version::new(3),
             life: Lifetime {
                 stored_at: 10,
                 refresh_at: 20,
@@ -122,7 +115,7 @@ mod tests {
         let back = decode(&encode(&e)).expect("decodes");
         assert_eq!(back.payload.as_deref(), Some(&p));
         assert_eq!(back.life, e.life);
-        assert_eq!(back.gens, e.gens);
+        assert_eq!(back.version, e.version);
         assert_eq!(back.rows_read, 7);
     }
 
@@ -136,6 +129,6 @@ mod tests {
     fn other_formats_are_ignored() {
         assert!(decode("v0\n{}\n[]").is_none());
         assert!(decode("garbage").is_none());
-        assert!(decode("v1\nnot json\n[]").is_none());
+        assert!(decode("v2\nnot json\n[]").is_none());
     }
 }

@@ -1,21 +1,22 @@
 //! Cache keys. The user is part of every key's type, so a key for one user's data cannot be
 //! built from another's. A key has a logical part (what is cached, the memory tier's key) and
-//! the invalidation generations it was loaded under (part of the KV key): bumping a
-//! generation retires every key built under the old one without touching them.
+//! the user's version it was loaded at (part of the KV key): a write moves the user's version
+//! in D1, which retires every key built under the old one without touching them.
 //!
 //! ```text
-//! v1:recordings:user:{u}:page:{o<offset>|c<cursor digest>}:limit:{n}   user gen
-//! v1:intent:user:{u}:summary:limit:{n}                                 user gen
-//! v1:recordings:user:{u}:call:{c}                                      call gen
-//! v1:intent:user:{u}:analysis:{c}                                      call gen
-//! v1:enhanced:user:{u}:call:{c}                                        call gen
+//! v2:recordings:user:{u}:page:{o<offset>|c<cursor digest>}:limit:{n}
+//! v2:intent:user:{u}:summary:limit:{n}
+//! v2:recordings:user:{u}:call:{c}
+//! v2:intent:user:{u}:analysis:{c}
+//! v2:enhanced:user:{u}:call:{c}
 //! ```
+//! and in KV `{logical}|v{version}`.
 
-use crate::domain::{CallId, Limit, PagePosition, PageRequest, UserId};
+use crate::domain::{CallId, Limit, PagePosition, PageRequest, UserId, Version};
 use sha2::{Digest, Sha256};
 
 /// Bumped when the cached value format changes: old entries simply stop matching.
-pub const FORMAT: &str = "v1";
+pub const FORMAT: &str = "v2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -125,33 +126,10 @@ impl KeySpec {
         &self.logical
     }
 
-    /// The KV key: the logical key under the generations it was loaded with.
-    pub fn versioned(&self, gens: &Gens) -> String {
-        format!("{}|g{}.{}.{}", self.logical, gens.all, gens.user, gens.call)
+    /// The KV key: the logical key under the version it was loaded at.
+    pub fn versioned(&self, version: Version) -> String {
+        format!("{}|v{}", self.logical, version.get())
     }
-}
-
-/// The invalidation generations a key depends on: everything (purge all), the user (pages and
-/// summary), the call (its detail, analysis and enrichment). Per-call kinds ignore the user
-/// generation and vice versa, so one webhook retires exactly the keys it made stale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Gens {
-    pub all: u64,
-    pub user: u64,
-    pub call: u64,
-}
-
-/// KV keys of the generation counters.
-pub fn gen_key_all() -> String {
-    format!("gen:{FORMAT}:all")
-}
-
-pub fn gen_key_user(user: &UserId) -> String {
-    format!("gen:{FORMAT}:user:{user}")
-}
-
-pub fn gen_key_call(user: &UserId, call: &CallId) -> String {
-    format!("gen:{FORMAT}:call:{user}:{call}")
 }
 
 #[cfg(test)]
@@ -175,28 +153,24 @@ mod tests {
         };
         assert_eq!(
             KeySpec::page(&u("ada"), &page).logical(),
-            "v1:recordings:user:ada:page:o100:limit:50"
+            "v2:recordings:user:ada:page:o100:limit:50"
         );
         assert_eq!(
             KeySpec::call(&u("ada"), &c("CA1")).logical(),
-            "v1:recordings:user:ada:call:CA1"
+            "v2:recordings:user:ada:call:CA1"
         );
         assert_eq!(
             KeySpec::enhanced(&u("ada"), &c("CA1")).logical(),
-            "v1:enhanced:user:ada:call:CA1"
+            "v2:enhanced:user:ada:call:CA1"
         );
         assert_eq!(
             KeySpec::analysis(&u("ada"), &c("CA1")).logical(),
-            "v1:intent:user:ada:analysis:CA1"
+            "v2:intent:user:ada:analysis:CA1"
         );
-        let gens = Gens {
-            all: 1,
-            user: 2,
-            call: 3,
-        };
         assert_eq!(
-            KeySpec::summary(&u("ada"), Limit::new(100, 500).expect("ok")).versioned(&gens),
-            "v1:intent:user:ada:summary:limit:100|g1.2.3"
+            KeySpec::summary(&u("ada"), Limit::new(100, 500).expect("ok"))
+                .versioned(Version::new(17)),
+            "v2:intent:user:ada:summary:limit:100|v17"
         );
     }
 
@@ -228,7 +202,7 @@ mod tests {
         let b = KeySpec::call(&u("ada.x"), &c("CA1"));
         assert_ne!(a.logical(), b.logical());
         assert!(UserId::parse("ada:call:CA1").is_none());
-        assert!(CallId::parse("CA1|g0").is_none());
+        assert!(CallId::parse("CA1|v0").is_none());
     }
 
     #[test]
@@ -241,11 +215,7 @@ mod tests {
             limit: Limit::new(100, 500).expect("ok"),
             position: PagePosition::After(cursor),
         };
-        let key = KeySpec::page(&u(&"u".repeat(128)), &page).versioned(&Gens {
-            all: u64::MAX,
-            user: u64::MAX,
-            call: u64::MAX,
-        });
+        let key = KeySpec::page(&u(&"u".repeat(128)), &page).versioned(Version::new(u64::MAX));
         assert!(key.len() <= 512, "{} bytes", key.len());
     }
 }

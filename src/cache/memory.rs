@@ -3,19 +3,19 @@
 //! eviction is quick_cache's CLOCK-Pro. No clock calls inside: expiry is judged by the caller
 //! against the injected clock.
 
-use super::keys::Gens;
 use super::policy::Lifetime;
+use crate::domain::Version;
 use crate::reads::Payload;
 use quick_cache::unsync::Cache;
 use quick_cache::Weighter;
 use std::rc::Rc;
 
-/// A cached read: the payload (`None` for a remembered 404), the generations it was loaded
-/// under and its lifetime.
+/// A cached read: the payload (`None` for a remembered 404), the user's version it reflects
+/// (read in the same D1 batch as the data) and its lifetime.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub payload: Option<Rc<Payload>>,
-    pub gens: Gens,
+    pub version: Version,
     pub life: Lifetime,
     /// D1 rows the load read: what each hit saves.
     pub rows_read: u64,
@@ -127,7 +127,7 @@ mod tests {
                 page: None,
                 etag: "\"e\"".into(),
             })),
-            gens: Gens::default(),
+            version: Version::ZERO,
             life: Lifetime {
                 stored_at: 0,
                 refresh_at: 1,

@@ -20,8 +20,8 @@ pub struct Policy {
     /// ± this fraction of the TTL is added at random, so entries loaded together do not
     /// expire together.
     pub jitter: f64,
-    /// How long this isolate trusts its view of the invalidation generations before reading
-    /// them again from KV: the memory tier's staleness bound across isolates, in ms.
+    /// How long this isolate trusts its view of a user's version before asking D1 again: the
+    /// staleness bound across isolates, in ms (`CACHE_SYNC_MS`).
     pub sync_ms: i64,
     pub memory_max_bytes: u64,
     pub memory_max_entries: u64,

@@ -1,13 +1,15 @@
-//! What one isolate remembers between requests: the memory tier, its view of the invalidation
-//! generations, the KV breaker, loads in flight and counters. On Workers there is one per
+//! What one isolate remembers between requests: the memory tier, its view of users' versions,
+//! the KV breaker, loads in flight and counters. Every map here is bounded. On Workers there is one per
 //! isolate (a thread-local); tests make as many as they need, one per simulated isolate.
 
 use super::memory::MemoryTier;
 use super::policy::{Breaker, Policy};
-use crate::domain::UserId;
+use crate::domain::{UserId, Version};
+use quick_cache::unsync::Cache;
 use serde::Serialize;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 /// Counters, for `GET /api/cache/stats`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -26,6 +28,10 @@ pub struct Counters {
     pub invalidations: u64,
     /// Loads made off the request path: background refreshes and warming.
     pub background_loads: u64,
+    /// Reads of users' versions from D1 (round trips), apart from data loads, and the rows
+    /// they read.
+    pub version_syncs: u64,
+    pub version_rows_read: u64,
 }
 
 impl Counters {
@@ -56,85 +62,181 @@ impl Stats {
     }
 }
 
-/// This isolate's view of one generation counter.
+/// What this isolate knows of one user's version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GenSeen {
-    pub value: u64,
-    /// When it was last read from KV (or set here by an invalidation), epoch ms.
+pub struct Seen {
+    pub version: Version,
+    /// When D1 last told us (the start of that read: the answer reflects every write
+    /// acknowledged before it), epoch ms; `i64::MIN` when only learned otherwise.
     pub synced_at: i64,
 }
 
-/// Generations are only compared for equality, and only ever move up: a view never goes back
-/// to a value it has moved past, so a lagging KV read cannot revive retired entries.
-#[derive(Debug, Default)]
-pub struct GenView {
-    seen: HashMap<String, GenSeen>,
+/// This isolate's view of users' versions, bounded. Versions only move up: a view never goes
+/// back to a version it has moved past. Forgetting a user is safe — the next read of that
+/// user finds no recent sync and asks D1 before answering.
+pub struct VersionView {
+    seen: Cache<UserId, Seen>,
 }
 
-const MAX_GEN_KEYS: usize = 50_000;
-
-impl GenView {
-    pub fn get(&self, key: &str) -> Option<GenSeen> {
-        self.seen.get(key).copied()
-    }
-
-    /// Merges a value read from KV (absent = 0).
-    pub fn observe(&mut self, key: &str, value: u64, now: i64) {
-        if self.seen.len() >= MAX_GEN_KEYS && !self.seen.contains_key(key) {
-            self.seen.clear();
+impl VersionView {
+    pub fn new(max_users: usize) -> Self {
+        Self {
+            seen: Cache::new(max_users.max(1)),
         }
-        let e = self.seen.entry(key.to_owned()).or_insert(GenSeen {
-            value,
-            synced_at: now,
-        });
-        e.value = e.value.max(value);
-        e.synced_at = now;
     }
 
-    /// Moves a generation past everything seen so far; returns the new value.
-    pub fn bump(&mut self, key: &str, now: i64) -> u64 {
-        let current = self.seen.get(key).map_or(0, |g| g.value);
-        let next = (now.max(0) as u64).max(current + 1);
-        self.seen.insert(
-            key.to_owned(),
-            GenSeen {
-                value: next,
-                synced_at: now,
+    pub fn get(&self, user: &UserId) -> Option<Seen> {
+        self.seen.get(user).copied()
+    }
+
+    /// D1 said `version` in a read that started at `started_at`.
+    pub fn synced(&mut self, user: &UserId, version: Version, started_at: i64) {
+        let next = match self.get(user) {
+            Some(s) => Seen {
+                version: s.version.max(version),
+                synced_at: s.synced_at.max(started_at),
             },
-        );
-        next
+            None => Seen {
+                version,
+                synced_at: started_at,
+            },
+        };
+        self.seen.insert(user.clone(), next);
+    }
+
+    /// A newer version learned without a sync (a write here, an entry another isolate
+    /// stored): raises the version, leaves the sync time alone.
+    pub fn learn(&mut self, user: &UserId, version: Version) {
+        let next = match self.get(user) {
+            Some(s) => Seen {
+                version: s.version.max(version),
+                synced_at: s.synced_at,
+            },
+            None => Seen {
+                version,
+                synced_at: i64::MIN,
+            },
+        };
+        self.seen.insert(user.clone(), next);
+    }
+
+    pub fn forget_all(&mut self) {
+        self.seen.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
     }
 }
 
-/// A generation write to KV, rate-limited to one per key per second.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GenWrite {
-    pub last_write_at: i64,
-    pub pending: bool,
+/// Keys being loaded from D1 right now by some request of this isolate, bounded: past the
+/// bound a load simply goes unmarked (its followers load too), which costs D1 reads, never
+/// correctness.
+pub struct Inflight {
+    keys: HashSet<String>,
+    max: usize,
 }
+
+impl Inflight {
+    pub fn new(max: usize) -> Self {
+        Self {
+            keys: HashSet::new(),
+            max,
+        }
+    }
+
+    /// Marks `key`; false when it is already marked or the set is full.
+    pub fn insert(&mut self, key: &str) -> bool {
+        if self.keys.len() >= self.max || self.keys.contains(key) {
+            return false;
+        }
+        self.keys.insert(key.to_owned())
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.keys.contains(key)
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        self.keys.remove(key);
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// Clears an in-flight mark when the load that set it ends — however it ends, including a
+/// request cancelled mid-load (its future is dropped, and this with it).
+pub struct InflightGuard {
+    state: Rc<CacheState>,
+    key: String,
+}
+
+impl InflightGuard {
+    /// Marks `key` in flight; `None` when someone else holds it (or the set is full).
+    pub fn lead(state: &Rc<CacheState>, key: &str) -> Option<Self> {
+        state.inflight.borrow_mut().insert(key).then(|| Self {
+            state: state.clone(),
+            key: key.to_owned(),
+        })
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.state.inflight.borrow_mut().remove(&self.key);
+    }
+}
+
+/// Users whose view is due for a background sync (busy users, before their view gets old),
+/// bounded; synced together, one query for all.
+#[derive(Default)]
+pub struct DueForSync {
+    pub users: Vec<UserId>,
+    /// A background sync is scheduled or running.
+    pub scheduled: bool,
+}
+
+/// Bounds of the per-isolate maps.
+pub const MAX_VIEWED_USERS: usize = 10_000;
+pub const MAX_INFLIGHT: usize = 1_024;
+pub const MAX_DUE_FOR_SYNC: usize = 500;
 
 pub struct CacheState {
     pub memory: RefCell<MemoryTier>,
-    pub gens: RefCell<GenView>,
+    pub versions: RefCell<VersionView>,
     pub breaker: Cell<Breaker>,
-    /// Versioned keys being loaded from D1 right now by some request of this isolate.
-    pub inflight: RefCell<HashSet<String>>,
+    pub inflight: RefCell<Inflight>,
+    pub due: RefCell<DueForSync>,
     pub stats: RefCell<Stats>,
-    pub gen_writes: RefCell<HashMap<String, GenWrite>>,
 }
 
 impl CacheState {
     pub fn new(policy: &Policy) -> Self {
+        Self::with_view_bound(policy, MAX_VIEWED_USERS)
+    }
+
+    /// As `new`, with the version view bounded to `max_users` (tests use small bounds).
+    pub fn with_view_bound(policy: &Policy, max_users: usize) -> Self {
         Self {
             memory: RefCell::new(MemoryTier::new(
                 policy.memory_max_bytes,
                 policy.memory_max_entries,
             )),
-            gens: RefCell::new(GenView::default()),
+            versions: RefCell::new(VersionView::new(max_users)),
             breaker: Cell::new(Breaker::default()),
-            inflight: RefCell::new(HashSet::new()),
+            inflight: RefCell::new(Inflight::new(MAX_INFLIGHT)),
+            due: RefCell::new(DueForSync::default()),
             stats: RefCell::new(Stats::default()),
-            gen_writes: RefCell::new(HashMap::new()),
         }
     }
 
@@ -147,22 +249,66 @@ impl CacheState {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_generation_never_moves_back_when_kv_lags() {
-        let mut v = GenView::default();
-        let bumped = v.bump("gen:u", 1_000);
-        v.observe("gen:u", 5, 2_000);
-        assert_eq!(v.get("gen:u").map(|g| g.value), Some(bumped));
-        v.observe("gen:u", bumped + 7, 3_000);
-        assert_eq!(v.get("gen:u").map(|g| g.value), Some(bumped + 7));
+    fn u(s: &str) -> UserId {
+        UserId::parse(s).expect("valid")
     }
 
     #[test]
-    fn bumps_are_strictly_increasing_even_within_one_millisecond() {
-        let mut v = GenView::default();
-        let a = v.bump("g", 10);
-        let b = v.bump("g", 10);
-        assert!(b > a);
+    fn a_view_never_moves_back_whatever_order_it_hears_in() {
+        let mut v = VersionView::new(10);
+        v.synced(&u("ada"), Version::new(7), 1_000);
+        v.synced(&u("ada"), Version::new(5), 2_000);
+        assert_eq!(
+            v.get(&u("ada")),
+            Some(Seen {
+                version: Version::new(7),
+                synced_at: 2_000
+            })
+        );
+        v.learn(&u("ada"), Version::new(9));
+        v.synced(&u("ada"), Version::new(8), 1_500);
+        assert_eq!(
+            v.get(&u("ada")),
+            Some(Seen {
+                version: Version::new(9),
+                synced_at: 2_000
+            })
+        );
+    }
+
+    #[test]
+    fn a_learned_version_does_not_count_as_a_sync() {
+        let mut v = VersionView::new(10);
+        v.learn(&u("bob"), Version::new(3));
+        assert_eq!(v.get(&u("bob")).map(|s| s.synced_at), Some(i64::MIN));
+    }
+
+    #[test]
+    fn the_view_is_bounded_and_forgets_rather_than_grows() {
+        let mut v = VersionView::new(100);
+        for i in 0..10_000 {
+            v.synced(&u(&format!("user{i}")), Version::new(1), i);
+        }
+        assert!(v.len() <= 100, "{} users held", v.len());
+    }
+
+    #[test]
+    fn an_inflight_mark_is_released_when_its_guard_is_dropped() {
+        let state = Rc::new(CacheState::new(&Policy::default()));
+        {
+            let guard = InflightGuard::lead(&state, "k");
+            assert!(guard.is_some());
+            assert!(InflightGuard::lead(&state, "k").is_none(), "one leader");
+        }
+        assert!(!state.inflight.borrow().contains("k"), "released on drop");
+    }
+
+    #[test]
+    fn the_inflight_set_is_bounded() {
+        let mut set = Inflight::new(2);
+        assert!(set.insert("a") && set.insert("b"));
+        assert!(!set.insert("c"), "full: the load goes unmarked");
+        assert_eq!(set.len(), 2);
     }
 
     #[test]

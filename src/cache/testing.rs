@@ -27,14 +27,6 @@ impl KvTier for FakeKv {
         }
         Ok(self.data.borrow().get(key).cloned())
     }
-    async fn get_many(&self, keys: &[String]) -> AppResult<Vec<Option<String>>> {
-        self.reads.set(self.reads.get() + 1);
-        if self.fail.get() {
-            return Err(AppError::unavailable("KV: injected"));
-        }
-        let data = self.data.borrow();
-        Ok(keys.iter().map(|k| data.get(k).cloned()).collect())
-    }
     async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> AppResult<()> {
         assert!(ttl_secs >= 60, "KV refuses TTLs under 60 s");
         if self.fail.get() {

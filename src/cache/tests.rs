@@ -1,27 +1,35 @@
 //! The cache policy driven by hand: a manual clock, an in-memory KV that can fail, a runtime
-//! whose background work runs when the test says, and the real store on SQLite as origin.
-//! Two `CacheState`s sharing one KV and one database are two isolates.
+//! whose background work runs when the test says, and the real store on SQLite as origin (its
+//! triggers move the versions). Two `CacheState`s sharing one KV and one database are two
+//! isolates. Randomised interleavings of many isolates are in `sim.rs`.
 
 use super::testing::{FakeKv, TestRuntime, YieldOnce};
 use super::*;
 use crate::clock::ManualClock;
 use crate::domain::{CallId, Limit, PagePosition, PageRequest, UserId};
+use crate::reads::{Outcome, Source};
 use crate::store::sqlite::SqliteDatabase;
-use crate::store::Store;
+use crate::store::{CallDeletion, Store, VersionSource};
 use crate::testing::block_on;
 use std::cell::{Cell, RefCell};
 
 const T0: i64 = 1_800_000_000_000;
 
-/// The store, optionally slowed (yields once per load) and with a hook run after each load.
+/// The store, optionally slowed (yields once per load), failing, and with a hook run after
+/// each load.
 struct Origin {
     store: Store<SqliteDatabase>,
     slow: Cell<bool>,
+    /// Every D1 call fails, version reads included.
+    down: Cell<bool>,
     after_load: RefCell<Option<Box<dyn Fn()>>>,
 }
 
 impl Origin {
-    async fn around<T>(&self, f: impl Future<Output = T>) -> T {
+    async fn around<T>(&self, f: impl Future<Output = AppResult<T>>) -> AppResult<T> {
+        if self.down.get() {
+            return Err(AppError::unavailable("D1_ERROR: injected"));
+        }
         let out = f.await;
         if self.slow.get() {
             YieldOnce(false).await;
@@ -34,23 +42,58 @@ impl Origin {
 }
 
 impl ReadModel for Origin {
-    async fn call_page(&self, u: &UserId, p: &PageRequest) -> AppResult<Served<Payload>> {
-        self.around(self.store.call_page(u, p)).await
+    async fn call_page(
+        &self,
+        u: &UserId,
+        p: &PageRequest,
+        v: Version,
+    ) -> AppResult<Served<Payload>> {
+        self.around(self.store.call_page(u, p, v)).await
     }
-    async fn call_detail(&self, u: &UserId, c: &CallId) -> AppResult<Served<Option<Payload>>> {
-        self.around(self.store.call_detail(u, c)).await
+    async fn call_detail(
+        &self,
+        u: &UserId,
+        c: &CallId,
+        v: Version,
+    ) -> AppResult<Served<Option<Payload>>> {
+        self.around(self.store.call_detail(u, c, v)).await
     }
-    async fn call_enrichment(&self, u: &UserId, c: &CallId) -> AppResult<Served<Option<Payload>>> {
-        self.around(self.store.call_enrichment(u, c)).await
+    async fn call_enrichment(
+        &self,
+        u: &UserId,
+        c: &CallId,
+        v: Version,
+    ) -> AppResult<Served<Option<Payload>>> {
+        self.around(self.store.call_enrichment(u, c, v)).await
     }
-    async fn call_analysis(&self, u: &UserId, c: &CallId) -> AppResult<Served<Option<Payload>>> {
-        self.around(self.store.call_analysis(u, c)).await
+    async fn call_analysis(
+        &self,
+        u: &UserId,
+        c: &CallId,
+        v: Version,
+    ) -> AppResult<Served<Option<Payload>>> {
+        self.around(self.store.call_analysis(u, c, v)).await
     }
-    async fn intent_summary(&self, u: &UserId, l: Limit) -> AppResult<Served<Payload>> {
-        self.around(self.store.intent_summary(u, l)).await
+    async fn intent_summary(&self, u: &UserId, l: Limit, v: Version) -> AppResult<Served<Payload>> {
+        self.around(self.store.intent_summary(u, l, v)).await
     }
     fn usage(&self) -> crate::store::Usage {
         self.store.usage()
+    }
+}
+
+impl VersionSource for Origin {
+    async fn current_versions(&self, users: &[UserId]) -> AppResult<Vec<Version>> {
+        if self.down.get() {
+            return Err(AppError::unavailable("D1_ERROR: injected"));
+        }
+        self.store.current_versions(users).await
+    }
+    async fn bump_user(&self, user: &UserId) -> AppResult<Version> {
+        self.store.bump_user(user).await
+    }
+    async fn bump_all(&self) -> AppResult<()> {
+        self.store.bump_all().await
     }
 }
 
@@ -86,6 +129,7 @@ impl World {
             origin: Rc::new(Origin {
                 store,
                 slow: Cell::new(false),
+                down: Cell::new(false),
                 after_load: RefCell::new(None),
             }),
             kv: Rc::new(FakeKv::default()),
@@ -95,7 +139,7 @@ impl World {
         }
     }
 
-    /// A new isolate: its own memory, generations and counters; shared KV, D1 and clock.
+    /// A new isolate: its own memory, version view and counters; shared KV, D1 and clock.
     fn isolate(&self) -> Cache {
         TieredReads::new(
             self.origin.clone(),
@@ -107,16 +151,32 @@ impl World {
         )
     }
 
-    fn queries(&self) -> u64 {
-        self.origin.store.usage().queries
+    /// D1 round trips that loaded data (version syncs are counted apart).
+    fn loads(&self, cache: &Cache) -> u64 {
+        cache.stats(None).counters.d1_queries
     }
 
-    fn add_call(&self, id: &str, started: i64) {
+    /// Writes a call for `user` the way a webhook does, returning the version D1 moved to.
+    fn write_call_for(&self, user: &str, id: &str, started: i64) -> Version {
         self.origin.store.db_exec(&format!(
             "INSERT INTO calls (id, user_id, provider, direction, from_number, to_number, status, \
              status_rank, answered, started_at, created_at, updated_at) VALUES \
-             ('{id}', 'ada', 'twilio', 'inbound', '+1', '+2', 'ringing', 1, 0, {started}, {started}, {started})"
+             ('{id}', '{user}', 'twilio', 'inbound', '+1', '+2', 'ringing', 1, 0, {started}, {started}, {started})"
         ));
+        self.version_of(user)
+    }
+
+    fn write_call(&self, id: &str, started: i64) -> Version {
+        self.write_call_for("ada", id, started)
+    }
+
+    fn version_of(&self, user: &str) -> Version {
+        block_on(
+            self.origin
+                .store
+                .current_versions(&[UserId::parse(user).expect("valid")]),
+        )
+        .expect("reads")[0]
     }
 }
 
@@ -132,7 +192,7 @@ fn page(limit: u32) -> Load {
 }
 
 fn read(cache: &Cache, load: Load) -> Served<Option<Payload>> {
-    block_on(cache.read(&ada(), load)).expect("reads")
+    block_on(cache.read(&ada(), load, Version::ZERO)).expect("reads")
 }
 
 fn ids(s: &Served<Option<Payload>>) -> Vec<String> {
@@ -151,13 +211,18 @@ fn a_miss_loads_from_d1_then_memory_serves_without_d1() {
     let cache = w.isolate();
     let first = read(&cache, page(10));
     assert_eq!((first.outcome, first.source), (Outcome::Miss, Source::D1));
-    let q = w.queries();
+    assert_eq!(first.version, w.version_of("ada"));
+    let q = w.origin.store.usage().queries;
     let second = read(&cache, page(10));
     assert_eq!(
         (second.outcome, second.source),
         (Outcome::HitMemory, Source::Memory)
     );
-    assert_eq!(w.queries(), q, "no D1 query on a memory hit");
+    assert_eq!(
+        w.origin.store.usage().queries,
+        q,
+        "no D1 query on a memory hit"
+    );
     assert_eq!(first.value, second.value);
 }
 
@@ -207,16 +272,17 @@ fn pages_over_one_hundred_bypass_every_tier() {
 }
 
 #[test]
-fn after_an_invalidation_the_same_isolate_reads_fresh_data_at_once() {
+fn after_a_write_here_the_same_isolate_reads_fresh_data_at_once() {
     let w = World::new();
     let cache = w.isolate();
     read(&cache, page(10));
     w.rt.run_background();
-    w.add_call("CAnew", T0 + 5_000);
-    cache.invalidate(&ada(), Some(&CallId::parse("CAnew").expect("valid")));
+    let version = w.write_call("CAnew", T0 + 5_000);
+    cache.invalidate(&ada(), Some(version));
     let got = read(&cache, page(10));
     assert_eq!(got.outcome, Outcome::Miss);
     assert_eq!(ids(&got)[0], "CAnew");
+    assert_eq!(got.version, version);
 }
 
 #[test]
@@ -225,9 +291,8 @@ fn other_isolates_see_the_write_within_the_sync_bound() {
     let (writer, reader) = (w.isolate(), w.isolate());
     read(&reader, page(10));
     w.rt.run_background();
-    w.add_call("CAnew", T0 + 5_000);
-    writer.invalidate(&ada(), None);
-    w.rt.run_background(); // the generation reaches KV
+    let version = w.write_call("CAnew", T0 + 5_000);
+    writer.invalidate(&ada(), Some(version));
     w.clock.advance(w.policy.sync_ms - 1);
     assert_eq!(
         read(&reader, page(10)).outcome,
@@ -238,6 +303,46 @@ fn other_isolates_see_the_write_within_the_sync_bound() {
     let got = read(&reader, page(10));
     assert_eq!(got.outcome, Outcome::Miss, "past the bound: fresh");
     assert_eq!(ids(&got)[0], "CAnew");
+}
+
+#[test]
+fn a_busy_users_view_is_refreshed_in_the_background_before_the_bound() {
+    let w = World::new();
+    let reader = w.isolate();
+    read(&reader, page(10));
+    w.rt.run_background();
+    let version = w.write_call("CAnew", T0 + 5_000);
+    w.clock.advance(w.policy.sync_ms * 8 / 10);
+    assert_eq!(read(&reader, page(10)).outcome, Outcome::HitMemory);
+    w.rt.run_background(); // the background sync learns the new version
+    let syncs = reader.stats(None).counters.version_syncs;
+    let got = read(&reader, page(10));
+    assert_eq!((got.outcome, got.version), (Outcome::Miss, version));
+    assert_eq!(
+        reader.stats(None).counters.version_syncs,
+        syncs,
+        "no foreground sync"
+    );
+}
+
+#[test]
+fn the_background_sync_asks_d1_once_for_every_user_due() {
+    let w = World::new();
+    let reader = w.isolate();
+    let users: Vec<UserId> = (0..20)
+        .map(|i| UserId::parse(&format!("user{i}")).expect("valid"))
+        .collect();
+    for u in &users {
+        block_on(reader.read(u, page(10), Version::ZERO)).expect("reads");
+    }
+    w.rt.run_background();
+    w.clock.advance(w.policy.sync_ms * 9 / 10);
+    let before = reader.stats(None).counters.version_syncs;
+    for u in &users {
+        block_on(reader.read(u, page(10), Version::ZERO)).expect("reads");
+    }
+    w.rt.run_background();
+    assert_eq!(reader.stats(None).counters.version_syncs, before + 1);
 }
 
 #[test]
@@ -254,7 +359,8 @@ fn a_load_that_began_before_a_write_never_puts_the_old_value_back() {
              status_rank, answered, started_at, created_at, updated_at) VALUES \
              ('CAlate', 'ada', 'twilio', 'inbound', '+1', '+2', 'ringing', 1, 0, 1900000000000, 1, 1)",
         );
-        writer.invalidate(&ada(), None);
+        let version = block_on(origin.store.current_versions(&[ada()])).expect("reads")[0];
+        writer.invalidate(&ada(), Some(version));
     }));
     let old = read(&cache, page(10));
     assert!(
@@ -266,7 +372,7 @@ fn a_load_that_began_before_a_write_never_puts_the_old_value_back() {
     let next = read(&cache, page(10));
     assert_eq!(next.outcome, Outcome::Miss, "the old result was not kept");
     assert_eq!(ids(&next)[0], "CAlate");
-    // Nor did it reach KV under the current generations.
+    // Nor did it reach KV under the current version.
     let other = w.isolate();
     assert_eq!(ids(&read(&other, page(10)))[0], "CAlate");
 }
@@ -278,12 +384,12 @@ fn past_eighty_percent_of_the_ttl_an_entry_is_served_and_refreshed_in_the_backgr
     read(&cache, page(10));
     w.rt.run_background();
     w.clock.advance(240_000); // 80 % of 300 s
-    let q = w.queries();
+    let q = w.loads(&cache);
     let got = read(&cache, page(10));
     assert_eq!(got.outcome, Outcome::HitMemory);
-    assert_eq!(w.queries(), q, "served before refreshing");
+    assert_eq!(w.loads(&cache), q, "served before refreshing");
     w.rt.run_background();
-    assert_eq!(w.queries(), q + 1, "refreshed after the response");
+    assert_eq!(w.loads(&cache), q + 1, "refreshed after the response");
     w.clock.advance(100_000); // past the original expiry, within the refreshed one
     assert_eq!(read(&cache, page(10)).outcome, Outcome::HitMemory);
 }
@@ -306,7 +412,7 @@ fn when_d1_fails_an_expired_entry_within_grace_is_served_stale() {
     assert_eq!(read(&other, page(10)).outcome, Outcome::Stale);
     // Past the grace period nothing is served.
     w.clock.advance(3_600_000);
-    assert!(block_on(cache.read(&ada(), page(10))).is_err());
+    assert!(block_on(cache.read(&ada(), page(10), Version::ZERO)).is_err());
 }
 
 #[test]
@@ -316,7 +422,7 @@ fn when_d1_fails_and_nothing_is_cached_the_error_is_unavailable() {
     w.origin
         .store
         .db_exec("ALTER TABLE calls RENAME TO calls_gone");
-    let err = block_on(cache.read(&ada(), page(10))).expect_err("nothing to serve");
+    let err = block_on(cache.read(&ada(), page(10), Version::ZERO)).expect_err("nothing to serve");
     assert_eq!(err.status(), 503);
 }
 
@@ -341,8 +447,8 @@ fn a_call_arriving_after_its_404_was_cached_is_visible_at_once() {
     let cache = w.isolate();
     let id = CallId::parse("CAlater").expect("valid");
     assert!(read(&cache, Load::Call(id.clone())).value.is_none());
-    w.add_call("CAlater", T0);
-    cache.invalidate(&ada(), Some(&id));
+    let version = w.write_call("CAlater", T0);
+    cache.invalidate(&ada(), Some(version));
     assert!(read(&cache, Load::Call(id)).value.is_some());
 }
 
@@ -374,14 +480,17 @@ fn with_kv_failing_every_read_still_succeeds_and_the_breaker_stops_asking() {
 }
 
 #[test]
-fn without_kv_memory_entries_are_trusted_only_within_the_sync_bound() {
+fn past_the_sync_bound_a_memory_entry_is_served_once_d1_confirms_its_version() {
     let w = World::new();
     w.kv.fail.set(true);
     let cache = w.isolate();
     read(&cache, page(10));
     assert_eq!(read(&cache, page(10)).outcome, Outcome::HitMemory);
     w.clock.advance(w.policy.sync_ms);
-    assert_eq!(read(&cache, page(10)).outcome, Outcome::Miss);
+    let syncs = cache.stats(None).counters.version_syncs;
+    assert_eq!(read(&cache, page(10)).outcome, Outcome::HitMemory);
+    assert_eq!(cache.stats(None).counters.version_syncs, syncs + 1);
+    assert_eq!(cache.stats(None).counters.misses, 1, "no data reload");
 }
 
 #[test]
@@ -389,15 +498,15 @@ fn concurrent_misses_on_one_key_cost_one_d1_query() {
     let w = World::new();
     w.origin.slow.set(true);
     let cache = w.isolate();
-    let q = w.queries();
+    let q = w.loads(&cache);
     let (a, b, c) = block_on(futures_util::future::join3(
-        cache.read(&ada(), page(10)),
-        cache.read(&ada(), page(10)),
-        cache.read(&ada(), page(10)),
+        cache.read(&ada(), page(10), Version::ZERO),
+        cache.read(&ada(), page(10), Version::ZERO),
+        cache.read(&ada(), page(10), Version::ZERO),
     ));
     let outcomes = [a.expect("a"), b.expect("b"), c.expect("c")].map(|s| s.outcome);
     assert_eq!(
-        w.queries() - q,
+        w.loads(&cache) - q,
         1,
         "one load for three readers: {outcomes:?}"
     );
@@ -406,58 +515,33 @@ fn concurrent_misses_on_one_key_cost_one_d1_query() {
 }
 
 #[test]
-fn a_burst_of_invalidations_writes_each_generation_key_at_most_once_per_second() {
+fn invalidations_write_nothing_to_kv() {
     let w = World::new();
     let cache = w.isolate();
-    for _ in 0..20 {
-        cache.invalidate(&ada(), None);
+    for i in 0..20 {
+        cache.invalidate(&ada(), Some(Version::new(100 + i)));
     }
     w.rt.run_background();
-    let writes =
-        w.kv.writes
-            .borrow()
-            .iter()
-            .filter(|k| k.starts_with("gen:"))
-            .count();
-    assert_eq!(writes, 1, "coalesced into one write");
-    w.clock.advance(200);
-    cache.invalidate(&ada(), None);
-    cache.invalidate(&ada(), None);
-    w.rt.run_background();
-    let writes =
-        w.kv.writes
-            .borrow()
-            .iter()
-            .filter(|k| k.starts_with("gen:"))
-            .count();
-    assert_eq!(writes, 2, "one deferred write carries the later bumps");
-    let stored: u64 = w.kv.data.borrow()["gen:v1:user:ada"]
-        .parse()
-        .expect("number");
-    assert_eq!(
-        Some(stored),
-        cache
-            .state
-            .gens
-            .borrow()
-            .get("gen:v1:user:ada")
-            .map(|g| g.value)
+    assert!(
+        w.kv.writes.borrow().is_empty(),
+        "KV never holds a version: {:?}",
+        w.kv.writes.borrow()
     );
 }
 
 #[test]
-fn an_analysis_invalidates_its_call_but_not_other_calls() {
+fn a_write_for_one_user_leaves_other_users_entries_served() {
     let w = World::new();
     let cache = w.isolate();
-    let (c0, c1) = (
-        CallId::parse("CA0").expect("ok"),
-        CallId::parse("CA1").expect("ok"),
-    );
-    read(&cache, Load::Call(c0.clone()));
-    read(&cache, Load::Call(c1.clone()));
-    cache.invalidate(&ada(), Some(&c0));
-    assert_eq!(read(&cache, Load::Call(c0)).outcome, Outcome::Miss);
-    assert_eq!(read(&cache, Load::Call(c1)).outcome, Outcome::HitMemory);
+    let bob = UserId::parse("bob").expect("valid");
+    w.write_call_for("bob", "CAbob", T0);
+    block_on(cache.read(&bob, page(10), Version::ZERO)).expect("reads");
+    read(&cache, page(10));
+    let version = w.write_call("CAnew", T0 + 1);
+    cache.invalidate(&ada(), Some(version));
+    assert_eq!(read(&cache, page(10)).outcome, Outcome::Miss);
+    let got = block_on(cache.read(&bob, page(10), Version::ZERO)).expect("reads");
+    assert_eq!(got.outcome, Outcome::HitMemory);
 }
 
 #[test]
@@ -502,11 +586,17 @@ fn purging_a_user_forgets_their_entries_and_stats_count_per_user() {
     assert_eq!((mine.counters.misses, mine.counters.hits_memory), (1, 1));
     assert_eq!(mine.hit_rate, 0.5);
     assert_eq!(mine.memory.entries, 1);
-    cache.purge_user(&ada());
+    block_on(cache.purge_user(&ada())).expect("purges");
     assert_eq!(cache.stats(Some(&ada())).memory.entries, 0);
     assert_eq!(read(&cache, page(10)).outcome, Outcome::Miss);
-    cache.purge_all();
+    block_on(cache.purge_all()).expect("purges");
     assert_eq!(read(&cache, page(10)).outcome, Outcome::Miss);
+    // Other isolates see purges within the bound: they are version moves in D1.
+    let other = w.isolate();
+    read(&other, page(10));
+    block_on(cache.purge_all()).expect("purges");
+    w.clock.advance(w.policy.sync_ms);
+    assert_eq!(read(&other, page(10)).outcome, Outcome::Miss);
 }
 
 #[test]
@@ -554,4 +644,179 @@ fn warm_after_invalidate_reloads_the_landing_view_in_the_background() {
         .expect("valid"),
     );
     assert_eq!(read(&cache, summary).outcome, Outcome::HitMemory);
+}
+
+// ---- Named regressions: each reproduced a way the old KV-generation design broke ----
+
+fn call_load(id: &str) -> Load {
+    Load::Call(CallId::parse(id).expect("valid"))
+}
+
+fn delete(w: &World, id: &str) -> Version {
+    block_on(w.origin.store.delete_call(
+        &ada(),
+        &CallId::parse(id).expect("valid"),
+        crate::domain::Timestamp::from_millis(T0),
+    ))
+    .expect("deletes")
+    .expect("ada's call")
+}
+
+#[test]
+fn a_deleted_call_is_never_served_stale_by_the_isolate_that_deleted_it() {
+    let w = World::new();
+    let cache = w.isolate();
+    assert!(read(&cache, call_load("CA0")).value.is_some());
+    let version = delete(&w, "CA0");
+    cache.invalidate(&ada(), Some(version));
+    // D1 slower than the soft timeout: the retired entry is no fail-safe.
+    w.origin.slow.set(true);
+    w.rt.timers_fire_at_once.set(true);
+    let got = read(&cache, call_load("CA0"));
+    assert_eq!((got.outcome, got.value), (Outcome::Miss, None));
+    // D1 failing outright, past every bound: the remembered 404 or an error, never the call.
+    w.origin.down.set(true);
+    for _ in 0..3 {
+        w.clock.advance(20_000);
+        let got = block_on(cache.read(&ada(), call_load("CA0"), Version::ZERO));
+        assert!(got.as_ref().map_or(true, |s| s.value.is_none()), "{got:?}");
+    }
+}
+
+#[test]
+fn a_deleted_call_is_never_served_by_another_isolate_past_the_bound_even_when_d1_is_slow() {
+    let w = World::new();
+    let (writer, other) = (w.isolate(), w.isolate());
+    assert!(read(&other, call_load("CA0")).value.is_some());
+    w.rt.run_background();
+    let version = delete(&w, "CA0");
+    writer.invalidate(&ada(), Some(version));
+    w.clock.advance(w.policy.sync_ms);
+    w.origin.slow.set(true);
+    w.rt.timers_fire_at_once.set(true);
+    let got = read(&other, call_load("CA0"));
+    assert_eq!(got.value, None, "{:?}", got.outcome);
+    assert_eq!(got.version, version);
+}
+
+#[test]
+fn a_version_learned_from_d1_never_goes_back_when_writes_race_across_isolates() {
+    // Two isolates take interleaved writes for one user; a third reads between them. Every
+    // version it serves is at least the one before, and past the bound it has them all.
+    let w = World::new();
+    let (a, b, reader) = (w.isolate(), w.isolate(), w.isolate());
+    let mut served = vec![read(&reader, page(10)).version];
+    let mut last_write = Version::ZERO;
+    for i in 0..6 {
+        let writer = if i % 2 == 0 { &a } else { &b };
+        last_write = w.write_call(&format!("CArace{i}"), T0 + 10_000 + i);
+        writer.invalidate(&ada(), Some(last_write));
+        w.clock.advance(1_200);
+        served.push(read(&reader, page(10)).version);
+        w.rt.run_background();
+    }
+    assert!(served.windows(2).all(|p| p[0] <= p[1]), "{served:?}");
+    w.clock.advance(w.policy.sync_ms);
+    let got = read(&reader, page(10));
+    assert_eq!(got.version, last_write);
+    assert_eq!(ids(&got)[0], "CArace5");
+}
+
+#[test]
+fn a_full_version_view_forgets_users_by_re_syncing_them_never_by_serving_old_data() {
+    let w = World::new();
+    let small = TieredReads::new(
+        w.origin.clone(),
+        w.kv.clone(),
+        w.clock.clone(),
+        w.rt.clone(),
+        Rc::new(CacheState::with_view_bound(&w.policy, 16)),
+        w.policy.clone(),
+    );
+    read(&small, page(10));
+    w.rt.run_background();
+    // Another isolate writes; then ordinary reads of many users push Ada out of the view.
+    let version = w.write_call("CAnew", T0 + 5_000);
+    w.isolate().invalidate(&ada(), Some(version));
+    for i in 0..64 {
+        let u = UserId::parse(&format!("reader{i}")).expect("valid");
+        block_on(small.read(&u, page(10), Version::ZERO)).expect("reads");
+    }
+    assert!(small.state.versions.borrow().len() <= 16);
+    let got = read(&small, page(10));
+    assert_eq!(ids(&got)[0], "CAnew", "{:?}", got.outcome);
+    assert_eq!(got.version, version);
+}
+
+#[test]
+fn two_writes_in_the_same_millisecond_get_distinct_versions() {
+    let w = World::new();
+    let first = w.write_call("CAsame1", T0);
+    let second = w.write_call("CAsame2", T0);
+    assert!(second > first);
+}
+
+#[test]
+fn a_cancelled_leader_releases_its_in_flight_mark() {
+    let w = World::new();
+    let cache = w.isolate();
+    w.origin.slow.set(true);
+    let user = ada();
+    {
+        let mut leader = Box::pin(cache.read(&user, page(10), Version::ZERO));
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut polls = 0;
+        while cache.state.inflight.borrow().is_empty() {
+            assert!(leader.as_mut().poll(&mut cx).is_pending(), "still loading");
+            polls += 1;
+            assert!(polls < 10, "the leader never marked its load");
+        }
+        // The request is cancelled here: its future is dropped mid-load.
+    }
+    assert!(cache.state.inflight.borrow().is_empty(), "mark released");
+    w.origin.slow.set(false);
+    let got = read(&cache, page(10));
+    assert_eq!(got.outcome, Outcome::Miss);
+    assert_eq!(cache.stats(None).counters.coalesced, 0, "nobody waited");
+}
+
+#[test]
+fn every_per_isolate_map_stays_within_its_bound_however_many_users_are_seen() {
+    let w = World::new();
+    let cache = TieredReads::new(
+        w.origin.clone(),
+        w.kv.clone(),
+        w.clock.clone(),
+        w.rt.clone(),
+        Rc::new(CacheState::with_view_bound(&w.policy, 50)),
+        w.policy.clone(),
+    );
+    for i in 0..400 {
+        let u = UserId::parse(&format!("user{i}")).expect("valid");
+        block_on(cache.read(&u, page(10), Version::ZERO)).expect("reads");
+        cache.invalidate(&u, Some(Version::new(i)));
+        w.clock.advance(w.policy.sync_ms * 9 / 10);
+        block_on(cache.read(&u, page(10), Version::ZERO)).expect("reads");
+    }
+    let state = &cache.state;
+    assert!(state.versions.borrow().len() <= 50);
+    assert!(state.inflight.borrow().is_empty());
+    assert!(state.due.borrow().users.len() <= state::MAX_DUE_FOR_SYNC);
+    assert!(state.stats.borrow().per_user.len() <= 10_000);
+    w.rt.run_background();
+    assert!(state.due.borrow().users.is_empty());
+}
+
+#[test]
+fn a_read_with_a_min_version_ahead_of_the_view_syncs_before_answering() {
+    let w = World::new();
+    let (writer, reader) = (w.isolate(), w.isolate());
+    read(&reader, page(10));
+    let version = w.write_call("CAmine", T0 + 5_000);
+    writer.invalidate(&ada(), Some(version));
+    // Within the bound, but the client was told of `version`.
+    let got = block_on(reader.read(&ada(), page(10), version)).expect("reads");
+    assert!(got.version >= version);
+    assert_eq!(ids(&got)[0], "CAmine");
 }

@@ -19,14 +19,6 @@ impl KvTier for WorkersKv {
         self.0.get(key).text().await.map_err(kv_err)
     }
 
-    async fn get_many(&self, keys: &[String]) -> AppResult<Vec<Option<String>>> {
-        if keys.len() == 1 {
-            return Ok(vec![self.get(&keys[0]).await?]);
-        }
-        let mut found = self.0.get_bulk(keys).text().await.map_err(kv_err)?;
-        Ok(keys.iter().map(|k| found.remove(k).flatten()).collect())
-    }
-
     async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> AppResult<()> {
         self.0
             .put(key, value)

@@ -9,6 +9,7 @@ pub mod delivery;
 mod ids;
 mod page;
 mod time;
+mod version;
 
 pub use delivery::{
     AnalysisReport, CallReport, Delivery, EnrichmentReport, Event, Owner, RecordingReport,
@@ -18,6 +19,7 @@ pub use page::{
     Cursor, Limit, PagePosition, PageRequest, DEFAULT_PAGE_LIMIT, DEFAULT_SUMMARY_LIMIT, MAX_LIMIT,
 };
 pub use time::Timestamp;
+pub use version::Version;
 
 use serde::{Deserialize, Serialize};
 

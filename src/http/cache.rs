@@ -123,14 +123,14 @@ pub async fn purge<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Re
         (Some(id), None | Some(false)) => {
             let user = UserId::parse(&id)
                 .ok_or_else(|| AppError::invalid_parameter("userId", "is not a user id"))?;
-            app.reads.purge_user(&user);
+            app.reads.purge_user(&user).await?;
             Purged {
                 purged: "user",
                 user_id: Some(user),
             }
         }
         (None, Some(true)) => {
-            app.reads.purge_all();
+            app.reads.purge_all().await?;
             Purged {
                 purged: "all",
                 user_id: None,

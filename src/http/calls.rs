@@ -1,7 +1,7 @@
 //! `/api/webhook-calls`, `/api/webhook-calls/{callId}`, `/api/webhook-calls/{callId}/enhanced`.
 
 use super::params::Query;
-use super::{path_call_id, respond, App, Request, Response, Services};
+use super::{min_version, path_call_id, respond, App, Request, Response, Services};
 use crate::domain::PagePosition;
 use crate::error::{AppError, AppResult};
 use crate::reads::ReadModel;
@@ -11,7 +11,7 @@ pub const DEFAULT_LIMIT: u32 = super::DEFAULT_PAGE_LIMIT;
 pub async fn list<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
     let user = app.user(req)?;
     let page = Query::parse(&req.query)?.page(DEFAULT_LIMIT)?;
-    let served = app.reads.call_page(&user, &page).await?;
+    let served = app.reads.call_page(&user, &page, min_version(req)?).await?;
     let position = match &page.position {
         PagePosition::Offset(o) => ("offset", (*o).into()),
         PagePosition::After(c) => ("cursor", c.encode().into()),
@@ -30,7 +30,7 @@ pub async fn detail<S: Services>(
 ) -> AppResult<Response> {
     let user = app.user(req)?;
     let id = path_call_id(raw_id)?;
-    let served = app.reads.call_detail(&user, &id).await?;
+    let served = app.reads.call_detail(&user, &id, min_version(req)?).await?;
     found(req, served)
 }
 
@@ -41,7 +41,10 @@ pub async fn enhanced<S: Services>(
 ) -> AppResult<Response> {
     let user = app.user(req)?;
     let id = path_call_id(raw_id)?;
-    let served = app.reads.call_enrichment(&user, &id).await?;
+    let served = app
+        .reads
+        .call_enrichment(&user, &id, min_version(req)?)
+        .await?;
     found(req, served)
 }
 
@@ -54,6 +57,7 @@ pub(super) fn found(
         value,
         source,
         outcome,
+        version,
     } = served;
     let Some(value) = value else {
         // A remembered 404 still says which tier answered.
@@ -70,6 +74,7 @@ pub(super) fn found(
             value,
             source,
             outcome,
+            version,
         },
         &[],
     ))
@@ -88,9 +93,9 @@ pub async fn delete<S: Services>(
     use crate::store::CallDeletion;
     let user = app.user(req)?;
     let id = path_call_id(raw_id)?;
-    if !app.writes.delete_call(&user, &id, app.clock.now()).await? {
+    let Some(version) = app.writes.delete_call(&user, &id, app.clock.now()).await? else {
         return Err(AppError::NotFound);
-    }
-    app.reads.invalidate(&user, Some(&id));
+    };
+    app.reads.invalidate(&user, Some(version));
     Ok(respond::no_content())
 }

@@ -1,7 +1,7 @@
 //! `/api/intent-analysis` and `/api/intent-analysis/{callId}`.
 
 use super::params::Query;
-use super::{calls::found, path_call_id, respond, App, Request, Response, Services};
+use super::{calls::found, min_version, path_call_id, respond, App, Request, Response, Services};
 use crate::error::AppResult;
 use crate::reads::ReadModel;
 
@@ -10,7 +10,10 @@ pub const DEFAULT_LIMIT: u32 = super::DEFAULT_SUMMARY_LIMIT;
 pub async fn summary<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
     let user = app.user(req)?;
     let limit = Query::parse(&req.query)?.limit(DEFAULT_LIMIT)?;
-    let served = app.reads.intent_summary(&user, limit).await?;
+    let served = app
+        .reads
+        .intent_summary(&user, limit, min_version(req)?)
+        .await?;
     Ok(respond::read(
         req,
         &served,
@@ -25,6 +28,9 @@ pub async fn analysis<S: Services>(
 ) -> AppResult<Response> {
     let user = app.user(req)?;
     let id = path_call_id(raw_id)?;
-    let served = app.reads.call_analysis(&user, &id).await?;
+    let served = app
+        .reads
+        .call_analysis(&user, &id, min_version(req)?)
+        .await?;
     found(req, served)
 }

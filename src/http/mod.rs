@@ -34,7 +34,7 @@ mod webhooks;
 use crate::cache::CacheControl;
 use crate::clock::Clock;
 use crate::config::{Config, VERSION};
-use crate::domain::{CallId, UserId};
+use crate::domain::{CallId, UserId, Version};
 pub use crate::domain::{DEFAULT_PAGE_LIMIT, DEFAULT_SUMMARY_LIMIT};
 use crate::error::{AppError, AppResult};
 use crate::reads::ReadModel;
@@ -311,6 +311,20 @@ pub(crate) fn small_json<T: serde::de::DeserializeOwned>(
 }
 
 /// A call id from a path segment. Ids that cannot exist are simply not found.
+/// `X-Min-Version`: the oldest version of the user's data this read may reflect (a client told
+/// of a change reads its own writes). Absent means anything current.
+fn min_version(req: &Request) -> AppResult<Version> {
+    match req.header("x-min-version") {
+        None => Ok(Version::ZERO),
+        Some(raw) => Version::parse_token(raw.trim()).ok_or_else(|| {
+            AppError::invalid_parameter(
+                "X-Min-Version",
+                "must be a version token from meta.version",
+            )
+        }),
+    }
+}
+
 fn path_call_id(raw: &str) -> AppResult<CallId> {
     percent_decode(raw)
         .as_deref()

@@ -48,6 +48,7 @@ pub fn read(
     }
     meta.insert("source".into(), served.source.as_str().into());
     meta.insert("cacheHit".into(), served.outcome.is_hit().into());
+    meta.insert("version".into(), served.version.token().into());
     let meta = serde_json::Value::Object(meta).to_string();
     let mut body = Vec::with_capacity(payload.data_json.len() + meta.len() + 40);
     body.extend_from_slice(b"{\"success\":true,\"data\":");

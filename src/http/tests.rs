@@ -812,9 +812,11 @@ fn cache_keys_lists_a_users_memory_entries_with_age_ttl_and_kv_presence() {
             .as_f64()
             .is_some_and(|s| (250.0..=320.0).contains(&s)));
     }
-    // After an invalidation the entries are reported as retired.
-    w.reads
-        .invalidate(&UserId::parse("ada").expect("valid"), None);
+    // After a write the entries are reported as retired.
+    w.reads.invalidate(
+        &UserId::parse("ada").expect("valid"),
+        Some(crate::domain::Version::new(u64::from(u32::MAX))),
+    );
     let b = body(&w.send(get("/api/cache/keys?userId=ada", Some(ADMIN))));
     let states: Vec<String> = b["data"]["keys"]
         .as_array()

@@ -62,7 +62,7 @@ impl<S: Services> App<'_, S> {
         match applied {
             Ok(ingested) => {
                 if let (true, Some(user)) = (ingested.changed_data(), &ingested.user) {
-                    self.reads.invalidate(user, ingested.call.as_ref());
+                    self.reads.invalidate(user, ingested.version);
                 }
                 Ok(())
             }

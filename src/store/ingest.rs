@@ -20,7 +20,7 @@ pub struct Ingested {
     /// `deleted` (the call was deleted: nothing kept). See `sql::CLAIM_DELIVERY`.
     pub outcome: String,
     /// The owner's version after this batch (see `migrations/0008`), when there is an owner.
-    pub version: Option<u64>,
+    pub version: Option<crate::domain::Version>,
 }
 
 impl Ingested {
@@ -191,7 +191,10 @@ impl<D: Database> Store<D> {
             user: row.user_id.as_deref().and_then(UserId::parse),
             call: row.call_id.as_deref().and_then(CallId::parse),
             outcome: row.outcome,
-            version: row.version.and_then(|v| u64::try_from(v).ok()),
+            version: row
+                .version
+                .and_then(|v| u64::try_from(v).ok())
+                .map(crate::domain::Version::new),
         })
     }
 }

@@ -45,7 +45,9 @@ fn cid(s: &str) -> CallId {
 }
 
 fn call(s: &Store<SqliteDatabase>, user: &str, id: &str) -> Option<crate::domain::Call> {
-    block_on(s.load_call(&uid(user), &cid(id))).expect("loads")
+    block_on(s.load_call(&uid(user), &cid(id)))
+        .expect("loads")
+        .0
 }
 
 const RINGING: &str = "CallSid=CA1&CallStatus=ringing&Direction=inbound&From=%2B15550001111&To=%2B14155550199&Timestamp=Tue%2C+05+Mar+2024+18%3A21%3A00+%2B0000&SequenceNumber=1";
@@ -75,7 +77,8 @@ fn the_same_delivery_applied_twice_changes_nothing_the_second_time() {
     assert_eq!(again.user, Some(uid("ada")));
     assert_eq!(call(&s, "ada", "CA1"), before);
     let summary = block_on(s.load_intent_summary(&uid("ada"), Limit::new(10, 500).expect("ok")))
-        .expect("loads");
+        .expect("loads")
+        .0;
     assert_eq!(summary.stats.total_calls, 1, "counted once");
 }
 
@@ -161,7 +164,8 @@ fn an_analysis_and_an_enrichment_before_their_call_are_joined_when_it_lands() {
         Some("Grace")
     );
     let summary = block_on(s.load_intent_summary(&uid("ada"), Limit::new(10, 500).expect("ok")))
-        .expect("loads");
+        .expect("loads")
+        .0;
     assert_eq!(summary.calls.len(), 1);
     assert_eq!(summary.stats.intent_distribution.get("billing"), Some(&1));
 }
@@ -299,7 +303,9 @@ fn every_ingest_statement_is_accepted_by_sqlite_with_its_parameter_count() {
 
 fn delete(s: &Store<SqliteDatabase>, user: &str, id: &str, at: i64) -> bool {
     use super::CallDeletion;
-    block_on(s.delete_call(&uid(user), &cid(id), Timestamp::from_millis(at))).expect("deletes")
+    block_on(s.delete_call(&uid(user), &cid(id), Timestamp::from_millis(at)))
+        .expect("deletes")
+        .is_some()
 }
 
 #[test]
@@ -328,7 +334,8 @@ fn the_owner_deletes_a_call_with_everything_attached_and_aggregates_stay_exact()
     assert!(call(&s, "ada", "CA1").is_none());
     assert!(!delete(&s, "ada", "CA1", NOW), "already gone");
     let summary = block_on(s.load_intent_summary(&uid("ada"), Limit::new(10, 500).expect("ok")))
-        .expect("loads");
+        .expect("loads")
+        .0;
     assert_eq!(summary.stats.total_calls, 0);
     assert_eq!(summary.stats.answered_calls, 0);
     assert!(summary.stats.intent_distribution.is_empty());
@@ -370,7 +377,8 @@ fn late_webhooks_for_a_deleted_call_do_not_resurrect_it() {
     );
     assert!(call(&s, "ada", "CA1").is_none());
     let summary = block_on(s.load_intent_summary(&uid("ada"), Limit::new(10, 500).expect("ok")))
-        .expect("loads");
+        .expect("loads")
+        .0;
     assert_eq!(summary.stats.total_calls, 0);
     assert!(summary.stats.intent_distribution.is_empty());
 }
@@ -454,7 +462,8 @@ fn a_late_analysis_goes_to_the_calls_owner_after_its_number_is_re_routed() {
     );
     assert!(call(&s, "bob", "call_ada1").is_none());
     let bob = block_on(s.load_intent_summary(&uid("bob"), Limit::new(10, 500).expect("ok")))
-        .expect("loads");
+        .expect("loads")
+        .0;
     assert!(bob.calls.is_empty() && bob.stats.intent_distribution.is_empty());
 }
 

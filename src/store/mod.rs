@@ -26,7 +26,7 @@ mod version_tests;
 
 use crate::domain::{
     CallId, CallPage, Cursor, IntentStats, IntentSummary, Limit, PagePosition, PageRequest,
-    Timestamp, UserId, E164,
+    Timestamp, UserId, Version, E164,
 };
 use crate::error::{AppError, AppResult, Context};
 use crate::reads::{PageMeta, Payload, ReadModel, Served};
@@ -168,9 +168,30 @@ impl<D: Database> Store<D> {
         Ok(results)
     }
 
-    /// A page of the user's calls, newest first. Reads `limit + 1` rows to learn whether a
-    /// next page exists.
-    pub async fn load_call_page(&self, user: &UserId, page: &PageRequest) -> AppResult<CallPage> {
+    /// Runs `st` and reads `user`'s version in the same batch (one round trip, one
+    /// transaction), so the version describes exactly the rows returned.
+    async fn with_version(
+        &self,
+        user: &UserId,
+        st: Statement,
+        what: &'static str,
+    ) -> AppResult<(D::Rows, Version)> {
+        let results = self
+            .batch(vec![st, version_statement(user)])
+            .await
+            .context(what)?;
+        let [rows, version] = <[D::Rows; 2]>::try_from(results)
+            .map_err(|_| AppError::internal("versioned read: wrong result count"))?;
+        Ok((rows, decode_version(&version)?))
+    }
+
+    /// A page of the user's calls, newest first, and the version it reflects. Reads
+    /// `limit + 1` rows to learn whether a next page exists.
+    pub async fn load_call_page(
+        &self,
+        user: &UserId,
+        page: &PageRequest,
+    ) -> AppResult<(CallPage, Version)> {
         let fetch = i64::from(page.limit.get()) + 1;
         let st = match &page.position {
             PagePosition::Offset(offset) => Statement::new(
@@ -191,11 +212,8 @@ impl<D: Database> Store<D> {
                 ],
             ),
         };
-        let rows: Vec<CallRow> = self
-            .query(st)
-            .await
-            .context("loading a call page")?
-            .decode()?;
+        let (rows, version) = self.with_version(user, st, "loading a call page").await?;
+        let rows: Vec<CallRow> = rows.decode()?;
         let mut calls = rows
             .into_iter()
             .map(CallRow::into_call)
@@ -209,27 +227,33 @@ impl<D: Database> Store<D> {
         } else {
             None
         };
-        Ok(CallPage { calls, next })
+        Ok((CallPage { calls, next }, version))
     }
 
     pub async fn load_call(
         &self,
         user: &UserId,
         call: &CallId,
-    ) -> AppResult<Option<crate::domain::Call>> {
+    ) -> AppResult<(Option<crate::domain::Call>, Version)> {
         let st = Statement::new(
             sql::CALL_DETAIL,
             vec![call.as_str().into(), user.as_str().into()],
         );
-        let rows: Vec<CallRow> = self.query(st).await.context("loading a call")?.decode()?;
-        rows.into_iter().next().map(CallRow::into_call).transpose()
+        let (rows, version) = self.with_version(user, st, "loading a call").await?;
+        let rows: Vec<CallRow> = rows.decode()?;
+        let call = rows
+            .into_iter()
+            .next()
+            .map(CallRow::into_call)
+            .transpose()?;
+        Ok((call, version))
     }
 
     pub async fn load_intent_summary(
         &self,
         user: &UserId,
         limit: Limit,
-    ) -> AppResult<IntentSummary> {
+    ) -> AppResult<(IntentSummary, Version)> {
         let uid: SqlValue = user.as_str().into();
         let results = self
             .batch(vec![
@@ -239,11 +263,13 @@ impl<D: Database> Store<D> {
                     sql::ANALYZED_CALLS,
                     vec![uid, i64::from(limit.get()).into()],
                 ),
+                version_statement(user),
             ])
             .await
             .context("loading the intent summary")?;
-        let [stats, intents, calls] = <[D::Rows; 3]>::try_from(results)
+        let [stats, intents, calls, version] = <[D::Rows; 4]>::try_from(results)
             .map_err(|_| AppError::internal("intent summary batch: wrong result count"))?;
+        let version = decode_version(&version)?;
         let stats: Option<StatsRow> = stats.decode()?.into_iter().next();
         let intents: Vec<IntentRow> = intents.decode()?;
         let calls: Vec<CallRow> = calls.decode()?;
@@ -253,7 +279,7 @@ impl<D: Database> Store<D> {
         } else {
             0.0
         };
-        Ok(IntentSummary {
+        let summary = IntentSummary {
             calls: calls
                 .into_iter()
                 .map(CallRow::into_call)
@@ -264,44 +290,44 @@ impl<D: Database> Store<D> {
                 avg_confidence,
                 intent_distribution: intents.into_iter().map(|i| (i.intent, i.calls)).collect(),
             },
-        })
+        };
+        Ok((summary, version))
     }
 
     pub async fn load_analysis(
         &self,
         user: &UserId,
         call: &CallId,
-    ) -> AppResult<Option<crate::domain::Analysis>> {
+    ) -> AppResult<(Option<crate::domain::Analysis>, Version)> {
         let st = Statement::new(
             sql::ANALYSIS,
             vec![call.as_str().into(), user.as_str().into()],
         );
-        let rows: Vec<AnalysisRow> = self
-            .query(st)
-            .await
-            .context("loading an analysis")?
-            .decode()?;
-        rows.into_iter()
+        let (rows, version) = self.with_version(user, st, "loading an analysis").await?;
+        let rows: Vec<AnalysisRow> = rows.decode()?;
+        let analysis = rows
+            .into_iter()
             .next()
             .map(AnalysisRow::into_analysis)
-            .transpose()
+            .transpose()?;
+        Ok((analysis, version))
     }
 
     pub async fn load_enrichment(
         &self,
         user: &UserId,
         call: &CallId,
-    ) -> AppResult<Option<crate::domain::Enrichment>> {
+    ) -> AppResult<(Option<crate::domain::Enrichment>, Version)> {
         let st = Statement::new(
             sql::ENRICHMENT,
             vec![call.as_str().into(), user.as_str().into()],
         );
-        let rows: Vec<EnrichmentRow> = self
-            .query(st)
-            .await
-            .context("loading an enrichment")?
-            .decode()?;
-        Ok(rows.into_iter().next().map(EnrichmentRow::into_enrichment))
+        let (rows, version) = self.with_version(user, st, "loading an enrichment").await?;
+        let rows: Vec<EnrichmentRow> = rows.decode()?;
+        Ok((
+            rows.into_iter().next().map(EnrichmentRow::into_enrichment),
+            version,
+        ))
     }
 }
 
@@ -309,26 +335,55 @@ fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
 
-fn optional_payload<T: serde::Serialize>(v: Option<T>) -> AppResult<Served<Option<Payload>>> {
+fn version_statement(user: &UserId) -> Statement {
+    Statement::new(sql::VERSION_OF, vec![user.as_str().into()])
+}
+
+#[derive(serde::Deserialize)]
+struct VersionOnly {
+    version: i64,
+}
+
+fn decode_version<R: RowSet>(rows: &R) -> AppResult<Version> {
+    let row: Option<VersionOnly> = rows.decode()?.into_iter().next();
+    row.and_then(|r| u64::try_from(r.version).ok())
+        .map(Version::new)
+        .ok_or_else(|| AppError::internal("a version row is missing or negative"))
+}
+
+fn optional_payload<T: serde::Serialize>(
+    (v, version): (Option<T>, Version),
+) -> AppResult<Served<Option<Payload>>> {
     Ok(Served::from_d1(
         v.map(|v| Payload::new(&v, None)).transpose()?,
+        version,
     ))
 }
 
+/// D1 is the newest there is: `at_least` is always met.
 impl<D: Database> ReadModel for Store<D> {
-    async fn call_page(&self, user: &UserId, page: &PageRequest) -> AppResult<Served<Payload>> {
-        let loaded = self.load_call_page(user, page).await?;
+    async fn call_page(
+        &self,
+        user: &UserId,
+        page: &PageRequest,
+        _at_least: Version,
+    ) -> AppResult<Served<Payload>> {
+        let (loaded, version) = self.load_call_page(user, page).await?;
         let meta = PageMeta {
             count: loaded.calls.len(),
             next_cursor: loaded.next.as_ref().map(Cursor::encode),
         };
-        Ok(Served::from_d1(Payload::new(&loaded.calls, Some(meta))?))
+        Ok(Served::from_d1(
+            Payload::new(&loaded.calls, Some(meta))?,
+            version,
+        ))
     }
 
     async fn call_detail(
         &self,
         user: &UserId,
         call: &CallId,
+        _at_least: Version,
     ) -> AppResult<Served<Option<Payload>>> {
         optional_payload(self.load_call(user, call).await?)
     }
@@ -337,6 +392,7 @@ impl<D: Database> ReadModel for Store<D> {
         &self,
         user: &UserId,
         call: &CallId,
+        _at_least: Version,
     ) -> AppResult<Served<Option<Payload>>> {
         optional_payload(self.load_enrichment(user, call).await?)
     }
@@ -345,13 +401,19 @@ impl<D: Database> ReadModel for Store<D> {
         &self,
         user: &UserId,
         call: &CallId,
+        _at_least: Version,
     ) -> AppResult<Served<Option<Payload>>> {
         optional_payload(self.load_analysis(user, call).await?)
     }
 
-    async fn intent_summary(&self, user: &UserId, limit: Limit) -> AppResult<Served<Payload>> {
-        let summary = self.load_intent_summary(user, limit).await?;
-        Ok(Served::from_d1(Payload::new(&summary, None)?))
+    async fn intent_summary(
+        &self,
+        user: &UserId,
+        limit: Limit,
+        _at_least: Version,
+    ) -> AppResult<Served<Payload>> {
+        let (summary, version) = self.load_intent_summary(user, limit).await?;
+        Ok(Served::from_d1(Payload::new(&summary, None)?, version))
     }
 
     fn usage(&self) -> Usage {
@@ -362,13 +424,23 @@ impl<D: Database> ReadModel for Store<D> {
 /// Deleting a call at its owner's request.
 #[allow(async_fn_in_trait)]
 pub trait CallDeletion {
-    /// Deletes `call` with its recording reference, analysis and enrichment, in one batch;
-    /// `false` when it is absent or not `user`'s.
-    async fn delete_call(&self, user: &UserId, call: &CallId, now: Timestamp) -> AppResult<bool>;
+    /// Deletes `call` with its recording reference, analysis and enrichment, in one batch,
+    /// and returns the user's version after it; `None` when it is absent or not `user`'s.
+    async fn delete_call(
+        &self,
+        user: &UserId,
+        call: &CallId,
+        now: Timestamp,
+    ) -> AppResult<Option<Version>>;
 }
 
 impl<D: Database> CallDeletion for Store<D> {
-    async fn delete_call(&self, user: &UserId, call: &CallId, now: Timestamp) -> AppResult<bool> {
+    async fn delete_call(
+        &self,
+        user: &UserId,
+        call: &CallId,
+        now: Timestamp,
+    ) -> AppResult<Option<Version>> {
         let call_and_user = || vec![call.as_str().into(), user.as_str().into()];
         let mut mark = call_and_user();
         mark.extend([
@@ -387,18 +459,30 @@ impl<D: Database> CallDeletion for Store<D> {
             .into_iter()
             .map(|s| Statement::new(s, call_and_user())),
         );
+        statements.push(version_statement(user));
         let results = self.batch(statements).await.context("deleting a call")?;
-        Ok(results.last().is_some_and(|r| r.meta().changes > 0))
+        let [.., deleted, version] = results.as_slice() else {
+            return Err(AppError::internal("deletion batch: wrong result count"));
+        };
+        if deleted.meta().changes == 0 {
+            return Ok(None);
+        }
+        decode_version(version).map(Some)
     }
 }
 
 /// The version authority: each user's version, moved forward by the triggers of
-/// `migrations/0008` in the same statement as every change to that user's data.
+/// `migrations/0008` in the same statement as every change to that user's data. The cache
+/// learns versions here, never from KV.
 #[allow(async_fn_in_trait)]
-pub trait Versions {
-    /// The current version of each of `users` (0 for a user never written), in their order,
-    /// in one query however many users are asked for.
-    async fn current_versions(&self, users: &[UserId]) -> AppResult<Vec<u64>>;
+pub trait VersionSource {
+    /// The current version of each of `users`, in their order, in one query however many
+    /// users are asked for.
+    async fn current_versions(&self, users: &[UserId]) -> AppResult<Vec<Version>>;
+    /// Moves `user`'s version forward with no data change (an operator purge).
+    async fn bump_user(&self, user: &UserId) -> AppResult<Version>;
+    /// Moves every user's version forward at once (an operator purge of everything).
+    async fn bump_all(&self) -> AppResult<()>;
 }
 
 #[derive(serde::Deserialize)]
@@ -407,8 +491,8 @@ struct VersionRow {
     version: i64,
 }
 
-impl<D: Database> Versions for Store<D> {
-    async fn current_versions(&self, users: &[UserId]) -> AppResult<Vec<u64>> {
+impl<D: Database> VersionSource for Store<D> {
+    async fn current_versions(&self, users: &[UserId]) -> AppResult<Vec<Version>> {
         if users.is_empty() {
             return Ok(Vec::new());
         }
@@ -420,15 +504,29 @@ impl<D: Database> Versions for Store<D> {
             .await
             .context("reading user versions")?
             .decode()?;
-        Ok(users
+        users
             .iter()
             .map(|u| {
                 rows.iter()
                     .find(|r| r.user_id == u.as_str())
                     .and_then(|r| u64::try_from(r.version).ok())
-                    .unwrap_or(0)
+                    .map(Version::new)
+                    .ok_or_else(|| AppError::internal("a user's version is missing or negative"))
             })
-            .collect())
+            .collect()
+    }
+
+    async fn bump_user(&self, user: &UserId) -> AppResult<Version> {
+        let st = Statement::new(sql::BUMP_USER_VERSION, vec![user.as_str().into()]);
+        let rows = self.query(st).await.context("bumping a user's version")?;
+        decode_version(&rows)
+    }
+
+    async fn bump_all(&self) -> AppResult<()> {
+        self.query(Statement::new(sql::BUMP_EPOCH, vec![]))
+            .await
+            .context("bumping the purge epoch")?;
+        Ok(())
     }
 }
 

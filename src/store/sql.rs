@@ -71,9 +71,40 @@ pub const RECENT_USERS: &str = "SELECT user_id FROM webhook_deliveries \
      WHERE received_at >= ?1 AND user_id IS NOT NULL \
      GROUP BY user_id ORDER BY MAX(received_at) DESC LIMIT ?2";
 
-/// ?1 a JSON array of user ids: their current versions (users never written are absent: 0).
-pub const USER_VERSIONS: &str = "SELECT user_id, version FROM user_versions \
-     WHERE user_id IN (SELECT value FROM json_each(?1))";
+/// A user's version as clients see it (`migrations/0008`): the purge epoch above 2^40, the
+/// user's own count below. `$user` is the SQL expression naming the user.
+macro_rules! version_of {
+    ($user:literal) => {
+        concat!(
+            "((SELECT epoch FROM cache_epoch WHERE id = 1) * 1099511627776 + \
+             COALESCE((SELECT version FROM user_versions WHERE user_id = ",
+            $user,
+            "), 0))"
+        )
+    };
+}
+
+/// ?1 user: the version a load reads in the same batch as its data, so the two agree.
+pub const VERSION_OF: &str = concat!("SELECT ", version_of!("?1"), " AS version");
+
+/// ?1 a JSON array of user ids: each with its current version, in one query.
+pub const USER_VERSIONS: &str = concat!(
+    "SELECT u.value AS user_id, ",
+    version_of!("u.value"),
+    " AS version FROM json_each(?1) u"
+);
+
+/// ?1 user: retires everything cached for the user (operator purge). Returns the new version.
+pub const BUMP_USER_VERSION: &str = concat!(
+    "INSERT INTO user_versions (user_id, version) VALUES (?1, 1) \
+     ON CONFLICT (user_id) DO UPDATE SET version = version + 1 \
+     RETURNING ",
+    version_of!("?1"),
+    " AS version"
+);
+
+/// Retires everything cached for every user (operator purge), with one write.
+pub const BUMP_EPOCH: &str = "UPDATE cache_epoch SET epoch = epoch + 1 WHERE id = 1";
 
 /// The read statements, by name, for the query-plan test.
 #[cfg(test)]
@@ -87,6 +118,7 @@ pub const READS: &[(&str, &str)] = &[
     ("analysis", ANALYSIS),
     ("enrichment", ENRICHMENT),
     ("user versions", USER_VERSIONS),
+    ("version of a user", VERSION_OF),
 ];
 
 // ---- Webhook ingest: one D1 batch per delivery. ----
@@ -242,11 +274,13 @@ pub const FORGET_DELIVERIES: &str = "UPDATE webhook_deliveries \
        delivery_key = CASE WHEN delivery_key LIKE 'k1:%' THEN delivery_key \
                            ELSE 'forgotten:' || lower(hex(randomblob(16))) END \
      WHERE call_id = ?1 AND EXISTS (SELECT 1 FROM calls WHERE id = ?1 AND user_id = ?2)";
-/// Last: its `changes` says whether the call was the user's.
+/// Its `changes` says whether the call was the user's; `VERSION_OF` follows it in the batch.
 pub const DELETE_CALL: &str = "DELETE FROM calls WHERE id = ?1 AND user_id = ?2";
 
 /// ?1 provider, ?2 delivery key digest, ?3 claim: whether this attempt claimed the delivery,
 /// what it did, and whose it turned out to be.
-pub const DELIVERY_RESULT: &str = "SELECT claim = ?3 AS fresh, user_id, call_id, outcome, \
-       (SELECT version FROM user_versions v WHERE v.user_id = d.user_id) AS version \
-     FROM webhook_deliveries d WHERE provider = ?1 AND delivery_key = ?2";
+pub const DELIVERY_RESULT: &str = concat!(
+    "SELECT claim = ?3 AS fresh, user_id, call_id, outcome, ",
+    version_of!("d.user_id"),
+    " AS version FROM webhook_deliveries d WHERE provider = ?1 AND delivery_key = ?2"
+);

@@ -21,7 +21,7 @@ fn uid(s: &str) -> UserId {
     UserId::parse(s).expect("valid")
 }
 
-fn version(s: &Store<SqliteDatabase>, user: &str) -> u64 {
+fn version(s: &Store<SqliteDatabase>, user: &str) -> Version {
     block_on(s.current_versions(&[uid(user)])).expect("reads")[0]
 }
 
@@ -49,7 +49,7 @@ const COMPLETED: &str = "CallSid=CA1&CallStatus=completed&Direction=inbound&From
 #[test]
 fn every_kind_of_write_moves_the_owners_version_forward_and_a_retry_does_not() {
     let s = store();
-    assert_eq!(version(&s, "ada"), 0, "never written");
+    assert_eq!(version(&s, "ada"), Version::ZERO, "never written");
     let recording = {
         let p = form::parse(
             b"CallSid=CA1&RecordingSid=RE1&RecordingStatus=completed&RecordingUrl=https%3A%2F%2Fx",
@@ -72,11 +72,14 @@ fn every_kind_of_write_moves_the_owners_version_forward_and_a_retry_does_not() {
                 "data": {"userId": "ada", "callId": "CA1", "phoneNumber": "+15550001111"}}),
         ),
     ];
-    let mut last = 0;
+    let mut last = Version::ZERO;
     for (i, d) in steps.iter().enumerate() {
         let got = apply(&s, d);
         let now = version(&s, "ada");
-        assert!(now > last, "step {i} moved the version: {last} -> {now}");
+        assert!(
+            now > last,
+            "step {i} moved the version: {last:?} -> {now:?}"
+        );
         assert_eq!(
             got.version,
             Some(now),
@@ -91,12 +94,13 @@ fn every_kind_of_write_moves_the_owners_version_forward_and_a_retry_does_not() {
         );
         last = now;
     }
-    assert!(block_on(
-        s.delete_call(&uid("ada"), &CallId::parse("CA1").expect("valid"), {
-            Timestamp::from_millis(NOW)
-        })
-    )
-    .expect("deletes"));
+    let deleted = block_on(s.delete_call(
+        &uid("ada"),
+        &CallId::parse("CA1").expect("valid"),
+        Timestamp::from_millis(NOW),
+    ))
+    .expect("deletes");
+    assert_eq!(deleted, Some(version(&s, "ada")), "and returns it");
     assert!(version(&s, "ada") > last, "a deletion moves it too");
 }
 
@@ -109,7 +113,7 @@ fn another_users_writes_and_refused_deliveries_leave_a_version_alone() {
         &s,
         &voice(&RINGING.replace("CA1", "CA2").replace("0199", "0299")),
     );
-    assert!(version(&s, "bob") > 0);
+    assert!(version(&s, "bob") > Version::ZERO);
     // A conflict, an unknown type and a deletion attempt by someone else change nothing.
     apply(
         &s,
@@ -126,13 +130,27 @@ fn another_users_writes_and_refused_deliveries_leave_a_version_alone() {
             serde_json::json!({"type": "call.mood", "data": {"callId": "CA1"}}),
         ),
     );
-    assert!(!block_on(s.delete_call(
+    assert!(block_on(s.delete_call(
         &uid("bob"),
         &CallId::parse("CA1").expect("valid"),
         Timestamp::from_millis(NOW)
     ))
-    .expect("runs"));
+    .expect("runs")
+    .is_none());
     assert_eq!(version(&s, "ada"), ada);
+}
+
+#[test]
+fn a_purge_moves_one_user_or_everyone_forward_and_nothing_back() {
+    let s = store();
+    apply(&s, &voice(RINGING));
+    let (ada, bob) = (version(&s, "ada"), version(&s, "bob"));
+    let bumped = block_on(s.bump_user(&uid("ada"))).expect("bumps");
+    assert!(bumped > ada && bumped == version(&s, "ada"));
+    assert_eq!(version(&s, "bob"), bob);
+    block_on(s.bump_all()).expect("bumps");
+    assert!(version(&s, "ada") > bumped);
+    assert!(version(&s, "bob") > bob, "even users never written");
 }
 
 #[test]
@@ -142,8 +160,8 @@ fn versions_of_many_users_are_read_in_one_query_in_the_order_asked() {
     let before = s.usage().queries;
     let got = block_on(s.current_versions(&[uid("nobody"), uid("ada"), uid("bob")])).expect("ok");
     assert_eq!(s.usage().queries - before, 1);
-    assert_eq!(got[0], 0);
-    assert!(got[1] > 0);
-    assert_eq!(got[2], 0);
+    assert_eq!(got[0], Version::ZERO);
+    assert!(got[1] > Version::ZERO);
+    assert_eq!(got[2], Version::ZERO);
     assert!(block_on(s.current_versions(&[])).expect("ok").is_empty());
 }

@@ -175,6 +175,7 @@ mod tests {
         let call = CallId::parse("CA1").expect("valid");
         assert!(block_on(store.load_call(&user, &call))
             .expect("loads")
+            .0
             .is_some());
     }
 
@@ -190,7 +191,8 @@ mod tests {
         let summary = block_on(
             store.load_intent_summary(&user, crate::domain::Limit::new(5, 500).expect("ok")),
         )
-        .expect("loads");
+        .expect("loads")
+        .0;
         assert_eq!(summary.stats.total_calls, 1);
     }
 

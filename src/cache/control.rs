@@ -1,0 +1,196 @@
+//! Warming, invalidation and purges, the key listing and statistics: `/api/cache/*` and the
+//! write side's hooks.
+
+use super::keys::{self, KeySpec};
+use super::memory::Entry;
+use super::policy::Freshness;
+use super::{
+    CacheControl, CacheStats, KeyInfo, KvTier, Load, MemoryStats, Origin, Runtime, TierSwitches,
+    TieredReads, MAX_CACHED_LIMIT, MAX_LISTED_KEYS,
+};
+use crate::clock::Clock;
+use crate::domain::{Limit, PagePosition, PageRequest, UserId, Version};
+use crate::error::{AppError, AppResult};
+
+impl<R, K, C, T> TieredReads<R, K, C, T>
+where
+    R: Origin + 'static,
+    K: KvTier + 'static,
+    C: Clock + Clone + 'static,
+    T: Runtime,
+{
+    /// Loads `load` unless memory already holds it fresh at the current version; counted as
+    /// background work, not as a read.
+    async fn warm_one(&self, user: &UserId, load: Load) -> AppResult<()> {
+        let spec = load.spec(user);
+        let now = self.now();
+        let known = self.known_version(user, Version::ZERO, now).await;
+        let cached = self.state.memory.borrow().get(spec.logical()).cloned();
+        if known.vouched
+            && cached
+                .is_some_and(|e| e.version == known.version && e.life.at(now) == Freshness::Fresh)
+        {
+            return Ok(());
+        }
+        self.load_and_remember(&spec, &load).await?;
+        self.state.record(Some(user), |c| c.background_loads += 1);
+        Ok(())
+    }
+
+    /// Warms `user`'s first page and summary (the dashboard's landing view) into every tier.
+    pub async fn warm_user(&self, user: &UserId) -> AppResult<()> {
+        let first_page = PageRequest {
+            limit: Limit::new(crate::domain::DEFAULT_PAGE_LIMIT, MAX_CACHED_LIMIT)
+                .ok_or_else(|| AppError::internal("default page limit out of range"))?,
+            position: PagePosition::Offset(0),
+        };
+        let summary = Limit::new(
+            crate::domain::DEFAULT_SUMMARY_LIMIT,
+            crate::domain::MAX_LIMIT,
+        )
+        .ok_or_else(|| AppError::internal("default summary limit out of range"))?;
+        self.warm_one(user, Load::Page(first_page)).await?;
+        self.warm_one(user, Load::Summary(summary)).await?;
+        Ok(())
+    }
+
+    fn user_prefixes(user: &UserId) -> [String; 3] {
+        ["recordings", "intent", "enhanced"].map(|p| format!("{}:{p}:user:{user}:", keys::FORMAT))
+    }
+}
+
+impl<R, K, C, T> CacheControl for TieredReads<R, K, C, T>
+where
+    R: Origin + 'static,
+    K: KvTier + 'static,
+    C: Clock + Clone + 'static,
+    T: Runtime,
+{
+    async fn warm(&self, user: &UserId) -> AppResult<()> {
+        self.warm_user(user).await
+    }
+
+    fn invalidate(&self, user: &UserId, version: Option<Version>) {
+        if let Some(version) = version {
+            self.learn(user, version);
+        }
+        self.state.record(Some(user), |c| c.invalidations += 1);
+        if self.policy.warm_after_invalidate && self.policy.enabled {
+            let this = self.clone();
+            let user = user.clone();
+            self.rt.spawn(Box::pin(async move {
+                let _ = this.warm_user(&user).await;
+            }));
+        }
+    }
+
+    async fn purge_user(&self, user: &UserId) -> AppResult<()> {
+        let version = self.origin.bump_user(user).await?;
+        self.learn(user, version);
+        self.forget_user_entries(user);
+        self.state.record(Some(user), |c| c.invalidations += 1);
+        Ok(())
+    }
+
+    async fn purge_all(&self) -> AppResult<()> {
+        self.origin.bump_all().await?;
+        // Every user's version moved: forgetting them all makes the next read of each ask D1.
+        self.state.versions.borrow_mut().forget_all();
+        self.state.memory.borrow_mut().clear();
+        self.state.record(None, |c| c.invalidations += 1);
+        Ok(())
+    }
+
+    async fn keys(&self, user: &UserId) -> AppResult<Vec<KeyInfo>> {
+        let now = self.now();
+        let entries: Vec<(String, Entry)> = {
+            let memory = self.state.memory.borrow();
+            let mut found: Vec<(String, Entry)> = Self::user_prefixes(user)
+                .iter()
+                .flat_map(|p| {
+                    memory
+                        .entries_with_prefix(p)
+                        .map(|(k, e)| (k.clone(), e.clone()))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            found.sort_by(|a, b| a.0.cmp(&b.0));
+            found.truncate(MAX_LISTED_KEYS);
+            found
+        };
+        let current = self.view_version(user);
+        let mut out = Vec::with_capacity(entries.len());
+        for (key, entry) in entries {
+            let retired = entry.version < current;
+            let in_kv = match KeySpec::from_logical(&key, user) {
+                Some(spec) if self.policy.kv_enabled && self.kv_usable(now) => self
+                    .kv_result(
+                        Some(user),
+                        self.kv.get(&spec.versioned(entry.version)).await,
+                        now,
+                    )
+                    .flatten()
+                    .is_some(),
+                _ => false,
+            };
+            out.push(KeyInfo {
+                key,
+                tier: "memory",
+                state: match (retired, entry.life.at(now)) {
+                    (true, _) => "retired",
+                    (_, Freshness::Fresh) => "fresh",
+                    (_, Freshness::Refresh) => "refresh",
+                    _ => "stale",
+                },
+                age_seconds: (now - entry.life.stored_at) as f64 / 1000.0,
+                ttl_remaining_seconds: (entry.life.expires_at - now) as f64 / 1000.0,
+                not_found: entry.payload.is_none(),
+                in_kv,
+            });
+        }
+        Ok(out)
+    }
+
+    fn stats(&self, user: Option<&UserId>) -> CacheStats {
+        let stats = self.state.stats.borrow();
+        let counters = match user {
+            Some(u) => stats.per_user.get(u).copied().unwrap_or_default(),
+            None => stats.total,
+        };
+        let hits = counters.hits_memory + counters.hits_kv + counters.stale_served;
+        let lookups = hits + counters.misses;
+        let memory = self.state.memory.borrow();
+        let (max_bytes, max_entries) = memory.bounds();
+        let (entries, bytes) = match user {
+            Some(u) => Self::user_prefixes(u).iter().fold((0, 0), |acc, prefix| {
+                memory
+                    .entries_with_prefix(prefix)
+                    .fold(acc, |(n, b), (k, e)| {
+                        (n + 1, b + k.len() as u64 + e.bytes())
+                    })
+            }),
+            None => (memory.len(), memory.bytes()),
+        };
+        CacheStats {
+            scope: if user.is_some() { "user" } else { "isolate" },
+            counters,
+            hit_rate: if lookups == 0 {
+                0.0
+            } else {
+                (hits as f64 / lookups as f64 * 10_000.0).round() / 10_000.0
+            },
+            memory: MemoryStats {
+                entries,
+                bytes,
+                max_entries,
+                max_bytes,
+            },
+            kv_breaker_open: self.state.breaker.get().is_open(self.now()),
+            enabled: TierSwitches {
+                cache: self.policy.enabled,
+                memory: self.policy.memory_enabled,
+                kv: self.policy.kv_enabled,
+            },
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! The read path: memory, then KV, then D1, serving only entries stored under exactly the
+//! version this isolate knows for the user (see the module docs for why that is enough).
+
+use super::codec;
+use super::keys::KeySpec;
+use super::memory::Entry;
+use super::policy::Freshness;
+use super::state::InflightGuard;
+use super::{KvTier, Load, Origin, Runtime, TieredReads};
+use crate::clock::Clock;
+use crate::domain::{UserId, Version};
+use crate::error::{AppError, AppResult};
+use crate::reads::{Outcome, Payload, Served, Source};
+use futures_util::future::{select, Either};
+use std::rc::Rc;
+
+/// A value from some tier, with its lifetime, before it becomes a response.
+struct Found {
+    entry: Entry,
+    source: Source,
+}
+
+/// A load from D1: the value, the version it reflects, and the rows it read.
+struct Loaded {
+    value: Option<Payload>,
+    version: Version,
+    rows: u64,
+}
+
+impl<R, K, C, T> TieredReads<R, K, C, T>
+where
+    R: Origin + 'static,
+    K: KvTier + 'static,
+    C: Clock + Clone + 'static,
+    T: Runtime,
+{
+    fn served(&self, user: &UserId, found: &Found, outcome: Outcome) -> Served<Option<Payload>> {
+        let rows = found.entry.rows_read;
+        self.state.record(Some(user), |c| {
+            match outcome {
+                Outcome::HitMemory => c.hits_memory += 1,
+                Outcome::HitKv => c.hits_kv += 1,
+                Outcome::Stale => c.stale_served += 1,
+                _ => {}
+            }
+            c.d1_rows_avoided += rows;
+        });
+        Served {
+            value: found.entry.payload.as_deref().cloned(),
+            source: found.source,
+            outcome,
+            version: found.entry.version,
+        }
+    }
+
+    /// Loads from D1; the version comes from the same batch as the data. A load is also a
+    /// sync: the view takes its version as of when it started.
+    async fn load_origin(&self, user: &UserId, load: &Load) -> AppResult<Loaded> {
+        let started = self.now();
+        let before = self.origin.usage();
+        let z = Version::ZERO;
+        let (value, version) = match load {
+            Load::Page(p) => {
+                let s = self.origin.call_page(user, p, z).await?;
+                (Some(s.value), s.version)
+            }
+            Load::Summary(l) => {
+                let s = self.origin.intent_summary(user, *l, z).await?;
+                (Some(s.value), s.version)
+            }
+            Load::Call(c) => {
+                let s = self.origin.call_detail(user, c, z).await?;
+                (s.value, s.version)
+            }
+            Load::Analysis(c) => {
+                let s = self.origin.call_analysis(user, c, z).await?;
+                (s.value, s.version)
+            }
+            Load::Enhanced(c) => {
+                let s = self.origin.call_enrichment(user, c, z).await?;
+                (s.value, s.version)
+            }
+        };
+        let after = self.origin.usage();
+        let (queries, rows) = (
+            after.queries.saturating_sub(before.queries),
+            after.rows_read.saturating_sub(before.rows_read),
+        );
+        self.state.record(Some(user), |c| {
+            c.d1_queries += queries;
+            c.d1_rows_read += rows;
+        });
+        self.synced(user, version, started);
+        Ok(Loaded {
+            value,
+            version,
+            rows,
+        })
+    }
+
+    fn random_unit(&self) -> f64 {
+        let mut bytes = [0u8; 8];
+        match getrandom::fill(&mut bytes) {
+            Ok(()) => (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64,
+            Err(_) => 0.5,
+        }
+    }
+
+    /// Keeps a freshly loaded value under the version it was read at — unless this isolate
+    /// already knows a newer one, which retires it before it is stored.
+    fn remember(&self, spec: &KeySpec, loaded: &Loaded, now: i64) {
+        let life = self.policy.lifetime(
+            now,
+            self.ttl(spec.kind, loaded.value.is_none()),
+            self.random_unit(),
+        );
+        let entry = Entry {
+            payload: loaded.value.clone().map(Rc::new),
+            version: loaded.version,
+            life,
+            rows_read: loaded.rows,
+        };
+        self.keep(spec, entry, now, true);
+    }
+
+    pub(super) fn keep(&self, spec: &KeySpec, entry: Entry, now: i64, to_kv: bool) {
+        if entry.version < self.view_version(&spec.user) {
+            return;
+        }
+        if self.policy.memory_enabled {
+            self.state
+                .memory
+                .borrow_mut()
+                .insert(spec.logical().to_owned(), entry.clone());
+        }
+        if to_kv && self.policy.kv_enabled && self.kv_usable(now) {
+            let this = self.clone();
+            let key = spec.versioned(entry.version);
+            let user = spec.user.clone();
+            self.rt.spawn(Box::pin(async move {
+                let ttl = this.policy.kv_ttl_secs(&entry.life, now);
+                let put = this.kv.put(&key, &codec::encode(&entry), ttl).await;
+                this.kv_result(Some(&user), put, now);
+            }));
+        }
+    }
+
+    /// Loads `load` from D1 and keeps it (warming).
+    pub(super) async fn load_and_remember(&self, spec: &KeySpec, load: &Load) -> AppResult<()> {
+        let loaded = self.load_origin(&spec.user, load).await?;
+        self.remember(spec, &loaded, self.now());
+        Ok(())
+    }
+
+    pub(super) fn refresh_in_background(&self, spec: &KeySpec, load: &Load, version: Version) {
+        let Some(guard) = InflightGuard::lead(&self.state, &spec.versioned(version)) else {
+            return; // someone is already loading it
+        };
+        let this = self.clone();
+        let (spec, load) = (spec.clone(), load.clone());
+        self.rt.spawn(Box::pin(async move {
+            let _guard = guard;
+            if let Ok(loaded) = this.load_origin(&spec.user, &load).await {
+                this.state
+                    .record(Some(&spec.user), |c| c.background_loads += 1);
+                let now = this.now();
+                this.remember(&spec, &loaded, now);
+            }
+        }));
+    }
+
+    /// Another request of this isolate is loading the key: wait for its result in memory.
+    async fn follow(&self, spec: &KeySpec, versioned: &str, version: Version) -> Option<Found> {
+        let polls = self.policy.follower_wait_ms / self.policy.follower_poll_ms.max(1);
+        for _ in 0..polls {
+            self.rt.sleep(self.policy.follower_poll_ms).await;
+            let now = self.now();
+            let found = self.state.memory.borrow().get(spec.logical()).cloned();
+            if let Some(entry) = found {
+                if entry.version >= version
+                    && entry.version == self.view_version(&spec.user)
+                    && entry.life.at(now) == Freshness::Fresh
+                {
+                    return Some(Found {
+                        entry,
+                        source: Source::Memory,
+                    });
+                }
+            }
+            if !self.state.inflight.borrow().contains(versioned) {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// Loads from D1; with a stale fallback at hand, gives up after the soft timeout.
+    async fn load_bounded(
+        &self,
+        user: &UserId,
+        load: &Load,
+        has_fallback: bool,
+    ) -> AppResult<Option<Loaded>> {
+        if !has_fallback || self.policy.soft_timeout_ms == 0 {
+            return self.load_origin(user, load).await.map(Some);
+        }
+        let loading = Box::pin(self.load_origin(user, load));
+        let timeout = self.rt.sleep(self.policy.soft_timeout_ms);
+        match select(loading, timeout).await {
+            Either::Left((result, _)) => result.map(Some),
+            Either::Right(((), _)) => Ok(None),
+        }
+    }
+
+    pub async fn read(
+        &self,
+        user: &UserId,
+        load: Load,
+        at_least: Version,
+    ) -> AppResult<Served<Option<Payload>>> {
+        if !self.policy.enabled || load.bypasses_cache() {
+            self.state.record(Some(user), |c| c.bypassed += 1);
+            let loaded = self.load_origin(user, &load).await?;
+            return Ok(Served::from_d1(loaded.value, loaded.version));
+        }
+        let spec = load.spec(user);
+        let now = self.now();
+        let known = self.known_version(user, at_least, now).await;
+        let mut fallback: Option<Found> = None;
+
+        if self.policy.memory_enabled {
+            if let Some(entry) = self.memory_entry(&spec, known.version) {
+                let found = Found {
+                    entry,
+                    source: Source::Memory,
+                };
+                match (known.vouched, found.entry.life.at(now)) {
+                    (true, Freshness::Fresh) => {
+                        return Ok(self.served(user, &found, Outcome::HitMemory))
+                    }
+                    (true, Freshness::Refresh) => {
+                        self.refresh_in_background(&spec, &load, known.version);
+                        return Ok(self.served(user, &found, Outcome::HitMemory));
+                    }
+                    (_, Freshness::Dead) => {}
+                    _ => fallback = Some(found),
+                }
+            }
+        }
+
+        let versioned = spec.versioned(known.version);
+        if self.policy.kv_enabled && self.kv_usable(now) {
+            let read = self.kv.get(&versioned).await;
+            let entry = self
+                .kv_result(Some(user), read, now)
+                .flatten()
+                .and_then(|raw| codec::decode(&raw))
+                .filter(|e| e.version == known.version);
+            if let Some(entry) = entry {
+                let freshness = entry.life.at(now);
+                let found = Found {
+                    entry,
+                    source: Source::Kv,
+                };
+                match (known.vouched, freshness) {
+                    (true, Freshness::Fresh | Freshness::Refresh) => {
+                        if freshness == Freshness::Refresh {
+                            self.refresh_in_background(&spec, &load, known.version);
+                        }
+                        // Same absolute lifetime as in KV: memory never extends it.
+                        self.keep(&spec, found.entry.clone(), now, false);
+                        return Ok(self.served(user, &found, Outcome::HitKv));
+                    }
+                    (_, Freshness::Dead) => {}
+                    _ if fallback.is_none() => fallback = Some(found),
+                    _ => {}
+                }
+            }
+        }
+
+        if self.policy.memory_enabled && self.state.inflight.borrow().contains(&versioned) {
+            if let Some(found) = self.follow(&spec, &versioned, known.version).await {
+                self.state.record(Some(user), |c| c.coalesced += 1);
+                return Ok(self.served(user, &found, Outcome::HitMemory));
+            }
+        }
+
+        let guard = InflightGuard::lead(&self.state, &versioned);
+        let result = self.load_bounded(user, &load, fallback.is_some()).await;
+        drop(guard);
+        match (result, fallback) {
+            (Ok(Some(loaded)), _) => {
+                self.state.record(Some(user), |c| c.misses += 1);
+                self.remember(&spec, &loaded, self.now());
+                Ok(Served {
+                    value: loaded.value,
+                    source: Source::D1,
+                    outcome: Outcome::Miss,
+                    version: loaded.version,
+                })
+            }
+            // Only an entry at the newest version this isolate knows, expired by time or not
+            // vouched for by D1, is a fail-safe; a retired one never is.
+            (Ok(None) | Err(_), Some(stale))
+                if stale.entry.version == self.view_version(user)
+                    && stale.entry.version >= at_least =>
+            {
+                Ok(self.served(user, &stale, Outcome::Stale))
+            }
+            (Err(e), _) => Err(e),
+            (Ok(None), _) => Err(AppError::unavailable("D1 soft timeout without fallback")),
+        }
+    }
+
+    /// Memory's entry for `spec` if it is at `version`; an older one is retired and dropped.
+    fn memory_entry(&self, spec: &KeySpec, version: Version) -> Option<Entry> {
+        let cached = self.state.memory.borrow().get(spec.logical()).cloned()?;
+        if cached.version == version {
+            return Some(cached);
+        }
+        self.state.memory.borrow_mut().remove(spec.logical());
+        None
+    }
+}

@@ -1,0 +1,157 @@
+//! Versions and invalidation: what this isolate knows of each user's version, how it learns
+//! more from D1 (the one authority), and how writes and purges move it.
+//!
+//! A view entry is *synced* when D1 told it within the last `sync_ms`; a read never trusts an
+//! older one. Syncs record when they *started*: the answer reflects every write acknowledged
+//! before that instant, which is what the staleness bound is about.
+
+use super::state::{InflightGuard, MAX_DUE_FOR_SYNC};
+use super::{KvTier, Origin, Runtime, TieredReads};
+use crate::clock::Clock;
+use crate::domain::{UserId, Version};
+use crate::error::AppResult;
+
+/// The version a read must answer with, and whether D1 vouched for it within the bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Known {
+    pub version: Version,
+    /// False when the view was too old (or below `X-Min-Version`) and D1 could not be asked:
+    /// entries at `version` may then only be served as a fail-safe `STALE`.
+    pub vouched: bool,
+}
+
+impl<R, K, C, T> TieredReads<R, K, C, T>
+where
+    R: Origin + 'static,
+    K: KvTier + 'static,
+    C: Clock + Clone + 'static,
+    T: Runtime,
+{
+    /// The version `user`'s reads must have now: the view's, if it is recent and at least
+    /// `at_least`; else D1's, asked before answering.
+    pub(super) async fn known_version(&self, user: &UserId, at_least: Version, now: i64) -> Known {
+        let seen = self.state.versions.borrow().get(user);
+        let age = seen.map(|s| now.saturating_sub(s.synced_at));
+        let recent = age.is_some_and(|a| a < self.policy.sync_ms);
+        if let (Some(seen), true) = (seen, recent) {
+            if seen.version >= at_least {
+                if age.is_some_and(|a| a as f64 >= self.policy.sync_ms as f64 * 0.8) {
+                    self.sync_in_background(user);
+                }
+                return Known {
+                    version: seen.version,
+                    vouched: true,
+                };
+            }
+        }
+        let vouched = self.sync_coalesced(user, at_least, now).await;
+        let version = self
+            .state
+            .versions
+            .borrow()
+            .get(user)
+            .map_or(Version::ZERO, |s| s.version);
+        Known { version, vouched }
+    }
+
+    /// Syncs `user` before a read that started at `now` — or, when another request of this
+    /// isolate is already syncing that user, waits for its answer instead of asking D1 again.
+    /// Its sync started before the wait ended, so if it is recent relative to `now` it is as
+    /// good as our own.
+    async fn sync_coalesced(&self, user: &UserId, at_least: Version, now: i64) -> bool {
+        let key = format!("sync:{user}");
+        if let Some(_leader) = InflightGuard::lead(&self.state, &key) {
+            return self.sync_now(std::slice::from_ref(user), now).await.is_ok();
+        }
+        let polls = self.policy.follower_wait_ms / self.policy.follower_poll_ms.max(1);
+        for _ in 0..polls {
+            self.rt.sleep(self.policy.follower_poll_ms).await;
+            let seen = self.state.versions.borrow().get(user);
+            if seen.is_some_and(|s| {
+                now.saturating_sub(s.synced_at) < self.policy.sync_ms && s.version >= at_least
+            }) {
+                return true;
+            }
+            if !self.state.inflight.borrow().contains(&key) {
+                break;
+            }
+        }
+        let started = self.now();
+        self.sync_now(std::slice::from_ref(user), started)
+            .await
+            .is_ok()
+    }
+
+    /// Reads `users`' versions from D1 in one query and records them as synced at `started`.
+    async fn sync_now(&self, users: &[UserId], started: i64) -> AppResult<()> {
+        let before = self.origin.usage();
+        let result = self.origin.current_versions(users).await;
+        let after = self.origin.usage();
+        self.state.record(None, |c| {
+            c.version_syncs += after.queries.saturating_sub(before.queries);
+            c.version_rows_read += after.rows_read.saturating_sub(before.rows_read);
+        });
+        let versions = result?;
+        let mut view = self.state.versions.borrow_mut();
+        for (user, version) in users.iter().zip(versions) {
+            view.synced(user, version, started);
+        }
+        Ok(())
+    }
+
+    /// Queues `user` for the next background sync and makes sure one is scheduled: every
+    /// user queued meanwhile rides along in the same query.
+    fn sync_in_background(&self, user: &UserId) {
+        let schedule = {
+            let mut due = self.state.due.borrow_mut();
+            if due.users.len() < MAX_DUE_FOR_SYNC && !due.users.contains(user) {
+                due.users.push(user.clone());
+            }
+            !std::mem::replace(&mut due.scheduled, true)
+        };
+        if !schedule {
+            return;
+        }
+        let this = self.clone();
+        self.rt.spawn(Box::pin(async move {
+            let users = {
+                let mut due = this.state.due.borrow_mut();
+                due.scheduled = false;
+                std::mem::take(&mut due.users)
+            };
+            let started = this.now();
+            // A failed background sync changes nothing: the next read syncs in the foreground.
+            let _ = this.sync_now(&users, started).await;
+        }));
+    }
+
+    /// D1 said `version` for `user` in a load that started at `started`.
+    pub(super) fn synced(&self, user: &UserId, version: Version, started: i64) {
+        self.state
+            .versions
+            .borrow_mut()
+            .synced(user, version, started);
+    }
+
+    /// The version this isolate knows for `user` (zero if none).
+    pub(super) fn view_version(&self, user: &UserId) -> Version {
+        self.state
+            .versions
+            .borrow()
+            .get(user)
+            .map_or(Version::ZERO, |s| s.version)
+    }
+
+    /// A write made here moved `user` to `version`: reads here see it at once.
+    pub(super) fn learn(&self, user: &UserId, version: Version) {
+        self.state.versions.borrow_mut().learn(user, version);
+    }
+
+    /// Drops what memory holds for `user` (its entries are retired anyway; this frees room).
+    pub(super) fn forget_user_entries(&self, user: &UserId) {
+        let mut memory = self.state.memory.borrow_mut();
+        for prefix in ["recordings", "intent", "enhanced"] {
+            memory.remove_prefix(&format!("{}:{prefix}:user:{user}:", super::keys::FORMAT));
+        }
+    }
+}
