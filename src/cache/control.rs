@@ -26,11 +26,10 @@ where
         let now = self.now();
         let known = self.known_version(user, Version::ZERO, now).await;
         let cached = self.state.memory.borrow().get(spec.logical()).cloned();
-        if known.vouched
-            && cached
-                .is_some_and(|e| e.version == known.version && e.life.at(now) == Freshness::Fresh)
-        {
-            return Ok(());
+        if let (Some(known), Some(e)) = (known, cached) {
+            if known.vouched && e.version == known.version && e.life.at(now) == Freshness::Fresh {
+                return Ok(());
+            }
         }
         self.load_and_remember(&spec, &load).await?;
         self.state.record(Some(user), |c| c.background_loads += 1);

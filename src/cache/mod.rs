@@ -66,6 +66,8 @@ pub mod keys;
 pub mod memory;
 pub mod policy;
 mod read;
+#[cfg(test)]
+pub mod sim;
 pub mod state;
 #[cfg(test)]
 pub mod testing;

@@ -225,7 +225,18 @@ where
         }
         let spec = load.spec(user);
         let now = self.now();
-        let known = self.known_version(user, at_least, now).await;
+        let Some(known) = self.known_version(user, at_least, now).await else {
+            // Nothing known and D1 unreachable: only D1 itself may answer.
+            let loaded = self.load_origin(user, &load).await?;
+            self.state.record(Some(user), |c| c.misses += 1);
+            self.remember(&spec, &loaded, self.now());
+            return Ok(Served {
+                value: loaded.value,
+                source: Source::D1,
+                outcome: Outcome::Miss,
+                version: loaded.version,
+            });
+        };
         let mut fallback: Option<Found> = None;
 
         if self.policy.memory_enabled {

@@ -28,8 +28,15 @@ where
     T: Runtime,
 {
     /// The version `user`'s reads must have now: the view's, if it is recent and at least
-    /// `at_least`; else D1's, asked before answering.
-    pub(super) async fn known_version(&self, user: &UserId, at_least: Version, now: i64) -> Known {
+    /// `at_least`; else D1's, asked before answering. `None` when D1 cannot be asked and the
+    /// view holds nothing for the user (it may have forgotten a write made here): then no
+    /// cached entry may be served, not even as a fail-safe.
+    pub(super) async fn known_version(
+        &self,
+        user: &UserId,
+        at_least: Version,
+        now: i64,
+    ) -> Option<Known> {
         let seen = self.state.versions.borrow().get(user);
         let age = seen.map(|s| now.saturating_sub(s.synced_at));
         let recent = age.is_some_and(|a| a < self.policy.sync_ms);
@@ -38,52 +45,65 @@ where
                 if age.is_some_and(|a| a as f64 >= self.policy.sync_ms as f64 * 0.8) {
                     self.sync_in_background(user);
                 }
-                return Known {
+                return Some(Known {
                     version: seen.version,
                     vouched: true,
-                };
+                });
             }
         }
-        let vouched = self.sync_coalesced(user, at_least, now).await;
-        let version = self
-            .state
-            .versions
-            .borrow()
-            .get(user)
-            .map_or(Version::ZERO, |s| s.version);
-        Known { version, vouched }
+        // The version comes from the sync's own answer, not from the view afterwards: a full
+        // view may already have forgotten the user again.
+        let synced = self.sync_coalesced(user, at_least, now).await;
+        let viewed = self.state.versions.borrow().get(user).map(|s| s.version);
+        match (synced, viewed) {
+            (Some(version), viewed) => Some(Known {
+                version: version.max(viewed.unwrap_or(Version::ZERO)),
+                vouched: true,
+            }),
+            (None, Some(version)) => Some(Known {
+                version,
+                vouched: false,
+            }),
+            (None, None) => None,
+        }
     }
 
     /// Syncs `user` before a read that started at `now` — or, when another request of this
     /// isolate is already syncing that user, waits for its answer instead of asking D1 again.
     /// Its sync started before the wait ended, so if it is recent relative to `now` it is as
     /// good as our own.
-    async fn sync_coalesced(&self, user: &UserId, at_least: Version, now: i64) -> bool {
+    async fn sync_coalesced(&self, user: &UserId, at_least: Version, now: i64) -> Option<Version> {
         let key = format!("sync:{user}");
         if let Some(_leader) = InflightGuard::lead(&self.state, &key) {
-            return self.sync_now(std::slice::from_ref(user), now).await.is_ok();
+            return self.sync_one(user, now).await;
         }
         let polls = self.policy.follower_wait_ms / self.policy.follower_poll_ms.max(1);
         for _ in 0..polls {
             self.rt.sleep(self.policy.follower_poll_ms).await;
             let seen = self.state.versions.borrow().get(user);
-            if seen.is_some_and(|s| {
+            if let Some(s) = seen.filter(|s| {
                 now.saturating_sub(s.synced_at) < self.policy.sync_ms && s.version >= at_least
             }) {
-                return true;
+                return Some(s.version);
             }
             if !self.state.inflight.borrow().contains(&key) {
                 break;
             }
         }
         let started = self.now();
-        self.sync_now(std::slice::from_ref(user), started)
+        self.sync_one(user, started).await
+    }
+
+    async fn sync_one(&self, user: &UserId, started: i64) -> Option<Version> {
+        let versions = self
+            .sync_now(std::slice::from_ref(user), started)
             .await
-            .is_ok()
+            .ok()?;
+        versions.first().copied()
     }
 
     /// Reads `users`' versions from D1 in one query and records them as synced at `started`.
-    async fn sync_now(&self, users: &[UserId], started: i64) -> AppResult<()> {
+    async fn sync_now(&self, users: &[UserId], started: i64) -> AppResult<Vec<Version>> {
         let before = self.origin.usage();
         let result = self.origin.current_versions(users).await;
         let after = self.origin.usage();
@@ -93,10 +113,10 @@ where
         });
         let versions = result?;
         let mut view = self.state.versions.borrow_mut();
-        for (user, version) in users.iter().zip(versions) {
-            view.synced(user, version, started);
+        for (user, version) in users.iter().zip(&versions) {
+            view.synced(user, *version, started);
         }
-        Ok(())
+        Ok(versions)
     }
 
     /// Queues `user` for the next background sync and makes sure one is scheduled: every

@@ -30,6 +30,8 @@ use crate::domain::{
 };
 use crate::error::{AppError, AppResult, Context};
 use crate::reads::{PageMeta, Payload, ReadModel, Served};
+#[cfg(test)]
+pub(crate) use ingest::delivery_digest;
 pub use ingest::Ingested;
 use rows::{AnalysisRow, CallRow, EnrichmentRow, IntentRow, StatsRow};
 use serde::de::DeserializeOwned;
@@ -135,6 +137,15 @@ impl<D: Database> Store<D> {
         D: AsRef<sqlite::SqliteDatabase>,
     {
         self.db.as_ref().exec(sql);
+    }
+
+    /// The rows of raw SQL against the test database (assertions).
+    #[cfg(test)]
+    pub fn db_rows(&self, sql: &str) -> Vec<serde_json::Value>
+    where
+        D: AsRef<sqlite::SqliteDatabase>,
+    {
+        self.db.as_ref().rows(sql)
     }
 
     pub fn usage(&self) -> Usage {

@@ -280,7 +280,8 @@ pub const DELETE_CALL: &str = "DELETE FROM calls WHERE id = ?1 AND user_id = ?2"
 /// ?1 provider, ?2 delivery key digest, ?3 claim: whether this attempt claimed the delivery,
 /// what it did, and whose it turned out to be.
 pub const DELIVERY_RESULT: &str = concat!(
-    "SELECT claim = ?3 AS fresh, user_id, call_id, outcome, ",
+    "SELECT claim = ?3 AS fresh, user_id, call_id, outcome, \
+       CASE WHEN d.user_id IS NOT NULL THEN ",
     version_of!("d.user_id"),
-    " AS version FROM webhook_deliveries d WHERE provider = ?1 AND delivery_key = ?2"
+    " END AS version FROM webhook_deliveries d WHERE provider = ?1 AND delivery_key = ?2"
 );

@@ -20,8 +20,24 @@ fn sql_err(e: rusqlite::Error) -> AppError {
 }
 
 impl SqliteDatabase {
-    /// An in-memory database with every file in `migrations/` applied in order.
+    /// An in-memory database with every file in `migrations/` applied in order. The
+    /// migrations run once per test thread; each database is a page copy of that template
+    /// (the simulation makes hundreds).
     pub fn migrated() -> Self {
+        thread_local! {
+            static TEMPLATE: rusqlite::Connection = SqliteDatabase::apply_migrations();
+        }
+        let mut conn = rusqlite::Connection::open_in_memory().expect("sqlite opens in memory");
+        TEMPLATE.with(|template| {
+            rusqlite::backup::Backup::new(template, &mut conn)
+                .and_then(|b| b.run_to_completion(1_000, std::time::Duration::ZERO, None))
+                .expect("the template copies")
+        });
+        conn.set_prepared_statement_cache_capacity(128);
+        Self { conn }
+    }
+
+    fn apply_migrations() -> rusqlite::Connection {
         let conn = rusqlite::Connection::open_in_memory().expect("sqlite opens in memory");
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
         let mut files: Vec<_> = std::fs::read_dir(dir)
@@ -35,7 +51,7 @@ impl SqliteDatabase {
             conn.execute_batch(&sql)
                 .unwrap_or_else(|e| panic!("{} applies: {e}", f.display()));
         }
-        Self { conn }
+        conn
     }
 
     pub fn exec(&self, sql: &str) {
@@ -44,10 +60,21 @@ impl SqliteDatabase {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
+    /// The rows of any SQL text, as JSON objects (for test assertions).
+    pub fn rows(&self, sql: &str) -> Vec<serde_json::Value> {
+        self.run_sql(sql, &[])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .rows
+    }
+
     fn run(&self, st: &Statement) -> AppResult<SqliteRows> {
-        let mut prepared = self.conn.prepare(st.sql).map_err(sql_err)?;
-        let params: Vec<Value> = st
-            .params
+        self.run_sql(st.sql, &st.params)
+    }
+
+    fn run_sql(&self, sql: &str, params: &[SqlValue]) -> AppResult<SqliteRows> {
+        // Cached: the simulation runs the same few statements many thousands of times.
+        let mut prepared = self.conn.prepare_cached(sql).map_err(sql_err)?;
+        let params: Vec<Value> = params
             .iter()
             .map(|p| match p {
                 SqlValue::Null => Value::Null,
