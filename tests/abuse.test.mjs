@@ -47,7 +47,7 @@ test("subjects and ids crafted to collide in cache keys are refused or not found
   }
 });
 
-test("JWT tricks are 401: alg none, HS512, RS256 with the secret as key, no exp, future nbf, oversized", async () => {
+test("JWT tricks are 401: alg none, HS512, RS256 with the secret as key, no exp, future nbf, crit, a foreign audience, oversized", async () => {
   const claims = { sub: "ada", exp: now() + 600 };
   const secret = app.vars.JWT_SECRET;
   const sign = (header, body) => {
@@ -64,6 +64,9 @@ test("JWT tricks are 401: alg none, HS512, RS256 with the secret as key, no exp,
     "future nbf": signJwt(secret, { ...claims, nbf: now() + 3600 }),
     "expired": signJwt(secret, { sub: "ada", exp: now() - 3600 }),
     "oversized": signJwt(secret, { ...claims, pad: "x".repeat(6000) }),
+    "crit null": sign({ alg: "HS256", crit: null }, claims),
+    "an audience while none is configured": signJwt(secret, { ...claims, aud: "billing-service" }),
+    "an audience list while none is configured": signJwt(secret, { ...claims, aud: ["dashboard"] }),
     "two dots only": "a.b",
     "extra segment": `${signJwt(secret, claims)}.x`,
   };

@@ -2,7 +2,8 @@
 //!
 //! [`verify_jwt`] is a pure function of the token, the key, the expectations and `now`. It
 //! accepts only `alg: HS256` (so `none` and RS/HS confusion are refused before any key is
-//! touched), requires `exp`, honours `nbf`, checks `iss`/`aud` when configured, and compares the
+//! touched), requires `exp`, honours `nbf`, checks `iss`/`aud` when configured — and refuses a
+//! token carrying `aud` when no audience is configured — refuses any `crit`, and compares the
 //! MAC in constant time. Written here rather than pulled from a JWT crate because the policy is
 //! the point: one algorithm, mandatory expiry, no header-selected keys.
 
@@ -58,12 +59,9 @@ pub struct Expectations<'a> {
     pub audience: Option<&'a str>,
 }
 
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-    #[serde(default)]
-    crit: Option<serde_json::Value>,
-}
+/// The JOSE header, as a map: what matters is which names are *present* (`"crit": null` is
+/// still a `crit`).
+type Header = serde_json::Map<String, serde_json::Value>;
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -110,11 +108,12 @@ pub fn verify_jwt(
         return Err(TokenError::Malformed);
     };
     let header: Header = decode_json(h64)?;
-    if header.alg != "HS256" {
+    if header.get("alg").and_then(serde_json::Value::as_str) != Some("HS256") {
         return Err(TokenError::UnsupportedAlgorithm);
     }
-    if header.crit.is_some() {
-        // RFC 7515 §4.1.11: extensions we do not understand must not be ignored.
+    if header.contains_key("crit") {
+        // RFC 7515 §4.1.11: extensions we do not understand must not be ignored — in any
+        // form, `null` included.
         return Err(TokenError::Malformed);
     }
     let signature = URL_SAFE_NO_PAD
@@ -127,7 +126,15 @@ pub fn verify_jwt(
     mac.verify_slice(&signature)
         .map_err(|_| TokenError::BadSignature)?;
 
-    let claims: Claims = decode_json(c64)?;
+    let raw_claims: serde_json::Map<String, serde_json::Value> = decode_json(c64)?;
+    // RFC 7519 §4.1.3: a token that names an audience is for that audience only. With none
+    // configured we are nobody's audience, so a token meant for another service sharing the
+    // secret is refused rather than accepted.
+    if expect.audience.is_none() && raw_claims.contains_key("aud") {
+        return Err(TokenError::WrongAudience);
+    }
+    let claims: Claims = serde_json::from_value(serde_json::Value::Object(raw_claims))
+        .map_err(|_| TokenError::Malformed)?;
     let exp = claims.exp.ok_or(TokenError::MissingExpiry)?;
     check_window(exp, claims.nbf, now_secs)?;
     if let Some(issuer) = expect.issuer {
@@ -388,6 +395,38 @@ mod tests {
             "",
         );
         assert_eq!(verify(&crit), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn a_null_crit_is_refused_like_any_other_crit() {
+        let crit = forged(
+            r#"{"alg":"HS256","crit":null}"#,
+            &json!({"sub": "ada", "exp": NOW + 60}),
+            "",
+        );
+        assert_eq!(verify(&crit), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn a_token_with_an_audience_is_refused_when_none_is_configured() {
+        for aud in [json!("billing-service"), json!(["dashboard"]), json!(null)] {
+            let t = sign_hs256(&json!({"sub": "ada", "exp": NOW + 60, "aud": aud}), KEY);
+            assert_eq!(verify(&t), Err(TokenError::WrongAudience), "aud {aud}");
+        }
+        let plain = sign_hs256(&json!({"sub": "ada", "exp": NOW + 60}), KEY);
+        assert!(verify(&plain).is_ok());
+    }
+
+    #[test]
+    fn the_verified_token_cache_never_admits_what_verification_refuses() {
+        let with_aud = sign_hs256(&json!({"sub": "ada", "exp": NOW + 60, "aud": "x"}), KEY);
+        let expect = Expectations::default();
+        for _ in 0..2 {
+            assert_eq!(
+                verify_jwt_cached(&with_aud, KEY, &expect, NOW),
+                Err(TokenError::WrongAudience)
+            );
+        }
     }
 
     #[test]
