@@ -34,6 +34,12 @@ pub fn claim_nonce() -> crate::error::AppResult<String> {
 /// How far a signed timestamp may be from `now`, either way (Standard Webhooks, Retell).
 pub const TOLERANCE_MS: i64 = 5 * 60 * 1000;
 
+/// Whether a signed instant (epoch ms) is within [`TOLERANCE_MS`] of `now`, for any pair of
+/// values: the distance is computed without overflow (`abs_diff` is exact over all of `i64`).
+pub fn within_tolerance(now: crate::domain::Timestamp, signed_ms: i64) -> bool {
+    now.millis().abs_diff(signed_ms) <= TOLERANCE_MS.unsigned_abs()
+}
+
 /// Why a verified body could not become a delivery: a 400 naming what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {

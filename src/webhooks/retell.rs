@@ -6,7 +6,7 @@
 //! `call_analysis.custom_analysis_data`). Calls are attributed through the registered number:
 //! `to_number` for inbound calls, `from_number` for outbound.
 
-use super::{ParseError, TOLERANCE_MS};
+use super::ParseError;
 use crate::domain::{AnalysisReport, CallReport, Delivery, Event, Owner, RecordingReport};
 use crate::domain::{AnalysisStatus, CallId, CallStatus, Direction, Provider, Timestamp, E164};
 use hmac::{Hmac, Mac};
@@ -55,7 +55,7 @@ pub fn verify(
         .ok()
         .filter(|x| x.len() == 32)
         .ok_or(E::MalformedSignature)?;
-    if (now.millis() - ms).abs() > TOLERANCE_MS {
+    if !super::within_tolerance(now, ms) {
         return Err(E::TimestampOutOfTolerance);
     }
     let mut mac = Hmac::<Sha256>::new_from_slice(api_key.as_bytes()).map_err(|_| E::Mismatch)?;
@@ -159,7 +159,10 @@ pub fn parse(body: &[u8], now: Timestamp) -> Result<Delivery, ParseError> {
     };
     let at = if ended { end } else { start }.unwrap_or(now.millis());
     let duration = match (start, end) {
-        (Some(s), Some(e)) if ended && e >= s => Some((e - s + 500) / 1000),
+        (Some(s), Some(e)) if ended && e >= s => e
+            .checked_sub(s)
+            .and_then(|d| d.checked_add(500))
+            .map(|d| d / 1000),
         _ => None,
     };
     delivery.events.push(Event::Call(CallReport {
@@ -228,6 +231,7 @@ pub fn parse(body: &[u8], now: Timestamp) -> Result<Delivery, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::webhooks::TOLERANCE_MS;
 
     fn vector() -> (String, String, String) {
         let raw = std::fs::read_to_string(concat!(
@@ -298,6 +302,40 @@ mod tests {
                 Err(RetellSignatureError::TimestampOutOfTolerance)
             );
         }
+    }
+
+    #[test]
+    fn extreme_signed_times_are_out_of_tolerance_never_an_overflow() {
+        let (key, body, _) = vector();
+        for (v, now) in [
+            ("9223372036854775807", -1),
+            ("0", i64::MIN),
+            ("9223372036854775807", i64::MIN),
+            ("1", i64::MAX),
+        ] {
+            let sig = format!("v={v},d={}", "0".repeat(64));
+            assert_eq!(
+                verify(
+                    body.as_bytes(),
+                    Some(&sig),
+                    &key,
+                    Timestamp::from_millis(now)
+                ),
+                Err(RetellSignatureError::TimestampOutOfTolerance),
+                "v={v} now={now}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_duration_from_extreme_timestamps_is_dropped_not_overflowed() {
+        let body = serde_json::json!({"event": "call_ended", "call": {"call_id": "call_x",
+            "start_timestamp": i64::MIN, "end_timestamp": i64::MAX}});
+        let d = parse(body.to_string().as_bytes(), Timestamp::from_millis(0)).expect("parses");
+        let Event::Call(c) = &d.events[0] else {
+            panic!("a call")
+        };
+        assert_eq!(c.duration_seconds, None);
     }
 
     #[test]

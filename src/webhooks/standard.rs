@@ -75,11 +75,12 @@ pub fn verify(
         .filter(|v| !v.trim().is_empty())
         .ok_or(E::MissingHeader("webhook-signature"))?;
     let seconds: i64 = ts.trim().parse().map_err(|_| E::MalformedTimestamp)?;
-    let skew = seconds
+    // Checked all the way: any header value, however extreme, is out of tolerance rather
+    // than an overflow (a panic in checked builds, a silent pass in release).
+    let ms = seconds
         .checked_mul(1000)
-        .map(|ms| (now.millis() - ms).abs())
         .ok_or(E::TimestampOutOfTolerance)?;
-    if skew > TOLERANCE_MS {
+    if !super::within_tolerance(now, ms) {
         return Err(E::TimestampOutOfTolerance);
     }
     let keys: Vec<Vec<u8>> = secrets.iter().filter_map(|s| secret_key(s)).collect();
@@ -421,6 +422,35 @@ mod tests {
             verify(&h, v.body.as_bytes(), &[&v.secret], at(&v.ts)),
             Err(StandardSignatureError::MalformedTimestamp)
         );
+    }
+
+    #[test]
+    fn extreme_header_timestamps_are_out_of_tolerance_never_an_overflow() {
+        let v = vector();
+        for (ts, now) in [
+            ("-9223370236854775", 1_800_000_000_000),
+            ("9223372036854775", 1_800_000_000_000),
+            ("9223372036854775807", 0),
+            ("-9223372036854775808", 0),
+            ("0", i64::MIN),
+            ("9223372036854", i64::MIN),
+        ] {
+            let h = SignatureHeaders {
+                id: Some(&v.id),
+                timestamp: Some(ts),
+                signature: Some(&v.sig),
+            };
+            assert_eq!(
+                verify(
+                    &h,
+                    v.body.as_bytes(),
+                    &[&v.secret],
+                    Timestamp::from_millis(now)
+                ),
+                Err(StandardSignatureError::TimestampOutOfTolerance),
+                "{ts} at {now}"
+            );
+        }
     }
 
     #[test]

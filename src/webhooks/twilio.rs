@@ -406,6 +406,28 @@ mod tests {
     }
 
     #[test]
+    fn a_call_duration_that_would_overflow_the_start_is_refused_by_name() {
+        let params = form::parse(
+            b"CallSid=CA1&CallStatus=completed&CallDuration=9223372036854775807&Timestamp=Tue%2C+05+Mar+2024+18%3A22%3A13+%2B0000",
+        )
+        .expect("valid");
+        let err = voice_status(&params, Timestamp::from_millis(7)).expect_err("refused");
+        assert!(
+            matches!(
+                err,
+                ParseError::Field {
+                    field: "CallDuration",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let negative =
+            form::parse(b"CallSid=CA1&CallStatus=completed&CallDuration=-5").expect("valid");
+        assert!(voice_status(&negative, Timestamp::from_millis(7)).is_err());
+    }
+
+    #[test]
     fn voice_callbacks_missing_or_garbling_fields_name_them() {
         let cases: [(&[u8], &str); 5] = [
             (b"CallStatus=completed", "CallSid"),
