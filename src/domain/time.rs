@@ -1,4 +1,6 @@
-//! Instants as Unix epoch milliseconds, written as RFC 3339 UTC (`2026-11-21T10:00:00Z`).
+//! Instants as Unix epoch milliseconds, written as RFC 3339 UTC (`2026-11-21T10:00:00Z`), read
+//! from RFC 3339 and RFC 2822 with chrono behind a stricter gate (`fuzz/fuzz_targets/time_parsers.rs`
+//! holds both to the RFC grammars).
 //!
 //! D1 stores the integer (it sorts and indexes cheaply); JSON carries the string.
 
@@ -19,131 +21,48 @@ impl Timestamp {
         self.0
     }
 
-    /// A calendar instant at a UTC offset, if every field is in range. A leap second is
-    /// folded into the minute's last second.
-    fn from_civil(fields: [i64; 6], millis: i64, offset_minutes: i64) -> Option<Self> {
-        let [year, month, day, hour, minute, second] = fields;
-        if !(1..=12).contains(&month)
-            || day < 1
-            || day > days_in_month(year, month)
-            || hour > 23
-            || minute > 59
-            || second > 60
-        {
-            return None;
-        }
-        let days = days_from_civil(year, month, day);
-        let secs = hour * 3600 + minute * 60 + second.min(59);
-        Some(Self(
-            days * MS_PER_DAY + secs * 1000 + millis - offset_minutes * 60_000,
-        ))
+    /// Parses RFC 3339 (`2026-11-21T10:00:00Z`, `…T10:00:00.123+02:00`); `None` for anything
+    /// the RFC refuses or outside the range an epoch-millisecond `i64` can hold.
+    pub fn parse_rfc3339(s: &str) -> Option<Self> {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .and_then(|t| Self::within_years(t.timestamp_millis()))
     }
 
-    /// Parses RFC 3339 (`2026-11-21T10:00:00Z`, `…T10:00:00.123+02:00`); `None` when malformed.
-    pub fn parse_rfc3339(s: &str) -> Option<Self> {
-        let b = s.as_bytes();
-        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-            return None;
-        }
-        if b[13] != b':' || b[16] != b':' {
-            return None;
-        }
-        let num = |r: std::ops::Range<usize>| -> Option<i64> {
-            let part = s.get(r)?;
-            if !part.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            part.parse().ok()
-        };
-        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        let mut rest = &s[19..];
-        let mut millis = 0;
-        if let Some(frac) = rest.strip_prefix('.') {
-            let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 {
-                return None;
-            }
-            let scaled: String = frac[..digits]
-                .chars()
-                .chain("000".chars())
-                .take(3)
-                .collect();
-            millis = scaled.parse::<i64>().ok()?;
-            rest = &frac[digits..];
-        }
-        let offset_minutes = match rest {
-            "Z" | "z" => 0,
-            _ => {
-                let ob = rest.as_bytes();
-                if ob.len() != 6 || ob[3] != b':' {
-                    return None;
-                }
-                let sign = match ob[0] {
-                    b'+' => 1,
-                    b'-' => -1,
-                    _ => return None,
-                };
-                let h: i64 = rest.get(1..3)?.parse().ok()?;
-                let m: i64 = rest.get(4..6)?.parse().ok()?;
-                if h > 23 || m > 59 {
-                    return None;
-                }
-                sign * (h * 60 + m)
-            }
-        };
-        Self::from_civil(
-            [year, month, day, hour, minute, second],
-            millis,
-            offset_minutes,
-        )
+    /// Instants from 0000-01-01 to 9999-12-31 UTC: what RFC 3339's four-digit year can write
+    /// back, so whatever is accepted formats again.
+    fn within_years(ms: i64) -> Option<Self> {
+        const FIRST: i64 = -62_167_219_200_000; // 0000-01-01T00:00:00Z
+        const LAST: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+        (FIRST..=LAST).contains(&ms).then_some(Self(ms))
     }
 
     /// Parses the RFC 2822 dates Twilio sends (`Tue, 05 Mar 2024 18:22:13 +0000`); the
-    /// weekday is optional and ignored.
+    /// weekday is optional and, when present, must be the date's. `None` for anything the RFC
+    /// refuses: signed or out-of-range fields, malformed zones, impossible dates.
     pub fn parse_rfc2822(s: &str) -> Option<Self> {
-        let s = s.trim();
-        let s = match s.split_once(',') {
-            Some((_, rest)) => rest.trim(),
-            None => s,
-        };
-        let mut parts = s.split_ascii_whitespace();
-        let day: i64 = parts.next()?.parse().ok()?;
-        let month = match parts.next()? {
-            "Jan" => 1,
-            "Feb" => 2,
-            "Mar" => 3,
-            "Apr" => 4,
-            "May" => 5,
-            "Jun" => 6,
-            "Jul" => 7,
-            "Aug" => 8,
-            "Sep" => 9,
-            "Oct" => 10,
-            "Nov" => 11,
-            "Dec" => 12,
-            _ => return None,
-        };
-        let year: i64 = parts.next()?.parse().ok()?;
-        let mut hms = parts.next()?.split(':');
-        let hour: i64 = hms.next()?.parse().ok()?;
-        let minute: i64 = hms.next()?.parse().ok()?;
-        let second: i64 = hms.next().map_or(Some(0), |x| x.parse().ok())?;
-        let zone = parts.next().unwrap_or("+0000");
-        if parts.next().is_some() || hms.next().is_some() {
+        // Tokens are separated by spaces and tabs only, and each field is one token: chrono
+        // alone would also skip other whitespace and whitespace inside the time, and take
+        // comments, which the RFC allows but no provider sends.
+        let allowed = |b: u8| b == b' ' || b == b'\t' || (b.is_ascii_graphic() && b != b'(');
+        if !s.bytes().all(allowed) {
             return None;
         }
-        let offset_minutes = match zone {
-            "GMT" | "UT" | "UTC" | "Z" => 0,
-            z if z.len() == 5 && (z.starts_with('+') || z.starts_with('-')) => {
-                let h: i64 = z.get(1..3)?.parse().ok()?;
-                let m: i64 = z.get(3..5)?.parse().ok()?;
-                let sign = if z.starts_with('-') { -1 } else { 1 };
-                sign * (h * 60 + m)
-            }
-            _ => return None,
-        };
-        Self::from_civil([year, month, day, hour, minute, second], 0, offset_minutes)
+        let normalized = s
+            .split([' ', '\t'])
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        // Numbers are at most four digits (day, year): no zero-padded giant years.
+        let short_numbers = normalized
+            .split(' ')
+            .all(|t| t.len() <= 4 || !t.bytes().all(|b| b.is_ascii_digit()));
+        if !short_numbers || normalized.contains(": ") || normalized.contains(" :") {
+            return None;
+        }
+        chrono::DateTime::parse_from_rfc2822(&normalized)
+            .ok()
+            .and_then(|t| Self::within_years(t.timestamp_millis()))
     }
 }
 
@@ -169,30 +88,7 @@ impl Serialize for Timestamp {
     }
 }
 
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-// Howard Hinnant's days-from-civil algorithms, proleptic Gregorian calendar.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
+// Howard Hinnant's civil-from-days algorithm, proleptic Gregorian calendar.
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
@@ -281,6 +177,80 @@ mod tests {
         ] {
             assert_eq!(Timestamp::parse_rfc2822(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn signed_fields_and_signed_offsets_are_refused() {
+        for bad in [
+            "05 Mar 2024 -1:22:13 +0000",
+            "05 Mar 2024 18:-1:13 +0000",
+            "-5 Mar 2024 18:22:13 +0000",
+            "05 Mar 2024 18:22:13 +-100",
+            "05 Mar 2024 18:22:13 -+100",
+        ] {
+            assert_eq!(Timestamp::parse_rfc2822(bad), None, "{bad:?}");
+        }
+        for bad in [
+            "2026-11-21T10:00:00+-1:00",
+            "2026-11-21T-1:00:00Z",
+            "2026-11-2-T10:00:00Z",
+            "+2026-11-21T10:00:00Z",
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn years_beyond_the_range_are_refused_without_overflow() {
+        assert_eq!(
+            Timestamp::parse_rfc2822("Tue,5 Mar 250024 18:22 +0000"),
+            None,
+            "a year RFC 3339 could not write back"
+        );
+        assert_eq!(
+            Timestamp::parse_rfc2822("05 Mar 123456789 18:22:13 +0000"),
+            None
+        );
+        assert_eq!(Timestamp::parse_rfc3339("123456789-01-01T00:00:00Z"), None);
+        assert_eq!(
+            Timestamp::parse_rfc2822("05 Mar 99999999999999999999 18:22:13 +0000"),
+            None
+        );
+    }
+
+    #[test]
+    fn boundaries_of_each_field_are_accepted_and_one_past_them_refused() {
+        let ok = |s: &str| Timestamp::parse_rfc3339(s).is_some();
+        assert!(ok("2024-02-29T23:59:59Z") && !ok("2023-02-29T00:00:00Z"));
+        assert!(ok("2026-12-31T00:00:00Z") && !ok("2026-12-32T00:00:00Z"));
+        assert!(ok("2026-11-21T10:00:00+23:59") && !ok("2026-11-21T10:00:00+24:00"));
+        assert!(!ok("2026-11-21T10:60:00Z") && !ok("2026-00-21T10:00:00Z"));
+        let ok2822 = |s: &str| Timestamp::parse_rfc2822(s).is_some();
+        assert!(ok2822("31 Dec 2026 23:59:59 +0000") && !ok2822("32 Dec 2026 23:59:59 +0000"));
+        assert!(!ok2822("31 Dec 2026 24:00:00 +0000") && !ok2822("31 Dec 2026 23:60:00 +0000"));
+    }
+
+    #[test]
+    fn whitespace_other_than_spaces_and_tabs_inside_the_time_or_comments_are_refused() {
+        for bad in [
+            "Mon, 02 Mar 4048 18:\u{c}22 EST",
+            "05 Mar 2024 18: 22:13 +0000",
+            "05\nMar 2024 18:22:13 +0000",
+            "10 mar 4050 18:22 E(comment)",
+            "5 Mar 00000000000000000000000035 22:13 +0000",
+        ] {
+            assert_eq!(Timestamp::parse_rfc2822(bad), None, "{bad:?}");
+        }
+        assert!(Timestamp::parse_rfc2822("Tue,\t05  Mar 2024 18:22:13 +0000").is_some());
+    }
+
+    #[test]
+    fn a_weekday_that_is_not_the_dates_is_refused() {
+        assert!(Timestamp::parse_rfc2822("Tue, 05 Mar 2024 18:22:13 +0000").is_some());
+        assert_eq!(
+            Timestamp::parse_rfc2822("Mon, 05 Mar 2024 18:22:13 +0000"),
+            None
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! base64 after `whsec_`. The header holds space-separated `v1,<sig>` entries; one match with
 //! any configured secret suffices. The timestamp must be within ±5 minutes of `now`.
 
-use super::{ParseError, TOLERANCE_MS};
+use super::ParseError;
 use crate::domain::{AnalysisReport, CallReport, Delivery, EnrichmentReport, Event, Owner};
 use crate::domain::{AnalysisStatus, CallId, CallStatus, Direction, Provider, Timestamp, UserId};
 use base64::engine::general_purpose::STANDARD;
@@ -297,6 +297,7 @@ pub fn parse(webhook_id: &str, body: &[u8], now: Timestamp) -> Result<Delivery, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::webhooks::TOLERANCE_MS;
     use serde_json::json;
 
     struct Vector {
