@@ -195,19 +195,22 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 }
 
 async fn replay_parked(parking: &KvParking, store: &Store<D1>, reads: &Reads) {
-    match parking::replay(parking, store, REPLAY_BATCH, claim_nonce).await {
+    let now = RuntimeClock.now().millis();
+    match parking::replay(parking, store, REPLAY_BATCH, now, claim_nonce).await {
         Ok(r) => {
-            if r.replayed + r.failed + r.unreadable > 0 {
+            if r.replayed + r.failed + r.moved_aside > 0 || r.stopped_by_outage {
                 worker::console_log!(
-                    "replayed parked deliveries: {} applied, {} failed, {} unreadable",
+                    "replayed parked deliveries: {} applied, {} failed (attempt charged), {} moved aside{}",
                     r.replayed,
                     r.failed,
-                    r.unreadable
+                    r.moved_aside,
+                    if r.stopped_by_outage { "; stopped: D1 is down" } else { "" }
                 );
             }
-            // Replayed deliveries changed data behind every cache: retire what they touched.
-            for (user, _call) in &r.touched {
-                reads.invalidate(user, None);
+            // Replayed deliveries changed data behind every cache: this isolate learns their
+            // versions; the others within the sync bound.
+            for (user, _call, version) in &r.touched {
+                reads.invalidate(user, *version);
             }
         }
         Err(e) => worker::console_error!("replaying parked deliveries: {e}"),

@@ -356,6 +356,25 @@ describe("/api/admin/phone-numbers/{e164}", () => {
   });
 });
 
+describe("/api/admin/parked", () => {
+  test("lists the queue and the dead letters for the operator, requeues them, and refuses everyone else", async () => {
+    const admin = { token: app.vars.ADMIN_TOKEN };
+    const view = await call(app, "GET", "/api/admin/parked", admin);
+    assert.equal(view.status, 200);
+    assert.deepEqual([view.json.data.queued, view.json.data.deadLetters, view.json.data.maxAttempts], [0, [], 5]);
+    const requeued = await call(app, "POST", "/api/admin/parked/requeue", admin);
+    assert.deepEqual([requeued.status, requeued.json.data.requeued], [200, 0]);
+    assert.equal((await call(app, "GET", "/api/admin/parked")).status, 401);
+    assert.equal((await call(app, "POST", "/api/admin/parked/requeue", { token: app.token("ada") })).status, 403);
+    assert.equal((await call(app, "GET", "/api/admin/parked", { token: app.token("ada") })).status, 403);
+    assert.equal((await call(app, "PUT", "/api/admin/parked", admin)).status, 405);
+    assert.equal((await call(app, "GET", "/api/admin/parked/requeue", admin)).status, 405);
+    assert.equal((await call(app, "POST", "/api/admin/parked/requeue")).status, 401);
+    assert.equal((await call(unconfigured, "GET", "/api/admin/parked", { token: "x" })).status, 503);
+    assert.equal((await call(unconfigured, "POST", "/api/admin/parked/requeue", { token: "x" })).status, 503);
+  });
+});
+
 describe("unconfigured secrets", () => {
   test("routes needing JWT_SECRET or ADMIN_TOKEN answer 503 not_configured", async () => {
     const token = app.token("ada");

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { ROOT } from "../scripts/runtime.mjs";
 import { spawnApp } from "./support/app.mjs";
 import { assertMatchesSpec, documentedResponses, seen } from "./support/openapi.mjs";
@@ -421,6 +422,45 @@ describe("D1 failure", () => {
       const got = await target.get("/api/webhook-calls/CAparked", { token: target.token("ada") });
       assert.equal(got.status, 200);
       assert.deepEqual([got.json.data.status, got.json.data.durationSeconds], ["completed", 12]);
+    } finally {
+      await target.close();
+    }
+  });
+});
+
+describe("parked deliveries never stall", () => {
+  test("a poison entry in front of a good one: the good one applies, the poison is moved aside after its attempts, and can be requeued", async () => {
+    const faults = { d1: false };
+    const target = await spawnApp({ faults });
+    const admin = { token: target.vars.ADMIN_TOKEN };
+    try {
+      faults.d1 = true;
+      assert.equal((await event(target, "call.upserted", { userId: "ada", id: "CApoison", status: "completed" })).status, 200);
+      await sleep(5);
+      assert.equal((await event(target, "call.upserted", { userId: "ada", id: "CAgood", status: "completed" })).status, 200);
+      faults.d1 = false;
+      assert.equal((await target.kv.list({ prefix: "parked:v1:" })).keys.length, 2);
+      // D1 answers, but refuses this one delivery every time.
+      await target.db.exec("CREATE TRIGGER poison BEFORE INSERT ON calls WHEN NEW.id = 'CApoison' BEGIN SELECT RAISE(ABORT, 'poison'); END");
+      await target.scheduled();
+      assert.equal((await target.get("/api/webhook-calls/CAgood", { token: target.token("ada") })).status, 200, "the good one is not stuck behind it");
+      for (let i = 0; i < 4; i++) await target.scheduled();
+      assert.equal((await target.kv.list({ prefix: "parked:v1:" })).keys.length, 0);
+      assert.equal((await target.kv.list({ prefix: "parked-dead:v1:" })).keys.length, 1, "moved aside, not deleted");
+      const view = await call(target, "GET", "/api/admin/parked", admin);
+      assert.equal(view.status, 200);
+      assert.equal(view.json.data.queued, 0);
+      assert.equal(view.json.data.deadLetters.length, 1);
+      assert.equal(view.json.data.deadLetters[0].attempts, view.json.data.maxAttempts);
+      assert.doesNotMatch(view.text, /CApoison/, "no payload in the listing");
+      assert.equal((await call(target, "GET", "/api/admin/parked", { token: target.token("ada") })).status, 403);
+      // The cause is fixed: requeue, replay, applied.
+      await target.db.exec("DROP TRIGGER poison");
+      const requeued = await call(target, "POST", "/api/admin/parked/requeue", admin);
+      assert.deepEqual([requeued.status, requeued.json.data.requeued], [200, 1]);
+      await target.scheduled();
+      assert.equal((await target.get("/api/webhook-calls/CApoison", { token: target.token("ada") })).status, 200);
+      assert.equal((await call(target, "DELETE", "/api/admin/parked", admin)).status, 405);
     } finally {
       await target.close();
     }

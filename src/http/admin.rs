@@ -81,3 +81,64 @@ pub async fn delete_phone_number<S: Services>(
         Err(AppError::NotFound)
     }
 }
+
+/// Dead letters listed (and requeued) by one request at most.
+const MAX_DEAD_LETTERS: usize = 100;
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ParkedView {
+    /// Deliveries waiting for D1 (up to the listing limit).
+    queued: usize,
+    /// Deliveries moved aside after failing while D1 answered, or unreadable.
+    dead_letters: Vec<crate::webhooks::parking::DeadLetterInfo>,
+    max_attempts: u32,
+}
+
+#[derive(serde::Serialize)]
+struct Requeued {
+    requeued: usize,
+}
+
+#[derive(serde::Serialize)]
+struct Limit {
+    limit: usize,
+}
+
+/// `GET /api/admin/parked`: what waits for D1 and what was moved aside, without payloads.
+pub async fn parked<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
+    use crate::webhooks::parking;
+    app.admin(req)?;
+    let (queued, dead_letters) = parking::inspect(app.parking, MAX_DEAD_LETTERS).await?;
+    Ok(respond::json(
+        200,
+        &respond::Envelope {
+            success: true,
+            data: ParkedView {
+                queued,
+                dead_letters,
+                max_attempts: parking::MAX_ATTEMPTS,
+            },
+            meta: Limit {
+                limit: MAX_DEAD_LETTERS,
+            },
+        },
+    ))
+}
+
+/// `POST /api/admin/parked/requeue`: puts dead letters back in the queue (after the cause was
+/// fixed); the next replay applies them.
+pub async fn requeue_parked<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
+    app.admin(req)?;
+    let requeued = crate::webhooks::parking::requeue(app.parking, MAX_DEAD_LETTERS).await?;
+    Ok(respond::json(
+        200,
+        &respond::Envelope {
+            success: true,
+            data: Requeued { requeued },
+            meta: Limit {
+                limit: MAX_DEAD_LETTERS,
+            },
+        },
+    ))
+}

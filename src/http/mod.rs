@@ -13,6 +13,8 @@
 //! | `/api/intent-analysis` | GET | [`intents::summary`] |
 //! | `/api/intent-analysis/{callId}` | GET | [`intents::analysis`] |
 //! | `/api/admin/phone-numbers/{e164}` | PUT, DELETE | [`admin`] |
+//! | `/api/admin/parked` | GET | [`admin::parked`] |
+//! | `/api/admin/parked/requeue` | POST | [`admin::requeue_parked`] |
 //! | `/api/cache/stats` | GET | [`cache::stats`] |
 //! | `/api/cache/warm` | POST | [`cache::warm`] |
 //! | `/api/cache/purge` | POST | [`cache::purge`] |
@@ -211,6 +213,12 @@ impl<S: Services> App<'_, S> {
             ["webhooks", "retell"] if post => webhooks::retell_event(self, req, note).await,
             ["webhooks", "twilio", "voice-status" | "recording-status"]
             | ["webhooks", "events" | "retell"] => Err(AppError::MethodNotAllowed {
+                allow: "POST, OPTIONS",
+            }),
+            ["api", "admin", "parked"] if get => admin::parked(self, req).await,
+            ["api", "admin", "parked", "requeue"] if post => admin::requeue_parked(self, req).await,
+            ["api", "admin", "parked"] => Err(AppError::MethodNotAllowed { allow: GET }),
+            ["api", "admin", "parked", "requeue"] => Err(AppError::MethodNotAllowed {
                 allow: "POST, OPTIONS",
             }),
             ["api", "admin", "phone-numbers", number] => match req.method {

@@ -196,6 +196,14 @@ impl<D: Database> Store<D> {
         Ok((rows, decode_version(&version)?))
     }
 
+    /// Whether D1 answers at all: one trivial query.
+    pub async fn ping(&self) -> AppResult<()> {
+        self.query(Statement::new(sql::PING, vec![]))
+            .await
+            .context("pinging D1")?;
+        Ok(())
+    }
+
     /// A page of the user's calls, newest first, and the version it reflects. Reads
     /// `limit + 1` rows to learn whether a next page exists.
     pub async fn load_call_page(

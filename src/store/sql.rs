@@ -106,6 +106,9 @@ pub const BUMP_USER_VERSION: &str = concat!(
 /// Retires everything cached for every user (operator purge), with one write.
 pub const BUMP_EPOCH: &str = "UPDATE cache_epoch SET epoch = epoch + 1 WHERE id = 1";
 
+/// Whether D1 answers at all (telling an outage from a delivery that always fails).
+pub const PING: &str = "SELECT 1 AS ok";
+
 /// The read statements, by name, for the query-plan test.
 #[cfg(test)]
 pub const READS: &[(&str, &str)] = &[

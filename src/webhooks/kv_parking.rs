@@ -2,7 +2,7 @@
 //! has taken it. (KV listings are eventually consistent, so a just-parked key may appear in
 //! the replay's listing a little later; the cron picks it up on a following run.)
 
-use super::parking::{Parking, PREFIX};
+use super::parking::Parking;
 use crate::error::{AppError, AppResult};
 use worker::kv::KvStore;
 
@@ -13,20 +13,20 @@ fn kv_err(e: worker::kv::KvError) -> AppError {
 }
 
 impl Parking for KvParking {
-    async fn park(&self, key: &str, delivery_json: &str) -> AppResult<()> {
+    async fn put(&self, key: &str, value: &str) -> AppResult<()> {
         self.0
-            .put(key, delivery_json)
+            .put(key, value)
             .map_err(kv_err)?
             .execute()
             .await
             .map_err(kv_err)
     }
 
-    async fn parked(&self, limit: usize) -> AppResult<Vec<String>> {
+    async fn list(&self, prefix: &str, limit: usize) -> AppResult<Vec<String>> {
         let listed = self
             .0
             .list()
-            .prefix(PREFIX.to_owned())
+            .prefix(prefix.to_owned())
             .limit(limit as u64)
             .execute()
             .await
