@@ -230,9 +230,12 @@ fn method_name(m: Method) -> &'static str {
 }
 
 async fn read_request(req: &mut worker::Request) -> Result<Request, AppError> {
-    let url = req
-        .url()
-        .map_err(|e| AppError::InvalidRequest(format!("bad URL: {e}")))?;
+    // The runtime's own string, not a re-serialization: Twilio signs the URL exactly as it
+    // called it, and a parse-and-print round trip may change characters such as `'`.
+    let url = req.inner().url();
+    let (path, query) =
+        crate::http::split_url(&url).ok_or_else(|| AppError::InvalidRequest("bad URL".into()))?;
+    let (path, query) = (path.to_owned(), query.to_owned());
     let method = Method::parse(req.method().as_ref());
     let headers: Vec<(String, String)> = req
         .headers()
@@ -255,9 +258,9 @@ async fn read_request(req: &mut worker::Request) -> Result<Request, AppError> {
     };
     Ok(Request {
         method,
-        url: url.to_string(),
-        path: url.path().to_owned(),
-        query: url.query().unwrap_or("").to_owned(),
+        url,
+        path,
+        query,
         headers,
         body,
     })

@@ -2,6 +2,7 @@
 // to the built worker in workerd, and their effect read back through the dashboard routes.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -101,6 +102,27 @@ describe("POST /webhooks/twilio/voice-status", () => {
     assert.equal(ok.status, 200);
     const port = await twilio(app, "/webhooks/twilio/voice-status", { ...RINGING, CallSid: "CAe2e3" }, { base: "https://dash.example.com:443" });
     assert.equal(port.status, 200);
+  });
+
+  test("the signature covers the query exactly as sent, characters a URL parser would rewrite included", async () => {
+    const path = "/webhooks/twilio/voice-status?who=o'brien&x=%7e|^";
+    const body = new URLSearchParams({ ...RINGING, CallSid: "CAquery1" }).toString();
+    const send = (signedUrl) =>
+      new Promise((resolve, reject) => {
+        const { hostname, port } = new URL(app.url);
+        const req = httpRequest({ hostname, port, method: "POST", path, headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          "x-twilio-signature": twilioSignature(app.vars.TWILIO_AUTH_TOKEN, signedUrl, body),
+        } }, (res) => { res.resume(); res.on("end", () => resolve(res.statusCode)); });
+        req.on("error", reject);
+        req.end(body);
+      });
+    // The runtime re-encodes `'` as %27 before the worker sees the URL; both forms verify,
+    // and every other character is verified exactly as sent.
+    assert.equal(await send(PUBLIC + path), 200, "signed over the URL as sent");
+    assert.equal(await send(PUBLIC + path.replace("'", "%27")), 200, "signed over the runtime's form");
+    assert.equal(await send(PUBLIC + path.replace("%7e", "~")), 403, "not over a re-serialized form");
+    assert.equal(await send(PUBLIC + path.replace("|", "%7C")), 403, "nor another escape");
   });
 
   test("a missing signature is 401 and a wrong one 403", async () => {

@@ -319,6 +319,20 @@ pub(crate) fn small_json<T: serde::de::DeserializeOwned>(
 }
 
 /// A call id from a path segment. Ids that cannot exist are simply not found.
+/// The path and the query of an absolute URL, exactly as written (no decoding, no
+/// re-encoding): `https://host/a/b?x=1#f` gives `("/a/b", "x=1")`. `None` without a scheme and
+/// host.
+pub fn split_url(url: &str) -> Option<(&str, &str)> {
+    let (_, after_scheme) = url.split_once("://")?;
+    let path_start = after_scheme
+        .find(['/', '?', '#'])
+        .unwrap_or(after_scheme.len());
+    let rest = &after_scheme[path_start..];
+    let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    Some((if path.is_empty() { "/" } else { path }, query))
+}
+
 /// `X-Min-Version`: the oldest version of the user's data this read may reflect (a client told
 /// of a change reads its own writes). Absent means anything current.
 fn min_version(req: &Request) -> AppResult<Version> {

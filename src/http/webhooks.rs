@@ -200,22 +200,39 @@ mod tests {
     use super::*;
 
     fn req(url: &str) -> Request {
-        let (path_and_query, query) = url
-            .split_once("://")
-            .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
-            .map(|pq| match pq.split_once('?') {
-                Some((p, q)) => (p.to_owned(), q.to_owned()),
-                None => (pq.to_owned(), String::new()),
-            })
-            .unwrap_or_default();
+        let (path, query) = crate::http::split_url(url).expect("absolute");
         Request {
             method: super::super::Method::Post,
             url: url.to_owned(),
-            path: path_and_query,
-            query,
+            path: path.to_owned(),
+            query: query.to_owned(),
             headers: vec![],
             body: vec![],
         }
+    }
+
+    #[test]
+    fn the_signed_url_keeps_the_query_exactly_as_received() {
+        // What a parse-and-print round trip would rewrite (`'` → `%27`, `%7e` → `~`, …)
+        // stays as the provider sent and signed it.
+        let raw = "https://dash.example.com/webhooks/twilio/voice-status?who=o'brien&x=%7e|^";
+        let r = req(raw);
+        assert_eq!(public_url(None, &r), raw);
+        assert_eq!(
+            public_url(Some("https://proxy.example"), &r),
+            "https://proxy.example/webhooks/twilio/voice-status?who=o'brien&x=%7e|^"
+        );
+    }
+
+    #[test]
+    fn urls_split_into_path_and_query_without_decoding() {
+        assert_eq!(
+            crate::http::split_url("https://h:8787/a/b?x=1&y='#frag"),
+            Some(("/a/b", "x=1&y='"))
+        );
+        assert_eq!(crate::http::split_url("http://h"), Some(("/", "")));
+        assert_eq!(crate::http::split_url("http://h?q"), Some(("/", "q")));
+        assert_eq!(crate::http::split_url("/relative"), None);
     }
 
     #[test]

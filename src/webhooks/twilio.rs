@@ -2,8 +2,9 @@
 //!
 //! The signature is base64(HMAC-SHA1(auth token, URL + every POST parameter's name and value,
 //! sorted by name)). The URL is the one Twilio called: `PUBLIC_BASE_URL` + path + query when
-//! set, else the request URL; both the with-port and without-port forms of the default port
-//! are accepted, as Twilio's own SDKs do. Repeated names are signed once per value, values in
+//! set, else the request URL — both exactly as the runtime received them, never re-parsed;
+//! both the with-port and without-port forms of the default port are accepted, as Twilio's
+//! own SDKs do, and a `'` the runtime re-encoded in the query as `%27` is tried as `'`. Repeated names are signed once per value, values in
 //! order; the SDKs differ on whether identical repeated values count once, so both forms are
 //! accepted.
 
@@ -73,8 +74,27 @@ fn signed_params(params: &[(String, String)]) -> Vec<String> {
     forms
 }
 
-/// The URL as given, plus the same URL with the default port added or removed.
+/// The URL as given, plus the same URL with the default port added or removed — and, for each,
+/// with the query's `%27` turned back into `'`: the Workers runtime hands the worker a URL in
+/// which `'` in the query is already re-encoded (the WHATWG rule for http(s) queries), while
+/// Twilio signs the URL as it sent it. Only that one rewrite is undone; everything else is
+/// verified exactly as received.
 fn url_variants(url: &str) -> Vec<String> {
+    let mut out = port_variants(url);
+    let unescaped: Vec<String> = out
+        .iter()
+        .filter_map(|u| {
+            let (before, query) = u.split_once('?')?;
+            query
+                .contains("%27")
+                .then(|| format!("{before}?{}", query.replace("%27", "'")))
+        })
+        .collect();
+    out.extend(unescaped);
+    out
+}
+
+fn port_variants(url: &str) -> Vec<String> {
     let mut out = vec![url.to_owned()];
     let (scheme, default_port) = if url.starts_with("https://") {
         ("https://", ":443")
@@ -403,6 +423,26 @@ mod tests {
         assert_eq!(call.owner.number.as_deref(), Some("+15550001111"));
         // No Timestamp: the receive time is the event time, but no start is reported.
         assert_eq!((call.at, call.started_at, call.ended_at), (7, None, None));
+    }
+
+    #[test]
+    fn a_quote_the_runtime_re_encoded_in_the_query_still_verifies() {
+        let token = "12345";
+        let signed = "https://dash.example.com/hook?who=o'brien";
+        let params = vec![("CallSid".to_owned(), "CA1".to_owned())];
+        let mut mac = Hmac::<Sha1>::new_from_slice(token.as_bytes()).expect("key");
+        mac.update(signed.as_bytes());
+        mac.update(b"CallSidCA1");
+        let sig = STANDARD.encode(mac.finalize().into_bytes());
+        let as_received = "https://dash.example.com/hook?who=o%27brien";
+        assert_eq!(verify(as_received, &params, Some(&sig), &[token]), Ok(()));
+        assert_eq!(verify(signed, &params, Some(&sig), &[token]), Ok(()));
+        // Nothing else is rewritten: another character's escape is a mismatch.
+        let other = "https://dash.example.com/hook?who=o%27brien%7C";
+        assert_eq!(
+            verify(other, &params, Some(&sig), &[token]),
+            Err(TwilioSignatureError::Mismatch)
+        );
     }
 
     #[test]
