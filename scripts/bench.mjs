@@ -335,13 +335,13 @@ function render(rows, miss, peakRss, wasmRaw, wasmGz) {
       "reads are page 1, the summary, and details/analyses of ten calls per user; their non-2xx are analyses that do not exist (404).",
   );
   lines.push("");
-  lines.push("| mode | scenario | req/s | p50 ms | p99 ms | non-2xx | D1 queries/read | D1 rows/req | memory hit | KV hit | miss | × cache off | × floor |");
-  lines.push("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+  lines.push("| mode | scenario | req/s | p50 ms | p99 ms | non-2xx | D1 queries/read | D1 rows/req | version syncs/read | sync rows/read | memory hit | KV hit | miss | × cache off | × floor |");
+  lines.push("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const r of rows) {
     const off = find("cache off", r.name.split(":")[0].split(" (")[0]);
     const per = (x) => (r.requests ? x / r.requests : NaN);
     const share = (x) => (r.reads ? `${fmt((100 * x) / r.reads, 1)} %` : "–");
-    lines.push(`| ${r.mode} | ${r.name} | ${fmt(r.rps)} | ${fmt(r.p50_us / 1000, 2)} | ${fmt(r.p99_us / 1000, 2)} | ${r.non2xx + r.socket_errors} | ${fmt(r.reads ? (r.d.misses + r.d.bypassed) / r.reads : 0, 3)} | ${fmt(per(r.d.d1RowsRead), 1)} | ${share(r.d.hitsMemory + r.d.coalesced)} | ${share(r.d.hitsKv)} | ${share(r.d.misses + r.d.bypassed)} | ${off && r.name !== "floor: /api/health" ? fmt(r.rps / off.rps, 2) : "–"} | ${fmt(r.rps / floor.rps, 2)} |`);
+    lines.push(`| ${r.mode} | ${r.name} | ${fmt(r.rps)} | ${fmt(r.p50_us / 1000, 2)} | ${fmt(r.p99_us / 1000, 2)} | ${r.non2xx + r.socket_errors} | ${fmt(r.reads ? (r.d.misses + r.d.bypassed) / r.reads : 0, 3)} | ${fmt(per(r.d.d1RowsRead), 1)} | ${fmt(r.reads ? r.d.versionSyncs / r.reads : 0, 4)} | ${fmt(r.reads ? r.d.versionRowsRead / r.reads : 0, 3)} | ${share(r.d.hitsMemory + r.d.coalesced)} | ${share(r.d.hitsKv)} | ${share(r.d.misses + r.d.bypassed)} | ${off && r.name !== "floor: /api/health" ? fmt(r.rps / off.rps, 2) : "–"} | ${fmt(r.rps / floor.rps, 2)} |`);
   }
   const all = (p) => find("all tiers", p);
   const kv = (p) => find("KV only", p);

@@ -119,15 +119,26 @@ class KvNamespace {
 export default function (env) { return new KvNamespace(env); }
 `;
 
+/** A live-feed object that fails every call, for the test that webhooks never depend on it. */
+const LIVE_FAILING_SCRIPT = `
+export class LiveFeedObject {
+  constructor(state, env) {}
+  async fetch() { throw new Error("injected failure: the live feed object is down"); }
+}
+export default { fetch() { return new Response("live-failing"); } };
+`;
+
 /**
  * Starts the worker. `vars` replaces the binding values entirely (use localVars() to build
  * them). With `faults` (an object the caller may change at any time: `{ d1, kv }`), the DB and
  * CACHE bindings go through wrappers that fail while the matching flag is true. `copies` > 1
  * runs that many copies of the worker — separate isolates sharing one D1 and one KV — reached
- * with `fetchCopy(i, url, init)` (copy 0 is the one served on `url`).
+ * with `fetchCopy(i, url, init)` (copy 0 is the one served on `url`). `live: false` leaves the
+ * LIVE Durable Object binding out (a deployment without the live feed); `live: "failing"` binds
+ * it to an object that throws on every call.
  * Returns { url, mf, db, kv, scheduled, fetchCopy, dispose }.
  */
-export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.1", faults, copies = 1, onLog, assets = join(ROOT, "public") }) {
+export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.1", faults, copies = 1, onLog, assets = join(ROOT, "public"), live = true }) {
   const settings = wranglerSettings();
   if (!existsSync(join(ROOT, "build/index.js"))) {
     throw new Error("build/index.js is missing: run `bash scripts/build.sh` first");
@@ -142,6 +153,13 @@ export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.
       compatibilityDate: settings.compatibilityDate,
       bindings: vars,
     };
+    if (live === "failing") {
+      w.durableObjects = { LIVE: { className: "LiveFeedObject", scriptName: "live-failing" } };
+    } else if (live) {
+      // One LiveFeedObject namespace for every copy: a user's object is the same whichever
+      // isolate took the webhook (as in production).
+      w.durableObjects = { LIVE: name === "main" ? "LiveFeedObject" : { className: "LiveFeedObject", scriptName: "main" } };
+    }
     if (name === "main" && assets) {
       // Static assets (the console) answer first; anything else reaches the worker.
       // API and webhook paths skip the asset lookup (as `run_worker_first` in wrangler.toml).
@@ -161,6 +179,9 @@ export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.
     }
     return w;
   });
+  if (live === "failing") {
+    workers.push({ name: "live-failing", modules: true, script: LIVE_FAILING_SCRIPT, durableObjects: { SELF: "LiveFeedObject" } });
+  }
   if (faults) {
     const flags = (which) => async () => new Response(JSON.stringify({ fail: Boolean(faults[which]) }));
     workers.push(
@@ -189,6 +210,7 @@ export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.
     workers,
     d1Persist: join(persistDir, "v3/d1"),
     kvPersist: join(persistDir, "v3/kv"),
+    durableObjectsPersist: join(persistDir, "v3/do"),
     host,
     port,
     ...logging,

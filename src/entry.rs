@@ -10,6 +10,8 @@ use crate::config::Config;
 use crate::domain::Timestamp;
 use crate::error::AppError;
 use crate::http::{respond, App, Handled, Method, Request, Services};
+use crate::live::workers::{forward_upgrade, EnvLive};
+use crate::live::{ChangeKind, LiveFeed, Notification};
 use crate::store::{d1::D1, ActivityLog, Store};
 use crate::webhooks::kv_parking::KvParking;
 use crate::webhooks::{claim_nonce, parking};
@@ -69,6 +71,7 @@ impl Services for Runtime {
     type Writes = Store<D1>;
     type Parking = KvParking;
     type Clock = RuntimeClock;
+    type Live = EnvLive;
 }
 
 fn reads(env: &Env, rt: WorkersRuntime) -> Result<(Rc<Store<D1>>, Reads, KvParking), AppError> {
@@ -105,7 +108,9 @@ async fn fetch(
         Err(e) => return to_worker_response(respond::error(&e)),
     };
     let mut usage = crate::store::Usage::default();
-    let handled = match reads(&env, WorkersRuntime::Request(Rc::new(ctx))) {
+    let rt = WorkersRuntime::Request(Rc::new(ctx));
+    let live = EnvLive::from_env(&env, rt.clone());
+    let handled = match reads(&env, rt) {
         Ok((store, reads, parking)) => {
             let app: App<'_, Runtime> = App {
                 config: &config,
@@ -113,6 +118,7 @@ async fn fetch(
                 writes: &store,
                 parking: &parking,
                 clock: &RuntimeClock,
+                live: &live,
             };
             let handled = app.handle(&request).await;
             usage = store.usage();
@@ -122,8 +128,12 @@ async fn fetch(
             response: respond::error(&e),
             error: Some(e),
             note: None,
+            upgrade: None,
         },
     };
+    if let Some(ticket) = &handled.upgrade {
+        return forward_upgrade(&env, ticket, &req).await;
+    }
     if config.cache.debug {
         log_request(&request, &handled, started, usage);
     }
@@ -177,7 +187,8 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             return;
         }
     };
-    replay_parked(&parking, &store, &reads).await;
+    let live = EnvLive::from_env(&env, rt.clone());
+    replay_parked(&parking, &store, &reads, &live).await;
     let since = Timestamp::from_millis(
         RuntimeClock.now().millis() - crate::http::RECENT_ACTIVITY_WINDOW_MS,
     );
@@ -194,7 +205,7 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     rt.drain().await;
 }
 
-async fn replay_parked(parking: &KvParking, store: &Store<D1>, reads: &Reads) {
+async fn replay_parked(parking: &KvParking, store: &Store<D1>, reads: &Reads, live: &EnvLive) {
     let now = RuntimeClock.now().millis();
     match parking::replay(parking, store, REPLAY_BATCH, now, claim_nonce).await {
         Ok(r) => {
@@ -209,8 +220,12 @@ async fn replay_parked(parking: &KvParking, store: &Store<D1>, reads: &Reads) {
             }
             // Replayed deliveries changed data behind every cache: this isolate learns their
             // versions; the others within the sync bound.
-            for (user, _call, version) in &r.touched {
+            for (user, call, version) in &r.touched {
                 reads.invalidate(user, *version);
+                if let Some(version) = version {
+                    let calls: Vec<_> = call.iter().cloned().collect();
+                    live.notify(user, Notification::new(ChangeKind::Changed, &calls, *version));
+                }
             }
         }
         Err(e) => worker::console_error!("replaying parked deliveries: {e}"),
@@ -306,7 +321,7 @@ async fn discard_body(req: &mut worker::Request) {
     }
 }
 
-fn to_worker_response(res: crate::http::Response) -> worker::Result<worker::Response> {
+pub(crate) fn to_worker_response(res: crate::http::Response) -> worker::Result<worker::Response> {
     let headers = Headers::new();
     for (k, v) in &res.headers {
         headers.append(k, v)?;

@@ -25,6 +25,10 @@ pub enum AppError {
     Conflict(String),
     PayloadTooLarge,
     UnsupportedMediaType(&'static str),
+    /// The route speaks WebSocket only (`/api/live` without `Upgrade: websocket`).
+    UpgradeRequired,
+    /// The caller holds too many of something (live tickets, sockets); `what` says which.
+    RateLimited(&'static str),
     /// A dependency (D1) failed or timed out; worth retrying shortly.
     Unavailable {
         detail: String,
@@ -70,6 +74,8 @@ impl AppError {
             AppError::Conflict(_) => 409,
             AppError::PayloadTooLarge => 413,
             AppError::UnsupportedMediaType(_) => 415,
+            AppError::UpgradeRequired => 426,
+            AppError::RateLimited(_) => 429,
             AppError::Internal { .. } => 500,
             AppError::Unavailable { .. } | AppError::NotConfigured(_) => 503,
         }
@@ -88,6 +94,8 @@ impl AppError {
             AppError::Conflict(_) => "conflict",
             AppError::PayloadTooLarge => "payload_too_large",
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
+            AppError::UpgradeRequired => "upgrade_required",
+            AppError::RateLimited(_) => "rate_limited",
             AppError::Unavailable { .. } => "unavailable",
             AppError::NotConfigured(_) => "not_configured",
             AppError::Internal { .. } => "internal",
@@ -110,6 +118,10 @@ impl AppError {
             }
             AppError::PayloadTooLarge => "the body exceeds 1 MiB".to_owned(),
             AppError::UnsupportedMediaType(expected) => format!("expected {expected}"),
+            AppError::UpgradeRequired => {
+                "this route needs a WebSocket upgrade (Upgrade: websocket)".to_owned()
+            }
+            AppError::RateLimited(what) => format!("too many {what}; retry later"),
             AppError::Unavailable { .. } => {
                 "the service is briefly unavailable; retry shortly".to_owned()
             }
@@ -122,6 +134,7 @@ impl AppError {
     pub fn retry_after(&self) -> Option<u32> {
         match self {
             AppError::Unavailable { .. } => Some(5),
+            AppError::RateLimited(_) => Some(60),
             _ => None,
         }
     }

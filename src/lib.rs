@@ -15,6 +15,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod live;
 pub mod reads;
 pub mod store;
 pub mod webhooks;

@@ -356,6 +356,21 @@ describe("/api/admin/phone-numbers/{e164}", () => {
   });
 });
 
+describe("X-Min-Version", () => {
+  test("a token that was never issued is 400 naming it on every read route; an empty one asks for nothing", async () => {
+    const token = app.token("ada");
+    for (const path of ["/api/webhook-calls", "/api/webhook-calls/CAada000", "/api/webhook-calls/CAada000/enhanced", "/api/intent-analysis", "/api/intent-analysis/CAada000"]) {
+      for (const bad of ["-1", "v1", "1.5", "99999999999999999999999"]) {
+        const res = await call(app, "GET", path, { token, headers: { "x-min-version": bad } });
+        assert.deepEqual([res.status, res.json.error.code], [400, "invalid_parameter"], `${path} ${bad}`);
+        assert.match(res.json.error.message, /X-Min-Version/);
+      }
+      const empty = await call(app, "GET", path, { token, headers: { "x-min-version": "" } });
+      assert.ok([200, 404].includes(empty.status), `${path}: ${empty.status}`);
+    }
+  });
+});
+
 describe("/api/admin/parked", () => {
   test("lists the queue and the dead letters for the operator, requeues them, and refuses everyone else", async () => {
     const admin = { token: app.vars.ADMIN_TOKEN };

@@ -97,5 +97,8 @@ pub async fn delete<S: Services>(
         return Err(AppError::NotFound);
     };
     app.reads.invalidate(&user, Some(version));
+    use crate::live::{ChangeKind, LiveFeed, Notification};
+    app.live
+        .notify(&user, Notification::new(ChangeKind::Deleted, &[id], version));
     Ok(respond::no_content())
 }

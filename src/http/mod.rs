@@ -19,6 +19,8 @@
 //! | `/api/cache/warm` | POST | [`cache::warm`] |
 //! | `/api/cache/purge` | POST | [`cache::purge`] |
 //! | `/api/cache/keys` | GET | [`cache::keys`] |
+//! | `/api/live/tickets` | POST | [`live::ticket`] |
+//! | `/api/live` | GET (WebSocket upgrade) | [`live::connect`], then the runtime entry forwards the upgrade |
 //! | `/webhooks/twilio/voice-status` | POST | [`webhooks::twilio_voice_status`] |
 //! | `/webhooks/twilio/recording-status` | POST | [`webhooks::twilio_recording_status`] |
 //! | `/webhooks/events` | POST | [`webhooks::standard_event`] |
@@ -29,6 +31,7 @@ pub mod auth;
 mod cache;
 mod calls;
 mod intents;
+mod live;
 pub mod params;
 pub mod respond;
 mod webhooks;
@@ -116,6 +119,16 @@ pub struct Handled {
     pub error: Option<AppError>,
     /// Something an operator should know although the request succeeded (a parked delivery).
     pub note: Option<String>,
+    /// An admitted live-feed upgrade: the runtime entry hands the request to the user's
+    /// object with this ticket instead of sending `response`.
+    pub upgrade: Option<crate::live::Ticket>,
+}
+
+/// What a handler reports besides its response.
+#[derive(Default)]
+pub struct Aside {
+    pub note: std::cell::RefCell<Option<String>>,
+    pub upgrade: std::cell::RefCell<Option<crate::live::Ticket>>,
 }
 
 /// Applies verified webhook deliveries (the D1 store).
@@ -136,6 +149,7 @@ pub trait Services {
     type Writes: PhoneDirectory + DeliverySink + ActivityLog + CallDeletion;
     type Parking: Parking;
     type Clock: Clock;
+    type Live: crate::live::LiveFeed;
 }
 
 /// The application: configuration plus the services the routes use.
@@ -145,12 +159,13 @@ pub struct App<'a, S: Services> {
     pub writes: &'a S::Writes,
     pub parking: &'a S::Parking,
     pub clock: &'a S::Clock,
+    pub live: &'a S::Live,
 }
 
 impl<S: Services> App<'_, S> {
     pub async fn handle(&self, req: &Request) -> Handled {
-        let note = std::cell::RefCell::new(None);
-        let (response, error) = match self.route(req, &note).await {
+        let aside = Aside::default();
+        let (response, error) = match self.route(req, &aside).await {
             Ok(res) => (res, None),
             Err(e) => (respond::error(&e), Some(e)),
         };
@@ -161,15 +176,13 @@ impl<S: Services> App<'_, S> {
         Handled {
             response,
             error,
-            note: note.into_inner(),
+            note: aside.note.into_inner(),
+            upgrade: aside.upgrade.into_inner(),
         }
     }
 
-    async fn route(
-        &self,
-        req: &Request,
-        note: &std::cell::RefCell<Option<String>>,
-    ) -> AppResult<Response> {
+    async fn route(&self, req: &Request, aside: &Aside) -> AppResult<Response> {
+        let note = &aside.note;
         let segments: Vec<&str> = req
             .path
             .trim_start_matches('/')
@@ -203,6 +216,12 @@ impl<S: Services> App<'_, S> {
             ["api", "cache", "warm" | "purge"] => Err(AppError::MethodNotAllowed {
                 allow: "POST, OPTIONS",
             }),
+            ["api", "live", "tickets"] if post => live::ticket(self, req).await,
+            ["api", "live", "tickets"] => Err(AppError::MethodNotAllowed {
+                allow: "POST, OPTIONS",
+            }),
+            ["api", "live"] if get => live::connect(self, req, &aside.upgrade),
+            ["api", "live"] => Err(AppError::MethodNotAllowed { allow: GET }),
             ["webhooks", "twilio", "voice-status"] if post => {
                 webhooks::twilio_voice_status(self, req, note).await
             }
@@ -336,9 +355,10 @@ pub fn split_url(url: &str) -> Option<(&str, &str)> {
 /// `X-Min-Version`: the oldest version of the user's data this read may reflect (a client told
 /// of a change reads its own writes). Absent means anything current.
 fn min_version(req: &Request) -> AppResult<Version> {
-    match req.header("x-min-version") {
-        None => Ok(Version::ZERO),
-        Some(raw) => Version::parse_token(raw.trim()).ok_or_else(|| {
+    match req.header("x-min-version").map(str::trim) {
+        // Sent empty, it asks for nothing, like an absent header.
+        None | Some("") => Ok(Version::ZERO),
+        Some(raw) => Version::parse_token(raw).ok_or_else(|| {
             AppError::invalid_parameter(
                 "X-Min-Version",
                 "must be a version token from meta.version",

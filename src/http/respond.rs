@@ -139,7 +139,7 @@ fn if_none_match_hits(header: Option<&str>, etag: &str) -> bool {
 }
 
 const CORS_METHODS: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
-const CORS_HEADERS: &str = "Authorization, Content-Type, If-None-Match";
+const CORS_HEADERS: &str = "Authorization, Content-Type, If-None-Match, X-Min-Version";
 const CORS_EXPOSE: &str = "ETag, X-Cache, Retry-After";
 
 /// Adds CORS headers when the request's `Origin` is allowed; answers nothing for others, so

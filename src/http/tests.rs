@@ -26,6 +26,7 @@ struct World {
     rt: TestRuntime,
     parking: MemoryParking,
     clock: Rc<ManualClock>,
+    live: crate::live::RecordingLive,
 }
 
 struct TestServices;
@@ -35,6 +36,7 @@ impl Services for TestServices {
     type Writes = Store<SqliteDatabase>;
     type Parking = MemoryParking;
     type Clock = Rc<ManualClock>;
+    type Live = crate::live::RecordingLive;
 }
 
 impl World {
@@ -81,6 +83,7 @@ impl World {
             reads,
             rt,
             parking: MemoryParking::default(),
+            live: crate::live::RecordingLive::default(),
             clock,
         }
     }
@@ -96,6 +99,7 @@ impl World {
             writes: &self.store,
             parking: &self.parking,
             clock: &self.clock,
+            live: &self.live,
         };
         block_on(app.handle(&req))
     }

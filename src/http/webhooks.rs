@@ -6,6 +6,7 @@ use super::{require_media_type, respond, App, Request, Response, Services};
 use crate::cache::CacheControl;
 use crate::clock::Clock;
 use crate::error::{AppError, AppResult};
+use crate::live::{ChangeKind, LiveFeed, Notification};
 use crate::webhooks::parking;
 use crate::webhooks::{claim_nonce, form, retell, standard, twilio, Delivery};
 use std::cell::RefCell;
@@ -63,6 +64,13 @@ impl<S: Services> App<'_, S> {
             Ok(ingested) => {
                 if let (true, Some(user)) = (ingested.changed_data(), &ingested.user) {
                     self.reads.invalidate(user, ingested.version);
+                    if let Some(version) = ingested.version {
+                        let calls: Vec<_> = ingested.call.iter().cloned().collect();
+                        self.live.notify(
+                            user,
+                            Notification::new(ChangeKind::Changed, &calls, version),
+                        );
+                    }
                 }
                 Ok(())
             }

@@ -30,11 +30,11 @@ function freshState() {
   return dir;
 }
 
-export async function spawnApp({ vars = {}, faults, copies, onLog, assets } = {}) {
+export async function spawnApp({ vars = {}, faults, copies, onLog, assets, live } = {}) {
   const persistDir = freshState();
   const allVars = { ...TEST_VARS, ...vars };
   for (const [k, v] of Object.entries(allVars)) if (v === undefined) delete allVars[k];
-  const worker = await startWorker({ persistDir, vars: allVars, faults, copies, onLog, ...(assets ? { assets } : {}) });
+  const worker = await startWorker({ persistDir, vars: allVars, faults, copies, onLog, ...(assets ? { assets } : {}), ...(live === undefined ? {} : { live }) });
   const app = {
     ...worker,
     vars: allVars,

@@ -1,0 +1,340 @@
+//! The live feed on Workers: the per-user Durable Object (`LiveFeedObject`, binding `LIVE`)
+//! and the worker's side of it ([`WorkersLive`], [`forward_upgrade`]).
+//!
+//! The object's internal routes (reached only through the binding, never from the internet):
+//! - `POST /tickets` `{"userId", "digest"}` → `{"expiresAtMs"}`, or 429 past the open-ticket cap;
+//! - `GET /connect?secret=…` with `Upgrade: websocket` → 101 and `hello`, 401 for a ticket it
+//!   cannot redeem, 429 past the socket cap;
+//! - `POST /notify` with a [`Notification`] → 204, after sending it to every socket.
+
+use super::{
+    answer_client_frame, change, hello, secret_digest, ClientFrameAnswer, IssuedTicket, LiveFeed,
+    Notification, Ticket, TicketBook, TicketRefusal, MAX_SOCKETS_PER_USER,
+};
+use crate::cache::workers::WorkersRuntime;
+use crate::cache::Runtime;
+use crate::domain::{UserId, Version};
+use crate::error::{AppError, AppResult};
+use crate::store::{d1::D1, Store, VersionSource};
+use std::cell::Cell;
+use worker::{
+    durable_object, DurableObject, Env, Headers, Method, ObjectNamespace, Request, RequestInit,
+    Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
+};
+
+const TICKETS_KEY: &str = "tickets";
+const USER_KEY: &str = "user";
+const VERSION_KEY: &str = "version";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IssueRequest {
+    user_id: String,
+    digest: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IssueAnswer {
+    expires_at_ms: i64,
+}
+
+fn error_response(e: &AppError) -> Result<Response> {
+    crate::entry::to_worker_response(crate::http::respond::error(e))
+}
+
+fn now_ms() -> i64 {
+    worker::Date::now().as_millis() as i64
+}
+
+/// One user's live feed: their open tickets and sockets, and the newest version sent.
+#[durable_object]
+pub struct LiveFeedObject {
+    state: State,
+    env: Env,
+    /// The largest version sent on this feed, once read from storage (`None` until then).
+    last_version: Cell<Option<Version>>,
+}
+
+impl LiveFeedObject {
+    async fn stored_version(&self) -> Version {
+        if let Some(v) = self.last_version.get() {
+            return v;
+        }
+        let stored: Option<u64> = self.state.storage().get(VERSION_KEY).await.ok().flatten();
+        let v = Version::new(stored.unwrap_or(0));
+        self.last_version.set(Some(v));
+        v
+    }
+
+    /// Raises the feed's version to at least `v` and returns it: the feed never goes back.
+    async fn advance(&self, v: Version) -> Version {
+        let last = self.stored_version().await;
+        if v > last {
+            self.last_version.set(Some(v));
+            if let Err(e) = self.state.storage().put(VERSION_KEY, v.get()).await {
+                worker::console_warn!("live: storing the feed version: {e}");
+            }
+            v
+        } else {
+            last
+        }
+    }
+
+    async fn issue(&self, mut req: Request) -> Result<Response> {
+        let Ok(ask) = req.json::<IssueRequest>().await else {
+            return error_response(&AppError::InvalidJson("a ticket request".into()));
+        };
+        let storage = self.state.storage();
+        let mut book: TicketBook = storage.get(TICKETS_KEY).await?.unwrap_or_default();
+        match book.issue(ask.digest, now_ms()) {
+            Ok(expires_at_ms) => {
+                storage.put(TICKETS_KEY, &book).await?;
+                storage.put(USER_KEY, ask.user_id).await?;
+                Response::from_json(&IssueAnswer { expires_at_ms })
+            }
+            Err(_) => error_response(&AppError::RateLimited("open live tickets")),
+        }
+    }
+
+    async fn open_socket(&self, req: Request) -> Result<Response> {
+        let secret = req
+            .url()?
+            .query_pairs()
+            .find(|(k, _)| k == "secret")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        let storage = self.state.storage();
+        let mut book: TicketBook = storage.get(TICKETS_KEY).await?.unwrap_or_default();
+        let redeemed = book.redeem(&secret_digest(&secret), now_ms());
+        // Spent (or expired entries pruned) before anything else can fail.
+        storage.put(TICKETS_KEY, &book).await?;
+        if let Err(TicketRefusal::NotValid | TicketRefusal::TooMany) = redeemed {
+            return error_response(&AppError::Unauthorized(
+                "the live ticket is used, expired or was never issued",
+            ));
+        }
+        if self.state.get_websockets().len() >= MAX_SOCKETS_PER_USER {
+            return error_response(&AppError::RateLimited("open live sockets"));
+        }
+        let user: Option<String> = storage.get(USER_KEY).await?;
+        let Some(user) = user.as_deref().and_then(UserId::parse) else {
+            return error_response(&AppError::internal("a live object without its user"));
+        };
+        let current = match self.env.d1("DB") {
+            Ok(db) => Store::new(D1(db))
+                .current_versions(std::slice::from_ref(&user))
+                .await
+                .ok()
+                .and_then(|v| v.first().copied())
+                .unwrap_or(Version::ZERO),
+            Err(_) => Version::ZERO,
+        };
+        let version = self.advance(current).await;
+        let pair = WebSocketPair::new()?;
+        self.state.accept_web_socket(&pair.server);
+        pair.server.send_with_str(hello(&user, version))?;
+        Response::from_websocket(pair.client)
+    }
+
+    async fn broadcast(&self, mut req: Request) -> Result<Response> {
+        let body = req.bytes().await?;
+        let Some((kind, call_ids, version)) = Notification::parse(&body) else {
+            return error_response(&AppError::InvalidJson("a notification".into()));
+        };
+        let version = self.advance(version).await;
+        let message = change(kind, &call_ids, version);
+        for ws in self.state.get_websockets() {
+            // A socket closing meanwhile is not an error of the feed.
+            let _ = ws.send_with_str(&message);
+        }
+        Response::empty().map(|r| r.with_status(204))
+    }
+}
+
+impl DurableObject for LiveFeedObject {
+    fn new(state: State, env: Env) -> Self {
+        Self {
+            state,
+            env,
+            last_version: Cell::new(None),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let path = req.path();
+        match (req.method(), path.as_str()) {
+            (Method::Post, "/tickets") => self.issue(req).await,
+            (Method::Get, "/connect") => self.open_socket(req).await,
+            (Method::Post, "/notify") => self.broadcast(req).await,
+            _ => error_response(&AppError::NotFound),
+        }
+    }
+
+    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
+        let answer = match &message {
+            WebSocketIncomingMessage::String(s) => answer_client_frame(Some(s), s.len()),
+            WebSocketIncomingMessage::Binary(b) => answer_client_frame(None, b.len()),
+        };
+        match answer {
+            ClientFrameAnswer::Reply(text) => ws.send_with_str(text),
+            ClientFrameAnswer::Close(code, reason) => ws.close(Some(code), Some(reason)),
+        }
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> Result<()> {
+        // Completes the closing handshake; the socket may already be gone.
+        let _ = ws.close(Some(1000), Some("closed"));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, _ws: WebSocket, _error: worker::Error) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The worker's side of the feed, through the `LIVE` binding.
+pub struct WorkersLive {
+    pub namespace: ObjectNamespace,
+    pub rt: WorkersRuntime,
+}
+
+fn post_json(url: &str, body: String) -> Result<Request> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(body.into()));
+    Request::new_with_init(url, &init)
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> AppError {
+    AppError::unavailable(format!("live feed: {what}: {e}"))
+}
+
+impl LiveFeed for WorkersLive {
+    async fn issue_ticket(&self, user: &UserId) -> AppResult<IssuedTicket> {
+        let secret = Ticket::new_secret()?;
+        let id = self
+            .namespace
+            .id_from_name(user.as_str())
+            .map_err(|e| unavailable("object id", e))?;
+        let object = id.to_string();
+        let stub = id.get_stub().map_err(|e| unavailable("stub", e))?;
+        let body = serde_json::to_string(&IssueRequest {
+            user_id: user.as_str().to_owned(),
+            digest: secret_digest(&secret),
+        })
+        .map_err(|e| AppError::internal(format!("ticket request: {e}")))?;
+        let req = post_json("https://live/tickets", body).map_err(|e| unavailable("request", e))?;
+        let mut res = stub
+            .fetch_with_request(req)
+            .await
+            .map_err(|e| unavailable("issuing a ticket", e))?;
+        match res.status_code() {
+            200 => {
+                let answer: IssueAnswer =
+                    res.json().await.map_err(|e| unavailable("ticket answer", e))?;
+                Ok(IssuedTicket {
+                    ticket: Ticket { object, secret }.encode(),
+                    expires_at_ms: answer.expires_at_ms,
+                })
+            }
+            429 => Err(AppError::RateLimited("open live tickets")),
+            s => Err(unavailable("issuing a ticket", format!("status {s}"))),
+        }
+    }
+
+    fn notify(&self, user: &UserId, notification: Notification) {
+        let stub = self
+            .namespace
+            .id_from_name(user.as_str())
+            .and_then(|id| id.get_stub());
+        let user = user.clone();
+        self.rt.spawn(Box::pin(async move {
+            let sent = async {
+                let body = serde_json::to_string(&notification)
+                    .map_err(|e| worker::Error::RustError(e.to_string()))?;
+                let res = stub?
+                    .fetch_with_request(post_json("https://live/notify", body)?)
+                    .await?;
+                match res.status_code() {
+                    204 => Ok(()),
+                    s => Err(worker::Error::RustError(format!("status {s}"))),
+                }
+            }
+            .await;
+            if let Err(e) = sent {
+                worker::console_warn!("live: notifying {user}'s feed: {e}");
+            }
+        }));
+    }
+}
+
+/// Hands an admitted upgrade to the ticket's object, which redeems the ticket and answers 101
+/// (or 401 / 429). A ticket naming no object of this namespace is 401.
+pub async fn forward_upgrade(env: &Env, ticket: &Ticket, req: &Request) -> Result<Response> {
+    let refused = || {
+        error_response(&AppError::Unauthorized(
+            "the live ticket is used, expired or was never issued",
+        ))
+    };
+    let Ok(namespace) = env.durable_object("LIVE") else {
+        return error_response(&AppError::NotConfigured("the LIVE binding"));
+    };
+    let Ok(stub) = namespace
+        .id_from_string(&ticket.object)
+        .and_then(|id| id.get_stub())
+    else {
+        return refused();
+    };
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(req.headers().clone());
+    let inner = Request::new_with_init(
+        &format!("https://live/connect?secret={}", ticket.secret),
+        &init,
+    )?;
+    stub.fetch_with_request(inner).await
+}
+
+/// The feed as this deployment has it: through the `LIVE` binding, or absent (503 on the live
+/// routes, nothing sent after writes).
+pub enum EnvLive {
+    Bound(WorkersLive),
+    Absent(super::NoLiveFeed),
+}
+
+impl EnvLive {
+    pub fn from_env(env: &Env, rt: WorkersRuntime) -> Self {
+        match env.durable_object("LIVE") {
+            Ok(namespace) => EnvLive::Bound(WorkersLive { namespace, rt }),
+            Err(_) => EnvLive::Absent(super::NoLiveFeed),
+        }
+    }
+}
+
+impl LiveFeed for EnvLive {
+    fn configured(&self) -> bool {
+        matches!(self, EnvLive::Bound(_))
+    }
+
+    async fn issue_ticket(&self, user: &UserId) -> AppResult<IssuedTicket> {
+        match self {
+            EnvLive::Bound(live) => live.issue_ticket(user).await,
+            EnvLive::Absent(none) => none.issue_ticket(user).await,
+        }
+    }
+
+    fn notify(&self, user: &UserId, notification: Notification) {
+        if let EnvLive::Bound(live) = self {
+            live.notify(user, notification);
+        }
+    }
+}
