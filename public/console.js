@@ -1,23 +1,32 @@
 // The console: no framework, no build step. Reads the dashboard API with the pasted token and
 // shows calls (cursor paging), the intent summary as SVG charts, and the cache's counters,
-// plus which tier served each of this page's own requests.
+// plus which tier served each of this page's own requests. It follows the live feed
+// (/api/live): a change message makes it re-read the page and the charts with X-Min-Version,
+// so what it shows is at least as new as the change; when the feed is unavailable it
+// reconnects with backoff and polls meanwhile.
 const PAGE_SIZE = 20;
 const STATS_EVERY_MS = 5000;
+const POLL_EVERY_MS = 10_000;
+const BACKOFF_MS = [1000, 2000, 5000, 10_000, 30_000];
 const $ = (id) => document.getElementById(id);
 
 let token = "";
 let cursors = [null]; // cursors[i] starts page i; null is the first page
 let page = 0;
 let statsTimer;
+let minVersion = ""; // the newest version the feed announced
+let live = { socket: null, attempt: 0, retryTimer: null, pollTimer: null, session: 0 };
 
 function setStatus(text, isError = false) {
   $("status").textContent = text;
   $("status").classList.toggle("error", isError);
 }
 
-async function api(path) {
+async function api(path, { method = "GET" } = {}) {
   const started = performance.now();
-  const res = await fetch(path, { headers: { Authorization: `Bearer ${token}` }, cache: "no-store" });
+  const headers = { Authorization: `Bearer ${token}` };
+  if (minVersion && method === "GET") headers["X-Min-Version"] = minVersion;
+  const res = await fetch(path, { method, headers, cache: "no-store" });
   const body = await res.json().catch(() => null);
   logRequest(path, res.status, res.headers.get("x-cache") ?? "—", performance.now() - started);
   if (!res.ok) throw new Error(body?.error?.message ?? `HTTP ${res.status}`);
@@ -164,14 +173,97 @@ async function loadAll() {
   }
 }
 
+function setLive(state, text) {
+  $("live").textContent = text;
+  $("live").dataset.state = state;
+}
+
+/** Re-reads what a change can touch: the current page of calls and the charts. */
+async function refreshAfterChange() {
+  try {
+    await loadCalls();
+    await loadSummary();
+  } catch (e) {
+    setStatus(e.message, true);
+  }
+}
+
+function stopLive() {
+  live.session += 1;
+  clearTimeout(live.retryTimer);
+  clearInterval(live.pollTimer);
+  live.pollTimer = null;
+  live.socket?.close(1000, "signed out");
+  live.socket = null;
+  live.attempt = 0;
+}
+
+function startPolling() {
+  if (live.pollTimer) return;
+  live.pollTimer = setInterval(refreshAfterChange, POLL_EVERY_MS);
+}
+
+function scheduleReconnect(session) {
+  if (session !== live.session) return;
+  const wait = BACKOFF_MS[Math.min(live.attempt, BACKOFF_MS.length - 1)];
+  live.attempt += 1;
+  // Until the feed is back, poll so the page still follows changes.
+  startPolling();
+  setLive("polling", `Live feed unavailable; polling every ${POLL_EVERY_MS / 1000} s, retrying in ${wait / 1000} s`);
+  live.retryTimer = setTimeout(() => openLive(session), wait);
+}
+
+async function openLive(session) {
+  if (session !== live.session) return;
+  setLive("connecting", "Connecting to the live feed…");
+  let ticket;
+  try {
+    ticket = (await api("/api/live/tickets", { method: "POST" })).data.ticket;
+  } catch {
+    return scheduleReconnect(session);
+  }
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}/api/live?ticket=${encodeURIComponent(ticket)}`);
+  live.socket = socket;
+  socket.addEventListener("message", (event) => {
+    let msg;
+    try {
+      msg = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (msg.type === "hello") {
+      live.attempt = 0;
+      clearInterval(live.pollTimer);
+      live.pollTimer = null;
+      setLive("live", "Live");
+      // Whatever changed while the feed was down is read now.
+      if (minVersion && BigInt(msg.version) > BigInt(minVersion)) refreshAfterChange();
+      minVersion = minVersion && BigInt(minVersion) > BigInt(msg.version) ? minVersion : msg.version;
+    } else if (msg.type === "changed" || msg.type === "deleted") {
+      if (!minVersion || BigInt(msg.version) > BigInt(minVersion)) minVersion = msg.version;
+      setLive("live", `Live · ${msg.type} ${msg.callIds.join(", ")}`);
+      refreshAfterChange();
+    }
+  });
+  socket.addEventListener("close", () => {
+    if (live.socket === socket) live.socket = null;
+    scheduleReconnect(session);
+  });
+}
+
 $("auth").addEventListener("submit", (event) => {
   event.preventDefault();
   token = $("token").value.trim();
   cursors = [null];
   page = 0;
+  minVersion = "";
   clearInterval(statsTimer);
   statsTimer = setInterval(() => loadStats().catch(() => {}), STATS_EVERY_MS);
-  loadAll();
+  stopLive();
+  loadAll().then(() => {
+    if (!$("status").classList.contains("error")) openLive(live.session);
+  });
 });
 
 $("refresh").addEventListener("click", loadAll);

@@ -128,6 +128,7 @@ fn cache_policy(
     flag("CACHE_MEMORY_ENABLED", &mut p.memory_enabled);
     flag("CACHE_KV_ENABLED", &mut p.kv_enabled);
     flag("CACHE_WARM_AFTER_INVALIDATE", &mut p.warm_after_invalidate);
+    flag("CACHE_REFRESH_ON_WRITE", &mut p.refresh_on_write);
     flag("CACHE_DEBUG", &mut p.debug);
     let mut number = |name: &str, target: &mut u64, min: u64, max: u64| {
         if let Some(v) = text(name) {

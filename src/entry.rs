@@ -224,7 +224,10 @@ async fn replay_parked(parking: &KvParking, store: &Store<D1>, reads: &Reads, li
                 reads.invalidate(user, *version);
                 if let Some(version) = version {
                     let calls: Vec<_> = call.iter().cloned().collect();
-                    live.notify(user, Notification::new(ChangeKind::Changed, &calls, *version));
+                    live.notify(
+                        user,
+                        Notification::new(ChangeKind::Changed, &calls, *version),
+                    );
                 }
             }
         }

@@ -82,8 +82,9 @@ describe("invalidation", () => {
     assert.equal((await read(app, "/api/intent-analysis")).headers.get("x-cache"), "HIT-MEMORY");
     const detail = await read(app, "/api/webhook-calls/CAc1");
     await upsert(app, { id: "CAnew", status: "completed", startedAt: "2026-11-21T00:00:00Z" });
+    // The summary was being looked at: the webhook's own batch read it back (refresh on write).
     const summary = await read(app, "/api/intent-analysis");
-    assert.equal(summary.headers.get("x-cache"), "MISS");
+    assert.equal(summary.headers.get("x-cache"), "HIT-MEMORY");
     assert.equal(summary.json.data.stats.totalCalls, before.json.data.stats.totalCalls + 1);
     assert.ok(BigInt(summary.json.meta.version) > BigInt(before.json.meta.version), "the version moved forward");
     const page = await read(app, "/api/webhook-calls?limit=1");
@@ -93,6 +94,25 @@ describe("invalidation", () => {
     assert.equal(again.headers.get("x-cache"), "MISS");
     assert.equal(again.headers.get("etag"), detail.headers.get("etag"));
     assert.equal(again.json.meta.version, summary.json.meta.version);
+  });
+
+  test("refresh on write: the landing view someone looks at is read back by the webhook's batch, and another isolate finds it in KV", async () => {
+    const app = await start({ copies: 2 });
+    const first = await read(app, "/api/webhook-calls?limit=10");
+    assert.equal(first.headers.get("x-cache"), "MISS");
+    const res = await upsert(app, { id: "CAfresh", status: "ringing", startedAt: "2026-11-23T00:00:00Z" });
+    assert.equal(res.status, 200);
+    await sleep(100); // the KV write finishes after the webhook's response
+    const here = await read(app, "/api/webhook-calls?limit=10");
+    assert.deepEqual([here.headers.get("x-cache"), here.json.data[0].id], ["HIT-MEMORY", "CAfresh"]);
+    assert.ok(BigInt(here.json.meta.version) > BigInt(first.json.meta.version));
+    const before = await adminStats(app, 1);
+    const there = await read(app, "/api/webhook-calls?limit=10", { copy: 1, headers: { "x-min-version": here.json.meta.version } });
+    assert.deepEqual([there.headers.get("x-cache"), there.json.data[0].id], ["HIT-KV", "CAfresh"]);
+    assert.equal(there.headers.get("etag"), here.headers.get("etag"), "the same bytes");
+    const after = await adminStats(app, 1);
+    assert.equal(after.counters.d1Queries, before.counters.d1Queries, "no data load from D1 in the other isolate");
+    assert.equal((await adminStats(app)).counters.refreshedOnWrite, 1);
   });
 
   test("another isolate serves the write within the stated bound (CACHE_SYNC_MS, versions from D1)", async () => {
@@ -153,7 +173,7 @@ describe("invalidation", () => {
     assert.equal((await read(app, "/api/webhook-calls/CAc4")).status, 404);
   });
 
-  test("a burst of webhooks writes nothing to KV: versions live in D1", async () => {
+  test("a burst of webhooks writes nothing to KV when nobody is looking: versions live in D1", async () => {
     const app = await start();
     for (let i = 0; i < 10; i++) await upsert(app, { id: `CAb${i}`, status: "ringing", startedAt: `2026-11-22T00:00:0${i}Z` });
     await sleep(100);

@@ -1,5 +1,6 @@
 // The console in a real browser (Debian's chromium driven by playwright-core): it loads, the
-// table fills, cursor paging works, a signed webhook sent meanwhile shows up after a refresh,
+// table fills, cursor paging works, a signed webhook sent meanwhile shows up after a refresh
+// and, through the live feed, without one,
 // charts and cache statistics render, and the page's own requests name their tier. A
 // screenshot is kept in test-results/console.png.
 import assert from "node:assert/strict";
@@ -99,6 +100,35 @@ test("a webhook sent meanwhile shows up after a refresh", async () => {
   assert.match(await page.locator("#calls tbody tr").first().innerText(), /61 s/);
   mkdirSync(join(ROOT, "test-results"), { recursive: true });
   await page.screenshot({ path: join(ROOT, "test-results/console.png"), fullPage: true });
+});
+
+test("through the live feed, a signed webhook's call appears in the table and the charts without a reload", async () => {
+  await page.waitForFunction(() => document.querySelector("#live").dataset.state === "live");
+  const totalBefore = await page.locator("#answered-chart title").textContent();
+  const body = JSON.stringify({ type: "call.upserted", data: { userId: "ada", id: "CAlivehook", status: "completed", durationSeconds: 17, startedAt: "2026-11-22T12:00:00Z" } });
+  const res = await app.request("POST", "/webhooks/events", { headers: { "content-type": "application/json", ...standardHeaders(app.vars.WEBHOOK_SECRET, "msg_console_live", body) }, body });
+  assert.equal(res.status, 200);
+  await page.waitForFunction(() => document.querySelector("#calls tbody tr")?.dataset.callId === "CAlivehook", null, { timeout: 3000 });
+  assert.match(await page.locator("#live").textContent(), /changed CAlivehook/);
+  await page.waitForFunction((before) => document.querySelector("#answered-chart title").textContent !== before, totalBefore, { timeout: 3000 });
+  const [, total] = (await page.locator("#answered-chart title").textContent()).match(/of (\d+) calls/);
+  assert.equal(Number(total), 47, "45 seeded, one by refresh, one live");
+  const requests = await page.locator("#requests tbody tr td:first-child").allInnerTexts();
+  assert.ok(requests.includes("/api/live/tickets"), requests.join(","));
+});
+
+test("without the live feed the console says so and polls", async () => {
+  const plain = await spawnApp({ assets: assetsDir, live: false });
+  const other = await browser.newPage();
+  try {
+    await other.goto(`${plain.url}/`);
+    await other.getByRole("button", { name: /Use the local dev token/ }).click();
+    await other.waitForFunction(() => document.querySelector("#live").dataset.state === "polling");
+    assert.match(await other.locator("#live").textContent(), /polling every 10 s/);
+  } finally {
+    await other.close();
+    await plain.close();
+  }
 });
 
 test("a bad token is reported on the page, not thrown", async () => {

@@ -6,7 +6,7 @@ import { request as httpRequest } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { spawnApp } from "./support/app.mjs";
-import { assertMatchesSpec } from "./support/openapi.mjs";
+import { assertMatchesSpec, documentedResponses, seen } from "./support/openapi.mjs";
 import { standardHeaders } from "./support/signers.mjs";
 
 let app;
@@ -43,13 +43,18 @@ function rawUpgrade(target, path, { upgrade = true } = {}) {
     const req = httpRequest({ hostname: url.hostname, port: url.port, path: url.pathname + url.search, headers });
     req.on("upgrade", (_res, socket) => {
       socket.destroy();
+      seen.add("GET /api/live 101");
       resolve({ status: 101 });
     });
     req.on("response", (res) => {
       let text = "";
       res.setEncoding("utf8");
       res.on("data", (c) => (text += c));
-      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, json: text ? JSON.parse(text) : undefined }));
+      res.on("end", () => {
+        const out = { status: res.statusCode, headers: { get: (n) => res.headers[n.toLowerCase()] ?? null }, text, json: text ? JSON.parse(text) : undefined };
+        assertMatchesSpec("GET", "/api/live", out);
+        resolve(out);
+      });
     });
     req.on("error", reject);
     req.end();
@@ -198,6 +203,9 @@ describe("GET /api/live", () => {
     assert.deepEqual([res.status, res.json.error.code], [426, "upgrade_required"]);
     assert.equal((await rawUpgrade(app, `/api/live?ticket=${t}`)).status, 101);
     assert.equal((await call(app, "POST", "/api/live")).status, 405);
+    const twice = await rawUpgrade(app, `/api/live?ticket=${t}&ticket=${t}`);
+    assert.deepEqual([twice.status, twice.json.error.code], [400, "invalid_parameter"]);
+    assert.match(twice.json.error.message, /ticket/);
   });
 
   test("a ping gets a pong; a malformed frame closes with 1008 and an oversized one with 1009", async () => {
@@ -274,5 +282,12 @@ describe("without the LIVE binding, or with a failing object", () => {
     } finally {
       await broken.close();
     }
+  });
+});
+
+describe("openapi.yaml", () => {
+  test("every documented /api/live response was produced and matched its schema", () => {
+    const missing = documentedResponses("/api/live").filter((r) => !seen.has(r));
+    assert.deepEqual(missing, [], "documented responses never exercised");
   });
 });

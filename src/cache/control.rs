@@ -83,6 +83,27 @@ where
         }
     }
 
+    fn refresh_ask(&self, owner: Option<&UserId>) -> crate::store::RefreshAsk {
+        if !(self.policy.enabled && self.policy.refresh_on_write) {
+            return crate::store::RefreshAsk::default();
+        }
+        self.state.watched.borrow().ask(owner, self.now())
+    }
+
+    fn keep_refreshed(
+        &self,
+        user: &UserId,
+        version: Version,
+        views: Vec<(crate::domain::LandingView, crate::reads::Payload)>,
+        rows_read: u64,
+    ) {
+        self.state
+            .record(Some(user), |c| c.refresh_rows_read += rows_read);
+        for (view, payload) in views {
+            self.remember_refreshed(user, &Load::landing(view), payload, version);
+        }
+    }
+
     async fn purge_user(&self, user: &UserId) -> AppResult<()> {
         let version = self.origin.bump_user(user).await?;
         self.learn(user, version);

@@ -22,6 +22,11 @@
 //!   a newer version* is never served, not even as STALE.
 //! - An entry copied from KV into memory keeps its absolute expiry.
 //! - Pages with `limit` over 100 bypass the cache.
+//! - **Refresh on write** (`landing.rs`, `CACHE_REFRESH_ON_WRITE`, on by default): a first
+//!   page or summary read here within the last 60 s is watched; a webhook for its user reads
+//!   it back in the webhook's own D1 batch, after the writes, and it is kept in memory and KV
+//!   under the version that batch returns — so it is fenced exactly like a load. At most 256
+//!   watched users and 4 views per webhook.
 //! - Memory holds at most `CACHE_MEMORY_MAX_ENTRIES` (10 000) entries and
 //!   `CACHE_MEMORY_MAX_BYTES` (16 MiB) per isolate; the version view at most 10 000 users,
 //!   in-flight marks 1 024 keys, the background-sync queue 500 users, per-user counters
@@ -63,6 +68,7 @@
 pub mod codec;
 mod control;
 pub mod keys;
+pub mod landing;
 pub mod memory;
 pub mod policy;
 mod read;
@@ -123,6 +129,30 @@ pub enum Load {
 }
 
 impl Load {
+    pub fn landing(view: crate::domain::LandingView) -> Self {
+        match view {
+            crate::domain::LandingView::FirstPage(limit) => Load::Page(PageRequest {
+                limit,
+                position: crate::domain::PagePosition::Offset(0),
+            }),
+            crate::domain::LandingView::Summary(limit) => Load::Summary(limit),
+        }
+    }
+
+    /// The landing view this load is, if it is one.
+    fn as_landing(&self) -> Option<crate::domain::LandingView> {
+        match self {
+            Load::Page(PageRequest {
+                limit,
+                position: crate::domain::PagePosition::Offset(0),
+            }) if limit.get() <= MAX_CACHED_LIMIT => {
+                Some(crate::domain::LandingView::FirstPage(*limit))
+            }
+            Load::Summary(limit) => Some(crate::domain::LandingView::Summary(*limit)),
+            _ => None,
+        }
+    }
+
     fn spec(&self, user: &UserId) -> KeySpec {
         match self {
             Load::Page(p) => KeySpec::page(user, p),
@@ -145,6 +175,18 @@ pub trait CacheControl {
     async fn warm(&self, user: &UserId) -> AppResult<()>;
     /// A write in this isolate changed `user`'s data; D1 answered with `version`.
     fn invalidate(&self, user: &UserId, version: Option<Version>);
+    /// The landing views a webhook's batch should read back (refresh on write); `owner` when
+    /// the delivery names its user.
+    fn refresh_ask(&self, owner: Option<&UserId>) -> crate::store::RefreshAsk;
+    /// Keeps views a write's batch read back at `version` (after [`Self::invalidate`]);
+    /// `rows_read` is what those reads cost.
+    fn keep_refreshed(
+        &self,
+        user: &UserId,
+        version: Version,
+        views: Vec<(crate::domain::LandingView, Payload)>,
+        rows_read: u64,
+    );
     /// Retires everything cached for `user`, in every isolate within the bound.
     async fn purge_user(&self, user: &UserId) -> AppResult<()>;
     /// Retires everything cached, in every isolate within the bound.

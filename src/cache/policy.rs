@@ -36,6 +36,9 @@ pub struct Policy {
     pub soft_timeout_ms: u32,
     /// Warm a user's first page and summary right after a webhook invalidates them.
     pub warm_after_invalidate: bool,
+    /// Refresh on write: a webhook's own batch reads back the landing views of its owner when
+    /// this isolate saw them read within the watch window (`CACHE_REFRESH_ON_WRITE`).
+    pub refresh_on_write: bool,
     /// Log one structured line per request.
     pub debug: bool,
 }
@@ -63,6 +66,7 @@ impl Default for Policy {
             follower_poll_ms: 5,
             soft_timeout_ms: 1_500,
             warm_after_invalidate: false,
+            refresh_on_write: true,
             debug: false,
         }
     }

@@ -145,6 +145,25 @@ where
         }
     }
 
+    /// Keeps a value a write's own batch read back at `version` (refresh on write): the same
+    /// as a load's result, so the same fencing applies.
+    pub(super) fn remember_refreshed(
+        &self,
+        user: &UserId,
+        load: &Load,
+        payload: Payload,
+        version: Version,
+    ) {
+        let rows = payload.page.as_ref().map_or(1, |p| p.count as u64 + 1);
+        let loaded = Loaded {
+            value: Some(payload),
+            version,
+            rows,
+        };
+        self.state.record(Some(user), |c| c.refreshed_on_write += 1);
+        self.remember(&load.spec(user), &loaded, self.now());
+    }
+
     /// Loads `load` from D1 and keeps it (warming).
     pub(super) async fn load_and_remember(&self, spec: &KeySpec, load: &Load) -> AppResult<()> {
         let loaded = self.load_origin(&spec.user, load).await?;
@@ -225,6 +244,9 @@ where
         }
         let spec = load.spec(user);
         let now = self.now();
+        if let Some(view) = load.as_landing() {
+            self.state.watched.borrow_mut().saw(user, view, now);
+        }
         let Some(known) = self.known_version(user, at_least, now).await else {
             // Nothing known and D1 unreachable: only D1 itself may answer.
             let loaded = self.load_origin(user, &load).await?;

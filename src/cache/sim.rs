@@ -349,6 +349,8 @@ struct Model {
     /// The newest version any client has seen per user (what a live feed would tell it).
     client_seen: HashMap<String, Version>,
     next_call: u32,
+    /// Landing views webhooks read back in their own batch (refresh on write).
+    refreshed: usize,
 }
 
 enum Done {
@@ -393,6 +395,8 @@ pub struct RunStats {
     pub writes: usize,
     pub stale: usize,
     pub failed_reads: usize,
+    /// Entries webhooks refreshed on write.
+    pub refreshed: usize,
 }
 
 pub struct World {
@@ -659,7 +663,11 @@ impl World {
                     if fail {
                         return Err(AppError::unavailable("D1_ERROR: injected"));
                     }
-                    let ingested = store.ingest(&delivery, &claim).await?;
+                    // Refresh on write, as the webhook routes do: the batch reads back the
+                    // owner's watched landing views at its own version.
+                    let named = delivery.owner().user.as_deref().and_then(UserId::parse);
+                    let ask = cache.refresh_ask(named.as_ref());
+                    let mut ingested = store.ingest_refreshing(&delivery, &claim, &ask).await?;
                     if ingested.fresh {
                         model
                             .borrow_mut()
@@ -675,6 +683,11 @@ impl World {
                     sleep(&env.clock, back).await;
                     if ingested.changed_data() {
                         cache.invalidate(&uid(&user), ingested.version);
+                        let refreshed = std::mem::take(&mut ingested.refreshed);
+                        if let (Some(v), false) = (ingested.version, refreshed.is_empty()) {
+                            model.borrow_mut().refreshed += refreshed.len();
+                            cache.keep_refreshed(&uid(&user), v, refreshed, 0);
+                        }
                     }
                     if let Some(v) = ingested.version.filter(|_| ingested.changed_data()) {
                         model.borrow_mut().acks.push(Ack {
@@ -1293,7 +1306,10 @@ impl World {
     }
 
     pub fn stats(&self) -> RunStats {
-        self.stats
+        RunStats {
+            refreshed: self.model.borrow().refreshed,
+            ..self.stats
+        }
     }
 
     pub fn trace(&self) -> &[String] {

@@ -32,6 +32,10 @@ pub struct Counters {
     /// they read.
     pub version_syncs: u64,
     pub version_rows_read: u64,
+    /// Entries a webhook's own batch read back for a watched user (refresh on write).
+    pub refreshed_on_write: u64,
+    /// Rows those read-backs cost, in the webhooks' own batches.
+    pub refresh_rows_read: u64,
 }
 
 impl Counters {
@@ -218,6 +222,8 @@ pub struct CacheState {
     pub inflight: RefCell<Inflight>,
     pub due: RefCell<DueForSync>,
     pub stats: RefCell<Stats>,
+    /// Landing views read recently here (refresh on write).
+    pub watched: RefCell<super::landing::Watched>,
 }
 
 impl CacheState {
@@ -237,6 +243,7 @@ impl CacheState {
             inflight: RefCell::new(Inflight::new(MAX_INFLIGHT)),
             due: RefCell::new(DueForSync::default()),
             stats: RefCell::new(Stats::default()),
+            watched: RefCell::new(super::landing::Watched::default()),
         }
     }
 

@@ -16,7 +16,8 @@ pub use delivery::{
 };
 pub use ids::{CallId, UserId, E164};
 pub use page::{
-    Cursor, Limit, PagePosition, PageRequest, DEFAULT_PAGE_LIMIT, DEFAULT_SUMMARY_LIMIT, MAX_LIMIT,
+    Cursor, LandingView, Limit, PagePosition, PageRequest, DEFAULT_PAGE_LIMIT,
+    DEFAULT_SUMMARY_LIMIT, MAX_LIMIT,
 };
 pub use time::Timestamp;
 pub use version::Version;

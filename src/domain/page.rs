@@ -11,6 +11,14 @@ pub const DEFAULT_SUMMARY_LIMIT: u32 = 100;
 /// The largest `limit` either route accepts.
 pub const MAX_LIMIT: u32 = 500;
 
+/// A view a dashboard opens on: its first page of calls, or its intent summary, at a limit.
+/// The cache keeps these hot on write for users who are looking (`cache::landing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LandingView {
+    FirstPage(Limit),
+    Summary(Limit),
+}
+
 /// A page size within the route's bounds (1 to `max`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Limit(u32);

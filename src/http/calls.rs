@@ -98,7 +98,9 @@ pub async fn delete<S: Services>(
     };
     app.reads.invalidate(&user, Some(version));
     use crate::live::{ChangeKind, LiveFeed, Notification};
-    app.live
-        .notify(&user, Notification::new(ChangeKind::Deleted, &[id], version));
+    app.live.notify(
+        &user,
+        Notification::new(ChangeKind::Deleted, &[id], version),
+    );
     Ok(respond::no_content())
 }

@@ -49,10 +49,18 @@ pub fn connect<S: Services>(
         return Err(AppError::NotConfigured("the LIVE binding"));
     }
     let query = Query::parse(&req.query)?;
+    if query.count("ticket") > 1 {
+        return Err(AppError::invalid_parameter(
+            "ticket",
+            "is given more than once",
+        ));
+    }
     let ticket = query
         .get("ticket")
         .and_then(Ticket::parse)
-        .ok_or(AppError::Unauthorized("a live ticket from POST /api/live/tickets is required"))?;
+        .ok_or(AppError::Unauthorized(
+            "a live ticket from POST /api/live/tickets is required",
+        ))?;
     let is_websocket = req
         .header("upgrade")
         .is_some_and(|u| u.trim().eq_ignore_ascii_case("websocket"));

@@ -20,7 +20,7 @@
 //! | `/api/cache/purge` | POST | [`cache::purge`] |
 //! | `/api/cache/keys` | GET | [`cache::keys`] |
 //! | `/api/live/tickets` | POST | [`live::ticket`] |
-//! | `/api/live` | GET (WebSocket upgrade) | [`live::connect`], then the runtime entry forwards the upgrade |
+//! | `/api/live` | GET | [`live::connect`] (a WebSocket upgrade; the runtime entry forwards it) |
 //! | `/webhooks/twilio/voice-status` | POST | [`webhooks::twilio_voice_status`] |
 //! | `/webhooks/twilio/recording-status` | POST | [`webhooks::twilio_recording_status`] |
 //! | `/webhooks/events` | POST | [`webhooks::standard_event`] |
@@ -134,12 +134,24 @@ pub struct Aside {
 /// Applies verified webhook deliveries (the D1 store).
 #[allow(async_fn_in_trait)] // single-threaded wasm: the futures never cross threads
 pub trait DeliverySink {
-    async fn ingest(&self, delivery: &Delivery, claim: &str) -> AppResult<Ingested>;
+    /// Applies `delivery` once per `claim`, reading back `refresh`'s views for a watched owner
+    /// in the same batch.
+    async fn ingest(
+        &self,
+        delivery: &Delivery,
+        claim: &str,
+        refresh: &crate::store::RefreshAsk,
+    ) -> AppResult<Ingested>;
 }
 
 impl<D: crate::store::Database> DeliverySink for crate::store::Store<D> {
-    async fn ingest(&self, delivery: &Delivery, claim: &str) -> AppResult<Ingested> {
-        crate::store::Store::ingest(self, delivery, claim).await
+    async fn ingest(
+        &self,
+        delivery: &Delivery,
+        claim: &str,
+        refresh: &crate::store::RefreshAsk,
+    ) -> AppResult<Ingested> {
+        crate::store::Store::ingest_refreshing(self, delivery, claim, refresh).await
     }
 }
 

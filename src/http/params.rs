@@ -27,6 +27,11 @@ impl Query {
         Ok(Self(pairs))
     }
 
+    /// How many times `name` is given.
+    pub fn count(&self, name: &str) -> usize {
+        self.0.iter().filter(|(k, _)| k == name).count()
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()

@@ -693,7 +693,8 @@ fn a_webhook_makes_the_next_read_in_this_isolate_fresh() {
         "twilio-token",
     ));
     let after = w.send(get("/api/intent-analysis", Some(&t)));
-    assert_eq!(after.header("x-cache"), Some("MISS"));
+    // Read just before, so refreshed by the webhook's own batch: a hit, with the change.
+    assert_eq!(after.header("x-cache"), Some("HIT-MEMORY"));
     assert_eq!(
         body(&after)["data"]["stats"]["totalCalls"].as_i64(),
         before["data"]["stats"]["totalCalls"]
@@ -838,5 +839,199 @@ fn cache_keys_lists_a_users_memory_entries_with_age_ttl_and_kv_presence() {
         w.send(get("/api/cache/keys?userId=a:b", Some(ADMIN)))
             .status,
         400
+    );
+}
+
+// ---- The live feed through the app. ----
+
+#[test]
+fn a_committed_webhook_tells_the_owners_feed_once_with_the_call_and_its_new_version() {
+    let w = with_webhook_secrets(World::new());
+    let req = twilio_post("/webhooks/twilio/voice-status", TWILIO_DONE, "twilio-token");
+    assert_eq!(w.send(req.clone()).status, 200);
+    assert_eq!(w.send(req).status, 200, "a retry");
+    let sent = w.live.sent.borrow();
+    assert_eq!(
+        sent.len(),
+        1,
+        "a retry changes nothing, so tells nothing: {sent:?}"
+    );
+    let (user, n) = &sent[0];
+    assert_eq!(user.as_str(), "ada");
+    assert_eq!(n.kind, crate::live::ChangeKind::Changed);
+    assert_eq!(n.call_ids, vec!["CAtw1".to_owned()]);
+    let page = body(&w.send(get("/api/webhook-calls", Some(&token("ada")))));
+    assert_eq!(page["meta"]["version"], json!(n.version));
+}
+
+#[test]
+fn a_deletion_tells_the_owners_feed_and_a_refused_one_tells_nobody() {
+    let w = World::new();
+    let mut del = get("/api/webhook-calls/CAada1", Some(&token("bob")));
+    del.method = Method::Delete;
+    assert_eq!(w.send(del.clone()).status, 404);
+    assert!(w.live.sent.borrow().is_empty());
+    del.headers = vec![("authorization".into(), format!("Bearer {}", token("ada")))];
+    assert_eq!(w.send(del).status, 204);
+    let sent = w.live.sent.borrow();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (
+            sent[0].0.as_str(),
+            sent[0].1.kind,
+            sent[0].1.call_ids.clone()
+        ),
+        (
+            "ada",
+            crate::live::ChangeKind::Deleted,
+            vec!["CAada1".to_owned()]
+        )
+    );
+}
+
+#[test]
+fn a_live_ticket_needs_a_dashboard_token_and_the_upgrade_needs_a_well_formed_ticket() {
+    let w = World::new();
+    let issued = w.send(post_json("/api/live/tickets", &token("ada"), ""));
+    assert_eq!(issued.status, 201);
+    let t = body(&issued)["data"]["ticket"]
+        .as_str()
+        .expect("a ticket")
+        .to_owned();
+    assert_eq!(
+        w.send(post_json("/api/live/tickets", ADMIN, "")).status,
+        401
+    );
+    let upgrade = |query: &str, websocket: bool| {
+        let mut r = get(&format!("/api/live{query}"), None);
+        if websocket {
+            r.headers.push(("upgrade".into(), "websocket".into()));
+        }
+        w.handle(r)
+    };
+    let plain = upgrade(&format!("?ticket={t}"), false);
+    assert_eq!(
+        (plain.response.status, plain.upgrade.is_none()),
+        (426, true)
+    );
+    assert_eq!(body(&plain.response)["error"]["code"], "upgrade_required");
+    for bad in ["", "?ticket=", "?ticket=ada", "?ticket=00.11"] {
+        assert_eq!(upgrade(bad, true).response.status, 401, "{bad}");
+    }
+    let admitted = upgrade(&format!("?ticket={t}"), true);
+    assert_eq!(
+        admitted.upgrade.map(|t| t.encode()),
+        Some(t),
+        "handed to the entry"
+    );
+}
+
+#[test]
+fn without_a_live_feed_the_live_routes_are_503_not_configured() {
+    struct NoLive;
+    impl Services for NoLive {
+        type Reads = Reads;
+        type Writes = Store<SqliteDatabase>;
+        type Parking = MemoryParking;
+        type Clock = Rc<ManualClock>;
+        type Live = crate::live::NoLiveFeed;
+    }
+    let w = World::new();
+    let app: App<'_, NoLive> = App {
+        config: &w.config,
+        reads: &w.reads,
+        writes: &w.store,
+        parking: &w.parking,
+        clock: &w.clock,
+        live: &crate::live::NoLiveFeed,
+    };
+    let ticket = block_on(app.handle(&post_json("/api/live/tickets", &token("ada"), "")));
+    let mut up = get("/api/live?ticket=ab.0123456789abcdef0123456789abcdef", None);
+    up.headers.push(("upgrade".into(), "websocket".into()));
+    let upgrade = block_on(app.handle(&up));
+    for res in [ticket.response, upgrade.response] {
+        assert_eq!(
+            (res.status, body(&res)["error"]["code"].clone()),
+            (503, json!("not_configured"))
+        );
+    }
+}
+
+// ---- Refresh on write. ----
+
+#[test]
+fn after_a_webhook_the_landing_view_someone_is_looking_at_is_a_memory_hit_with_the_change() {
+    let w = with_webhook_secrets(World::new());
+    let t = token("ada");
+    assert_eq!(
+        w.send(get("/api/webhook-calls", Some(&t)))
+            .header("x-cache"),
+        Some("MISS")
+    );
+    w.send(get("/api/intent-analysis?limit=20", Some(&t)));
+    w.send(twilio_post(
+        "/webhooks/twilio/voice-status",
+        TWILIO_DONE,
+        "twilio-token",
+    ));
+    let queries = w.store.usage().queries;
+    let page = w.send(get("/api/webhook-calls", Some(&t)));
+    assert_eq!(page.header("x-cache"), Some("HIT-MEMORY"));
+    assert_eq!(
+        body(&page)["data"][0]["id"],
+        "CAtw1",
+        "with the webhook's call"
+    );
+    let summary = w.send(get("/api/intent-analysis?limit=20", Some(&t)));
+    assert_eq!(summary.header("x-cache"), Some("HIT-MEMORY"));
+    assert_eq!(body(&summary)["data"]["stats"]["totalCalls"], 4);
+    assert_eq!(
+        w.store.usage().queries,
+        queries,
+        "no D1 round trip for either"
+    );
+    let stats = body(&w.send(get("/api/cache/stats", Some(ADMIN))));
+    assert_eq!(stats["data"]["counters"]["refreshedOnWrite"], 2);
+}
+
+#[test]
+fn a_webhook_for_a_user_nobody_is_looking_at_refreshes_nothing() {
+    let w = with_webhook_secrets(World::new());
+    w.send(get("/api/webhook-calls", Some(&token("bob"))));
+    w.send(twilio_post(
+        "/webhooks/twilio/voice-status",
+        TWILIO_DONE,
+        "twilio-token",
+    ));
+    let stats = body(&w.send(get("/api/cache/stats", Some(ADMIN))));
+    assert_eq!(stats["data"]["counters"]["refreshedOnWrite"], 0);
+    let page = w.send(get("/api/webhook-calls", Some(&token("ada"))));
+    assert_eq!(page.header("x-cache"), Some("MISS"));
+}
+
+#[test]
+fn with_refresh_on_write_off_a_webhook_only_retires() {
+    let mut w = with_webhook_secrets(World::new());
+    w.config.cache.refresh_on_write = false;
+    let policy = Rc::new(w.config.cache.clone());
+    w.reads = TieredReads::new(
+        w.store.clone(),
+        Rc::new(FakeKv::default()),
+        w.clock.clone(),
+        w.rt.clone(),
+        Rc::new(CacheState::new(&policy)),
+        policy,
+    );
+    let t = token("ada");
+    w.send(get("/api/webhook-calls", Some(&t)));
+    w.send(twilio_post(
+        "/webhooks/twilio/voice-status",
+        TWILIO_DONE,
+        "twilio-token",
+    ));
+    assert_eq!(
+        w.send(get("/api/webhook-calls", Some(&t)))
+            .header("x-cache"),
+        Some("MISS")
     );
 }

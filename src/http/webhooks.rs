@@ -5,6 +5,7 @@
 use super::{require_media_type, respond, App, Request, Response, Services};
 use crate::cache::CacheControl;
 use crate::clock::Clock;
+use crate::domain::UserId;
 use crate::error::{AppError, AppResult};
 use crate::live::{ChangeKind, LiveFeed, Notification};
 use crate::webhooks::parking;
@@ -55,16 +56,29 @@ impl<S: Services> App<'_, S> {
     /// Applies a verified delivery; if that fails, parks it for the scheduled replay. Only
     /// when parking fails too does the provider get an error (and retry).
     async fn deliver(&self, delivery: Delivery, note: &RefCell<Option<String>>) -> AppResult<()> {
+        // Refresh on write: the batch reads back the owner's landing views if someone here is
+        // looking at them (see `cache::landing`).
+        let named_owner = delivery.owner().user.as_deref().and_then(UserId::parse);
+        let refresh = self.reads.refresh_ask(named_owner.as_ref());
         let applied = async {
             let claim = claim_nonce()?;
-            crate::http::DeliverySink::ingest(self.writes, &delivery, &claim).await
+            crate::http::DeliverySink::ingest(self.writes, &delivery, &claim, &refresh).await
         }
         .await;
         match applied {
-            Ok(ingested) => {
+            Ok(mut ingested) => {
                 if let (true, Some(user)) = (ingested.changed_data(), &ingested.user) {
                     self.reads.invalidate(user, ingested.version);
                     if let Some(version) = ingested.version {
+                        let refreshed = std::mem::take(&mut ingested.refreshed);
+                        if !refreshed.is_empty() {
+                            self.reads.keep_refreshed(
+                                user,
+                                version,
+                                refreshed,
+                                ingested.refresh_rows_read,
+                            );
+                        }
                         let calls: Vec<_> = ingested.call.iter().cloned().collect();
                         self.live.notify(
                             user,

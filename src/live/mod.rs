@@ -207,8 +207,7 @@ pub fn change(kind: ChangeKind, call_ids: &[CallId], version: Version) -> String
         ChangeKind::Changed => "changed",
         ChangeKind::Deleted => "deleted",
     };
-    serde_json::json!({ "type": kind, "callIds": call_ids, "version": version.token() })
-        .to_string()
+    serde_json::json!({ "type": kind, "callIds": call_ids, "version": version.token() }).to_string()
 }
 
 pub const PONG: &str = r#"{"type":"pong"}"#;
@@ -338,7 +337,10 @@ mod tests {
         let mut book = TicketBook::default();
         let d = secret_digest("s1");
         assert_eq!(book.issue(d.clone(), 1_000), Ok(1_000 + TICKET_TTL_MS));
-        assert_eq!(book.redeem(&secret_digest("other"), 1_001), Err(TicketRefusal::NotValid));
+        assert_eq!(
+            book.redeem(&secret_digest("other"), 1_001),
+            Err(TicketRefusal::NotValid)
+        );
         assert_eq!(book.redeem(&d, 1_001), Ok(()));
         assert_eq!(book.redeem(&d, 1_002), Err(TicketRefusal::NotValid), "used");
         let late = secret_digest("s2");
@@ -387,17 +389,23 @@ mod tests {
     #[test]
     fn server_messages_are_the_documented_json() {
         let ada = UserId::parse("ada").expect("id");
-        let hello: serde_json::Value = serde_json::from_str(&hello(&ada, Version::new(7))).expect("json");
-        assert_eq!(hello, serde_json::json!({"type":"hello","userId":"ada","version":"7"}));
+        let hello: serde_json::Value =
+            serde_json::from_str(&hello(&ada, Version::new(7))).expect("json");
+        assert_eq!(
+            hello,
+            serde_json::json!({"type":"hello","userId":"ada","version":"7"})
+        );
         let ids = [CallId::parse("CA1").expect("id")];
         let changed: serde_json::Value =
-            serde_json::from_str(&change(ChangeKind::Changed, &ids, Version::new(8))).expect("json");
+            serde_json::from_str(&change(ChangeKind::Changed, &ids, Version::new(8)))
+                .expect("json");
         assert_eq!(
             changed,
             serde_json::json!({"type":"changed","callIds":["CA1"],"version":"8"})
         );
         let deleted: serde_json::Value =
-            serde_json::from_str(&change(ChangeKind::Deleted, &ids, Version::new(9))).expect("json");
+            serde_json::from_str(&change(ChangeKind::Deleted, &ids, Version::new(9)))
+                .expect("json");
         assert_eq!(deleted["type"], "deleted");
     }
 
@@ -407,7 +415,12 @@ mod tests {
             answer_client_frame(Some(r#"{"type":"ping"}"#), 15),
             ClientFrameAnswer::Reply(PONG)
         );
-        for bad in [r#"{"type":"pong"}"#, "ping", "{}", r#"{"type":"ping","x":1}"#] {
+        for bad in [
+            r#"{"type":"pong"}"#,
+            "ping",
+            "{}",
+            r#"{"type":"ping","x":1}"#,
+        ] {
             assert!(
                 matches!(
                     answer_client_frame(Some(bad), bad.len()),
@@ -420,7 +433,10 @@ mod tests {
             answer_client_frame(None, 4),
             ClientFrameAnswer::Close(CLOSE_POLICY_VIOLATION, _)
         ));
-        let big = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(MAX_CLIENT_FRAME_BYTES));
+        let big = format!(
+            r#"{{"type":"ping","pad":"{}"}}"#,
+            "x".repeat(MAX_CLIENT_FRAME_BYTES)
+        );
         assert!(matches!(
             answer_client_frame(Some(&big), big.len()),
             ClientFrameAnswer::Close(CLOSE_TOO_BIG, _)

@@ -171,7 +171,11 @@ impl DurableObject for LiveFeedObject {
         }
     }
 
-    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
         let answer = match &message {
             WebSocketIncomingMessage::String(s) => answer_client_frame(Some(s), s.len()),
             WebSocketIncomingMessage::Binary(b) => answer_client_frame(None, b.len()),
@@ -240,8 +244,10 @@ impl LiveFeed for WorkersLive {
             .map_err(|e| unavailable("issuing a ticket", e))?;
         match res.status_code() {
             200 => {
-                let answer: IssueAnswer =
-                    res.json().await.map_err(|e| unavailable("ticket answer", e))?;
+                let answer: IssueAnswer = res
+                    .json()
+                    .await
+                    .map_err(|e| unavailable("ticket answer", e))?;
                 Ok(IssuedTicket {
                     ticket: Ticket { object, secret }.encode(),
                     expires_at_ms: answer.expires_at_ms,
@@ -296,7 +302,8 @@ pub async fn forward_upgrade(env: &Env, ticket: &Ticket, req: &Request) -> Resul
         return refused();
     };
     let mut init = RequestInit::new();
-    init.with_method(Method::Get).with_headers(req.headers().clone());
+    init.with_method(Method::Get)
+        .with_headers(req.headers().clone());
     let inner = Request::new_with_init(
         &format!("https://live/connect?secret={}", ticket.secret),
         &init,

@@ -2,13 +2,14 @@
 //! events (the aggregate triggers move with them) and reads back the outcome.
 
 use super::{sql, Database, RowSet, SqlValue, Statement, Store};
-use crate::domain::{CallId, Delivery, Event, UserId};
+use crate::domain::{CallId, Delivery, Event, LandingView, UserId};
 use crate::error::{AppError, AppResult, Context};
+use crate::reads::Payload;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 /// What applying a delivery did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Ingested {
     /// False when this delivery had been applied before: nothing changed.
     pub fresh: bool,
@@ -21,6 +22,26 @@ pub struct Ingested {
     pub outcome: String,
     /// The owner's version after this batch (see `migrations/0008`), when there is an owner.
     pub version: Option<crate::domain::Version>,
+    /// The landing views asked for in [`RefreshAsk`], read in this batch after its writes, so
+    /// at exactly `version`; empty unless this attempt applied the delivery to a watched user.
+    pub refreshed: Vec<(LandingView, Payload)>,
+    /// Rows the refresh reads cost (D1's count), whether or not they matched.
+    pub refresh_rows_read: u64,
+}
+
+/// Refresh on write: landing views to read back in the delivery's own batch, for its owner,
+/// when the owner is one of `users` (the cache's watched users). Users outside it cost no
+/// row: the reads match nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefreshAsk {
+    pub users: Vec<UserId>,
+    pub views: Vec<LandingView>,
+}
+
+impl RefreshAsk {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() || self.views.is_empty()
+    }
 }
 
 impl Ingested {
@@ -75,6 +96,18 @@ fn digest(tag: &str, parts: &[&str]) -> String {
 impl<D: Database> Store<D> {
     /// Applies `delivery` once: `claim` must be unique per attempt (a random nonce).
     pub async fn ingest(&self, delivery: &Delivery, claim: &str) -> AppResult<Ingested> {
+        self.ingest_refreshing(delivery, claim, &RefreshAsk::default())
+            .await
+    }
+
+    /// [`Store::ingest`], reading back `ask`'s landing views for a watched owner in the same
+    /// batch.
+    pub async fn ingest_refreshing(
+        &self,
+        delivery: &Delivery,
+        claim: &str,
+        ask: &RefreshAsk,
+    ) -> AppResult<Ingested> {
         let key = delivery_digest(delivery);
         let guard = || vec![text(delivery.provider.as_str()), text(&key), text(claim)];
         let owner = delivery.owner();
@@ -174,6 +207,39 @@ impl<D: Database> Store<D> {
             };
             statements.push(Statement::new(sql, p));
         }
+        let mut refresh_at = Vec::new();
+        if !ask.is_empty() {
+            let watched =
+                serde_json::to_string(&ask.users.iter().map(UserId::as_str).collect::<Vec<_>>())
+                    .map_err(|e| AppError::internal(format!("serializing watched users: {e}")))?;
+            let owner = || {
+                let mut p = guard();
+                p.push(text(&watched));
+                p
+            };
+            let with_limit = |n: i64| {
+                let mut p = owner();
+                p.push(SqlValue::Integer(n));
+                p
+            };
+            for view in &ask.views {
+                refresh_at.push((*view, statements.len()));
+                match view {
+                    LandingView::FirstPage(limit) => statements.push(Statement::new(
+                        sql::REFRESH_FIRST_PAGE,
+                        with_limit(i64::from(limit.get()) + 1),
+                    )),
+                    LandingView::Summary(limit) => statements.extend([
+                        Statement::new(sql::REFRESH_USER_STATS, owner()),
+                        Statement::new(sql::REFRESH_USER_INTENTS, owner()),
+                        Statement::new(
+                            sql::REFRESH_ANALYZED_CALLS,
+                            with_limit(i64::from(limit.get())),
+                        ),
+                    ]),
+                }
+            }
+        }
         statements.push(Statement::new(sql::DELIVERY_RESULT, guard()));
         let results = self
             .batch(statements)
@@ -186,7 +252,7 @@ impl<D: Database> Store<D> {
             .into_iter()
             .next()
             .ok_or_else(|| AppError::internal("delivery row missing after its claim"))?;
-        Ok(Ingested {
+        let mut ingested = Ingested {
             fresh: row.fresh.unwrap_or(0) != 0,
             user: row.user_id.as_deref().and_then(UserId::parse),
             call: row.call_id.as_deref().and_then(CallId::parse),
@@ -195,6 +261,37 @@ impl<D: Database> Store<D> {
                 .version
                 .and_then(|v| u64::try_from(v).ok())
                 .map(crate::domain::Version::new),
-        })
+            refreshed: Vec::new(),
+            refresh_rows_read: 0,
+        };
+        if let (Some((_, first)), Some(last)) = (refresh_at.first(), results.len().checked_sub(1)) {
+            ingested.refresh_rows_read = results
+                .get(*first..last)
+                .map_or(0, |r| r.iter().map(|rows| rows.meta().rows_read).sum());
+        }
+        let watched = ingested
+            .user
+            .as_ref()
+            .is_some_and(|u| ask.users.contains(u));
+        if ingested.changed_data() && watched {
+            for (view, at) in refresh_at {
+                let rows = |i: usize| {
+                    results
+                        .get(at + i)
+                        .ok_or_else(|| AppError::internal("refresh results missing"))
+                };
+                let payload = match view {
+                    LandingView::FirstPage(limit) => {
+                        super::page_payload(&super::page_from_rows(rows(0)?.decode()?, limit)?)?
+                    }
+                    LandingView::Summary(_) => Payload::new(
+                        &super::summary_from_rows(rows(0)?, rows(1)?, rows(2)?)?,
+                        None,
+                    )?,
+                };
+                ingested.refreshed.push((view, payload));
+            }
+        }
+        Ok(ingested)
     }
 }

@@ -719,3 +719,76 @@ fn a_retell_event_without_a_start_timestamp_does_not_lift_a_deletion() {
     assert_eq!(apply(&s, &late).outcome, "deleted");
     assert!(call(&s, "ada", "call_r1").is_none());
 }
+
+fn limit(n: u32) -> crate::domain::Limit {
+    crate::domain::Limit::new(n, 500).expect("limit")
+}
+
+fn refreshing(s: &Store<SqliteDatabase>, d: &Delivery, claim: &str, users: &[&str]) -> Ingested {
+    let ask = RefreshAsk {
+        users: users.iter().map(|u| uid(u)).collect(),
+        views: vec![
+            crate::domain::LandingView::FirstPage(limit(2)),
+            crate::domain::LandingView::Summary(limit(5)),
+        ],
+    };
+    block_on(s.ingest_refreshing(d, claim, &ask)).expect("ingests")
+}
+
+#[test]
+fn a_watched_owners_landing_views_come_back_from_the_writes_own_batch_at_its_version() {
+    let s = store_with_routes();
+    apply(&s, &voice(RINGING));
+    let got = refreshing(&s, &voice(COMPLETED), "refresh-1", &["bob", "ada"]);
+    assert_eq!(got.refreshed.len(), 2);
+    let version = got.version.expect("an owner");
+    let (page, at) = block_on(s.load_call_page(
+        &uid("ada"),
+        &crate::domain::PageRequest {
+            limit: limit(2),
+            position: crate::domain::PagePosition::Offset(0),
+        },
+    ))
+    .expect("loads");
+    assert_eq!(at, version, "nothing moved since");
+    assert_eq!(
+        got.refreshed[0],
+        (
+            crate::domain::LandingView::FirstPage(limit(2)),
+            page_payload(&page).expect("payload")
+        ),
+        "the same bytes a load gives"
+    );
+    let (summary, _) = block_on(s.load_intent_summary(&uid("ada"), limit(5))).expect("loads");
+    assert_eq!(
+        got.refreshed[1].1,
+        crate::reads::Payload::new(&summary, None).expect("payload")
+    );
+}
+
+#[test]
+fn nothing_comes_back_for_an_unwatched_owner_a_retry_or_an_unapplied_delivery() {
+    let s = store_with_routes();
+    assert!(
+        refreshing(&s, &voice(RINGING), "r1", &["bob"])
+            .refreshed
+            .is_empty(),
+        "not watched"
+    );
+    assert!(
+        refreshing(&s, &voice(RINGING), "r2", &["ada"])
+            .refreshed
+            .is_empty(),
+        "a retry"
+    );
+    let unrouted = voice(
+        &RINGING
+            .replace("To=%2B14155550199", "To=%2B14155550999")
+            .replace("CA1", "CA9"),
+    );
+    let got = refreshing(&s, &unrouted, "r3", &["ada"]);
+    assert_eq!(
+        (got.outcome.as_str(), got.refreshed.len()),
+        ("unattributed", 0)
+    );
+}

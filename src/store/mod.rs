@@ -32,7 +32,7 @@ use crate::error::{AppError, AppResult, Context};
 use crate::reads::{PageMeta, Payload, ReadModel, Served};
 #[cfg(test)]
 pub(crate) use ingest::delivery_digest;
-pub use ingest::Ingested;
+pub use ingest::{Ingested, RefreshAsk};
 use rows::{AnalysisRow, CallRow, EnrichmentRow, IntentRow, StatsRow};
 use serde::de::DeserializeOwned;
 use std::cell::Cell;
@@ -232,21 +232,7 @@ impl<D: Database> Store<D> {
             ),
         };
         let (rows, version) = self.with_version(user, st, "loading a call page").await?;
-        let rows: Vec<CallRow> = rows.decode()?;
-        let mut calls = rows
-            .into_iter()
-            .map(CallRow::into_call)
-            .collect::<AppResult<Vec<_>>>()?;
-        let next = if calls.len() > page.limit.get() as usize {
-            calls.truncate(page.limit.get() as usize);
-            calls.last().map(|c| Cursor {
-                started_at: c.started_at,
-                id: c.id.clone(),
-            })
-        } else {
-            None
-        };
-        Ok((CallPage { calls, next }, version))
+        Ok((page_from_rows(rows.decode()?, page.limit)?, version))
     }
 
     pub async fn load_call(
@@ -289,28 +275,7 @@ impl<D: Database> Store<D> {
         let [stats, intents, calls, version] = <[D::Rows; 4]>::try_from(results)
             .map_err(|_| AppError::internal("intent summary batch: wrong result count"))?;
         let version = decode_version(&version)?;
-        let stats: Option<StatsRow> = stats.decode()?.into_iter().next();
-        let intents: Vec<IntentRow> = intents.decode()?;
-        let calls: Vec<CallRow> = calls.decode()?;
-        let stats = stats.unwrap_or_default();
-        let avg_confidence = if stats.completed_analyses > 0 {
-            round4(stats.confidence_sum / stats.completed_analyses as f64)
-        } else {
-            0.0
-        };
-        let summary = IntentSummary {
-            calls: calls
-                .into_iter()
-                .map(CallRow::into_call)
-                .collect::<AppResult<_>>()?,
-            stats: IntentStats {
-                total_calls: stats.total_calls,
-                answered_calls: stats.answered_calls,
-                avg_confidence,
-                intent_distribution: intents.into_iter().map(|i| (i.intent, i.calls)).collect(),
-            },
-        };
-        Ok((summary, version))
+        Ok((summary_from_rows(&stats, &intents, &calls)?, version))
     }
 
     pub async fn load_analysis(
@@ -348,6 +313,58 @@ impl<D: Database> Store<D> {
             version,
         ))
     }
+}
+
+/// A page from its `limit + 1` rows: the extra row only says that a next page exists.
+fn page_from_rows(rows: Vec<CallRow>, limit: Limit) -> AppResult<CallPage> {
+    let mut calls = rows
+        .into_iter()
+        .map(CallRow::into_call)
+        .collect::<AppResult<Vec<_>>>()?;
+    let next = if calls.len() > limit.get() as usize {
+        calls.truncate(limit.get() as usize);
+        calls.last().map(|c| Cursor {
+            started_at: c.started_at,
+            id: c.id.clone(),
+        })
+    } else {
+        None
+    };
+    Ok(CallPage { calls, next })
+}
+
+/// A summary from the results of `USER_STATS`, `USER_INTENTS` and `ANALYZED_CALLS`.
+fn summary_from_rows<R: RowSet>(stats: &R, intents: &R, calls: &R) -> AppResult<IntentSummary> {
+    let stats: Option<StatsRow> = stats.decode()?.into_iter().next();
+    let intents: Vec<IntentRow> = intents.decode()?;
+    let calls: Vec<CallRow> = calls.decode()?;
+    let stats = stats.unwrap_or_default();
+    let avg_confidence = if stats.completed_analyses > 0 {
+        round4(stats.confidence_sum / stats.completed_analyses as f64)
+    } else {
+        0.0
+    };
+    Ok(IntentSummary {
+        calls: calls
+            .into_iter()
+            .map(CallRow::into_call)
+            .collect::<AppResult<_>>()?,
+        stats: IntentStats {
+            total_calls: stats.total_calls,
+            answered_calls: stats.answered_calls,
+            avg_confidence,
+            intent_distribution: intents.into_iter().map(|i| (i.intent, i.calls)).collect(),
+        },
+    })
+}
+
+/// What a page of calls is sent and cached as.
+pub(crate) fn page_payload(page: &CallPage) -> AppResult<Payload> {
+    let meta = PageMeta {
+        count: page.calls.len(),
+        next_cursor: page.next.as_ref().map(Cursor::encode),
+    };
+    Payload::new(&page.calls, Some(meta))
 }
 
 fn round4(x: f64) -> f64 {
@@ -388,14 +405,7 @@ impl<D: Database> ReadModel for Store<D> {
         _at_least: Version,
     ) -> AppResult<Served<Payload>> {
         let (loaded, version) = self.load_call_page(user, page).await?;
-        let meta = PageMeta {
-            count: loaded.calls.len(),
-            next_cursor: loaded.next.as_ref().map(Cursor::encode),
-        };
-        Ok(Served::from_d1(
-            Payload::new(&loaded.calls, Some(meta))?,
-            version,
-        ))
+        Ok(Served::from_d1(page_payload(&loaded)?, version))
     }
 
     async fn call_detail(

@@ -122,6 +122,10 @@ pub const READS: &[(&str, &str)] = &[
     ("enrichment", ENRICHMENT),
     ("user versions", USER_VERSIONS),
     ("version of a user", VERSION_OF),
+    ("refresh: first page", REFRESH_FIRST_PAGE),
+    ("refresh: user stats", REFRESH_USER_STATS),
+    ("refresh: user intents", REFRESH_USER_INTENTS),
+    ("refresh: analyzed calls", REFRESH_ANALYZED_CALLS),
 ];
 
 // ---- Webhook ingest: one D1 batch per delivery. ----
@@ -287,4 +291,47 @@ pub const DELIVERY_RESULT: &str = concat!(
        CASE WHEN d.user_id IS NOT NULL THEN ",
     version_of!("d.user_id"),
     " END AS version FROM webhook_deliveries d WHERE provider = ?1 AND delivery_key = ?2"
+);
+
+/// The user a delivery attempt has just applied its events to, when that user is one the
+/// cache is watching: ?1 provider, ?2 delivery key, ?3 this attempt's claim, ?4 a JSON array
+/// of watched users. NULL otherwise (a retry, an unapplied outcome, a user nobody watches),
+/// and then the refresh reads below match no row.
+macro_rules! claimed_watched_owner {
+    () => {
+        "(SELECT d.user_id FROM webhook_deliveries d WHERE d.provider = ?1 \
+         AND d.delivery_key = ?2 AND d.claim = ?3 AND d.outcome = 'applied' \
+         AND d.user_id IN (SELECT value FROM json_each(?4)))"
+    };
+}
+
+/// Refresh on write, in the delivery's own batch after its writes (so at the version the
+/// batch returns): the owner's first page. ?1–?4 as `claimed_watched_owner`, ?5 limit + 1.
+pub const REFRESH_FIRST_PAGE: &str = concat!(
+    call_select!(),
+    "WHERE c.user_id = ",
+    claimed_watched_owner!(),
+    " ORDER BY c.started_at DESC, c.id DESC LIMIT ?5"
+);
+
+/// Refresh on write: the owner's aggregates. ?1–?4 as `claimed_watched_owner`.
+pub const REFRESH_USER_STATS: &str = concat!(
+    "SELECT total_calls, answered_calls, completed_analyses, confidence_sum FROM user_stats \
+     WHERE user_id = ",
+    claimed_watched_owner!()
+);
+
+/// Refresh on write: the owner's intent counts. ?1–?4 as `claimed_watched_owner`.
+pub const REFRESH_USER_INTENTS: &str = concat!(
+    "SELECT intent, calls FROM user_intents WHERE calls > 0 AND user_id = ",
+    claimed_watched_owner!()
+);
+
+/// Refresh on write: the owner's newest analyzed calls. ?1–?4 as `claimed_watched_owner`,
+/// ?5 limit.
+pub const REFRESH_ANALYZED_CALLS: &str = concat!(
+    call_select!(),
+    "WHERE c.user_id = ",
+    claimed_watched_owner!(),
+    " AND c.analyzed = 1 ORDER BY c.started_at DESC, c.id DESC LIMIT ?5"
 );

@@ -100,6 +100,7 @@ fn simulate_seeds_from_the_environment() {
                 total.writes += s.writes;
                 total.stale += s.stale;
                 total.failed_reads += s.failed_reads;
+                total.refreshed += s.refreshed;
             }
             Err(f) => {
                 let path = format!("target/sim-trace-{}.txt", f.seed);
@@ -109,8 +110,8 @@ fn simulate_seeds_from_the_environment() {
         }
     }
     println!(
-        "sim-batch seeds={count} steps={} reads={} stale={} failed_reads={} writes={}",
-        total.steps, total.reads, total.stale, total.failed_reads, total.writes
+        "sim-batch seeds={count} steps={} reads={} stale={} failed_reads={} writes={} refreshed={}",
+        total.steps, total.reads, total.stale, total.failed_reads, total.writes, total.refreshed
     );
 }
 
