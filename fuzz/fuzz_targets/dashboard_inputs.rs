@@ -1,10 +1,12 @@
 //! The dashboard's untrusted inputs: query strings (limit/offset/cursor), bearer tokens,
-//! timestamps. Nothing may panic, and whatever parses must round-trip.
+//! timestamps, live-feed tickets, client frames and notifications. Nothing may panic, and
+//! whatever parses must round-trip.
 #![no_main]
 
 use call_dashboard_worker::domain::{Cursor, Timestamp};
 use call_dashboard_worker::http::auth::{verify_jwt, Expectations};
 use call_dashboard_worker::http::params::Query;
+use call_dashboard_worker::live::{answer_client_frame, ClientFrameAnswer, Notification, Ticket};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -28,4 +30,11 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(Timestamp::parse_rfc3339(&t.to_string()), Some(t));
     }
     let _ = Timestamp::parse_rfc2822(text);
+    if let Some(ticket) = Ticket::parse(text) {
+        assert_eq!(ticket.encode(), text);
+    }
+    if let ClientFrameAnswer::Reply(_) = answer_client_frame(Some(text), text.len()) {
+        assert!(text.len() <= call_dashboard_worker::live::MAX_CLIENT_FRAME_BYTES);
+    }
+    let _ = Notification::parse(data);
 });

@@ -57,6 +57,7 @@ where
     /// sync: the view takes its version as of when it started.
     async fn load_origin(&self, user: &UserId, load: &Load) -> AppResult<Loaded> {
         let started = self.now();
+        let covered = self.feed_covered();
         let before = self.origin.usage();
         let z = Version::ZERO;
         let (value, version) = match load {
@@ -90,7 +91,7 @@ where
             c.d1_queries += queries;
             c.d1_rows_read += rows;
         });
-        self.synced(user, version, started);
+        self.synced(user, version, started, covered);
         Ok(Loaded {
             value,
             version,

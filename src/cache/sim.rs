@@ -298,6 +298,14 @@ impl VersionSource for SimOrigin {
         self.gate().await?;
         self.store.current_versions(users).await
     }
+    async fn version_changes(
+        &self,
+        after: Option<u64>,
+        limit: u32,
+    ) -> AppResult<crate::store::VersionChanges> {
+        self.gate().await?;
+        self.store.version_changes(after, limit).await
+    }
     async fn bump_user(&self, user: &UserId) -> AppResult<Version> {
         self.gate().await?;
         self.store.bump_user(user).await

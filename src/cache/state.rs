@@ -73,6 +73,10 @@ pub struct Seen {
     /// When D1 last told us (the start of that read: the answer reflects every write
     /// acknowledged before it), epoch ms; `i64::MIN` when only learned otherwise.
     pub synced_at: i64,
+    /// The version feed position (`migrations/0009`) this knowledge is complete through:
+    /// `version` includes every change of the user's up to it. 0 when unknown. A feed read
+    /// from exactly here re-vouches the user without asking for them by name.
+    pub through: u64,
 }
 
 /// This isolate's view of users' versions, bounded. Versions only move up: a view never goes
@@ -93,19 +97,43 @@ impl VersionView {
         self.seen.get(user).copied()
     }
 
-    /// D1 said `version` in a read that started at `started_at`.
-    pub fn synced(&mut self, user: &UserId, version: Version, started_at: i64) {
+    /// D1 said `version` in a read that started at `started_at`, complete through feed
+    /// position `through` (versions are cumulative, so the larger version is complete through
+    /// the larger position of the two).
+    pub fn synced(&mut self, user: &UserId, version: Version, started_at: i64, through: u64) {
         let next = match self.get(user) {
             Some(s) => Seen {
                 version: s.version.max(version),
                 synced_at: s.synced_at.max(started_at),
+                through: s.through.max(through),
             },
             None => Seen {
                 version,
                 synced_at: started_at,
+                through,
             },
         };
         self.seen.insert(user.clone(), next);
+    }
+
+    /// A feed read that started at `started_at` found no change of these users' after the
+    /// position they were complete through (`from`): they are now complete through `through`,
+    /// and, when the read listed every change (`complete`), vouched for as of `started_at`.
+    pub fn vouch_unchanged(&mut self, from: u64, through: u64, started_at: i64, complete: bool) {
+        let chained: Vec<UserId> = self
+            .seen
+            .iter()
+            .filter(|(_, s)| s.through >= from)
+            .map(|(u, _)| u.clone())
+            .collect();
+        for user in chained {
+            if let Some(mut s) = self.seen.peek_mut(&user) {
+                s.through = s.through.max(through);
+                if complete {
+                    s.synced_at = s.synced_at.max(started_at);
+                }
+            }
+        }
     }
 
     /// A newer version learned without a sync (a write here, an entry another isolate
@@ -115,10 +143,12 @@ impl VersionView {
             Some(s) => Seen {
                 version: s.version.max(version),
                 synced_at: s.synced_at,
+                through: s.through,
             },
             None => Seen {
                 version,
                 synced_at: i64::MIN,
+                through: 0,
             },
         };
         self.seen.insert(user.clone(), next);
@@ -201,6 +231,19 @@ impl Drop for InflightGuard {
     }
 }
 
+/// Where this isolate stands in the version feed (`migrations/0009`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Feed {
+    /// The position every chained view entry is complete through; meaningful once `epoch`
+    /// is known.
+    pub through: u64,
+    /// The purge epoch at the last feed read; `None` before the first.
+    pub epoch: Option<u64>,
+    /// When the last feed read started (epoch ms), and whether one is scheduled or running.
+    pub started_at: i64,
+    pub scheduled: bool,
+}
+
 /// Users whose view is due for a background sync (busy users, before their view gets old),
 /// bounded; synced together, one query for all.
 #[derive(Default)]
@@ -224,6 +267,7 @@ pub struct CacheState {
     pub stats: RefCell<Stats>,
     /// Landing views read recently here (refresh on write).
     pub watched: RefCell<super::landing::Watched>,
+    pub feed: Cell<Feed>,
 }
 
 impl CacheState {
@@ -244,6 +288,10 @@ impl CacheState {
             due: RefCell::new(DueForSync::default()),
             stats: RefCell::new(Stats::default()),
             watched: RefCell::new(super::landing::Watched::default()),
+            feed: Cell::new(Feed {
+                started_at: i64::MIN,
+                ..Feed::default()
+            }),
         }
     }
 
@@ -263,22 +311,24 @@ mod tests {
     #[test]
     fn a_view_never_moves_back_whatever_order_it_hears_in() {
         let mut v = VersionView::new(10);
-        v.synced(&u("ada"), Version::new(7), 1_000);
-        v.synced(&u("ada"), Version::new(5), 2_000);
+        v.synced(&u("ada"), Version::new(7), 1_000, 0);
+        v.synced(&u("ada"), Version::new(5), 2_000, 0);
         assert_eq!(
             v.get(&u("ada")),
             Some(Seen {
                 version: Version::new(7),
-                synced_at: 2_000
+                synced_at: 2_000,
+                through: 0
             })
         );
         v.learn(&u("ada"), Version::new(9));
-        v.synced(&u("ada"), Version::new(8), 1_500);
+        v.synced(&u("ada"), Version::new(8), 1_500, 0);
         assert_eq!(
             v.get(&u("ada")),
             Some(Seen {
                 version: Version::new(9),
-                synced_at: 2_000
+                synced_at: 2_000,
+                through: 0
             })
         );
     }
@@ -294,7 +344,7 @@ mod tests {
     fn the_view_is_bounded_and_forgets_rather_than_grows() {
         let mut v = VersionView::new(100);
         for i in 0..10_000 {
-            v.synced(&u(&format!("user{i}")), Version::new(1), i);
+            v.synced(&u(&format!("user{i}")), Version::new(1), i, 0);
         }
         assert!(v.len() <= 100, "{} users held", v.len());
     }

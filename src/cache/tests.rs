@@ -89,6 +89,16 @@ impl VersionSource for Origin {
         }
         self.store.current_versions(users).await
     }
+    async fn version_changes(
+        &self,
+        after: Option<u64>,
+        limit: u32,
+    ) -> AppResult<crate::store::VersionChanges> {
+        if self.down.get() {
+            return Err(AppError::unavailable("D1_ERROR: injected"));
+        }
+        self.store.version_changes(after, limit).await
+    }
     async fn bump_user(&self, user: &UserId) -> AppResult<Version> {
         self.store.bump_user(user).await
     }
@@ -342,7 +352,68 @@ fn the_background_sync_asks_d1_once_for_every_user_due() {
         block_on(reader.read(u, page(10), Version::ZERO)).expect("reads");
     }
     w.rt.run_background();
-    assert_eq!(reader.stats(None).counters.version_syncs, before + 1);
+    // One query names all twenty (loaded before this isolate had a feed position), and one
+    // feed read moves the position on.
+    assert_eq!(reader.stats(None).counters.version_syncs, before + 2);
+}
+
+#[test]
+fn once_chained_one_feed_read_per_interval_vouches_for_every_user_and_lists_only_the_changed() {
+    let w = World::new();
+    let reader = w.isolate();
+    let users: Vec<UserId> = (0..20)
+        .map(|i| UserId::parse(&format!("user{i}")).expect("valid"))
+        .collect();
+    // The first read establishes the feed position; loads after it are chained to it.
+    let opener = UserId::parse("opener").expect("valid");
+    block_on(reader.read(&opener, page(10), Version::ZERO)).expect("reads");
+    w.rt.run_background();
+    for u in &users {
+        block_on(reader.read(u, page(10), Version::ZERO)).expect("reads");
+    }
+    w.rt.run_background();
+    let version = w.write_call("CAfeed", T0 + 9_000); // ada's
+    for round in 0..5 {
+        w.clock.advance(w.policy.sync_ms * 8 / 10);
+        let before = reader.stats(None).counters;
+        for u in &users {
+            let got = block_on(reader.read(u, page(10), Version::ZERO)).expect("reads");
+            assert_eq!(got.outcome, Outcome::HitMemory, "round {round}: {u}");
+        }
+        w.rt.run_background();
+        let after = reader.stats(None).counters;
+        assert_eq!(
+            after.version_syncs - before.version_syncs,
+            1,
+            "round {round}: one feed read, no sync by name"
+        );
+        assert_eq!(
+            after.d1_queries, before.d1_queries,
+            "round {round}: no load"
+        );
+    }
+    // A change made elsewhere arrives through the feed, not through a sync by name.
+    let ada = UserId::parse("ada").expect("valid");
+    let first = block_on(reader.read(&ada, page(10), Version::ZERO)).expect("reads");
+    assert_eq!(first.version, version);
+    let newer = w.write_call("CAfeed2", T0 + 10_000);
+    w.clock.advance(w.policy.sync_ms * 8 / 10);
+    let syncs = reader.stats(None).counters.version_syncs;
+    assert_eq!(
+        block_on(reader.read(&ada, page(10), Version::ZERO))
+            .expect("reads")
+            .version,
+        version,
+        "within the bound, the old version may still answer"
+    );
+    w.rt.run_background();
+    let got = block_on(reader.read(&ada, page(10), Version::ZERO)).expect("reads");
+    assert_eq!((got.outcome, got.version), (Outcome::Miss, newer));
+    assert_eq!(
+        reader.stats(None).counters.version_syncs,
+        syncs + 1,
+        "the feed read only"
+    );
 }
 
 #[test]

@@ -4,8 +4,25 @@
 //! A view entry is *synced* when D1 told it within the last `sync_ms`; a read never trusts an
 //! older one. Syncs record when they *started*: the answer reflects every write acknowledged
 //! before that instant, which is what the staleness bound is about.
+//!
+//! Two ways to sync, both D1 reads:
+//! - **By name**: the versions of the users asked for (one query for all of them). Used for a
+//!   user this isolate knows nothing reliable about.
+//! - **The version feed** (`migrations/0009`): every change of any user's version has a
+//!   position in one counter, in commit order. An entry of the view records the position its
+//!   knowledge is complete through. One query — "which users changed after position P?" —
+//!   then re-vouches *every* entry complete through P: those listed get their current
+//!   version, the rest are unchanged. It reads one row per changed user, so a busy isolate
+//!   keeps its whole view synced with one small query per `0.8 × CACHE_SYNC_MS`, and a read
+//!   asks D1 for a version by name only for users it has not seen. An entry becomes complete
+//!   through P by a sync by name that *started after* the feed read that reached P had
+//!   returned (so it ran after it in D1's serial order), or by a feed read from P.
 
 use super::state::{InflightGuard, MAX_DUE_FOR_SYNC};
+use crate::store::VersionChanges;
+
+/// Changes one feed read lists at most; past it the next read continues from there.
+pub const FEED_LIMIT: u32 = 500;
 use super::{KvTier, Origin, Runtime, TieredReads};
 use crate::clock::Clock;
 use crate::domain::{UserId, Version};
@@ -37,12 +54,18 @@ where
         at_least: Version,
         now: i64,
     ) -> Option<Known> {
+        self.keep_feed_moving(now);
         let seen = self.state.versions.borrow().get(user);
         let age = seen.map(|s| now.saturating_sub(s.synced_at));
         let recent = age.is_some_and(|a| a < self.policy.sync_ms);
         if let (Some(seen), true) = (seen, recent) {
             if seen.version >= at_least {
-                if age.is_some_and(|a| a as f64 >= self.policy.sync_ms as f64 * 0.8) {
+                let chained = {
+                    let feed = self.state.feed.get();
+                    feed.epoch.is_some() && seen.through >= feed.through
+                };
+                // A chained entry is re-vouched by the feed; others are synced by name.
+                if !chained && age.is_some_and(|a| a as f64 >= self.policy.sync_ms as f64 * 0.8) {
                     self.sync_in_background(user);
                 }
                 return Some(Known {
@@ -104,6 +127,7 @@ where
 
     /// Reads `users`' versions from D1 in one query and records them as synced at `started`.
     async fn sync_now(&self, users: &[UserId], started: i64) -> AppResult<Vec<Version>> {
+        let covered = self.feed_covered();
         let before = self.origin.usage();
         let result = self.origin.current_versions(users).await;
         let after = self.origin.usage();
@@ -114,9 +138,89 @@ where
         let versions = result?;
         let mut view = self.state.versions.borrow_mut();
         for (user, version) in users.iter().zip(&versions) {
-            view.synced(user, *version, started);
+            view.synced(user, *version, started, covered);
         }
         Ok(versions)
+    }
+
+    /// The feed position a D1 read starting now is complete through: the one the last
+    /// *finished* feed read reached (this read runs after it in D1's order), 0 before any.
+    pub(super) fn feed_covered(&self) -> u64 {
+        let feed = self.state.feed.get();
+        if feed.epoch.is_some() {
+            feed.through
+        } else {
+            0
+        }
+    }
+
+    /// Schedules a feed read when the last one started `0.8 × sync_ms` ago or more (and
+    /// none is running): while this isolate serves reads, its view stays vouched for.
+    fn keep_feed_moving(&self, now: i64) {
+        let mut feed = self.state.feed.get();
+        let due = now.saturating_sub(feed.started_at) as f64 >= self.policy.sync_ms as f64 * 0.8;
+        if feed.scheduled || !due {
+            return;
+        }
+        feed.scheduled = true;
+        self.state.feed.set(feed);
+        let this = self.clone();
+        self.rt.spawn(Box::pin(async move {
+            this.read_feed().await;
+        }));
+    }
+
+    /// One feed read: the users changed since this isolate's position, applied to the view.
+    async fn read_feed(&self) {
+        let started = self.now();
+        let prev = self.state.feed.get();
+        self.state.feed.set(super::state::Feed {
+            started_at: started,
+            ..prev
+        });
+        let after = prev.epoch.map(|_| prev.through);
+        let before = self.origin.usage();
+        let result = self.origin.version_changes(after, FEED_LIMIT).await;
+        let used = self.origin.usage();
+        self.state.record(None, |c| {
+            c.version_syncs += used.queries.saturating_sub(before.queries);
+            c.version_rows_read += used.rows_read.saturating_sub(before.rows_read);
+        });
+        let mut feed = self.state.feed.get();
+        feed.scheduled = false;
+        if let Ok(changes) = result {
+            self.apply_feed(prev, after, &changes, started);
+            feed.through = changes.through;
+            feed.epoch = Some(changes.epoch);
+            if !changes.complete {
+                // More to read: the next read may start at once.
+                feed.started_at = i64::MIN;
+            }
+        }
+        self.state.feed.set(feed);
+    }
+
+    fn apply_feed(
+        &self,
+        prev: super::state::Feed,
+        after: Option<u64>,
+        changes: &VersionChanges,
+        started: i64,
+    ) {
+        let mut view = self.state.versions.borrow_mut();
+        match (after, prev.epoch) {
+            // A purge of everything moved every version: nothing known still holds.
+            (_, Some(epoch)) if epoch != changes.epoch => view.forget_all(),
+            (Some(from), _) => {
+                // Listed users' versions are current as of the read.
+                for (user, version) in &changes.changed {
+                    view.synced(user, *version, started, changes.through);
+                }
+                view.vouch_unchanged(from, changes.through, started, changes.complete);
+            }
+            // The first read only says where the feed stands.
+            (None, _) => {}
+        }
     }
 
     /// Queues `user` for the next background sync and makes sure one is scheduled: every
@@ -146,11 +250,11 @@ where
     }
 
     /// D1 said `version` for `user` in a load that started at `started`.
-    pub(super) fn synced(&self, user: &UserId, version: Version, started: i64) {
+    pub(super) fn synced(&self, user: &UserId, version: Version, started: i64, covered: u64) {
         self.state
             .versions
             .borrow_mut()
-            .synced(user, version, started);
+            .synced(user, version, started, covered);
     }
 
     /// The version this isolate knows for `user` (zero if none).

@@ -508,6 +508,11 @@ pub trait VersionSource {
     /// The current version of each of `users`, in their order, in one query however many
     /// users are asked for.
     async fn current_versions(&self, users: &[UserId]) -> AppResult<Vec<Version>>;
+    /// The version feed (`migrations/0009`): the users whose version changed after feed
+    /// position `after` (at most `limit`, oldest change first) with their current versions,
+    /// and where the feed stands — in one batch, so the two agree. `None` asks only where it
+    /// stands.
+    async fn version_changes(&self, after: Option<u64>, limit: u32) -> AppResult<VersionChanges>;
     /// Moves `user`'s version forward with no data change (an operator purge).
     async fn bump_user(&self, user: &UserId) -> AppResult<Version>;
     /// Moves every user's version forward at once (an operator purge of everything).
@@ -518,6 +523,33 @@ pub trait VersionSource {
 struct VersionRow {
     user_id: String,
     version: i64,
+}
+
+/// What the version feed said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionChanges {
+    /// Users changed after the position asked for, with their current versions.
+    pub changed: Vec<(UserId, Version)>,
+    /// The feed position this answer is complete through: the head when `complete`, else the
+    /// last change listed.
+    pub through: u64,
+    /// False when `limit` cut the list short: changes after `through` were not listed.
+    pub complete: bool,
+    /// The purge epoch; when it moves, every user's version moved.
+    pub epoch: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct ChangeRow {
+    user_id: String,
+    changed_seq: i64,
+    version: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct FeedHead {
+    seq: i64,
+    epoch: i64,
 }
 
 impl<D: Database> VersionSource for Store<D> {
@@ -543,6 +575,59 @@ impl<D: Database> VersionSource for Store<D> {
                     .ok_or_else(|| AppError::internal("a user's version is missing or negative"))
             })
             .collect()
+    }
+
+    async fn version_changes(&self, after: Option<u64>, limit: u32) -> AppResult<VersionChanges> {
+        let head_st = Statement::new(sql::VERSION_FEED_HEAD, vec![]);
+        let (rows, head) = match after {
+            None => (
+                Vec::new(),
+                self.query(head_st)
+                    .await
+                    .context("reading the version feed")?,
+            ),
+            Some(after) => {
+                let after = i64::try_from(after)
+                    .map_err(|_| AppError::internal("a feed position past i64"))?;
+                let changes = Statement::new(
+                    sql::VERSION_CHANGES,
+                    vec![after.into(), i64::from(limit).into()],
+                );
+                let results = self
+                    .batch(vec![changes, head_st])
+                    .await
+                    .context("reading the version feed")?;
+                let [changes, head] = <[D::Rows; 2]>::try_from(results)
+                    .map_err(|_| AppError::internal("version feed: wrong result count"))?;
+                (changes.decode::<ChangeRow>()?, head)
+            }
+        };
+        let head: FeedHead = head
+            .decode()?
+            .into_iter()
+            .next()
+            .ok_or_else(|| AppError::internal("the version feed head is missing"))?;
+        let non_negative =
+            |n: i64| u64::try_from(n).map_err(|_| AppError::internal("a negative feed value"));
+        let complete = rows.len() < limit as usize;
+        let through = match (complete, rows.last()) {
+            (false, Some(last)) => non_negative(last.changed_seq)?,
+            _ => non_negative(head.seq)?,
+        };
+        let changed = rows
+            .iter()
+            .map(|r| {
+                let user = UserId::parse(&r.user_id)
+                    .ok_or_else(|| AppError::internal("a stored user id is malformed"))?;
+                Ok((user, Version::new(non_negative(r.version)?)))
+            })
+            .collect::<AppResult<Vec<_>>>()?;
+        Ok(VersionChanges {
+            changed,
+            through,
+            complete,
+            epoch: non_negative(head.epoch)?,
+        })
     }
 
     async fn bump_user(&self, user: &UserId) -> AppResult<Version> {

@@ -94,6 +94,19 @@ pub const USER_VERSIONS: &str = concat!(
     " AS version FROM json_each(?1) u"
 );
 
+/// The version feed (`migrations/0009`): ?1 a feed position, ?2 a row limit. The users whose
+/// version changed after it, oldest change first, each with its current version.
+pub const VERSION_CHANGES: &str = concat!(
+    "SELECT v.user_id, v.changed_seq, ",
+    version_of!("v.user_id"),
+    " AS version FROM user_versions v WHERE v.changed_seq > ?1 ORDER BY v.changed_seq LIMIT ?2"
+);
+
+/// Where the version feed is now, and the purge epoch (a purge of everything moves every
+/// version without moving the feed).
+pub const VERSION_FEED_HEAD: &str = "SELECT (SELECT seq FROM version_clock WHERE id = 1) AS seq, \
+     (SELECT epoch FROM cache_epoch WHERE id = 1) AS epoch";
+
 /// ?1 user: retires everything cached for the user (operator purge). Returns the new version.
 pub const BUMP_USER_VERSION: &str = concat!(
     "INSERT INTO user_versions (user_id, version) VALUES (?1, 1) \
@@ -122,6 +135,7 @@ pub const READS: &[(&str, &str)] = &[
     ("enrichment", ENRICHMENT),
     ("user versions", USER_VERSIONS),
     ("version of a user", VERSION_OF),
+    ("version changes", VERSION_CHANGES),
     ("refresh: first page", REFRESH_FIRST_PAGE),
     ("refresh: user stats", REFRESH_USER_STATS),
     ("refresh: user intents", REFRESH_USER_INTENTS),

@@ -165,3 +165,64 @@ fn versions_of_many_users_are_read_in_one_query_in_the_order_asked() {
     assert_eq!(got[2], Version::ZERO);
     assert!(block_on(s.current_versions(&[])).expect("ok").is_empty());
 }
+
+fn changes(s: &Store<SqliteDatabase>, after: Option<u64>, limit: u32) -> VersionChanges {
+    block_on(s.version_changes(after, limit)).expect("reads the feed")
+}
+
+#[test]
+fn the_version_feed_lists_exactly_the_users_changed_after_a_position_with_their_versions() {
+    let s = store();
+    let start = changes(&s, None, 10);
+    assert!(start.changed.is_empty() && start.complete);
+    apply(&s, &voice(RINGING));
+    let bob = voice(
+        &RINGING
+            .replace("CA1", "CA2")
+            .replace("14155550199", "14155550299"),
+    );
+    apply(&s, &bob);
+    let after_both = changes(&s, Some(start.through), 10);
+    assert_eq!(
+        after_both.changed,
+        vec![
+            (uid("ada"), version(&s, "ada")),
+            (uid("bob"), version(&s, "bob"))
+        ]
+    );
+    assert!(after_both.complete);
+    apply(&s, &voice(COMPLETED));
+    let later = changes(&s, Some(after_both.through), 10);
+    assert_eq!(
+        later.changed,
+        vec![(uid("ada"), version(&s, "ada"))],
+        "bob did not move"
+    );
+    assert!(changes(&s, Some(later.through), 10).changed.is_empty());
+}
+
+#[test]
+fn a_cut_short_feed_is_complete_only_through_its_last_change() {
+    let s = store();
+    let start = changes(&s, None, 10).through;
+    apply(&s, &voice(RINGING));
+    let bob = voice(
+        &RINGING
+            .replace("CA1", "CA2")
+            .replace("14155550199", "14155550299"),
+    );
+    apply(&s, &bob);
+    let first = changes(&s, Some(start), 1);
+    assert_eq!((first.changed.len(), first.complete), (1, false));
+    let rest = changes(&s, Some(first.through), 1);
+    assert_eq!(rest.changed[0].0, uid("bob"));
+}
+
+#[test]
+fn a_purge_of_everything_moves_the_feeds_epoch() {
+    let s = store();
+    let before = changes(&s, None, 10);
+    block_on(s.bump_all()).expect("bumps");
+    let after = changes(&s, Some(before.through), 10);
+    assert_eq!(after.epoch, before.epoch + 1);
+}
