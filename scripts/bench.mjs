@@ -466,12 +466,9 @@ function render(rows, miss, peakRss, wasmRaw, wasmGz, live) {
   lines.push("");
   lines.push(
     "With refresh on write (the default), a webhook for a user whose first page or summary was read in the last 60 s reads them back in its own batch, " +
-      "so the next reads are hits; rows those read-backs cost are counted in D1 rows/req. Details and analyses of a changed user still reload once. ");
-  lines.push("");
-  lines.push(
-    "Without warming, each webhook that changes a user's data retires that user's page and summary, and the next " +
-      "read of each must go to D1: with 5 % webhooks aimed at the busiest users that floor is about 0.05 × 2 / 0.95 ≈ 0.1 " +
-      "per read. `CACHE_WARM_AFTER_INVALIDATE=true` moves those reloads after the webhook's response.",
+      "so the next reads of those are hits; the rows those read-backs cost are counted in D1 rows/req. A webhook still retires the user's call details and " +
+      "analyses (one version per user), so each reloads once on its next read: that is most of the remaining misses. Version syncs are the version feed's " +
+      "reads (one per 4 s per isolate while it serves reads) and syncs by name for users the isolate has not seen.",
   );
   lines.push("");
   lines.push(`wasm: ${fmt(wasmRaw / 1024, 1)} KB raw, ${fmt(wasmGz / 1024, 1)} KB gzipped · workerd peak RSS: ${fmt(peakRss, 0)} MB · mixed workload: ${mixedAll.requests} requests, 5 % signed webhooks`);

@@ -45,8 +45,12 @@
 //! Each isolate keeps a view of users' versions. A read first makes sure the view of its user
 //! is younger than `CACHE_SYNC_MS` (5 s) — else it reads the version from D1 before answering
 //! (one small query) — and that it is at least the client's `X-Min-Version`; then it serves
-//! only an entry stored under exactly that version. A busy user's view is refreshed in the
-//! background once it is 80 % of `CACHE_SYNC_MS` old, all such users in one query.
+//! only an entry stored under exactly that version. While the isolate serves reads, it reads
+//! the *version feed* (`migrations/0009`, `versions.rs`) every 80 % of `CACHE_SYNC_MS`: one
+//! query listing the users changed since its last position, which re-vouches every view
+//! entry at once — so a read asks D1 for a version by name only for a user this isolate has
+//! not seen since it started (or forgot). Users outside the feed's chain are refreshed in the
+//! background by name once 80 % old, all such users in one query.
 //!
 //! - In the isolate that took the webhook or deletion, the write's batch returns the new
 //!   version and the view takes it at once: the next read misses and reads D1.
