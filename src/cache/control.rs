@@ -70,8 +70,21 @@ where
     }
 
     fn invalidate(&self, user: &UserId, version: Option<Version>) {
-        if let Some(version) = version {
-            self.learn(user, version);
+        self.invalidate_call(user, None, None, version);
+    }
+
+    fn invalidate_call(
+        &self,
+        user: &UserId,
+        call: Option<&crate::domain::CallId>,
+        before: Option<Version>,
+        after: Option<Version>,
+    ) {
+        if let Some(after) = after {
+            match call {
+                Some(_) => self.learn_change(user, call, before, after),
+                None => self.learn(user, after),
+            }
         }
         self.state.record(Some(user), |c| c.invalidations += 1);
         if self.policy.warm_after_invalidate && self.policy.enabled {

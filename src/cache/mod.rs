@@ -52,6 +52,12 @@
 //! not seen since it started (or forgot). Users outside the feed's chain are refreshed in the
 //! background by name once 80 % old, all such users in one query.
 //!
+//! The feed names the call each change was about, and the view keeps the last 16 per user:
+//! an entry in memory for one call (detail, analysis, enrichment) loaded at an older version
+//! is kept — carried to the newer version — when no change since was about that call (nor
+//! about "any" of the user's data, as a purge is). Pages and summaries hold every call, so
+//! any change retires them. KV entries are not carried (their key holds the version).
+//!
 //! - In the isolate that took the webhook or deletion, the write's batch returns the new
 //!   version and the view takes it at once: the next read misses and reads D1.
 //! - **In every other isolate, a read that starts more than `CACHE_SYNC_MS` after a write was
@@ -179,6 +185,15 @@ pub trait CacheControl {
     async fn warm(&self, user: &UserId) -> AppResult<()>;
     /// A write in this isolate changed `user`'s data; D1 answered with `version`.
     fn invalidate(&self, user: &UserId, version: Option<Version>);
+    /// As [`Self::invalidate`], for a write whose batch found the user at `before` and whose
+    /// every change was about `call`: keys of the user's other calls stay valid here.
+    fn invalidate_call(
+        &self,
+        user: &UserId,
+        call: Option<&CallId>,
+        before: Option<Version>,
+        after: Option<Version>,
+    );
     /// The landing views a webhook's batch should read back (refresh on write); `owner` when
     /// the delivery names its user.
     fn refresh_ask(&self, owner: Option<&UserId>) -> crate::store::RefreshAsk;

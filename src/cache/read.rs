@@ -346,10 +346,33 @@ where
         }
     }
 
-    /// Memory's entry for `spec` if it is at `version`; an older one is retired and dropped.
+    /// Memory's entry for `spec` if it is at `version` — or, for a call's key, at an older
+    /// version when the view's call log shows that no change since was about that call (the
+    /// entry is then carried to `version`). Any other older entry is retired and dropped.
     fn memory_entry(&self, spec: &KeySpec, version: Version) -> Option<Entry> {
-        let cached = self.state.memory.borrow().get(spec.logical()).cloned()?;
+        let mut cached = self.state.memory.borrow().get(spec.logical()).cloned()?;
         if cached.version == version {
+            return Some(cached);
+        }
+        let carried = spec.call.as_ref().is_some_and(|call| {
+            cached.version < version
+                && self
+                    .state
+                    .versions
+                    .borrow()
+                    .get(&spec.user)
+                    .is_some_and(|seen| {
+                        seen.version == version && seen.log.untouched(call, cached.version)
+                    })
+        });
+        if carried {
+            cached.version = version;
+            self.state
+                .memory
+                .borrow_mut()
+                .insert(spec.logical().to_owned(), cached.clone());
+            self.state
+                .record(Some(&spec.user), |c| c.carried_forward += 1);
             return Some(cached);
         }
         self.state.memory.borrow_mut().remove(spec.logical());

@@ -405,6 +405,8 @@ pub struct RunStats {
     pub failed_reads: usize,
     /// Entries webhooks refreshed on write.
     pub refreshed: usize,
+    /// Entries for a call kept at a newer version (no change since was about that call).
+    pub carried: usize,
 }
 
 pub struct World {
@@ -690,7 +692,12 @@ impl World {
                     let (back, _) = env.d1_call();
                     sleep(&env.clock, back).await;
                     if ingested.changed_data() {
-                        cache.invalidate(&uid(&user), ingested.version);
+                        cache.invalidate_call(
+                            &uid(&user),
+                            ingested.call.as_ref(),
+                            ingested.version_before,
+                            ingested.version,
+                        );
                         let refreshed = std::mem::take(&mut ingested.refreshed);
                         if let (Some(v), false) = (ingested.version, refreshed.is_empty()) {
                             model.borrow_mut().refreshed += refreshed.len();
@@ -850,7 +857,7 @@ impl World {
 
     // ---- Generators ----
 
-    fn new_call_delivery(&mut self, user: &str) -> Delivery {
+    pub fn new_call_delivery(&mut self, user: &str) -> Delivery {
         let n = {
             let mut m = self.model.borrow_mut();
             m.next_call += 1;
@@ -895,7 +902,7 @@ impl World {
         }
     }
 
-    fn update_delivery(&mut self, user: &str, call: &str) -> Delivery {
+    pub fn update_delivery(&mut self, user: &str, call: &str) -> Delivery {
         let now = self.now();
         let (kind, intent, confidence) = {
             let mut rng = self.rng();
@@ -1313,9 +1320,20 @@ impl World {
         Ok(())
     }
 
+    /// The cache counters of `isolate`'s current incarnation.
+    pub fn isolate_counters(&self, isolate: usize) -> super::state::Counters {
+        self.isolates[isolate].cache.stats(None).counters
+    }
+
     pub fn stats(&self) -> RunStats {
         RunStats {
             refreshed: self.model.borrow().refreshed,
+            // Of the isolates' current incarnations (a restart starts its counters over).
+            carried: self
+                .isolates
+                .iter()
+                .map(|i| i.cache.stats(None).counters.carried_forward as usize)
+                .sum(),
             ..self.stats
         }
     }

@@ -4,7 +4,7 @@
 
 use super::memory::MemoryTier;
 use super::policy::{Breaker, Policy};
-use crate::domain::{UserId, Version};
+use crate::domain::{CallId, UserId, Version};
 use quick_cache::unsync::Cache;
 use serde::Serialize;
 use std::cell::{Cell, RefCell};
@@ -36,6 +36,9 @@ pub struct Counters {
     pub refreshed_on_write: u64,
     /// Rows those read-backs cost, in the webhooks' own batches.
     pub refresh_rows_read: u64,
+    /// Entries for a call kept at a newer version of its user because no change since was
+    /// about that call.
+    pub carried_forward: u64,
 }
 
 impl Counters {
@@ -67,7 +70,7 @@ impl Stats {
 }
 
 /// What this isolate knows of one user's version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
     pub version: Version,
     /// When D1 last told us (the start of that read: the answer reflects every write
@@ -77,6 +80,50 @@ pub struct Seen {
     /// `version` includes every change of the user's up to it. 0 when unknown. A feed read
     /// from exactly here re-vouches the user without asking for them by name.
     pub through: u64,
+    /// Which call each recent change was about, so an entry for a call no change touched
+    /// stays valid at the newer version.
+    pub log: CallLog,
+}
+
+/// Changes logged per user at most; older ones raise the floor.
+pub const MAX_LOGGED_CHANGES: usize = 16;
+
+/// The user's changes above `floor`, each with the call it was about — complete: every
+/// change between `floor` and the view's version is listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallLog {
+    pub floor: Version,
+    /// `(call, version after the change)`, oldest first; `None` is a change to any of the
+    /// user's data.
+    pub changes: Vec<(Option<CallId>, Version)>,
+}
+
+impl CallLog {
+    fn starting_at(version: Version) -> Self {
+        Self {
+            floor: version,
+            changes: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, call: Option<CallId>, version: Version) {
+        self.changes.push((call, version));
+        if self.changes.len() > MAX_LOGGED_CHANGES {
+            let (_, dropped) = self.changes.remove(0);
+            self.floor = dropped;
+        }
+    }
+
+    /// Whether nothing after version `at` was about `call` — so what `call`'s keys held at
+    /// `at` they still hold. False when `at` is below what the log covers.
+    pub fn untouched(&self, call: &CallId, at: Version) -> bool {
+        at >= self.floor
+            && self
+                .changes
+                .iter()
+                .filter(|(_, v)| *v > at)
+                .all(|(c, _)| c.as_ref().is_some_and(|c| c != call))
+    }
 }
 
 /// This isolate's view of users' versions, bounded. Versions only move up: a view never goes
@@ -94,26 +141,65 @@ impl VersionView {
     }
 
     pub fn get(&self, user: &UserId) -> Option<Seen> {
-        self.seen.get(user).copied()
+        self.seen.get(user).cloned()
     }
 
     /// D1 said `version` in a read that started at `started_at`, complete through feed
     /// position `through` (versions are cumulative, so the larger version is complete through
-    /// the larger position of the two).
+    /// the larger position of the two). Such a read does not say which calls changed: a
+    /// newer version starts the call log afresh.
     pub fn synced(&mut self, user: &UserId, version: Version, started_at: i64, through: u64) {
         let next = match self.get(user) {
             Some(s) => Seen {
                 version: s.version.max(version),
                 synced_at: s.synced_at.max(started_at),
                 through: s.through.max(through),
+                log: if version > s.version {
+                    CallLog::starting_at(version)
+                } else {
+                    s.log
+                },
             },
             None => Seen {
                 version,
                 synced_at: started_at,
                 through,
+                log: CallLog::starting_at(version),
             },
         };
         self.seen.insert(user.clone(), next);
+    }
+
+    /// The feed listed a change of `user`'s, about `call`, to `version`; the user's knowledge
+    /// is complete up to just before it (`chained`), so the log stays complete.
+    pub fn logged(&mut self, user: &UserId, call: Option<CallId>, version: Version) {
+        if let Some(mut s) = self.seen.peek_mut(user) {
+            if version > s.version {
+                s.version = version;
+                s.log.push(call, version);
+            }
+        }
+    }
+
+    /// A write made here moved `user` from `before` to `after`, about `call`: when the view
+    /// was at exactly `before`, the log stays complete.
+    pub fn learn_change(
+        &mut self,
+        user: &UserId,
+        call: Option<CallId>,
+        before: Option<Version>,
+        after: Version,
+    ) {
+        match self.seen.peek_mut(user) {
+            Some(mut s) if Some(s.version) == before && after > s.version => {
+                s.version = after;
+                s.log.push(call, after);
+            }
+            _ => {
+                drop(call);
+                self.learn(user, after);
+            }
+        }
     }
 
     /// A feed read that started at `started_at` found no change of these users' after the
@@ -137,18 +223,21 @@ impl VersionView {
     }
 
     /// A newer version learned without a sync (a write here, an entry another isolate
-    /// stored): raises the version, leaves the sync time alone.
+    /// stored): raises the version, leaves the sync time alone; the call log starts afresh.
     pub fn learn(&mut self, user: &UserId, version: Version) {
         let next = match self.get(user) {
+            Some(s) if version <= s.version => return,
             Some(s) => Seen {
-                version: s.version.max(version),
+                version,
                 synced_at: s.synced_at,
                 through: s.through,
+                log: CallLog::starting_at(version),
             },
             None => Seen {
                 version,
                 synced_at: i64::MIN,
                 through: 0,
+                log: CallLog::starting_at(version),
             },
         };
         self.seen.insert(user.clone(), next);
@@ -318,7 +407,8 @@ mod tests {
             Some(Seen {
                 version: Version::new(7),
                 synced_at: 2_000,
-                through: 0
+                through: 0,
+                log: CallLog::starting_at(Version::new(7)),
             })
         );
         v.learn(&u("ada"), Version::new(9));
@@ -328,7 +418,8 @@ mod tests {
             Some(Seen {
                 version: Version::new(9),
                 synced_at: 2_000,
-                through: 0
+                through: 0,
+                log: CallLog::starting_at(Version::new(9)),
             })
         );
     }

@@ -891,3 +891,56 @@ fn a_read_with_a_min_version_ahead_of_the_view_syncs_before_answering() {
     assert!(got.version >= version);
     assert_eq!(ids(&got)[0], "CAmine");
 }
+
+#[test]
+fn a_change_elsewhere_retires_only_the_keys_of_the_call_it_was_about() {
+    let w = World::new();
+    let reader = w.isolate();
+    let opener = UserId::parse("opener").expect("valid");
+    block_on(reader.read(&opener, page(10), Version::ZERO)).expect("reads");
+    w.rt.run_background(); // the feed position is known: loads from here on are chained
+    let detail = |id: &str| Load::Call(CallId::parse(id).expect("valid"));
+    let before = read(&reader, detail("CA1"));
+    read(&reader, detail("CA2"));
+    // Another isolate updates CA1; the feed tells this one which call the change was about.
+    w.origin.store.db_exec(
+        "UPDATE calls SET status = 'failed', updated_at = updated_at + 1 WHERE id = 'CA1'",
+    );
+    let version = w.version_of("ada");
+    w.clock.advance(w.policy.sync_ms * 8 / 10);
+    read(&reader, detail("CA2"));
+    w.rt.run_background();
+    let other = read(&reader, detail("CA2"));
+    assert_eq!(
+        (other.outcome, other.version),
+        (Outcome::HitMemory, version),
+        "CA2 was not touched: kept, at the new version"
+    );
+    let changed = read(&reader, detail("CA1"));
+    assert_eq!((changed.outcome, changed.version), (Outcome::Miss, version));
+    assert_ne!(changed.value, before.value);
+    assert_eq!(reader.stats(None).counters.carried_forward, 1);
+    // A page holds every call: any change retires it.
+    assert_eq!(read(&reader, page(10)).outcome, Outcome::Miss);
+}
+
+#[test]
+fn a_purge_or_a_change_the_log_cannot_name_retires_every_call_key() {
+    let w = World::new();
+    let reader = w.isolate();
+    let opener = UserId::parse("opener").expect("valid");
+    block_on(reader.read(&opener, page(10), Version::ZERO)).expect("reads");
+    w.rt.run_background();
+    let detail = Load::Call(CallId::parse("CA2").expect("valid"));
+    read(&reader, detail.clone());
+    block_on(
+        w.origin
+            .store
+            .bump_user(&UserId::parse("ada").expect("valid")),
+    )
+    .expect("purges");
+    w.clock.advance(w.policy.sync_ms * 8 / 10);
+    read(&reader, detail.clone());
+    w.rt.run_background();
+    assert_eq!(read(&reader, detail).outcome, Outcome::Miss);
+}

@@ -56,7 +56,7 @@ where
     ) -> Option<Known> {
         self.keep_feed_moving(now);
         let seen = self.state.versions.borrow().get(user);
-        let age = seen.map(|s| now.saturating_sub(s.synced_at));
+        let age = seen.as_ref().map(|s| now.saturating_sub(s.synced_at));
         let recent = age.is_some_and(|a| a < self.policy.sync_ms);
         if let (Some(seen), true) = (seen, recent) {
             if seen.version >= at_least {
@@ -211,10 +211,20 @@ where
         match (after, prev.epoch) {
             // A purge of everything moved every version: nothing known still holds.
             (_, Some(epoch)) if epoch != changes.epoch => view.forget_all(),
+            // The log lost changes this isolate never saw: vouch for nothing from here.
+            (Some(_), _) if changes.gap => {}
             (Some(from), _) => {
-                // Listed users' versions are current as of the read.
-                for (user, version) in &changes.changed {
-                    view.synced(user, *version, started, changes.through);
+                let vouched_at = if changes.complete { started } else { i64::MIN };
+                for (user, call, version) in &changes.changes {
+                    match view.get(user) {
+                        // Complete up to this change (every later one is listed, in order).
+                        Some(seen) if seen.through >= from => {
+                            view.logged(user, call.clone(), *version)
+                        }
+                        // Known only from before the chain: the version is exact from here
+                        // on, and so is the log.
+                        _ => view.synced(user, *version, vouched_at, changes.through),
+                    }
                 }
                 view.vouch_unchanged(from, changes.through, started, changes.complete);
             }
@@ -269,6 +279,20 @@ where
     /// A write made here moved `user` to `version`: reads here see it at once.
     pub(super) fn learn(&self, user: &UserId, version: Version) {
         self.state.versions.borrow_mut().learn(user, version);
+    }
+
+    /// A write made here moved `user` from `before` to `after`, about `call`.
+    pub(super) fn learn_change(
+        &self,
+        user: &UserId,
+        call: Option<&crate::domain::CallId>,
+        before: Option<Version>,
+        after: Version,
+    ) {
+        self.state
+            .versions
+            .borrow_mut()
+            .learn_change(user, call.cloned(), before, after);
     }
 
     /// Drops what memory holds for `user` (its entries are retired anyway; this frees room).

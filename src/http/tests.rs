@@ -1035,3 +1035,31 @@ fn with_refresh_on_write_off_a_webhook_only_retires() {
         Some("MISS")
     );
 }
+
+#[test]
+fn after_a_webhook_about_one_call_the_details_of_the_users_other_calls_are_still_hits() {
+    let w = with_webhook_secrets(World::new());
+    let t = token("ada");
+    assert_eq!(
+        w.send(get("/api/webhook-calls/CAada0", Some(&t)))
+            .header("x-cache"),
+        Some("MISS")
+    );
+    w.send(twilio_post(
+        "/webhooks/twilio/voice-status",
+        TWILIO_DONE,
+        "twilio-token",
+    ));
+    let again = w.send(get("/api/webhook-calls/CAada0", Some(&t)));
+    assert_eq!(
+        again.header("x-cache"),
+        Some("HIT-MEMORY"),
+        "CAtw1's webhook did not touch it"
+    );
+    let page = body(&w.send(get("/api/webhook-calls", Some(&t))));
+    assert_eq!(
+        body(&again)["meta"]["version"],
+        page["meta"]["version"],
+        "at the new version"
+    );
+}

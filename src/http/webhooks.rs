@@ -68,7 +68,12 @@ impl<S: Services> App<'_, S> {
         match applied {
             Ok(mut ingested) => {
                 if let (true, Some(user)) = (ingested.changed_data(), &ingested.user) {
-                    self.reads.invalidate(user, ingested.version);
+                    self.reads.invalidate_call(
+                        user,
+                        ingested.call.as_ref(),
+                        ingested.version_before,
+                        ingested.version,
+                    );
                     if let Some(version) = ingested.version {
                         let refreshed = std::mem::take(&mut ingested.refreshed);
                         if !refreshed.is_empty() {

@@ -22,6 +22,9 @@ pub struct Ingested {
     pub outcome: String,
     /// The owner's version after this batch (see `migrations/0008`), when there is an owner.
     pub version: Option<crate::domain::Version>,
+    /// The owner's version as this batch found it, before its events, when it applied them:
+    /// every change between this and `version` was this delivery's, about `call`.
+    pub version_before: Option<crate::domain::Version>,
     /// The landing views asked for in [`RefreshAsk`], read in this batch after its writes, so
     /// at exactly `version`; empty unless this attempt applied the delivery to a watched user.
     pub refreshed: Vec<(LandingView, Payload)>,
@@ -49,6 +52,11 @@ impl Ingested {
     pub fn changed_data(&self) -> bool {
         self.fresh && self.outcome == "applied"
     }
+}
+
+#[derive(Deserialize)]
+struct VersionRow {
+    version: i64,
 }
 
 #[derive(Deserialize)]
@@ -138,7 +146,10 @@ impl<D: Database> Store<D> {
             text(&delivery.key),
             opt_text(call_key.as_deref()),
         ]);
-        let mut statements = vec![Statement::new(sql::CLAIM_DELIVERY, claim_params)];
+        let mut statements = vec![
+            Statement::new(sql::CLAIM_DELIVERY, claim_params),
+            Statement::new(sql::VERSION_BEFORE, guard()),
+        ];
         for event in &delivery.events {
             let mut p = guard();
             let sql = match event {
@@ -263,6 +274,13 @@ impl<D: Database> Store<D> {
                 .map(crate::domain::Version::new),
             refreshed: Vec::new(),
             refresh_rows_read: 0,
+            version_before: results
+                .get(1)
+                .map(|rows| rows.decode::<VersionRow>())
+                .transpose()?
+                .and_then(|rows| rows.into_iter().next())
+                .and_then(|r| u64::try_from(r.version).ok())
+                .map(crate::domain::Version::new),
         };
         if let (Some((_, first)), Some(last)) = (refresh_at.first(), results.len().checked_sub(1)) {
             ingested.refresh_rows_read = results

@@ -489,8 +489,9 @@ impl<D: Database> CallDeletion for Store<D> {
             .map(|s| Statement::new(s, call_and_user())),
         );
         statements.push(version_statement(user));
+        statements.push(Statement::new(sql::FORGET_CHANGES, call_and_user()));
         let results = self.batch(statements).await.context("deleting a call")?;
-        let [.., deleted, version] = results.as_slice() else {
+        let [.., deleted, version, _forgotten] = results.as_slice() else {
             return Err(AppError::internal("deletion batch: wrong result count"));
         };
         if deleted.meta().changes == 0 {
@@ -528,27 +529,33 @@ struct VersionRow {
 /// What the version feed said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionChanges {
-    /// Users changed after the position asked for, with their current versions.
-    pub changed: Vec<(UserId, Version)>,
+    /// The changes after the position asked for, in commit order: the user, the call it was
+    /// about (`None`: any of the user's data), and the user's version after it.
+    pub changes: Vec<(UserId, Option<CallId>, Version)>,
     /// The feed position this answer is complete through: the head when `complete`, else the
     /// last change listed.
     pub through: u64,
     /// False when `limit` cut the list short: changes after `through` were not listed.
     pub complete: bool,
+    /// True when the log no longer holds every change after the position asked for (it keeps
+    /// the last 100,000): nothing may be vouched for from that position.
+    pub gap: bool,
     /// The purge epoch; when it moves, every user's version moved.
     pub epoch: u64,
 }
 
 #[derive(serde::Deserialize)]
 struct ChangeRow {
+    seq: i64,
     user_id: String,
-    changed_seq: i64,
+    call_id: Option<String>,
     version: i64,
 }
 
 #[derive(serde::Deserialize)]
 struct FeedHead {
     seq: i64,
+    oldest: Option<i64>,
     epoch: i64,
 }
 
@@ -611,21 +618,31 @@ impl<D: Database> VersionSource for Store<D> {
             |n: i64| u64::try_from(n).map_err(|_| AppError::internal("a negative feed value"));
         let complete = rows.len() < limit as usize;
         let through = match (complete, rows.last()) {
-            (false, Some(last)) => non_negative(last.changed_seq)?,
+            (false, Some(last)) => non_negative(last.seq)?,
             _ => non_negative(head.seq)?,
         };
-        let changed = rows
+        // Changes are numbered without holes; a first one past `after + 1` means the log
+        // dropped some the caller has not seen.
+        let gap = match (after, rows.first(), head.oldest) {
+            (Some(after), Some(first), _) => non_negative(first.seq)? > after.saturating_add(1),
+            (Some(after), None, Some(_)) => non_negative(head.seq)? > after,
+            _ => false,
+        };
+        let changes = rows
             .iter()
             .map(|r| {
                 let user = UserId::parse(&r.user_id)
                     .ok_or_else(|| AppError::internal("a stored user id is malformed"))?;
-                Ok((user, Version::new(non_negative(r.version)?)))
+                // A call id that no longer parses names no key we could hold: any of the user's.
+                let call = r.call_id.as_deref().and_then(CallId::parse);
+                Ok((user, call, Version::new(non_negative(r.version)?)))
             })
             .collect::<AppResult<Vec<_>>>()?;
         Ok(VersionChanges {
-            changed,
+            changes,
             through,
             complete,
+            gap,
             epoch: non_negative(head.epoch)?,
         })
     }

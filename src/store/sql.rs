@@ -94,17 +94,17 @@ pub const USER_VERSIONS: &str = concat!(
     " AS version FROM json_each(?1) u"
 );
 
-/// The version feed (`migrations/0009`): ?1 a feed position, ?2 a row limit. The users whose
-/// version changed after it, oldest change first, each with its current version.
-pub const VERSION_CHANGES: &str = concat!(
-    "SELECT v.user_id, v.changed_seq, ",
-    version_of!("v.user_id"),
-    " AS version FROM user_versions v WHERE v.changed_seq > ?1 ORDER BY v.changed_seq LIMIT ?2"
-);
+/// The version feed (`migrations/0009`): ?1 a feed position, ?2 a row limit. The changes
+/// after it, in commit order: the user, the call (NULL: any of the user's data) and the
+/// user's version after the change.
+pub const VERSION_CHANGES: &str = "SELECT l.seq, l.user_id, l.call_id, \
+     (SELECT epoch FROM cache_epoch WHERE id = 1) * 1099511627776 + l.version AS version \
+     FROM change_log l WHERE l.seq > ?1 ORDER BY l.seq LIMIT ?2";
 
-/// Where the version feed is now, and the purge epoch (a purge of everything moves every
-/// version without moving the feed).
+/// Where the feed is now, the oldest change it still holds, and the purge epoch (a purge of
+/// everything moves every version without a change of its own).
 pub const VERSION_FEED_HEAD: &str = "SELECT (SELECT seq FROM version_clock WHERE id = 1) AS seq, \
+     (SELECT MIN(seq) FROM change_log) AS oldest, \
      (SELECT epoch FROM cache_epoch WHERE id = 1) AS epoch";
 
 /// ?1 user: retires everything cached for the user (operator purge). Returns the new version.
@@ -297,6 +297,20 @@ pub const FORGET_DELIVERIES: &str = "UPDATE webhook_deliveries \
      WHERE call_id = ?1 AND EXISTS (SELECT 1 FROM calls WHERE id = ?1 AND user_id = ?2)";
 /// Its `changes` says whether the call was the user's; `VERSION_OF` follows it in the batch.
 pub const DELETE_CALL: &str = "DELETE FROM calls WHERE id = ?1 AND user_id = ?2";
+/// Last in the deletion batch: the version feed's changes about the call (its own deletion's
+/// included) keep their place but name no call — "any of the user's data" to a cache, which
+/// retires more, never less.
+pub const FORGET_CHANGES: &str =
+    "UPDATE change_log SET call_id = NULL WHERE call_id = ?1 AND user_id = ?2";
+
+/// Right after the claim, before the events: the owner's version as this batch found it, so
+/// the cache learns that every change between it and the batch's result was this delivery's.
+pub const VERSION_BEFORE: &str = concat!(
+    "SELECT ",
+    version_of!("d.user_id"),
+    " AS version ",
+    claimed!()
+);
 
 /// ?1 provider, ?2 delivery key digest, ?3 claim: whether this attempt claimed the delivery,
 /// what it did, and whose it turned out to be.

@@ -171,10 +171,10 @@ fn changes(s: &Store<SqliteDatabase>, after: Option<u64>, limit: u32) -> Version
 }
 
 #[test]
-fn the_version_feed_lists_exactly_the_users_changed_after_a_position_with_their_versions() {
+fn the_version_feed_lists_every_change_after_a_position_with_its_call_and_version() {
     let s = store();
-    let start = changes(&s, None, 10);
-    assert!(start.changed.is_empty() && start.complete);
+    let start = changes(&s, None, 100);
+    assert!(start.changes.is_empty() && start.complete && !start.gap);
     apply(&s, &voice(RINGING));
     let bob = voice(
         &RINGING
@@ -182,23 +182,48 @@ fn the_version_feed_lists_exactly_the_users_changed_after_a_position_with_their_
             .replace("14155550199", "14155550299"),
     );
     apply(&s, &bob);
-    let after_both = changes(&s, Some(start.through), 10);
+    let after_both = changes(&s, Some(start.through), 100);
+    assert!(after_both.complete && !after_both.gap);
+    let last = |user: &str| {
+        after_both
+            .changes
+            .iter()
+            .rev()
+            .find(|(u, _, _)| u.as_str() == user)
+            .cloned()
+    };
     assert_eq!(
-        after_both.changed,
-        vec![
-            (uid("ada"), version(&s, "ada")),
-            (uid("bob"), version(&s, "bob"))
-        ]
+        last("ada"),
+        Some((uid("ada"), CallId::parse("CA1"), version(&s, "ada")))
     );
-    assert!(after_both.complete);
-    apply(&s, &voice(COMPLETED));
-    let later = changes(&s, Some(after_both.through), 10);
     assert_eq!(
-        later.changed,
-        vec![(uid("ada"), version(&s, "ada"))],
+        last("bob"),
+        Some((uid("bob"), CallId::parse("CA2"), version(&s, "bob")))
+    );
+    assert!(
+        after_both
+            .changes
+            .iter()
+            .all(|(u, c, _)| c.as_ref().map(CallId::as_str)
+                == Some(if u.as_str() == "ada" { "CA1" } else { "CA2" })),
+        "every change names its call: {:?}",
+        after_both.changes
+    );
+    apply(&s, &voice(COMPLETED));
+    let later = changes(&s, Some(after_both.through), 100);
+    assert!(
+        later.changes.iter().all(|(u, _, _)| u.as_str() == "ada"),
         "bob did not move"
     );
-    assert!(changes(&s, Some(later.through), 10).changed.is_empty());
+    assert_eq!(later.changes.last().map(|c| c.2), Some(version(&s, "ada")));
+    assert!(changes(&s, Some(later.through), 100).changes.is_empty());
+    block_on(s.bump_user(&uid("bob"))).expect("purges");
+    let purge = changes(&s, Some(later.through), 100);
+    assert_eq!(
+        purge.changes,
+        vec![(uid("bob"), None, version(&s, "bob"))],
+        "a purge names no call"
+    );
 }
 
 #[test]
@@ -206,16 +231,23 @@ fn a_cut_short_feed_is_complete_only_through_its_last_change() {
     let s = store();
     let start = changes(&s, None, 10).through;
     apply(&s, &voice(RINGING));
-    let bob = voice(
-        &RINGING
-            .replace("CA1", "CA2")
-            .replace("14155550199", "14155550299"),
-    );
-    apply(&s, &bob);
+    let all = changes(&s, Some(start), 100);
+    assert!(all.changes.len() >= 2, "{:?}", all.changes);
     let first = changes(&s, Some(start), 1);
-    assert_eq!((first.changed.len(), first.complete), (1, false));
-    let rest = changes(&s, Some(first.through), 1);
-    assert_eq!(rest.changed[0].0, uid("bob"));
+    assert_eq!((first.changes.len(), first.complete), (1, false));
+    assert_eq!(first.through, start + 1);
+    let rest = changes(&s, Some(first.through), 100);
+    assert_eq!(rest.changes, all.changes[1..].to_vec());
+}
+
+#[test]
+fn a_feed_position_the_log_no_longer_covers_is_a_gap() {
+    let s = store();
+    apply(&s, &voice(RINGING));
+    let head = changes(&s, None, 10).through;
+    s.db_exec(&format!("DELETE FROM change_log WHERE seq <= {}", head - 1));
+    assert!(changes(&s, Some(0), 10).gap);
+    assert!(!changes(&s, Some(head - 1), 10).gap);
 }
 
 #[test]

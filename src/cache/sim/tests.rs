@@ -101,6 +101,7 @@ fn simulate_seeds_from_the_environment() {
                 total.stale += s.stale;
                 total.failed_reads += s.failed_reads;
                 total.refreshed += s.refreshed;
+                total.carried += s.carried;
             }
             Err(f) => {
                 let path = format!("target/sim-trace-{}.txt", f.seed);
@@ -110,8 +111,8 @@ fn simulate_seeds_from_the_environment() {
         }
     }
     println!(
-        "sim-batch seeds={count} steps={} reads={} stale={} failed_reads={} writes={} refreshed={}",
-        total.steps, total.reads, total.stale, total.failed_reads, total.writes, total.refreshed
+        "sim-batch seeds={count} steps={} reads={} stale={} failed_reads={} writes={} refreshed={} carried={}",
+        total.steps, total.reads, total.stale, total.failed_reads, total.writes, total.refreshed, total.carried
     );
 }
 
@@ -244,4 +245,38 @@ fn scenario_a_write_forgotten_by_a_full_view_is_never_undone_by_a_stale_answer()
     });
     w.start_read(0, "ada", "summary", false);
     drain(&mut w);
+}
+
+#[test]
+fn scenario_a_call_entry_is_carried_past_changes_about_other_calls_and_retired_by_its_own() {
+    // Two calls read in every isolate; webhooks about the first, through different isolates,
+    // then one about the second. Carried entries must equal D1 at the version they claim.
+    let mut w = World::new(6);
+    let first = new_call(&mut w, 0, "ada");
+    let second = new_call(&mut w, 1, "ada");
+    for _ in 0..2 {
+        for i in 0..ISOLATES {
+            w.start_read(i, "ada", &format!("call {first}"), false);
+            w.start_read(i, "ada", &format!("call {second}"), false);
+        }
+        drain(&mut w);
+        w.advance(w.policy.sync_ms / 2);
+    }
+    for (isolate, call) in [(0, &first), (2, &first), (1, &second), (0, &first)] {
+        let d = w.update_delivery("ada", call);
+        w.start_webhook(isolate, d, "ada");
+        drain(&mut w);
+        for _ in 0..3 {
+            w.advance(w.policy.sync_ms * 4 / 10);
+            for i in 0..ISOLATES {
+                w.start_read(i, "ada", &format!("call {first}"), false);
+                w.start_read(i, "ada", &format!("call {second}"), false);
+            }
+            drain(&mut w);
+        }
+    }
+    let carried: u64 = (0..ISOLATES)
+        .map(|i| w.isolate_counters(i).carried_forward)
+        .sum();
+    assert!(carried > 0, "the scenario carried nothing");
 }
