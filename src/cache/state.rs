@@ -85,44 +85,89 @@ pub struct Seen {
     pub log: CallLog,
 }
 
-/// Changes logged per user at most; older ones raise the floor.
+/// Spans of changes logged per user at most; older ones raise the floor.
 pub const MAX_LOGGED_CHANGES: usize = 16;
 
-/// The user's changes above `floor`, each with the call it was about — complete: every
-/// change between `floor` and the view's version is listed.
+/// What a span of a user's changes was about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum About {
+    Call(CallId),
+    /// Any of the user's data (an operator purge, a change the log could not name).
+    Any,
+    /// Not known yet: learned without the call (a sync by name, a write seen out of order);
+    /// the version feed fills it in when it lists those changes.
+    Unknown,
+}
+
+/// The user's changes between `floor` and the view's version, as contiguous spans
+/// `(lo, hi]` of versions, each with what it was about.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallLog {
     pub floor: Version,
-    /// `(call, version after the change)`, oldest first; `None` is a change to any of the
-    /// user's data.
-    pub changes: Vec<(Option<CallId>, Version)>,
+    pub spans: Vec<(Version, Version, About)>,
 }
 
 impl CallLog {
     fn starting_at(version: Version) -> Self {
         Self {
             floor: version,
-            changes: Vec::new(),
+            spans: Vec::new(),
         }
     }
 
-    fn push(&mut self, call: Option<CallId>, version: Version) {
-        self.changes.push((call, version));
-        if self.changes.len() > MAX_LOGGED_CHANGES {
-            let (_, dropped) = self.changes.remove(0);
-            self.floor = dropped;
+    fn top(&self) -> Version {
+        self.spans.last().map_or(self.floor, |s| s.1)
+    }
+
+    /// Appends `(top, to]`, about `about`.
+    fn extend(&mut self, to: Version, about: About) {
+        let top = self.top();
+        if to > top {
+            self.spans.push((top, to, about));
+            if self.spans.len() > MAX_LOGGED_CHANGES {
+                let (_, hi, _) = self.spans.remove(0);
+                self.floor = hi;
+            }
+        }
+    }
+
+    /// Says what `(lo, hi]` was about, where the log only had it as unknown.
+    fn fill(&mut self, lo: Version, hi: Version, about: About) {
+        let Some(at) = self
+            .spans
+            .iter()
+            .position(|(l, h, a)| *a == About::Unknown && *l <= lo && hi <= *h && lo < hi)
+        else {
+            return;
+        };
+        let (l, h, _) = self.spans.remove(at);
+        let mut parts = Vec::with_capacity(3);
+        if l < lo {
+            parts.push((l, lo, About::Unknown));
+        }
+        parts.push((lo, hi, about));
+        if hi < h {
+            parts.push((hi, h, About::Unknown));
+        }
+        for (i, part) in parts.into_iter().enumerate() {
+            self.spans.insert(at + i, part);
+        }
+        while self.spans.len() > MAX_LOGGED_CHANGES {
+            let (_, hi, _) = self.spans.remove(0);
+            self.floor = hi;
         }
     }
 
     /// Whether nothing after version `at` was about `call` — so what `call`'s keys held at
-    /// `at` they still hold. False when `at` is below what the log covers.
+    /// `at` they still hold. False when `at` is below what the log covers, or when something
+    /// since is about any data or not known.
     pub fn untouched(&self, call: &CallId, at: Version) -> bool {
         at >= self.floor
             && self
-                .changes
+                .spans
                 .iter()
-                .filter(|(_, v)| *v > at)
-                .all(|(c, _)| c.as_ref().is_some_and(|c| c != call))
+                .filter(|(_, hi, _)| *hi > at)
+                .all(|(_, _, about)| matches!(about, About::Call(c) if c != call))
     }
 }
 
@@ -154,10 +199,10 @@ impl VersionView {
                 version: s.version.max(version),
                 synced_at: s.synced_at.max(started_at),
                 through: s.through.max(through),
-                log: if version > s.version {
-                    CallLog::starting_at(version)
-                } else {
-                    s.log
+                log: {
+                    let mut log = s.log;
+                    log.extend(version, About::Unknown);
+                    log
                 },
             },
             None => Seen {
@@ -170,19 +215,28 @@ impl VersionView {
         self.seen.insert(user.clone(), next);
     }
 
-    /// The feed listed a change of `user`'s, about `call`, to `version`; the user's knowledge
-    /// is complete up to just before it (`chained`), so the log stays complete.
+    /// The feed listed a change of `user`'s, about `call` (`None`: any of the user's data),
+    /// to `version`; the user's knowledge is complete up to just before it (`chained`), so
+    /// the log stays complete — and a change the view already knew of fills in its span.
     pub fn logged(&mut self, user: &UserId, call: Option<CallId>, version: Version) {
+        let Some(before) = version.get().checked_sub(1).map(Version::new) else {
+            return; // version 0: the row was created, nothing written yet
+        };
+        let about = call.map_or(About::Any, About::Call);
         if let Some(mut s) = self.seen.peek_mut(user) {
             if version > s.version {
+                s.log.extend(before, About::Unknown);
+                s.log.extend(version, about);
                 s.version = version;
-                s.log.push(call, version);
+            } else {
+                s.log.fill(before, version, about);
             }
         }
     }
 
-    /// A write made here moved `user` from `before` to `after`, about `call`: when the view
-    /// was at exactly `before`, the log stays complete.
+    /// A write made here moved `user` from `before` to `after`, about `call`. Writes may be
+    /// heard out of order: a gap below `before` is logged as unknown (the feed fills it in),
+    /// and a write heard after a later one fills in its own span.
     pub fn learn_change(
         &mut self,
         user: &UserId,
@@ -190,15 +244,19 @@ impl VersionView {
         before: Option<Version>,
         after: Version,
     ) {
+        let about = call.map_or(About::Any, About::Call);
+        let Some(before) = before.filter(|b| *b < after) else {
+            self.learn(user, after);
+            return;
+        };
         match self.seen.peek_mut(user) {
-            Some(mut s) if Some(s.version) == before && after > s.version => {
+            Some(mut s) if s.version <= before => {
+                s.log.extend(before, About::Unknown);
+                s.log.extend(after, about);
                 s.version = after;
-                s.log.push(call, after);
             }
-            _ => {
-                drop(call);
-                self.learn(user, after);
-            }
+            Some(mut s) if s.version >= after => s.log.fill(before, after, about),
+            _ => self.learn(user, after),
         }
     }
 
@@ -223,7 +281,8 @@ impl VersionView {
     }
 
     /// A newer version learned without a sync (a write here, an entry another isolate
-    /// stored): raises the version, leaves the sync time alone; the call log starts afresh.
+    /// stored): raises the version, leaves the sync time alone; what the changes since were
+    /// about is not known (until the feed says).
     pub fn learn(&mut self, user: &UserId, version: Version) {
         let next = match self.get(user) {
             Some(s) if version <= s.version => return,
@@ -231,7 +290,11 @@ impl VersionView {
                 version,
                 synced_at: s.synced_at,
                 through: s.through,
-                log: CallLog::starting_at(version),
+                log: {
+                    let mut log = s.log;
+                    log.extend(version, About::Unknown);
+                    log
+                },
             },
             None => Seen {
                 version,
@@ -419,9 +482,67 @@ mod tests {
                 version: Version::new(9),
                 synced_at: 2_000,
                 through: 0,
-                log: CallLog::starting_at(Version::new(9)),
+                log: CallLog {
+                    floor: Version::new(7),
+                    spans: vec![(Version::new(7), Version::new(9), About::Unknown)],
+                },
             })
         );
+    }
+
+    fn call(s: &str) -> CallId {
+        CallId::parse(s).expect("id")
+    }
+
+    #[test]
+    fn a_call_log_carries_only_calls_no_change_was_about_and_fills_in_what_it_learned_late() {
+        let mut v = VersionView::new(10);
+        let v_ = Version::new;
+        v.synced(&u("ada"), v_(10), 0, 1);
+        v.learn_change(&u("ada"), Some(call("A")), Some(v_(11)), v_(12)); // heard before 10→11
+        let log = v.get(&u("ada")).expect("seen").log;
+        assert!(!log.untouched(&call("B"), v_(10)), "10→11 is not known yet");
+        assert!(log.untouched(&call("B"), v_(11)));
+        assert!(!log.untouched(&call("A"), v_(11)));
+        v.learn_change(&u("ada"), Some(call("B")), Some(v_(10)), v_(11)); // heard late
+        let log = v.get(&u("ada")).expect("seen").log;
+        assert!(log.untouched(&call("C"), v_(10)));
+        assert!(!log.untouched(&call("B"), v_(10)));
+        v.logged(&u("ada"), None, v_(13)); // a purge
+        assert!(!v
+            .get(&u("ada"))
+            .expect("seen")
+            .log
+            .untouched(&call("C"), v_(10)));
+        assert!(
+            !v.get(&u("ada"))
+                .expect("seen")
+                .log
+                .untouched(&call("C"), v_(9)),
+            "below the floor"
+        );
+        v.learn(&u("ada"), v_(15));
+        v.logged(&u("ada"), Some(call("A")), v_(14));
+        v.logged(&u("ada"), Some(call("A")), v_(15));
+        let log = v.get(&u("ada")).expect("seen").log;
+        assert!(
+            log.untouched(&call("C"), v_(13)),
+            "the feed filled 13→15 in"
+        );
+        assert_eq!(v.get(&u("ada")).map(|s| s.version), Some(v_(15)));
+    }
+
+    #[test]
+    fn a_call_log_is_bounded_and_raises_its_floor() {
+        let mut v = VersionView::new(10);
+        v.synced(&u("ada"), Version::new(0), 0, 1);
+        for n in 1..=40u64 {
+            v.logged(&u("ada"), Some(call(&format!("C{n}"))), Version::new(n));
+        }
+        let log = v.get(&u("ada")).expect("seen").log;
+        assert_eq!(log.spans.len(), MAX_LOGGED_CHANGES);
+        assert!(!log.untouched(&call("Z"), Version::new(1)));
+        assert!(log.untouched(&call("Z"), Version::new(30)));
     }
 
     #[test]
