@@ -466,8 +466,9 @@ function render(rows, miss, peakRss, wasmRaw, wasmGz, live) {
   lines.push("");
   lines.push(
     "With refresh on write (the default), a webhook for a user whose first page or summary was read in the last 60 s reads them back in its own batch, " +
-      "so the next reads of those are hits; the rows those read-backs cost are counted in D1 rows/req. A webhook still retires the user's call details and " +
-      "analyses (one version per user), so each reloads once on its next read: that is most of the remaining misses. Version syncs are the version feed's " +
+      "so the next reads of those are hits; the rows those read-backs cost are counted in D1 rows/req. A call's detail and analysis held in memory are " +
+      "carried past changes about other calls (the version feed names each change's call); KV entries are not, and an isolate that learned a version " +
+      "without the calls behind it reloads until the feed fills them in. Version syncs are the version feed's " +
       "reads (one per 4 s per isolate while it serves reads) and syncs by name for users the isolate has not seen.",
   );
   lines.push("");
