@@ -54,3 +54,20 @@ fn the_store_imports_no_sender_transport_or_cache() {
 fn the_cache_imports_no_transport_or_sender() {
     assert_no_imports("src/cache", &["http", "webhooks"]);
 }
+
+#[test]
+fn the_live_feeds_rules_import_no_transport_store_cache_or_sender() {
+    // `src/live/workers.rs` is the runtime adapter (the Durable Object): it may use them all.
+    for (file, text) in sources("src/live")
+        .into_iter()
+        .filter(|(f, _)| f != "workers.rs")
+    {
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for module in ["http", "store", "cache", "webhooks"] {
+            assert!(
+                !code.contains(&format!("crate::{module}")),
+                "src/live/{file} imports crate::{module}"
+            );
+        }
+    }
+}
