@@ -40,6 +40,15 @@ impl Watched {
 
     /// `user` read `view` at `now`.
     pub fn saw(&mut self, user: &UserId, view: LandingView, now: i64) {
+        // The common case on every landing read: a view already watched, updated in place.
+        if let Some(seen) = self
+            .by_user
+            .get_mut(user)
+            .and_then(|views| views.iter_mut().find(|(v, _)| *v == view))
+        {
+            seen.1 = now;
+            return;
+        }
         if !self.by_user.contains_key(user) && self.by_user.len() >= MAX_WATCHED_USERS {
             self.by_user
                 .retain(|_, views| views.iter().any(|(_, at)| now - at < WATCH_WINDOW_MS));

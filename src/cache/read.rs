@@ -356,14 +356,12 @@ where
         }
         let carried = spec.call.as_ref().is_some_and(|call| {
             cached.version < version
-                && self
-                    .state
-                    .versions
-                    .borrow()
-                    .get(&spec.user)
-                    .is_some_and(|seen| {
-                        seen.version == version && seen.log.untouched(call, cached.version)
-                    })
+                && self.state.versions.borrow().call_untouched(
+                    &spec.user,
+                    call,
+                    cached.version,
+                    version,
+                )
         });
         if carried {
             cached.version = version;

@@ -85,6 +85,14 @@ pub struct Seen {
     pub log: CallLog,
 }
 
+/// [`Seen`] without its call log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    pub version: Version,
+    pub synced_at: i64,
+    pub through: u64,
+}
+
 /// Spans of changes logged per user at most; older ones raise the floor.
 pub const MAX_LOGGED_CHANGES: usize = 16;
 
@@ -187,6 +195,29 @@ impl VersionView {
 
     pub fn get(&self, user: &UserId) -> Option<Seen> {
         self.seen.get(user).cloned()
+    }
+
+    /// What every read asks of the view, without copying the call log.
+    pub fn head(&self, user: &UserId) -> Option<Head> {
+        self.seen.get(user).map(|s| Head {
+            version: s.version,
+            synced_at: s.synced_at,
+            through: s.through,
+        })
+    }
+
+    /// Whether `user`'s keys for `call` held at version `at` still hold at `version`, the
+    /// view's current one (see [`CallLog::untouched`]).
+    pub fn call_untouched(
+        &self,
+        user: &UserId,
+        call: &CallId,
+        at: Version,
+        version: Version,
+    ) -> bool {
+        self.seen
+            .get(user)
+            .is_some_and(|s| s.version == version && s.log.untouched(call, at))
     }
 
     /// D1 said `version` in a read that started at `started_at`, complete through feed

@@ -55,8 +55,8 @@ where
         now: i64,
     ) -> Option<Known> {
         self.keep_feed_moving(now);
-        let seen = self.state.versions.borrow().get(user);
-        let age = seen.as_ref().map(|s| now.saturating_sub(s.synced_at));
+        let seen = self.state.versions.borrow().head(user);
+        let age = seen.map(|s| now.saturating_sub(s.synced_at));
         let recent = age.is_some_and(|a| a < self.policy.sync_ms);
         if let (Some(seen), true) = (seen, recent) {
             if seen.version >= at_least {
@@ -77,7 +77,7 @@ where
         // The version comes from the sync's own answer, not from the view afterwards: a full
         // view may already have forgotten the user again.
         let synced = self.sync_coalesced(user, at_least, now).await;
-        let viewed = self.state.versions.borrow().get(user).map(|s| s.version);
+        let viewed = self.state.versions.borrow().head(user).map(|s| s.version);
         match (synced, viewed) {
             (Some(version), viewed) => Some(Known {
                 version: version.max(viewed.unwrap_or(Version::ZERO)),
@@ -103,7 +103,7 @@ where
         let polls = self.policy.follower_wait_ms / self.policy.follower_poll_ms.max(1);
         for _ in 0..polls {
             self.rt.sleep(self.policy.follower_poll_ms).await;
-            let seen = self.state.versions.borrow().get(user);
+            let seen = self.state.versions.borrow().head(user);
             if let Some(s) = seen.filter(|s| {
                 now.saturating_sub(s.synced_at) < self.policy.sync_ms && s.version >= at_least
             }) {
@@ -272,7 +272,7 @@ where
         self.state
             .versions
             .borrow()
-            .get(user)
+            .head(user)
             .map_or(Version::ZERO, |s| s.version)
     }
 
