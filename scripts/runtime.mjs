@@ -62,12 +62,16 @@ export function localVars(overrides = {}, root = ROOT) {
   };
 }
 
-/** Applies migrations/ to the local D1 under `persistDir` with wrangler, as an operator would. */
-export function applyMigrations(persistDir) {
+/**
+ * Applies migrations/ to the local D1 under `persistDir` with wrangler, as an operator would.
+ * `root` is the checkout whose wrangler.toml and migrations/ are used (the A/B bench passes an
+ * older one); wrangler itself is always this checkout's.
+ */
+export function applyMigrations(persistDir, root = ROOT) {
   execFileSync(
     join(ROOT, "node_modules/.bin/wrangler"),
     ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir],
-    { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" } },
+    { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" } },
   );
 }
 
@@ -135,12 +139,13 @@ export default { fetch() { return new Response("live-failing"); } };
  * runs that many copies of the worker — separate isolates sharing one D1 and one KV — reached
  * with `fetchCopy(i, url, init)` (copy 0 is the one served on `url`). `live: false` leaves the
  * LIVE Durable Object binding out (a deployment without the live feed); `live: "failing"` binds
- * it to an object that throws on every call.
+ * it to an object that throws on every call. `root` is the checkout whose build/ and
+ * wrangler.toml are run (the A/B bench runs an older commit's build beside this one).
  * Returns { url, mf, db, kv, scheduled, fetchCopy, dispose }.
  */
-export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.1", faults, copies = 1, onLog, assets = join(ROOT, "public"), live = true }) {
-  const settings = wranglerSettings();
-  if (!existsSync(join(ROOT, "build/index.js"))) {
+export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.1", faults, copies = 1, onLog, assets = join(ROOT, "public"), live = true, root = ROOT }) {
+  const settings = wranglerSettings(root);
+  if (!existsSync(join(root, "build/index.js"))) {
     throw new Error("build/index.js is missing: run `bash scripts/build.sh` first");
   }
   const names = Array.from({ length: copies }, (_, i) => (i === 0 ? "main" : `copy-${i}`));
@@ -148,7 +153,7 @@ export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.
     const w = {
       name,
       modules: true,
-      scriptPath: join(ROOT, "build/index.js"),
+      scriptPath: join(root, "build/index.js"),
       modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
       compatibilityDate: settings.compatibilityDate,
       bindings: vars,

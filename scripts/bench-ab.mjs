@@ -1,0 +1,166 @@
+// A/B: this checkout's release worker against an earlier commit's, served side by side in one
+// Miniflare each, measured in turn by the same wrk in the same run (this machine is shared and
+// noisy: only figures from one run compare). Each side gets its own D1 with its own migrations,
+// the same user with the same calls (seeded through signed webhooks, which both accept), and
+// the same read, primed into memory first. Rounds alternate A, B, A, B, … so drift hits both.
+//
+//   node scripts/bench-ab.mjs [base-ref]   (npm run bench:ab -- <ref>; default: 609e865, the
+//                                           last commit before versions came from D1)
+//   BENCH_AB_SECONDS  seconds per round (default 5)
+//   BENCH_AB_ROUNDS   rounds per side (default 3)
+//   BENCH_CONNECTIONS wrk connections (default 8)
+//
+// The base is checked out with `git worktree` under bench/.ab/ and built there with this
+// checkout's tools; both sides run without the live feed's binding (the base has no such
+// object, and reads never touch it).
+import { execFileSync, spawnSync } from "node:child_process";
+import { createHmac } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { ROOT, applyMigrations, signJwt, startWorker } from "./runtime.mjs";
+
+const BASE = process.argv[2] ?? "609e865";
+const SECONDS = Number(process.env.BENCH_AB_SECONDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 3);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
+const CALLS = 120;
+const USER = "ab-user";
+const VARS = {
+  JWT_SECRET: "bench-jwt-secret",
+  ADMIN_TOKEN: "bench-admin-token",
+  WEBHOOK_SECRET: "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtMzItYnl0ZXMh",
+  TWILIO_AUTH_TOKEN: "bench-twilio",
+  RETELL_API_KEY: "bench-retell",
+  ALLOWED_ORIGINS: "http://localhost",
+};
+const SCENARIOS = [
+  ["floor: /api/health", "/api/health", false],
+  ["page 1 (limit 50), memory hit", "/api/webhook-calls", true],
+  ["summary (limit 20), memory hit", "/api/intent-analysis?limit=20", true],
+];
+
+const log = (...a) => console.error("[bench:ab]", ...a);
+const git = (...args) => execFileSync("git", args, { cwd: ROOT, encoding: "utf8" }).trim();
+
+/** The base commit's release build, in a worktree kept between runs (rebuilt when missing). */
+function baseCheckout(ref) {
+  const sha = git("rev-parse", "--verify", `${ref}^{commit}`);
+  const dir = join(ROOT, "bench/.ab", sha.slice(0, 12));
+  if (!existsSync(join(dir, "build/index.js"))) {
+    if (!existsSync(dir)) {
+      mkdirSync(join(ROOT, "bench/.ab"), { recursive: true });
+      git("worktree", "add", "--detach", dir, sha);
+    }
+    log(`building ${sha.slice(0, 12)} in ${dir}`);
+    const env = {
+      ...process.env,
+      PATH: `${join(ROOT, "node_modules/.bin")}:${process.env.HOME}/.cargo/bin:${process.env.PATH}`,
+      ESBUILD_BIN: join(ROOT, "node_modules/.bin/esbuild"),
+    };
+    // The base's own build script (it builds the checkout it stands in); its crates compile
+    // into the base's own target/, so this checkout's incremental state is left alone.
+    execFileSync("bash", [join(dir, "scripts/build.sh")], { cwd: dir, env, stdio: ["ignore", "ignore", "inherit"] });
+  }
+  return { sha, dir };
+}
+
+function signedCall(i) {
+  const key = Buffer.from(VARS.WEBHOOK_SECRET.slice(6), "base64");
+  const id = `msg_ab_${i}`;
+  const ts = String(Math.floor(Date.now() / 1000));
+  const body = JSON.stringify({
+    type: "call.upserted",
+    data: { userId: USER, id: `CAB${String(i).padStart(4, "0")}`, status: "completed", durationSeconds: 30 + i, startedAt: new Date(Date.now() - i * 60_000).toISOString() },
+  });
+  const mac = createHmac("sha256", key).update(`${id}.${ts}.${body}`).digest("base64");
+  return { body, headers: { "Content-Type": "application/json", "webhook-id": id, "webhook-timestamp": ts, "webhook-signature": `v1,${mac}` } };
+}
+
+async function side(label, root) {
+  const dir = mkdtempSync(join(tmpdir(), `bench-ab-${label}-`));
+  applyMigrations(dir, root);
+  const worker = await startWorker({ persistDir: dir, vars: VARS, root, live: false, assets: null });
+  for (let i = 0; i < CALLS; i++) {
+    const { body, headers } = signedCall(i);
+    const res = await fetch(`${worker.url}/webhooks/events`, { method: "POST", headers, body });
+    if (!res.ok) throw new Error(`${label}: seeding webhook ${i} answered ${res.status}: ${await res.text()}`);
+  }
+  return { label, root, dir, worker };
+}
+
+function wrk(url, file) {
+  const res = spawnSync("wrk", ["-t1", `-c${CONNECTIONS}`, `-d${SECONDS}s`, "--latency", "-s", join(ROOT, "bench/wrk-replay.lua"), url, "--", file], { encoding: "utf8" });
+  const m = (res.stdout ?? "").match(/BENCH_JSON (\{.*\})/);
+  if (!m) throw new Error(`wrk failed: ${res.stderr}\n${res.stdout}`);
+  const r = JSON.parse(m[1]);
+  return { ...r, rps: r.requests / (r.duration_us / 1e6) };
+}
+
+async function main() {
+  if (spawnSync("wrk", ["--version"]).error) throw new Error("wrk is not installed (npm run bench:ab installs it)");
+  const base = baseCheckout(BASE);
+  const head = git("rev-parse", "--short=12", "HEAD");
+  const dirty = git("status", "--porcelain", "--untracked-files=no") !== "";
+  const sides = [await side("A", base.dir), await side("B", ROOT)];
+  const scratch = mkdtempSync(join(tmpdir(), "bench-ab-"));
+  const auth = `Bearer ${signJwt(VARS.JWT_SECRET, { sub: USER, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 3600 })}`;
+  const results = [];
+  try {
+    for (const [name, path, authed] of SCENARIOS) {
+      const file = join(scratch, `${results.length}.txt`);
+      writeFileSync(file, `GET\t${path}\t${authed ? `Authorization: ${auth}` : ""}\t\n`);
+      const runs = { A: [], B: [] };
+      for (const s of sides) {
+        for (let i = 0; i < 3; i++) {
+          const res = await fetch(s.worker.url + path, { headers: authed ? { Authorization: auth } : {} });
+          if (!res.ok) throw new Error(`${s.label} ${path}: ${res.status}`);
+          await res.arrayBuffer();
+        }
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      for (let round = 0; round < ROUNDS; round++) {
+        // Alternate which side goes first, so neither always follows the other's load.
+        const order = round % 2 === 0 ? sides : [...sides].reverse();
+        for (const s of order) {
+          log(`${name}: ${s.label} round ${round + 1}`);
+          const r = wrk(s.worker.url, file);
+          if (r.non2xx) throw new Error(`${s.label} ${path}: ${r.non2xx} non-2xx responses`);
+          runs[s.label].push(r);
+        }
+      }
+      results.push({ name, runs });
+    }
+  } finally {
+    for (const s of sides) {
+      await s.worker.dispose();
+      rmSync(s.dir, { recursive: true, force: true });
+    }
+    rmSync(scratch, { recursive: true, force: true });
+  }
+
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const lines = [];
+  lines.push(`# A/B: ${base.sha.slice(0, 12)} (A) against ${head}${dirty ? " + uncommitted changes" : ""} (B)`);
+  lines.push("");
+  lines.push(`${new Date().toISOString()} · ${cpus().length} cores · wrk 1 thread × ${CONNECTIONS} connections · ${ROUNDS} alternating rounds of ${SECONDS} s per side · one user, ${CALLS} calls · \`npm run bench:ab -- ${BASE}\``);
+  lines.push("");
+  lines.push("| scenario | A req/s (rounds) | B req/s (rounds) | A mean | B mean | B / A | A p99 ms | B p99 ms |");
+  lines.push("|---|---|---|---|---|---|---|---|");
+  for (const { name, runs } of results) {
+    const a = mean(runs.A.map((r) => r.rps));
+    const b = mean(runs.B.map((r) => r.rps));
+    const p99 = (rs) => (mean(rs.map((r) => r.p99_us)) / 1000).toFixed(2);
+    const each = (rs) => rs.map((r) => r.rps.toFixed(0)).join(", ");
+    lines.push(`| ${name} | ${each(runs.A)} | ${each(runs.B)} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${(b / a).toFixed(3)} | ${p99(runs.A)} | ${p99(runs.B)} |`);
+  }
+  const report = lines.join("\n");
+  console.log(report);
+  writeFileSync(join(ROOT, "bench/ab-results.md"), report + "\n");
+  log("written to bench/ab-results.md");
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
