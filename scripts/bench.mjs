@@ -4,6 +4,8 @@
 //
 //   BENCH_SECONDS   seconds per scenario (default 8)
 //   BENCH_CONNECTIONS  wrk connections (default 8)
+//   BENCH_MODES     comma-separated subset of the modes (off, kv, all, warm; default all four)
+//   BENCH_VARS      JSON object of extra worker vars for every mode (e.g. a CACHE_* setting)
 import { spawn, spawnSync } from "node:child_process";
 import { createHash, createHmac } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -338,7 +340,11 @@ async function main() {
   const rows = [];
   let peakRss = 0;
   let live;
-  for (const [mode, { label, vars, mixedOnly }] of Object.entries(MODES)) {
+  const only = process.env.BENCH_MODES?.split(",").map((m) => m.trim());
+  const extraVars = JSON.parse(process.env.BENCH_VARS ?? "{}");
+  for (const [mode, { label, vars: modeVars, mixedOnly }] of Object.entries(MODES)) {
+    if (only && !only.includes(mode)) continue;
+    const vars = { ...modeVars, ...extraVars };
     const dir = join(scratch, mode);
     cpSync(template, dir, { recursive: true });
     const worker = await startWorker({ persistDir: dir, vars: { ...VARS, ...vars } });
@@ -400,7 +406,9 @@ async function main() {
 }
 
 function render(rows, miss, peakRss, wasmRaw, wasmGz, live) {
-  const find = (mode, prefix) => rows.find((r) => r.mode === mode && r.name.startsWith(prefix));
+  // A mode left out by BENCH_MODES measures nothing: its figures print as "–".
+  const absent = { rps: NaN, reads: 0, requests: 0, d: new Proxy({}, { get: () => NaN }) };
+  const find = (mode, prefix) => rows.find((r) => r.mode === mode && r.name.startsWith(prefix)) ?? absent;
   const floor = find("all tiers", "floor");
   const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : "–");
   const lines = [];
@@ -416,7 +424,7 @@ function render(rows, miss, peakRss, wasmRaw, wasmGz, live) {
   lines.push("| mode | scenario | req/s | p50 ms | p99 ms | non-2xx | D1 queries/read | D1 rows/req | version syncs/read | sync rows/read | memory hit | KV hit | miss | × cache off | × floor |");
   lines.push("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const r of rows) {
-    const off = find("cache off", r.name.split(":")[0].split(" (")[0]);
+    const off = rows.find((o) => o.mode === "cache off" && o.name.startsWith(r.name.split(":")[0].split(" (")[0]));
     const per = (x) => (r.requests ? x / r.requests : NaN);
     const share = (x) => (r.reads ? `${fmt((100 * x) / r.reads, 1)} %` : "–");
     lines.push(`| ${r.mode} | ${r.name} | ${fmt(r.rps)} | ${fmt(r.p50_us / 1000, 2)} | ${fmt(r.p99_us / 1000, 2)} | ${r.non2xx + r.socket_errors} | ${fmt(r.reads ? (r.d.misses + r.d.bypassed) / r.reads : 0, 3)} | ${fmt(per(r.d.d1RowsRead + (r.d.refreshRowsRead ?? 0)), 1)} | ${fmt(r.reads ? r.d.versionSyncs / r.reads : 0, 4)} | ${fmt(r.reads ? r.d.versionRowsRead / r.reads : 0, 3)} | ${share(r.d.hitsMemory + r.d.coalesced)} | ${share(r.d.hitsKv)} | ${share(r.d.misses + r.d.bypassed)} | ${off && r.name !== "floor: /api/health" ? fmt(r.rps / off.rps, 2) : "–"} | ${fmt(r.rps / floor.rps, 2)} |`);

@@ -63,6 +63,9 @@ pub struct Config {
     pub jwt_secret: Option<Secret>,
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
+    /// The identity provider's JWKS (`JWT_JWKS_URL`): `https://`, or `http://` on loopback
+    /// only (local identity servers in development and tests).
+    pub jwt_jwks_url: Option<String>,
     pub admin_token: Option<Secret>,
     pub twilio_auth_token: Option<Secret>,
     pub twilio_auth_token_secondary: Option<Secret>,
@@ -89,7 +92,20 @@ impl Config {
         let secret = |name: &str| text(name).map(Secret);
         let mut warnings = Vec::new();
         let cache = cache_policy(&text, &mut warnings);
+        let jwt_jwks_url = text("JWT_JWKS_URL").and_then(|url| {
+            if jwks_url_ok(&url) {
+                Some(url)
+            } else {
+                warnings.push(
+                    "JWT_JWKS_URL must be an https:// URL (http:// only on 127.0.0.1 or localhost); \
+                     tokens signed with the identity provider's keys are refused until it is"
+                        .to_owned(),
+                );
+                None
+            }
+        });
         Config {
+            jwt_jwks_url,
             cache,
             warnings,
             jwt_secret: secret("JWT_SECRET"),
@@ -106,6 +122,22 @@ impl Config {
                 .map(|v| AllowedOrigins::parse(&v))
                 .unwrap_or_default(),
         }
+    }
+}
+
+/// An `https://` URL, or `http://` to a loopback host: keys fetched in the clear from anywhere
+/// else could be swapped on the way.
+fn jwks_url_ok(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return false;
+    };
+    match parsed.scheme() {
+        "https" => parsed.host().is_some(),
+        "http" => matches!(
+            parsed.host_str(),
+            Some("127.0.0.1") | Some("localhost") | Some("[::1]")
+        ),
+        _ => false,
     }
 }
 
@@ -223,5 +255,35 @@ mod tests {
         assert!(!list.allows("https://evil.example"));
         assert!(AllowedOrigins::parse("*").allows("https://anything.example"));
         assert!(!AllowedOrigins::parse("").allows("https://a.example"));
+    }
+
+    #[test]
+    fn a_jwks_url_must_be_https_or_loopback_http() {
+        let with = |url: &'static str| {
+            Config::from_lookup(move |k| (k == "JWT_JWKS_URL").then(|| url.to_owned()))
+        };
+        for ok in [
+            "https://tenant.auth0.com/.well-known/jwks.json",
+            "https://x.supabase.co/auth/v1/.well-known/jwks.json",
+            "http://127.0.0.1:8788/jwks.json",
+            "http://localhost:9999/keys",
+        ] {
+            let cfg = with(ok);
+            assert_eq!(cfg.jwt_jwks_url.as_deref(), Some(ok));
+            assert!(cfg.warnings.is_empty());
+        }
+        for bad in [
+            "http://idp.example/jwks.json",
+            "ftp://idp.example/jwks.json",
+            "not a url",
+            "https://",
+        ] {
+            let cfg = with(bad);
+            assert_eq!(cfg.jwt_jwks_url, None, "{bad}");
+            assert!(
+                cfg.warnings.iter().any(|w| w.contains("JWT_JWKS_URL")),
+                "{bad}"
+            );
+        }
     }
 }

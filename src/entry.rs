@@ -2,6 +2,7 @@
 //! [`App`], convert the response; and the cron that replays parked webhook deliveries. Errors
 //! are mapped by the app; no error text from the runtime reaches a response.
 
+use crate::auth::workers::EnvKeys;
 use crate::cache::state::CacheState;
 use crate::cache::workers::{WorkersKv, WorkersRuntime};
 use crate::cache::{CacheControl, TieredReads};
@@ -72,6 +73,7 @@ impl Services for Runtime {
     type Parking = KvParking;
     type Clock = RuntimeClock;
     type Live = EnvLive;
+    type Keys = EnvKeys;
 }
 
 fn reads(env: &Env, rt: WorkersRuntime) -> Result<(Rc<Store<D1>>, Reads, KvParking), AppError> {
@@ -110,6 +112,7 @@ async fn fetch(
     let mut usage = crate::store::Usage::default();
     let rt = WorkersRuntime::Request(Rc::new(ctx));
     let live = EnvLive::from_env(&env, rt.clone());
+    let keys = EnvKeys::new(config.jwt_jwks_url.as_deref(), env.kv("CACHE").ok());
     let handled = match reads(&env, rt) {
         Ok((store, reads, parking)) => {
             let app: App<'_, Runtime> = App {
@@ -119,6 +122,7 @@ async fn fetch(
                 parking: &parking,
                 clock: &RuntimeClock,
                 live: &live,
+                keys: &keys,
             };
             let handled = app.handle(&request).await;
             usage = store.usage();

@@ -9,6 +9,7 @@
 //! - [`domain`]: identifiers, the call model and the normalized webhook delivery, parsed at the
 //!   boundary.
 
+pub mod auth;
 pub mod cache;
 pub mod clock;
 pub mod config;

@@ -71,3 +71,21 @@ fn the_live_feeds_rules_import_no_transport_store_cache_or_sender() {
         }
     }
 }
+
+#[test]
+fn token_rules_import_no_transport_store_cache_or_sender() {
+    // `src/auth/workers.rs` is the runtime adapter (fetch, KV, WebCrypto).
+    for (file, text) in sources("src/auth")
+        .into_iter()
+        .filter(|(f, _)| f != "workers.rs")
+    {
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for module in ["http", "store", "cache", "webhooks", "live"] {
+            assert!(
+                !code.contains(&format!("crate::{module}")),
+                "src/auth/{file} imports crate::{module}"
+            );
+        }
+        assert!(!code.contains("worker::"), "src/auth/{file} uses the runtime");
+    }
+}

@@ -4,7 +4,7 @@
 #![no_main]
 
 use call_dashboard_worker::domain::{Cursor, Timestamp};
-use call_dashboard_worker::http::auth::{verify_jwt, Expectations};
+use call_dashboard_worker::auth::{verify_jwt, Expectations};
 use call_dashboard_worker::http::params::Query;
 use call_dashboard_worker::live::{answer_client_frame, ClientFrameAnswer, Notification, Ticket};
 use libfuzzer_sys::fuzz_target;

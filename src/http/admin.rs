@@ -38,7 +38,7 @@ pub async fn put_phone_number<S: Services>(
     req: &Request,
     raw: &str,
 ) -> AppResult<Response> {
-    app.admin(req)?;
+    app.admin(req).await?;
     let number = number(raw)?;
     let body: RouteBody = super::small_json(req, MAX_BODY, "{\"userId\": \"…\"}")?;
     let user = body
@@ -73,7 +73,7 @@ pub async fn delete_phone_number<S: Services>(
     req: &Request,
     raw: &str,
 ) -> AppResult<Response> {
-    app.admin(req)?;
+    app.admin(req).await?;
     let number = number(raw)?;
     if app.writes.delete_route(&number).await? {
         Ok(respond::no_content())
@@ -108,7 +108,7 @@ struct Limit {
 /// `GET /api/admin/parked`: what waits for D1 and what was moved aside, without payloads.
 pub async fn parked<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
     use crate::webhooks::parking;
-    app.admin(req)?;
+    app.admin(req).await?;
     let (queued, dead_letters) = parking::inspect(app.parking, MAX_DEAD_LETTERS).await?;
     Ok(respond::json(
         200,
@@ -129,7 +129,7 @@ pub async fn parked<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<R
 /// `POST /api/admin/parked/requeue`: puts dead letters back in the queue (after the cause was
 /// fixed); the next replay applies them.
 pub async fn requeue_parked<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
-    app.admin(req)?;
+    app.admin(req).await?;
     let requeued = crate::webhooks::parking::requeue(app.parking, MAX_DEAD_LETTERS).await?;
     Ok(respond::json(
         200,

@@ -17,7 +17,7 @@ pub async fn stats<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Re
     let (stats, scope) = if app.is_admin(req) {
         (app.reads.stats(None), "isolate")
     } else {
-        let user = app.user(req)?;
+        let user = app.user(req).await?;
         (app.reads.stats(Some(&user)), "user")
     };
     Ok(respond::json(
@@ -56,7 +56,7 @@ struct Warmed {
 
 /// Warms the given users, or the recently active ones, into every tier.
 pub async fn warm<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
-    app.admin(req)?;
+    app.admin(req).await?;
     let body: WarmBody = json_body(req)?;
     let users = match body.user_ids {
         Some(ids) => {
@@ -117,7 +117,7 @@ struct Purged {
 /// Retires a user's cached entries, or everyone's, in every isolate (within the staleness
 /// bound) without touching KV keys one by one.
 pub async fn purge<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
-    app.admin(req)?;
+    app.admin(req).await?;
     let body: PurgeBody = json_body(req)?;
     let purged = match (body.user_id, body.all) {
         (Some(id), None | Some(false)) => {
@@ -162,7 +162,7 @@ struct KeysData {
 /// `GET /api/cache/keys?userId=…`: what this isolate's memory holds for a user, for debugging
 /// a stale report without reading KV by hand.
 pub async fn keys<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
-    app.admin(req)?;
+    app.admin(req).await?;
     let query = super::params::Query::parse(&req.query)?;
     let user = query
         .get("userId")

@@ -9,7 +9,7 @@ use crate::reads::ReadModel;
 pub const DEFAULT_LIMIT: u32 = super::DEFAULT_PAGE_LIMIT;
 
 pub async fn list<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
-    let user = app.user(req)?;
+    let user = app.user(req).await?;
     let page = Query::parse(&req.query)?.page(DEFAULT_LIMIT)?;
     let served = app.reads.call_page(&user, &page, min_version(req)?).await?;
     let position = match &page.position {
@@ -28,7 +28,7 @@ pub async fn detail<S: Services>(
     req: &Request,
     raw_id: &str,
 ) -> AppResult<Response> {
-    let user = app.user(req)?;
+    let user = app.user(req).await?;
     let id = path_call_id(raw_id)?;
     let served = app.reads.call_detail(&user, &id, min_version(req)?).await?;
     found(req, served)
@@ -39,7 +39,7 @@ pub async fn enhanced<S: Services>(
     req: &Request,
     raw_id: &str,
 ) -> AppResult<Response> {
-    let user = app.user(req)?;
+    let user = app.user(req).await?;
     let id = path_call_id(raw_id)?;
     let served = app
         .reads
@@ -91,7 +91,7 @@ pub async fn delete<S: Services>(
     use crate::cache::CacheControl;
     use crate::clock::Clock;
     use crate::store::CallDeletion;
-    let user = app.user(req)?;
+    let user = app.user(req).await?;
     let id = path_call_id(raw_id)?;
     let Some(version) = app.writes.delete_call(&user, &id, app.clock.now()).await? else {
         return Err(AppError::NotFound);

@@ -8,7 +8,7 @@ use crate::reads::ReadModel;
 pub const DEFAULT_LIMIT: u32 = super::DEFAULT_SUMMARY_LIMIT;
 
 pub async fn summary<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
-    let user = app.user(req)?;
+    let user = app.user(req).await?;
     let limit = Query::parse(&req.query)?.limit(DEFAULT_LIMIT)?;
     let served = app
         .reads
@@ -26,7 +26,7 @@ pub async fn analysis<S: Services>(
     req: &Request,
     raw_id: &str,
 ) -> AppResult<Response> {
-    let user = app.user(req)?;
+    let user = app.user(req).await?;
     let id = path_call_id(raw_id)?;
     let served = app
         .reads

@@ -19,7 +19,7 @@ struct TicketData {
 
 /// `POST /api/live/tickets`: a single-use ticket, valid 60 s, bound to the caller.
 pub async fn ticket<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
-    let user = app.user(req)?;
+    let user = app.user(req).await?;
     let issued = app.live.issue_ticket(&user).await?;
     let mut res = respond::json(
         201,

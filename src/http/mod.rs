@@ -27,7 +27,6 @@
 //! | `/webhooks/retell` | POST | [`webhooks::retell_event`] |
 
 mod admin;
-pub mod auth;
 mod cache;
 mod calls;
 mod intents;
@@ -36,6 +35,7 @@ pub mod params;
 pub mod respond;
 mod webhooks;
 
+use crate::auth;
 use crate::cache::CacheControl;
 use crate::clock::Clock;
 use crate::config::{Config, VERSION};
@@ -162,6 +162,7 @@ pub trait Services {
     type Parking: Parking;
     type Clock: Clock;
     type Live: crate::live::LiveFeed;
+    type Keys: auth::PublicKeys;
 }
 
 /// The application: configuration plus the services the routes use.
@@ -172,6 +173,8 @@ pub struct App<'a, S: Services> {
     pub parking: &'a S::Parking,
     pub clock: &'a S::Clock,
     pub live: &'a S::Live,
+    /// The identity provider's JWKS (`JWT_JWKS_URL`), or [`auth::NoPublicKeys`].
+    pub keys: &'a S::Keys,
 }
 
 impl<S: Services> App<'_, S> {
@@ -268,25 +271,30 @@ impl<S: Services> App<'_, S> {
         }
     }
 
-    /// The dashboard user behind the request's bearer JWT.
-    fn user(&self, req: &Request) -> AppResult<UserId> {
-        let secret = self
-            .config
-            .jwt_secret
-            .as_ref()
-            .ok_or(AppError::NotConfigured("JWT_SECRET"))?;
+    /// The dashboard user behind the request's bearer JWT: HS256 with `JWT_SECRET`, or a key
+    /// from `JWT_JWKS_URL` (either configured is enough).
+    async fn user(&self, req: &Request) -> AppResult<UserId> {
+        let secret = self.config.jwt_secret.as_ref();
+        if secret.is_none() && !auth::PublicKeys::configured(self.keys) {
+            return Err(AppError::NotConfigured("JWT_SECRET or JWT_JWKS_URL"));
+        }
         let header = req
             .header("authorization")
             .ok_or(AppError::Unauthorized("a bearer token is required"))?;
         let token = auth::bearer_token(header).ok_or(AppError::Unauthorized(
             "the Authorization header must be `Bearer <token>`",
         ))?;
-        let expect = auth::Expectations {
-            issuer: self.config.jwt_issuer.as_deref(),
-            audience: self.config.jwt_audience.as_deref(),
+        let verifiers = auth::Verifiers {
+            secret: secret.map(|s| s.expose().as_bytes()),
+            keys: self.keys,
+            expect: auth::Expectations {
+                issuer: self.config.jwt_issuer.as_deref(),
+                audience: self.config.jwt_audience.as_deref(),
+            },
         };
         let now_secs = self.clock.now().millis().div_euclid(1000);
-        auth::verify_jwt_cached(token, secret.expose().as_bytes(), &expect, now_secs)
+        auth::verify_bearer(token, &verifiers, now_secs)
+            .await
             .map_err(|e| AppError::Unauthorized(e.message()))
     }
 
@@ -302,7 +310,7 @@ impl<S: Services> App<'_, S> {
 
     /// Admits the operator's `ADMIN_TOKEN`; a valid dashboard JWT is recognised and refused
     /// with 403 so its holder learns the route exists but is not theirs.
-    fn admin(&self, req: &Request) -> AppResult<()> {
+    async fn admin(&self, req: &Request) -> AppResult<()> {
         let expected = self
             .config
             .admin_token
@@ -315,7 +323,7 @@ impl<S: Services> App<'_, S> {
         if auth::secrets_match(token, expected.expose()) {
             return Ok(());
         }
-        if self.user(req).is_ok() {
+        if self.user(req).await.is_ok() {
             return Err(AppError::Forbidden);
         }
         Err(AppError::Unauthorized("the admin token is not valid"))

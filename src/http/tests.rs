@@ -37,6 +37,7 @@ impl Services for TestServices {
     type Parking = MemoryParking;
     type Clock = Rc<ManualClock>;
     type Live = crate::live::RecordingLive;
+    type Keys = crate::auth::NoPublicKeys;
 }
 
 impl World {
@@ -100,13 +101,14 @@ impl World {
             parking: &self.parking,
             clock: &self.clock,
             live: &self.live,
+            keys: &crate::auth::NoPublicKeys,
         };
         block_on(app.handle(&req))
     }
 }
 
 fn token(sub: &str) -> String {
-    auth::sign_hs256(
+    crate::auth::sign_hs256(
         &json!({"sub": sub, "exp": NOW_MS / 1000 + 600}),
         SECRET.as_bytes(),
     )
@@ -935,6 +937,7 @@ fn without_a_live_feed_the_live_routes_are_503_not_configured() {
         type Parking = MemoryParking;
         type Clock = Rc<ManualClock>;
         type Live = crate::live::NoLiveFeed;
+        type Keys = crate::auth::NoPublicKeys;
     }
     let w = World::new();
     let app: App<'_, NoLive> = App {
@@ -944,6 +947,7 @@ fn without_a_live_feed_the_live_routes_are_503_not_configured() {
         parking: &w.parking,
         clock: &w.clock,
         live: &crate::live::NoLiveFeed,
+        keys: &crate::auth::NoPublicKeys,
     };
     let ticket = block_on(app.handle(&post_json("/api/live/tickets", &token("ada"), "")));
     let mut up = get("/api/live?ticket=ab.0123456789abcdef0123456789abcdef", None);

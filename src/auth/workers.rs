@@ -1,0 +1,261 @@
+//! The JWKS on the Workers runtime: the provider's endpoint fetched with `fetch` (a time limit
+//! and a size bound), the set shelved in KV for other isolates, and signatures checked by the
+//! runtime's WebCrypto (`crypto.subtle`), so no RSA or elliptic-curve code ships in the wasm.
+//!
+//! Per isolate: one [`KeyRing`] and the `CryptoKey`s imported from it (an import is parsed
+//! once, then reused for every token that key signed).
+
+use super::jwks::{Algorithm, KeyMaterial, PublicKey, MAX_JWKS_BYTES};
+use super::keyring::{key_for, JwksShelf, JwksSource, KeyMiss, KeyRing, Shelved};
+use super::PublicKeys;
+use futures_util::future::{select, Either};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::pin::pin;
+use std::rc::Rc;
+use std::time::Duration;
+use worker::js_sys::{self, Object, Reflect};
+use worker::kv::KvStore;
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys;
+
+/// The provider must answer within this, or the trip counts as failed (cached keys serve on).
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// KV keeps a shelved set this long: well past its 10-minute freshness, so an isolate that
+/// starts while the provider is down still gets the last good keys.
+const SHELF_TTL_SECS: u64 = 7 * 24 * 3600;
+/// Imported keys kept per isolate; beyond it the map starts over (keys re-import on use).
+const MAX_IMPORTED: usize = 64;
+
+thread_local! {
+    static RING: Rc<RefCell<KeyRing>> = Rc::new(RefCell::new(KeyRing::default()));
+    static IMPORTED: RefCell<HashMap<[u8; 32], web_sys::CryptoKey>> = RefCell::new(HashMap::new());
+}
+
+/// The identity provider's keys for one request: the isolate's ring, the endpoint, and KV.
+pub struct WorkersKeys {
+    url: String,
+    kv: Option<KvStore>,
+    ring: Rc<RefCell<KeyRing>>,
+}
+
+/// `WorkersKeys` when `JWT_JWKS_URL` is set, else nothing: HS256 only.
+pub enum EnvKeys {
+    Jwks(WorkersKeys),
+    None,
+}
+
+impl EnvKeys {
+    pub fn new(url: Option<&str>, kv: Option<KvStore>) -> Self {
+        match url {
+            Some(url) => EnvKeys::Jwks(WorkersKeys {
+                url: url.to_owned(),
+                kv,
+                ring: RING.with(Rc::clone),
+            }),
+            None => EnvKeys::None,
+        }
+    }
+}
+
+impl PublicKeys for EnvKeys {
+    fn configured(&self) -> bool {
+        matches!(self, EnvKeys::Jwks(_))
+    }
+
+    async fn key(&self, kid: &str, alg: Algorithm, now_ms: i64) -> Result<Rc<PublicKey>, KeyMiss> {
+        let EnvKeys::Jwks(keys) = self else {
+            return Err(KeyMiss::Unknown);
+        };
+        let trips_before = keys.ring.borrow().trips;
+        let found = key_for(&keys.ring, keys, keys, kid, alg, now_ms).await;
+        let ring = keys.ring.borrow();
+        if ring.trips != trips_before {
+            // One line per trip to the provider (at most one per 30 s per isolate): the
+            // operator sees rotations and outages, never a token.
+            worker::console_log!(
+                "JWKS fetch from {}: {:?}; {} keys held",
+                redacted(&keys.url),
+                ring.last_outcome,
+                ring.key_count()
+            );
+        }
+        found
+    }
+
+    async fn verify(&self, key: &PublicKey, signing_input: &[u8], signature: &[u8]) -> bool {
+        verify_with_webcrypto(key, signing_input, signature)
+            .await
+            .unwrap_or(false)
+    }
+}
+
+/// The URL without its query (a provider may put a key or tenant secret there).
+fn redacted(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
+impl JwksSource for WorkersKeys {
+    async fn fetch(&self) -> Result<Vec<u8>, String> {
+        let headers = worker::Headers::new();
+        headers
+            .set("accept", "application/json")
+            .map_err(|e| e.to_string())?;
+        let mut init = worker::RequestInit::new();
+        init.with_method(worker::Method::Get).with_headers(headers);
+        let request =
+            worker::Request::new_with_init(&self.url, &init).map_err(|e| e.to_string())?;
+        let controller = worker::AbortController::default();
+        let signal = controller.signal();
+        let fetch = worker::Fetch::Request(request);
+        let sent = pin!(fetch.send_with_signal(&signal));
+        let timeout = pin!(worker::Delay::from(FETCH_TIMEOUT));
+        let mut response = match select(sent, timeout).await {
+            Either::Left((response, _)) => response.map_err(|e| e.to_string())?,
+            Either::Right(_) => {
+                controller.abort();
+                return Err(format!("no answer within {} s", FETCH_TIMEOUT.as_secs()));
+            }
+        };
+        if response.status_code() != 200 {
+            return Err(format!("HTTP {}", response.status_code()));
+        }
+        let mut stream = response.stream().map_err(|e| e.to_string())?;
+        let mut body = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| e.to_string())?;
+            if body.len().saturating_add(chunk.len()) > MAX_JWKS_BYTES {
+                return Err(format!("body larger than {MAX_JWKS_BYTES} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+impl WorkersKeys {
+    fn shelf_key(&self) -> String {
+        let digest = Sha256::digest(self.url.as_bytes());
+        format!("auth:jwks:v1:{}", hex::encode(&digest[..12]))
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ShelfEntry {
+    fetched_at_ms: i64,
+    body: String,
+}
+
+impl JwksShelf for WorkersKeys {
+    async fn load(&self) -> Option<Shelved> {
+        let kv = self.kv.as_ref()?;
+        // KV trouble only means no shelved set: the provider is asked instead.
+        let text = kv.get(&self.shelf_key()).text().await.ok()??;
+        let entry: ShelfEntry = serde_json::from_str(&text).ok()?;
+        Some(Shelved {
+            fetched_at_ms: entry.fetched_at_ms,
+            body: entry.body,
+        })
+    }
+
+    async fn store(&self, shelved: &Shelved) {
+        let Some(kv) = self.kv.as_ref() else { return };
+        let entry = ShelfEntry {
+            fetched_at_ms: shelved.fetched_at_ms,
+            body: shelved.body.clone(),
+        };
+        let Ok(text) = serde_json::to_string(&entry) else {
+            return;
+        };
+        if let Ok(put) = kv.put(&self.shelf_key(), text) {
+            if let Err(e) = put.expiration_ttl(SHELF_TTL_SECS).execute().await {
+                worker::console_warn!("JWKS not shelved in KV: {e}");
+            }
+        }
+    }
+}
+
+fn object(entries: &[(&str, JsValue)]) -> Result<Object, JsValue> {
+    let o = Object::new();
+    for (k, v) in entries {
+        Reflect::set(&o, &JsValue::from_str(k), v)?;
+    }
+    Ok(o)
+}
+
+/// The WebCrypto algorithm objects for importing `key` and for verifying with it.
+fn algorithms(key: &PublicKey) -> Result<(Object, Object, Object), JsValue> {
+    let s = |v: &str| JsValue::from_str(v);
+    Ok(match &key.material {
+        KeyMaterial::Rsa { n, e } => {
+            let import = object(&[
+                ("name", s("RSASSA-PKCS1-v1_5")),
+                ("hash", object(&[("name", s("SHA-256"))])?.into()),
+            ])?;
+            let jwk = object(&[("kty", s("RSA")), ("n", s(n)), ("e", s(e))])?;
+            (jwk, import.clone(), import)
+        }
+        KeyMaterial::P256 { x, y } => {
+            let jwk = object(&[
+                ("kty", s("EC")),
+                ("crv", s("P-256")),
+                ("x", s(x)),
+                ("y", s(y)),
+            ])?;
+            let import = object(&[("name", s("ECDSA")), ("namedCurve", s("P-256"))])?;
+            let verify = object(&[
+                ("name", s("ECDSA")),
+                ("hash", object(&[("name", s("SHA-256"))])?.into()),
+            ])?;
+            (jwk, import, verify)
+        }
+        KeyMaterial::Ed25519 { x } => {
+            let jwk = object(&[("kty", s("OKP")), ("crv", s("Ed25519")), ("x", s(x))])?;
+            let alg = object(&[("name", s("Ed25519"))])?;
+            (jwk, alg.clone(), alg)
+        }
+    })
+}
+
+fn subtle() -> Result<web_sys::SubtleCrypto, JsValue> {
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    Ok(global.crypto()?.subtle())
+}
+
+async fn verify_with_webcrypto(
+    key: &PublicKey,
+    signing_input: &[u8],
+    signature: &[u8],
+) -> Result<bool, JsValue> {
+    let subtle = subtle()?;
+    let (jwk, import_alg, verify_alg) = algorithms(key)?;
+    let imported = IMPORTED.with(|m| m.borrow().get(&key.fingerprint).cloned());
+    let crypto_key = match imported {
+        Some(k) => k,
+        None => {
+            let usages = js_sys::Array::of1(&JsValue::from_str("verify"));
+            let promise =
+                subtle.import_key_with_object("jwk", &jwk, &import_alg, false, &usages)?;
+            let k: web_sys::CryptoKey = JsFuture::from(promise).await?.unchecked_into();
+            IMPORTED.with(|m| {
+                let mut m = m.borrow_mut();
+                if m.len() >= MAX_IMPORTED {
+                    m.clear();
+                }
+                m.insert(key.fingerprint, k.clone());
+            });
+            k
+        }
+    };
+    let promise = subtle.verify_with_object_and_u8_array_and_u8_array(
+        &verify_alg,
+        &crypto_key,
+        signature,
+        signing_input,
+    )?;
+    Ok(JsFuture::from(promise).await?.as_bool().unwrap_or(false))
+}
