@@ -15,9 +15,10 @@
 // object, and reads never touch it).
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { ROOT, applyMigrations, signJwt, startWorker } from "./runtime.mjs";
 
 const BASE = process.argv[2] ?? "609e865";
@@ -154,6 +155,16 @@ async function main() {
     const each = (rs) => rs.map((r) => r.rps.toFixed(0)).join(", ");
     lines.push(`| ${name} | ${each(runs.A)} | ${each(runs.B)} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${(b / a).toFixed(3)} | ${p99(runs.A)} | ${p99(runs.B)} |`);
   }
+  const wasm = (root) => {
+    const raw = readFileSync(join(root, "build/index_bg.wasm"));
+    return { raw: raw.length / 1024, gz: gzipSync(raw, { level: 9 }).length / 1024 };
+  };
+  const [wa, wb] = [wasm(base.dir), wasm(ROOT)];
+  lines.push("");
+  lines.push("| wasm module | A | B | B − A |");
+  lines.push("|---|---:|---:|---:|");
+  lines.push(`| raw KB | ${wa.raw.toFixed(1)} | ${wb.raw.toFixed(1)} | ${(wb.raw - wa.raw).toFixed(1)} |`);
+  lines.push(`| gzip -9 KB | ${wa.gz.toFixed(1)} | ${wb.gz.toFixed(1)} | ${(wb.gz - wa.gz).toFixed(1)} |`);
   const report = lines.join("\n");
   console.log(report);
   writeFileSync(join(ROOT, "bench/ab-results.md"), report + "\n");

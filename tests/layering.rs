@@ -86,6 +86,9 @@ fn token_rules_import_no_transport_store_cache_or_sender() {
                 "src/auth/{file} imports crate::{module}"
             );
         }
-        assert!(!code.contains("worker::"), "src/auth/{file} uses the runtime");
+        assert!(
+            !code.contains("worker::"),
+            "src/auth/{file} uses the runtime"
+        );
     }
 }
