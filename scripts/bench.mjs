@@ -6,10 +6,12 @@
 //   BENCH_CONNECTIONS  wrk connections (default 8)
 //   BENCH_MODES     comma-separated subset of the modes (off, kv, all, warm; default all four)
 //   BENCH_VARS      JSON object of extra worker vars for every mode (e.g. a CACHE_* setting)
+//   BENCH_LOG       a path: each mode's worker log goes to <path>.<mode> (with CACHE_DEBUG=true in
+//                   BENCH_VARS, one line per request: route, status, tier, D1 work)
 //   BENCH_WEBHOOK_SHARE  share of signed webhooks in the mixed workload (default 0.05)
 import { spawn, spawnSync } from "node:child_process";
 import { createHash, createHmac } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -350,7 +352,10 @@ async function main() {
     const vars = { ...modeVars, ...extraVars };
     const dir = join(scratch, mode);
     cpSync(template, dir, { recursive: true });
-    const worker = await startWorker({ persistDir: dir, vars: { ...VARS, ...vars } });
+    const logTo = process.env.BENCH_LOG ? `${process.env.BENCH_LOG}.${mode}` : null;
+    if (logTo) writeFileSync(logTo, "");
+    const onLog = logTo ? (l) => appendFileSync(logTo, l + "\n") : undefined;
+    const worker = await startWorker({ persistDir: dir, vars: { ...VARS, ...vars }, onLog });
     try {
       const run = async (name, file, prime) => {
         if (prime) {

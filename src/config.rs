@@ -126,16 +126,41 @@ impl Config {
 }
 
 /// An `https://` URL, or `http://` to a loopback host: keys fetched in the clear from anywhere
-/// else could be swapped on the way.
+/// else could be swapped on the way. Checked by hand (scheme, then an authority of host and
+/// optional port, no user info, no spaces) rather than with a URL parser, which would bring
+/// IDNA tables into the module; the runtime's `fetch` parses it fully.
 fn jwks_url_ok(url: &str) -> bool {
-    let Ok(parsed) = url::Url::parse(url) else {
+    if url.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return false;
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
         return false;
     };
-    match parsed.scheme() {
-        "https" => parsed.host().is_some(),
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((inner, after)) => (&authority[..inner.len() + 2], after.strip_prefix(':')),
+            None => return false,
+        },
+        None => match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b));
+    if !(port_ok && host_ok) {
+        return false;
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => true,
         "http" => matches!(
-            parsed.host_str(),
-            Some("127.0.0.1") | Some("localhost") | Some("[::1]")
+            host.to_ascii_lowercase().as_str(),
+            "127.0.0.1" | "localhost" | "[::1]"
         ),
         _ => false,
     }
@@ -267,6 +292,8 @@ mod tests {
             "https://x.supabase.co/auth/v1/.well-known/jwks.json",
             "http://127.0.0.1:8788/jwks.json",
             "http://localhost:9999/keys",
+            "http://[::1]:8788/jwks.json",
+            "https://idp.example:8443/jwks?tenant=x",
         ] {
             let cfg = with(ok);
             assert_eq!(cfg.jwt_jwks_url.as_deref(), Some(ok));
@@ -277,6 +304,12 @@ mod tests {
             "ftp://idp.example/jwks.json",
             "not a url",
             "https://",
+            "https://user:pass@idp.example/jwks.json",
+            "https://idp example/jwks.json",
+            "https://idp.example:99999999/jwks.json",
+            "https://idp.example:/jwks.json",
+            "http://127.0.0.1.evil.example/jwks.json",
+            "http://localhost@evil.example/jwks.json",
         ] {
             let cfg = with(bad);
             assert_eq!(cfg.jwt_jwks_url, None, "{bad}");

@@ -112,7 +112,12 @@ async fn fetch(
     let mut usage = crate::store::Usage::default();
     let rt = WorkersRuntime::Request(Rc::new(ctx));
     let live = EnvLive::from_env(&env, rt.clone());
-    let keys = EnvKeys::new(config.jwt_jwks_url.as_deref(), env.kv("CACHE").ok());
+    // The KV binding is looked up only when a JWKS is configured: an `env` read crosses into
+    // JavaScript, and HS256-only deployments should not pay for it on every request.
+    let keys = match config.jwt_jwks_url.as_deref() {
+        Some(url) => EnvKeys::new(Some(url), env.kv("CACHE").ok()),
+        None => EnvKeys::None,
+    };
     let handled = match reads(&env, rt) {
         Ok((store, reads, parking)) => {
             let app: App<'_, Runtime> = App {

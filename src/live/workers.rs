@@ -98,9 +98,13 @@ impl LiveFeedObject {
     }
 
     async fn open_socket(&self, req: Request) -> Result<Response> {
-        let secret = req
-            .url()?
-            .query_pairs()
+        // The runtime's own URL string, its query split off by hand: `Request::url()` would
+        // parse it with the url crate (and its IDNA tables) for one parameter.
+        let url = req.inner().url();
+        let query = url
+            .split_once('?')
+            .map_or("", |(_, q)| q.split('#').next().unwrap_or_default());
+        let secret = form_urlencoded::parse(query.as_bytes())
             .find(|(k, _)| k == "secret")
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default();
