@@ -4,7 +4,9 @@
 //
 //   BENCH_SECONDS   seconds per scenario (default 8)
 //   BENCH_CONNECTIONS  wrk connections (default 8)
-//   BENCH_MODES     comma-separated subset of the modes (off, kv, all, warm; default all four)
+//   BENCH_MODES     comma-separated subset of the modes (off, kv, all, warm; default all four;
+//                   "none" runs only the race)
+//   BENCH_RACE      "0" leaves out the race against the reference workers (scripts/race.mjs)
 //   BENCH_VARS      JSON object of extra worker vars for every mode (e.g. a CACHE_* setting)
 //   BENCH_LOG       a path: each mode's worker log goes to <path>.<mode> (with CACHE_DEBUG=true in
 //                   BENCH_VARS, one line per request: route, status, tier, D1 work)
@@ -16,6 +18,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { prng, zipfSampler } from "./demo-data.mjs";
+import { race } from "./race.mjs";
 import { ROOT, applyMigrations, signJwt, startWorker } from "./runtime.mjs";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -406,8 +409,22 @@ async function main() {
   await missWorker.dispose();
   rmSync(missDir, { recursive: true, force: true });
 
+  // The race against the plain JavaScript worker and a bare workers-rs one (scripts/race.mjs).
+  const raced =
+    process.env.BENCH_RACE === "0"
+      ? []
+      : await race({
+          template,
+          vars: VARS,
+          auth: `Bearer ${token(heavy)}`,
+          heavy,
+          users: Array.from({ length: 40 }, (_, i) => userId(i)),
+          seconds: SECONDS,
+          connections: CONNECTIONS,
+        });
+
   const wasm = readFileSync(join(ROOT, "build/index_bg.wasm"));
-  const report = render(rows, miss, peakRss, wasm.length, gzipSync(wasm, { level: 9 }).length, live);
+  const report = [render(rows, miss, peakRss, wasm.length, gzipSync(wasm, { level: 9 }).length, live), ...(raced.length ? ["", ...raced] : [])].join("\n");
   console.log(report);
   mkdirSync(join(ROOT, "bench"), { recursive: true });
   writeFileSync(join(ROOT, "bench/results.md"), report + "\n");

@@ -140,20 +140,21 @@ export default { fetch() { return new Response("live-failing"); } };
  * with `fetchCopy(i, url, init)` (copy 0 is the one served on `url`). `live: false` leaves the
  * LIVE Durable Object binding out (a deployment without the live feed); `live: "failing"` binds
  * it to an object that throws on every call. `root` is the checkout whose build/ and
- * wrangler.toml are run (the A/B bench runs an older commit's build beside this one).
+ * wrangler.toml are run (the A/B bench runs an older commit's build beside this one);
+ * `scriptPath` another worker entirely, with the same bindings (the bench's reference workers).
  * Returns { url, mf, db, kv, scheduled, fetchCopy, dispose }.
  */
-export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.1", faults, copies = 1, onLog, assets = join(ROOT, "public"), live = true, root = ROOT }) {
+export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.1", faults, copies = 1, onLog, assets = join(ROOT, "public"), live = true, root = ROOT, scriptPath = join(root, "build/index.js") }) {
   const settings = wranglerSettings(root);
-  if (!existsSync(join(root, "build/index.js"))) {
-    throw new Error("build/index.js is missing: run `bash scripts/build.sh` first");
+  if (!existsSync(scriptPath)) {
+    throw new Error(`${scriptPath} is missing: run \`bash scripts/build.sh\` first`);
   }
   const names = Array.from({ length: copies }, (_, i) => (i === 0 ? "main" : `copy-${i}`));
   const workers = names.map((name) => {
     const w = {
       name,
       modules: true,
-      scriptPath: join(root, "build/index.js"),
+      scriptPath,
       modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
       compatibilityDate: settings.compatibilityDate,
       bindings: vars,

@@ -1,0 +1,165 @@
+// The race: this project's release worker against the plain JavaScript worker a team would
+// write instead (bench/reference/js/worker.mjs) and, at the floor, a bare workers-rs worker
+// (bench/reference/bare), each served by its own Miniflare on the same data, measured in turn
+// by the same wrk in the same run. Called by scripts/bench.mjs; prints absolute req/s, p50/p99
+// and the ratio per route and tier.
+import { execFileSync, spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createHmac } from "node:crypto";
+import { ROOT, startWorker } from "./runtime.mjs";
+
+const log = (...a) => console.error("[bench:race]", ...a);
+const BARE = join(ROOT, "bench/reference/bare");
+const JS = join(ROOT, "bench/reference/js/worker.mjs");
+
+/** The bare workers-rs worker's release build (kept in bench/reference/bare/build/). */
+export function buildBare() {
+  if (existsSync(join(BARE, "build/index.js")) && process.env.BENCH_REBUILD_BARE !== "1") return;
+  log("building the bare workers-rs worker (first run: a few minutes)");
+  const env = {
+    ...process.env,
+    PATH: `${join(ROOT, "node_modules/.bin")}:${process.env.HOME}/.cargo/bin:${process.env.PATH}`,
+    WASM_BINDGEN_BIN: spawnSync("bash", ["-c", "command -v wasm-bindgen"], { encoding: "utf8" }).stdout.trim(),
+    ESBUILD_BIN: join(ROOT, "node_modules/.bin/esbuild"),
+  };
+  execFileSync("worker-build", ["--release"], { cwd: BARE, env, stdio: ["ignore", "ignore", "inherit"] });
+}
+
+function wrk(url, file, seconds, connections) {
+  const res = spawnSync("wrk", ["-t1", `-c${connections}`, `-d${seconds}s`, "--latency", "-s", join(ROOT, "bench/wrk-replay.lua"), url, "--", file], { encoding: "utf8" });
+  const m = (res.stdout ?? "").match(/BENCH_JSON (\{.*\})/);
+  if (!m) throw new Error(`wrk failed: ${res.stderr}\n${res.stdout}`);
+  const r = JSON.parse(m[1]);
+  return { ...r, rps: r.requests / (r.duration_us / 1e6) };
+}
+
+const line = (method, path, headers, body = "") =>
+  `${method}\t${path}\t${Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join("\u0001")}\t${body}`;
+
+/** Unique signed call.upserted webhooks for `users`, the way scripts/bench.mjs signs them. */
+function webhookLines(secret, users, count) {
+  const key = Buffer.from(secret.slice(6), "base64");
+  const ts = Math.floor(Date.now() / 1000);
+  const out = [];
+  for (let i = 0; i < count; i++) {
+    const id = `msg_race_${ts}_${i}`;
+    const user = users[i % users.length];
+    const body = JSON.stringify({ type: "call.upserted", data: { userId: user, id: `CR${user}x${i}`, status: "completed", durationSeconds: 30, startedAt: new Date(Date.now() - i * 1000).toISOString() } });
+    const mac = createHmac("sha256", key).update(`${id}.${ts}.${body}`).digest("base64");
+    out.push(line("POST", "/webhooks/events", { "Content-Type": "application/json", "webhook-id": id, "webhook-timestamp": String(ts), "webhook-signature": `v1,${mac}` }, body));
+  }
+  return out.join("\n") + "\n";
+}
+
+/**
+ * `template`: the loaded bench state to copy for each worker; `vars`: the project's vars;
+ * `auth`: `Bearer …` for `heavy`, the 12,000-call user. Returns the rendered table's lines.
+ */
+export async function race({ template, vars, auth, heavy, users, seconds, connections, rounds = 2 }) {
+  buildBare();
+  const scratch = mkdtempSync(join(tmpdir(), "bench-race-"));
+  const file = (name, text) => {
+    const path = join(scratch, name);
+    writeFileSync(path, text);
+    return path;
+  };
+  const files = {
+    health: file("health.txt", line("GET", "/api/health", {}) + "\n"),
+    page: file("page.txt", line("GET", "/api/webhook-calls", { Authorization: auth }) + "\n"),
+    summary: file("summary.txt", line("GET", "/api/intent-analysis?limit=20", { Authorization: auth }) + "\n"),
+  };
+  // Each configuration is a pair (project, reference) with the same tier switched off.
+  const configs = {
+    all: { project: {}, js: {} },
+    kv: { project: { CACHE_MEMORY_ENABLED: "false" }, js: { MEMORY: "false" } },
+    off: { project: { CACHE_ENABLED: "false" }, js: { CACHE_ENABLED: "false" } },
+  };
+  const scenarios = [
+    { route: "/api/health", tier: "trivial route", config: "all", file: files.health, vsBare: true, target: ["bare", 0.95] },
+    { route: "page 1 (limit 50), 12k-call user", tier: "memory hit", config: "all", file: files.page, prime: true, target: ["js", 1.0] },
+    { route: "page 1 (limit 50), 12k-call user", tier: "KV hit", config: "kv", file: files.page, prime: true, target: ["js", 1.0] },
+    { route: "page 1 (limit 50), 12k-call user", tier: "D1 (cache off)", config: "off", file: files.page, target: ["js", 1.1] },
+    { route: "intent summary (limit 20), 12k-call user", tier: "D1 (cache off)", config: "off", file: files.summary, target: ["js", 2.0] },
+    { route: "webhook ingest (call.upserted), deliveries/s", tier: "D1 batch", config: "off", webhooks: true, target: ["js", 1.0] },
+  ];
+  const started = [];
+  const start = async (label, opts) => {
+    const dir = join(scratch, `${label}-${started.length}`);
+    cpSync(template, dir, { recursive: true });
+    const w = await startWorker({ persistDir: dir, live: false, assets: null, ...opts });
+    started.push(w);
+    return w;
+  };
+  const rows = [];
+  try {
+    const bare = await start("bare", { vars: {}, scriptPath: join(BARE, "build/index.js") });
+    const workers = {};
+    for (const [name, c] of Object.entries(configs)) {
+      workers[name] = {
+        project: await start(`project-${name}`, { vars: { ...vars, ...c.project } }),
+        js: await start(`js-${name}`, { vars: { JWT_SECRET: vars.JWT_SECRET, WEBHOOK_SECRET: vars.WEBHOOK_SECRET, ...c.js }, scriptPath: JS }),
+      };
+    }
+    for (const s of scenarios) {
+      const pair = workers[s.config];
+      const sides = [["project", pair.project], ["js", pair.js]];
+      if (s.vsBare) sides.push(["bare", bare]);
+      const runs = Object.fromEntries(sides.map(([n]) => [n, []]));
+      for (const [name, w] of sides) {
+        if (s.prime) {
+          for (let i = 0; i < 3; i++) await (await fetch(w.url + "/api/webhook-calls", { headers: { Authorization: auth } })).arrayBuffer();
+        }
+      }
+      await new Promise((r) => setTimeout(r, 300)); // KV writes land after their responses
+      for (let round = 0; round < rounds; round++) {
+        const order = round % 2 === 0 ? sides : [...sides].reverse();
+        for (const [name, w] of order) {
+          // Each ingest round gets webhooks never sent before, so every one is applied.
+          const f = s.webhooks ? file(`hooks-${name}-${round}.txt`, webhookLines(vars.WEBHOOK_SECRET, users, 20_000)) : s.file;
+          log(`${s.route}, ${s.tier}: ${name} round ${round + 1}`);
+          const r = wrk(w.url, f, seconds, connections);
+          // A non-2xx is a broken worker; a socket error (wrk's 2 s timeout) is a measurement,
+          // and is counted in the table.
+          if (r.non2xx) throw new Error(`${name} ${s.route}: ${r.non2xx} non-2xx responses`);
+          runs[name].push(r);
+        }
+      }
+      rows.push({ ...s, runs });
+    }
+  } finally {
+    for (const w of started) await w.dispose();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  return render(rows, seconds, connections, rounds, heavy);
+}
+
+function render(rows, seconds, connections, rounds, heavy) {
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const rps = (runs) => (runs?.length ? mean(runs.map((r) => r.rps)) : NaN);
+  const ms = (runs, p) => (runs?.length ? (mean(runs.map((r) => r[p])) / 1000).toFixed(2) : "–");
+  const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : "–");
+  const out = [];
+  out.push("## Against the plain JavaScript worker");
+  out.push("");
+  out.push(
+    `Each worker served by its own Miniflare on a copy of the same data (user \`${heavy}\` has 12,000 calls); ${rounds} alternating rounds of ${seconds} s per side, wrk 1 thread × ${connections} connections. ` +
+      "The reference is `bench/reference/js/worker.mjs` (Map → KV → D1 with this project's default TTLs, WebCrypto HS256, one-batch ingest); the floor's third column is `bench/reference/bare` (workers-rs answering `{\"ok\":true}`).",
+  );
+  out.push("");
+  out.push("| route | tier | project req/s | p50 / p99 ms | JS req/s | p50 / p99 ms | bare workers-rs req/s | timeouts (project / JS) | project ÷ reference | target | met |");
+  out.push("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |");
+  for (const r of rows) {
+    const p = rps(r.runs.project);
+    const j = rps(r.runs.js);
+    const b = rps(r.runs.bare);
+    const [against, want] = r.target;
+    const ratio = p / (against === "bare" ? b : j);
+    const errors = (runs) => (runs ?? []).reduce((n, x) => n + x.socket_errors, 0);
+    out.push(
+      `| ${r.route} | ${r.tier} | ${fmt(p)} | ${ms(r.runs.project, "p50_us")} / ${ms(r.runs.project, "p99_us")} | ${fmt(j)} | ${ms(r.runs.js, "p50_us")} / ${ms(r.runs.js, "p99_us")} | ${fmt(b)} | ${errors(r.runs.project)} / ${errors(r.runs.js)} | ${fmt(ratio, 2)} × ${against === "bare" ? "bare" : "JS"} | ≥ ${want} | ${ratio >= want ? "yes" : "**no**"} |`,
+    );
+  }
+  return out;
+}
