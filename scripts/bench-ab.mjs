@@ -3,6 +3,8 @@
 // noisy: only figures from one run compare). Each side gets its own D1 with its own migrations,
 // the same user with the same calls (seeded through signed webhooks, which both accept), and
 // the same read, primed into memory first. Rounds alternate A, B, A, B, … so drift hits both.
+// Besides req/s it reports each side's workerd CPU time per request (from /proc), which moves
+// far less with the machine's other load than throughput does.
 //
 //   node scripts/bench-ab.mjs [base-ref]   (npm run bench:ab -- <ref>; default: 609e865, the
 //                                           last commit before versions came from D1)
@@ -15,7 +17,7 @@
 // object, and reads never touch it).
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -78,16 +80,38 @@ function signedCall(i) {
   return { body, headers: { "Content-Type": "application/json", "webhook-id": id, "webhook-timestamp": ts, "webhook-signature": `v1,${mac}` } };
 }
 
+/** This process's workerd children (each Miniflare runs one). */
+function workerdPids() {
+  const pids = [];
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      if (/^Name:\s+workerd/m.test(status) && status.includes(`PPid:\t${process.pid}`)) pids.push(pid);
+    } catch {
+      // the process went away
+    }
+  }
+  return pids;
+}
+
+/** CPU seconds (user + system) the process has used: less noisy than req/s on a shared box. */
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
+
 async function side(label, root) {
   const dir = mkdtempSync(join(tmpdir(), `bench-ab-${label}-`));
   applyMigrations(dir, root);
+  const before = new Set(workerdPids());
   const worker = await startWorker({ persistDir: dir, vars: VARS, root, live: false, assets: null });
+  const pid = workerdPids().find((p) => !before.has(p));
   for (let i = 0; i < CALLS; i++) {
     const { body, headers } = signedCall(i);
     const res = await fetch(`${worker.url}/webhooks/events`, { method: "POST", headers, body });
     if (!res.ok) throw new Error(`${label}: seeding webhook ${i} answered ${res.status}: ${await res.text()}`);
   }
-  return { label, root, dir, worker };
+  return { label, root, dir, worker, pid };
 }
 
 function wrk(url, file) {
@@ -125,7 +149,9 @@ async function main() {
         const order = round % 2 === 0 ? sides : [...sides].reverse();
         for (const s of order) {
           log(`${name}: ${s.label} round ${round + 1}`);
+          const cpu = s.pid ? cpuSeconds(s.pid) : NaN;
           const r = wrk(s.worker.url, file);
+          r.cpuUsPerRequest = s.pid ? ((cpuSeconds(s.pid) - cpu) * 1e6) / r.requests : NaN;
           if (r.non2xx) throw new Error(`${s.label} ${path}: ${r.non2xx} non-2xx responses`);
           runs[s.label].push(r);
         }
@@ -146,14 +172,16 @@ async function main() {
   lines.push("");
   lines.push(`${new Date().toISOString()} · ${cpus().length} cores · wrk 1 thread × ${CONNECTIONS} connections · ${ROUNDS} alternating rounds of ${SECONDS} s per side · one user, ${CALLS} calls · \`npm run bench:ab -- ${BASE}\``);
   lines.push("");
-  lines.push("| scenario | A req/s (rounds) | B req/s (rounds) | A mean | B mean | B / A | A p99 ms | B p99 ms |");
-  lines.push("|---|---|---|---|---|---|---|---|");
+  lines.push("| scenario | A req/s (rounds) | B req/s (rounds) | A mean | B mean | B / A | A p99 ms | B p99 ms | A workerd CPU µs/req | B workerd CPU µs/req | B / A CPU |");
+  lines.push("|---|---|---|---|---|---|---|---|---|---|---|");
   for (const { name, runs } of results) {
     const a = mean(runs.A.map((r) => r.rps));
     const b = mean(runs.B.map((r) => r.rps));
     const p99 = (rs) => (mean(rs.map((r) => r.p99_us)) / 1000).toFixed(2);
     const each = (rs) => rs.map((r) => r.rps.toFixed(0)).join(", ");
-    lines.push(`| ${name} | ${each(runs.A)} | ${each(runs.B)} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${(b / a).toFixed(3)} | ${p99(runs.A)} | ${p99(runs.B)} |`);
+    const cpuA = mean(runs.A.map((r) => r.cpuUsPerRequest));
+    const cpuB = mean(runs.B.map((r) => r.cpuUsPerRequest));
+    lines.push(`| ${name} | ${each(runs.A)} | ${each(runs.B)} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${(b / a).toFixed(3)} | ${p99(runs.A)} | ${p99(runs.B)} | ${cpuA.toFixed(0)} | ${cpuB.toFixed(0)} | ${(cpuB / cpuA).toFixed(3)} |`);
   }
   const wasm = (root) => {
     const raw = readFileSync(join(root, "build/index_bg.wasm"));

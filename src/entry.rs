@@ -39,13 +39,30 @@ struct Isolate {
     config: Rc<Config>,
     policy: Rc<crate::cache::policy::Policy>,
     cache: Rc<CacheState>,
+    bindings: Rc<Bindings>,
+}
+
+/// The bindings, looked up once per isolate: each lookup crosses into JavaScript several times
+/// (the property, its constructor's name, and for KV each method), and `env` and its bindings
+/// live as long as the isolate, so a request should not pay for them again.
+struct Bindings {
+    db: Option<Rc<worker::D1Database>>,
+    kv: Option<Rc<worker::kv::KvStore>>,
+    live: Option<worker::ObjectNamespace>,
 }
 
 thread_local! {
     static ISOLATE: std::cell::OnceCell<Isolate> = const { std::cell::OnceCell::new() };
 }
 
-fn isolate(env: &Env) -> (Rc<Config>, Rc<crate::cache::policy::Policy>, Rc<CacheState>) {
+type IsolateParts = (
+    Rc<Config>,
+    Rc<crate::cache::policy::Policy>,
+    Rc<CacheState>,
+    Rc<Bindings>,
+);
+
+fn isolate(env: &Env) -> IsolateParts {
     ISOLATE.with(|cell| {
         let i = cell.get_or_init(|| {
             let config = Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()));
@@ -57,9 +74,19 @@ fn isolate(env: &Env) -> (Rc<Config>, Rc<crate::cache::policy::Policy>, Rc<Cache
                 cache: Rc::new(CacheState::new(&policy)),
                 policy,
                 config: Rc::new(config),
+                bindings: Rc::new(Bindings {
+                    db: env.d1("DB").ok().map(Rc::new),
+                    kv: env.kv("CACHE").ok().map(Rc::new),
+                    live: env.durable_object("LIVE").ok(),
+                }),
             }
         });
-        (i.config.clone(), i.policy.clone(), i.cache.clone())
+        (
+            i.config.clone(),
+            i.policy.clone(),
+            i.cache.clone(),
+            i.bindings.clone(),
+        )
     })
 }
 
@@ -77,10 +104,10 @@ impl Services for Runtime {
 }
 
 fn reads(env: &Env, rt: WorkersRuntime) -> Result<(Rc<Store<D1>>, Reads, KvParking), AppError> {
-    let missing = |_| AppError::NotConfigured("the DB and CACHE bindings");
-    let store = Rc::new(Store::new(D1(env.d1("DB").map_err(missing)?)));
-    let kv = env.kv("CACHE").map_err(missing)?;
-    let (_, policy, state) = isolate(env);
+    let missing = || AppError::NotConfigured("the DB and CACHE bindings");
+    let (_, policy, state, bindings) = isolate(env);
+    let store = Rc::new(Store::new(D1(bindings.db.clone().ok_or_else(missing)?)));
+    let kv = bindings.kv.clone().ok_or_else(missing)?;
     let reads = TieredReads::new(
         store.clone(),
         Rc::new(WorkersKv(kv.clone())),
@@ -104,20 +131,15 @@ async fn fetch(
     ctx: Context,
 ) -> worker::Result<worker::Response> {
     let started = RuntimeClock.now().millis();
-    let (config, _, _) = isolate(&env);
+    let (config, _, _, bindings) = isolate(&env);
     let request = match read_request(&mut req).await {
         Ok(r) => r,
         Err(e) => return to_worker_response(respond::error(&e)),
     };
     let mut usage = crate::store::Usage::default();
     let rt = WorkersRuntime::Request(Rc::new(ctx));
-    let live = EnvLive::from_env(&env, rt.clone());
-    // The KV binding is looked up only when a JWKS is configured: an `env` read crosses into
-    // JavaScript, and HS256-only deployments should not pay for it on every request.
-    let keys = match config.jwt_jwks_url.as_deref() {
-        Some(url) => EnvKeys::new(Some(url), env.kv("CACHE").ok()),
-        None => EnvKeys::None,
-    };
+    let live = EnvLive::from_namespace(bindings.live.clone(), rt.clone());
+    let keys = EnvKeys::new(config.jwt_jwks_url.as_deref(), bindings.kv.clone());
     let handled = match reads(&env, rt) {
         Ok((store, reads, parking)) => {
             let app: App<'_, Runtime> = App {
@@ -196,7 +218,7 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             return;
         }
     };
-    let live = EnvLive::from_env(&env, rt.clone());
+    let live = EnvLive::from_namespace(isolate(&env).3.live.clone(), rt.clone());
     replay_parked(&parking, &store, &reads, &live).await;
     let since = Timestamp::from_millis(
         RuntimeClock.now().millis() - crate::http::RECENT_ACTIVITY_WINDOW_MS,

@@ -38,7 +38,7 @@ thread_local! {
 /// The identity provider's keys for one request: the isolate's ring, the endpoint, and KV.
 pub struct WorkersKeys {
     url: String,
-    kv: Option<KvStore>,
+    kv: Option<Rc<KvStore>>,
     ring: Rc<RefCell<KeyRing>>,
 }
 
@@ -49,7 +49,7 @@ pub enum EnvKeys {
 }
 
 impl EnvKeys {
-    pub fn new(url: Option<&str>, kv: Option<KvStore>) -> Self {
+    pub fn new(url: Option<&str>, kv: Option<Rc<KvStore>>) -> Self {
         match url {
             Some(url) => EnvKeys::Jwks(WorkersKeys {
                 url: url.to_owned(),

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::Duration;
 use worker::kv::KvStore;
 
-pub struct WorkersKv(pub KvStore);
+pub struct WorkersKv(pub std::rc::Rc<KvStore>);
 
 fn kv_err(e: worker::kv::KvError) -> AppError {
     AppError::unavailable(format!("KV: {e}"))

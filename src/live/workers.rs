@@ -126,7 +126,7 @@ impl LiveFeedObject {
             return error_response(&AppError::internal("a live object without its user"));
         };
         let current = match self.env.d1("DB") {
-            Ok(db) => Store::new(D1(db))
+            Ok(db) => Store::new(D1(std::rc::Rc::new(db)))
                 .current_versions(std::slice::from_ref(&user))
                 .await
                 .ok()
@@ -323,10 +323,11 @@ pub enum EnvLive {
 }
 
 impl EnvLive {
-    pub fn from_env(env: &Env, rt: WorkersRuntime) -> Self {
-        match env.durable_object("LIVE") {
-            Ok(namespace) => EnvLive::Bound(WorkersLive { namespace, rt }),
-            Err(_) => EnvLive::Absent(super::NoLiveFeed),
+    /// The `LIVE` namespace (looked up once per isolate by the entry), or its absence.
+    pub fn from_namespace(namespace: Option<ObjectNamespace>, rt: WorkersRuntime) -> Self {
+        match namespace {
+            Some(namespace) => EnvLive::Bound(WorkersLive { namespace, rt }),
+            None => EnvLive::Absent(super::NoLiveFeed),
         }
     }
 }

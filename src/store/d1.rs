@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, D1Result};
 
-pub struct D1(pub D1Database);
+pub struct D1(pub std::rc::Rc<D1Database>);
 
 /// Every D1 failure is treated as transient: the client gets 503 with `Retry-After`, and the
 /// message (which may quote SQL) goes only to the log.

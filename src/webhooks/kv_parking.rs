@@ -6,7 +6,7 @@ use super::parking::Parking;
 use crate::error::{AppError, AppResult};
 use worker::kv::KvStore;
 
-pub struct KvParking(pub KvStore);
+pub struct KvParking(pub std::rc::Rc<KvStore>);
 
 fn kv_err(e: worker::kv::KvError) -> AppError {
     AppError::unavailable(format!("KV: {e}"))
