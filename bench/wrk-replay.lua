@@ -1,12 +1,7 @@
 -- Replays a file of requests (one per line: method \t path \t headers \t body; headers are
 -- "Name: value" joined by \1), cycling through it, and prints one machine-readable summary.
--- With a second argument "once", it starts at the first line and stops when every line has
--- been answered (for the bench's mixed runs: the same requests, in the same order, every run),
--- with -d as a cap only; otherwise it cycles from a random line for the whole duration.
-local requests = {}
-local counter = 0
-local once = false
-local answered = 0
+requests = {} -- global: bench/wrk-once.lua reads it
+counter = 0
 
 init = function(args)
   local f = assert(io.open(args[1], "r"))
@@ -23,26 +18,8 @@ init = function(args)
     end
   end
   f:close()
-  once = args[2] == "once"
-  if once then
-    counter = 0
-  else
-    math.randomseed(os.time())
-    counter = math.random(#requests) - 1
-  end
-end
-
-response = function(status, headers, body)
-  if once then
-    answered = answered + 1
-    if answered == #requests then
-      -- wrk's main thread sleeps for the whole -d; the caller sends SIGINT on this line, and
-      -- wrk then reports the time it really ran.
-      io.write("BENCH_ONCE_DONE\n")
-      io.flush()
-      wrk.thread:stop()
-    end
-  end
+  math.randomseed(os.time())
+  counter = math.random(#requests) - 1
 end
 
 request = function()

@@ -16,11 +16,11 @@
 // checkout's tools; both sides run without the live feed's binding (the base has no such
 // object, and reads never touch it).
 import { execFileSync, spawnSync } from "node:child_process";
-import { createHmac } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
+import { BENCH_VARS, standardHeaders, wrk as wrkCycling } from "./bench-common.mjs";
 import { ROOT, applyMigrations, signJwt, startWorker } from "./runtime.mjs";
 
 const BASE = process.argv[2] ?? "609e865";
@@ -29,14 +29,7 @@ const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 const CALLS = 120;
 const USER = "ab-user";
-const VARS = {
-  JWT_SECRET: "bench-jwt-secret",
-  ADMIN_TOKEN: "bench-admin-token",
-  WEBHOOK_SECRET: "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtMzItYnl0ZXMh",
-  TWILIO_AUTH_TOKEN: "bench-twilio",
-  RETELL_API_KEY: "bench-retell",
-  ALLOWED_ORIGINS: "http://localhost",
-};
+const VARS = BENCH_VARS;
 const SCENARIOS = [
   ["floor: /api/health", "/api/health", false],
   ["page 1 (limit 50), memory hit", "/api/webhook-calls", true],
@@ -69,15 +62,12 @@ function baseCheckout(ref) {
 }
 
 function signedCall(i) {
-  const key = Buffer.from(VARS.WEBHOOK_SECRET.slice(6), "base64");
   const id = `msg_ab_${i}`;
-  const ts = String(Math.floor(Date.now() / 1000));
   const body = JSON.stringify({
     type: "call.upserted",
     data: { userId: USER, id: `CAB${String(i).padStart(4, "0")}`, status: "completed", durationSeconds: 30 + i, startedAt: new Date(Date.now() - i * 60_000).toISOString() },
   });
-  const mac = createHmac("sha256", key).update(`${id}.${ts}.${body}`).digest("base64");
-  return { body, headers: { "Content-Type": "application/json", "webhook-id": id, "webhook-timestamp": ts, "webhook-signature": `v1,${mac}` } };
+  return { body, headers: standardHeaders(VARS.WEBHOOK_SECRET, id, body) };
 }
 
 /** This process's workerd children (each Miniflare runs one). */
@@ -114,13 +104,7 @@ async function side(label, root) {
   return { label, root, dir, worker, pid };
 }
 
-function wrk(url, file) {
-  const res = spawnSync("wrk", ["-t1", `-c${CONNECTIONS}`, `-d${SECONDS}s`, "--latency", "-s", join(ROOT, "bench/wrk-replay.lua"), url, "--", file], { encoding: "utf8" });
-  const m = (res.stdout ?? "").match(/BENCH_JSON (\{.*\})/);
-  if (!m) throw new Error(`wrk failed: ${res.stderr}\n${res.stdout}`);
-  const r = JSON.parse(m[1]);
-  return { ...r, rps: r.requests / (r.duration_us / 1e6) };
-}
+const wrk = (url, file) => wrkCycling(url, file, { seconds: SECONDS, connections: CONNECTIONS });
 
 async function main() {
   if (spawnSync("wrk", ["--version"]).error) throw new Error("wrk is not installed (npm run bench:ab installs it)");

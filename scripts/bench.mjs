@@ -8,16 +8,15 @@
 //                   "none" runs only the race)
 //   BENCH_RACE      "0" leaves out the race against the reference workers (scripts/race.mjs)
 //   BENCH_VARS      JSON object of extra worker vars for every mode (e.g. a CACHE_* setting)
-//   BENCH_LOG       a path: each mode's worker log goes to <path>.<mode> (with CACHE_DEBUG=true in
-//                   BENCH_VARS, one line per request: route, status, tier, D1 work)
 //   BENCH_WEBHOOK_SHARE  share of signed webhooks in the mixed workload (default 0.05)
-import { spawn, spawnSync } from "node:child_process";
-import { createHash, createHmac } from "node:crypto";
-import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { prng, zipfSampler } from "./demo-data.mjs";
+import { BENCH_VARS, line, standardHeaders, wrk as wrkCycling, wrkInBackground, wrkOnce } from "./bench-common.mjs";
 import { race } from "./race.mjs";
 import { ROOT, applyMigrations, signJwt, startWorker } from "./runtime.mjs";
 
@@ -28,14 +27,7 @@ const WEBHOOK_SHARE = Number(process.env.BENCH_WEBHOOK_SHARE ?? 0.05);
 const USERS = 1000;
 const CALLS = 100_000;
 const HEAVY = [12_000, 12_000, 12_000]; // the first users: 10,000+ calls each
-const VARS = {
-  JWT_SECRET: "bench-jwt-secret",
-  ADMIN_TOKEN: "bench-admin-token",
-  WEBHOOK_SECRET: "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtMzItYnl0ZXMh",
-  TWILIO_AUTH_TOKEN: "bench-twilio",
-  RETELL_API_KEY: "bench-retell",
-  ALLOWED_ORIGINS: "http://localhost",
-};
+const VARS = BENCH_VARS;
 /** Bump when datasetStatements() changes, so the cached data set is rebuilt. */
 const DATASET_VERSION = 1;
 const INTENTS = ["billing", "support", "sales", "reschedule", "cancellation", "complaint", "other"];
@@ -146,11 +138,6 @@ async function datasetTemplate(now) {
   return dir;
 }
 
-function line(method, path, headers, body = "") {
-  const h = Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join("\u0001");
-  return `${method}\t${path}\t${h}\t${body}`;
-}
-
 function token(user) {
   const now = Math.floor(Date.now() / 1000);
   return signJwt(VARS.JWT_SECRET, { sub: user, iat: now, exp: now + 3600 });
@@ -165,7 +152,6 @@ function mixedRequests(count, counts, { seed = 99, webhookShare = 0.05 } = {}) {
     if (!tokens.has(u)) tokens.set(u, `Bearer ${token(u)}`);
     return { Authorization: tokens.get(u) };
   };
-  const key = Buffer.from(VARS.WEBHOOK_SECRET.slice(6), "base64");
   const ts = Math.floor(Date.now() / 1000);
   const out = [];
   let webhooks = 0;
@@ -176,8 +162,7 @@ function mixedRequests(count, counts, { seed = 99, webhookShare = 0.05 } = {}) {
     if (r < webhookShare) {
       const id = `msg_bench_${i}`;
       const body = JSON.stringify({ type: "call.upserted", data: { userId: user, id: `CW${user}x${i}`, status: "completed", durationSeconds: 30 } });
-      const mac = createHmac("sha256", key).update(`${id}.${ts}.${body}`).digest("base64");
-      out.push(line("POST", "/webhooks/events", { "Content-Type": "application/json", "webhook-id": id, "webhook-timestamp": String(ts), "webhook-signature": `v1,${mac}` }, body));
+      out.push(line("POST", "/webhooks/events", standardHeaders(VARS.WEBHOOK_SECRET, id, body, ts), body));
       webhooks++;
     } else if (r < 0.6) {
       out.push(line("GET", "/api/webhook-calls", auth(user)));
@@ -223,58 +208,8 @@ async function prime(url, lines, label) {
   await new Promise((r) => setTimeout(r, 300)); // KV writes finish after their responses
 }
 
-/** wrk replaying `file`, cycling from a random line for `seconds`. */
-function wrk(url, file, seconds = SECONDS) {
-  const res = spawnSync("wrk", ["-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", "-s", join(ROOT, "bench/wrk-replay.lua"), url, "--", file], { encoding: "utf8" });
-  const m = (res.stdout ?? "").match(/BENCH_JSON (\{.*\})/);
-  if (!m) throw new Error(`wrk failed: ${res.stderr}\n${res.stdout}`);
-  const r = JSON.parse(m[1]);
-  return { ...r, rps: r.requests / (r.duration_us / 1e6) };
-}
-
-/**
- * wrk replaying every line of `file` exactly once, from the first. wrk's main thread sleeps for
- * the whole -d (here only a cap), so when the script says every line was answered it is sent
- * SIGINT, and reports the time it really ran.
- */
-function wrkOnce(url, file, capSeconds) {
-  return new Promise((resolve, reject) => {
-    const child = spawn("wrk", ["-t1", `-c${CONNECTIONS}`, `-d${capSeconds}s`, "--latency", "-s", join(ROOT, "bench/wrk-replay.lua"), url, "--", file, "once"]);
-    let out = "";
-    let stopped = false;
-    child.stdout.on("data", (d) => {
-      out += d;
-      if (!stopped && out.includes("BENCH_ONCE_DONE")) {
-        stopped = true;
-        child.kill("SIGINT");
-      }
-    });
-    child.on("error", reject);
-    child.on("close", () => {
-      const m = out.match(/BENCH_JSON (\{.*\})/);
-      if (!m) return reject(new Error(`wrk failed: ${out}`));
-      if (!stopped) return reject(new Error(`wrk did not answer the whole list within ${capSeconds} s`));
-      const r = JSON.parse(m[1]);
-      resolve({ ...r, rps: r.requests / (r.duration_us / 1e6) });
-    });
-  });
-}
-
-/** wrk in the background, for scenarios that measure something else meanwhile. */
-function wrkAsync(url, file, seconds) {
-  return new Promise((resolve, reject) => {
-    const child = spawn("wrk", ["-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", "-s", join(ROOT, "bench/wrk-replay.lua"), url, "--", file]);
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.on("error", reject);
-    child.on("close", () => {
-      const m = out.match(/BENCH_JSON (\{.*\})/);
-      if (!m) return reject(new Error(`wrk failed: ${out}`));
-      const r = JSON.parse(m[1]);
-      resolve({ ...r, rps: r.requests / (r.duration_us / 1e6) });
-    });
-  });
-}
+const wrk = (url, file, seconds = SECONDS) => wrkCycling(url, file, { seconds, connections: CONNECTIONS });
+const wrkAsync = (url, file, seconds) => wrkInBackground(url, file, { seconds, connections: CONNECTIONS });
 
 const percentile = (sorted, p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN);
 
@@ -304,7 +239,6 @@ async function liveScenario(url, mixedFile) {
       sockets.push(ws);
     }
   }
-  const key = Buffer.from(VARS.WEBHOOK_SECRET.slice(6), "base64");
   const load = wrkAsync(url, mixedFile, SECONDS);
   const latencies = [];
   let lost = 0;
@@ -313,12 +247,10 @@ async function liveScenario(url, mixedFile) {
     const user = users[i % users.length];
     const id = `msg_live_${Date.now()}_${i}`;
     const call = `CL${user}x${Date.now()}x${i}`;
-    const ts = Math.floor(Date.now() / 1000);
     const body = JSON.stringify({ type: "call.upserted", data: { userId: user, id: call, status: "ringing" } });
-    const mac = createHmac("sha256", key).update(`${id}.${ts}.${body}`).digest("base64");
     // Each of the user's two sockets must see it; the first one counts.
     const seen = new Promise((resolve) => waiting.set(call, resolve));
-    const res = await fetch(`${url}/webhooks/events`, { method: "POST", headers: { "Content-Type": "application/json", "webhook-id": id, "webhook-timestamp": String(ts), "webhook-signature": `v1,${mac}` }, body });
+    const res = await fetch(`${url}/webhooks/events`, { method: "POST", headers: standardHeaders(VARS.WEBHOOK_SECRET, id, body), body });
     const answered = performance.now();
     await res.arrayBuffer();
     const at = await Promise.race([seen, new Promise((r) => setTimeout(() => r(null), 2000))]);
@@ -391,10 +323,7 @@ async function main() {
     const vars = { ...modeVars, ...extraVars };
     const dir = join(scratch, mode);
     cpSync(template, dir, { recursive: true });
-    const logTo = process.env.BENCH_LOG ? `${process.env.BENCH_LOG}.${mode}` : null;
-    if (logTo) writeFileSync(logTo, "");
-    const onLog = logTo ? (l) => appendFileSync(logTo, l + "\n") : undefined;
-    const worker = await startWorker({ persistDir: dir, vars: { ...VARS, ...vars }, onLog });
+    const worker = await startWorker({ persistDir: dir, vars: { ...VARS, ...vars } });
     try {
       const run = async (name, file, prime, opts) => {
         if (prime) {
@@ -403,7 +332,7 @@ async function main() {
         }
         const before = await stats(worker.url);
         log(`${label}: ${name} ${opts?.once ? "(the whole list, once)" : `for ${SECONDS}s`}`);
-        const r = opts?.once ? await wrkOnce(worker.url, file, MIXED_CAP_SECONDS) : wrk(worker.url, file);
+        const r = opts?.once ? await wrkOnce(worker.url, file, { capSeconds: MIXED_CAP_SECONDS, connections: CONNECTIONS }) : wrk(worker.url, file);
         const d = delta(before, await stats(worker.url));
         const reads = d.hitsMemory + d.hitsKv + d.misses + d.staleServed + d.bypassed + d.coalesced;
         rows.push({ mode: label, name, ...r, d, reads });

@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createHmac } from "node:crypto";
+import { line, standardHeaders, wrk as wrkCycling } from "./bench-common.mjs";
 import { ROOT, startWorker } from "./runtime.mjs";
 
 const log = (...a) => console.error("[bench:race]", ...a);
@@ -27,28 +27,17 @@ export function buildBare() {
   execFileSync("worker-build", ["--release"], { cwd: BARE, env, stdio: ["ignore", "ignore", "inherit"] });
 }
 
-function wrk(url, file, seconds, connections) {
-  const res = spawnSync("wrk", ["-t1", `-c${connections}`, `-d${seconds}s`, "--latency", "-s", join(ROOT, "bench/wrk-replay.lua"), url, "--", file], { encoding: "utf8" });
-  const m = (res.stdout ?? "").match(/BENCH_JSON (\{.*\})/);
-  if (!m) throw new Error(`wrk failed: ${res.stderr}\n${res.stdout}`);
-  const r = JSON.parse(m[1]);
-  return { ...r, rps: r.requests / (r.duration_us / 1e6) };
-}
-
-const line = (method, path, headers, body = "") =>
-  `${method}\t${path}\t${Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join("\u0001")}\t${body}`;
+const wrk = (url, file, seconds, connections) => wrkCycling(url, file, { seconds, connections });
 
 /** Unique signed call.upserted webhooks for `users`, the way scripts/bench.mjs signs them. */
 function webhookLines(secret, users, count) {
-  const key = Buffer.from(secret.slice(6), "base64");
   const ts = Math.floor(Date.now() / 1000);
   const out = [];
   for (let i = 0; i < count; i++) {
     const id = `msg_race_${ts}_${i}`;
     const user = users[i % users.length];
     const body = JSON.stringify({ type: "call.upserted", data: { userId: user, id: `CR${user}x${i}`, status: "completed", durationSeconds: 30, startedAt: new Date(Date.now() - i * 1000).toISOString() } });
-    const mac = createHmac("sha256", key).update(`${id}.${ts}.${body}`).digest("base64");
-    out.push(line("POST", "/webhooks/events", { "Content-Type": "application/json", "webhook-id": id, "webhook-timestamp": String(ts), "webhook-signature": `v1,${mac}` }, body));
+    out.push(line("POST", "/webhooks/events", standardHeaders(secret, id, body, ts), body));
   }
   return out.join("\n") + "\n";
 }

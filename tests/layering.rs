@@ -55,40 +55,37 @@ fn the_cache_imports_no_transport_or_sender() {
     assert_no_imports("src/cache", &["http", "webhooks"]);
 }
 
-#[test]
-fn the_live_feeds_rules_import_no_transport_store_cache_or_sender() {
-    // `src/live/workers.rs` is the runtime adapter (the Durable Object): it may use them all.
-    for (file, text) in sources("src/live")
-        .into_iter()
-        .filter(|(f, _)| f != "workers.rs")
-    {
+/// `dir`'s files other than `adapter` (its runtime adapter, which may use everything) import
+/// none of `forbidden`, and do not touch the runtime (`worker::`).
+fn assert_rules_stand_alone(dir: &str, adapter: &str, forbidden: &[&str]) {
+    for (file, text) in sources(dir).into_iter().filter(|(f, _)| f != adapter) {
         let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-        for module in ["http", "store", "cache", "webhooks"] {
+        for module in forbidden {
             assert!(
                 !code.contains(&format!("crate::{module}")),
-                "src/live/{file} imports crate::{module}"
+                "{dir}/{file} imports crate::{module}"
             );
         }
+        assert!(!code.contains("worker::"), "{dir}/{file} uses the runtime");
     }
+}
+
+#[test]
+fn the_live_feeds_rules_import_no_transport_store_cache_or_sender() {
+    // `src/live/workers.rs` is the runtime adapter (the Durable Object).
+    assert_rules_stand_alone(
+        "src/live",
+        "workers.rs",
+        &["http", "store", "cache", "webhooks"],
+    );
 }
 
 #[test]
 fn token_rules_import_no_transport_store_cache_or_sender() {
     // `src/auth/workers.rs` is the runtime adapter (fetch, KV, WebCrypto).
-    for (file, text) in sources("src/auth")
-        .into_iter()
-        .filter(|(f, _)| f != "workers.rs")
-    {
-        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-        for module in ["http", "store", "cache", "webhooks", "live"] {
-            assert!(
-                !code.contains(&format!("crate::{module}")),
-                "src/auth/{file} imports crate::{module}"
-            );
-        }
-        assert!(
-            !code.contains("worker::"),
-            "src/auth/{file} uses the runtime"
-        );
-    }
+    assert_rules_stand_alone(
+        "src/auth",
+        "workers.rs",
+        &["http", "store", "cache", "webhooks", "live"],
+    );
 }

@@ -187,38 +187,42 @@ fn object(entries: &[(&str, JsValue)]) -> Result<Object, JsValue> {
     Ok(o)
 }
 
-/// The WebCrypto algorithm objects for importing `key` and for verifying with it.
-fn algorithms(key: &PublicKey) -> Result<(Object, Object, Object), JsValue> {
+fn sha256_named() -> Result<JsValue, JsValue> {
+    Ok(object(&[("name", JsValue::from_str("SHA-256"))])?.into())
+}
+
+/// The JWK and the algorithm object WebCrypto imports `key` with (once per key per isolate).
+fn import_parts(key: &PublicKey) -> Result<(Object, Object), JsValue> {
     let s = |v: &str| JsValue::from_str(v);
     Ok(match &key.material {
-        KeyMaterial::Rsa { n, e } => {
-            let import = object(&[
-                ("name", s("RSASSA-PKCS1-v1_5")),
-                ("hash", object(&[("name", s("SHA-256"))])?.into()),
-            ])?;
-            let jwk = object(&[("kty", s("RSA")), ("n", s(n)), ("e", s(e))])?;
-            (jwk, import.clone(), import)
-        }
-        KeyMaterial::P256 { x, y } => {
-            let jwk = object(&[
+        KeyMaterial::Rsa { n, e } => (
+            object(&[("kty", s("RSA")), ("n", s(n)), ("e", s(e))])?,
+            object(&[("name", s("RSASSA-PKCS1-v1_5")), ("hash", sha256_named()?)])?,
+        ),
+        KeyMaterial::P256 { x, y } => (
+            object(&[
                 ("kty", s("EC")),
                 ("crv", s("P-256")),
                 ("x", s(x)),
                 ("y", s(y)),
-            ])?;
-            let import = object(&[("name", s("ECDSA")), ("namedCurve", s("P-256"))])?;
-            let verify = object(&[
-                ("name", s("ECDSA")),
-                ("hash", object(&[("name", s("SHA-256"))])?.into()),
-            ])?;
-            (jwk, import, verify)
-        }
-        KeyMaterial::Ed25519 { x } => {
-            let jwk = object(&[("kty", s("OKP")), ("crv", s("Ed25519")), ("x", s(x))])?;
-            let alg = object(&[("name", s("Ed25519"))])?;
-            (jwk, alg.clone(), alg)
-        }
+            ])?,
+            object(&[("name", s("ECDSA")), ("namedCurve", s("P-256"))])?,
+        ),
+        KeyMaterial::Ed25519 { x } => (
+            object(&[("kty", s("OKP")), ("crv", s("Ed25519")), ("x", s(x))])?,
+            object(&[("name", s("Ed25519"))])?,
+        ),
     })
+}
+
+/// The algorithm object WebCrypto verifies a signature by `key` with.
+fn verify_algorithm(key: &PublicKey) -> Result<Object, JsValue> {
+    let s = |v: &str| JsValue::from_str(v);
+    match key.alg {
+        Algorithm::Rs256 => object(&[("name", s("RSASSA-PKCS1-v1_5"))]),
+        Algorithm::Es256 => object(&[("name", s("ECDSA")), ("hash", sha256_named()?)]),
+        Algorithm::EdDsa => object(&[("name", s("Ed25519"))]),
+    }
 }
 
 fn subtle() -> Result<web_sys::SubtleCrypto, JsValue> {
@@ -232,11 +236,11 @@ async fn verify_with_webcrypto(
     signature: &[u8],
 ) -> Result<bool, JsValue> {
     let subtle = subtle()?;
-    let (jwk, import_alg, verify_alg) = algorithms(key)?;
     let imported = IMPORTED.with(|m| m.borrow().get(&key.fingerprint).cloned());
     let crypto_key = match imported {
         Some(k) => k,
         None => {
+            let (jwk, import_alg) = import_parts(key)?;
             let usages = js_sys::Array::of1(&JsValue::from_str("verify"));
             let promise =
                 subtle.import_key_with_object("jwk", &jwk, &import_alg, false, &usages)?;
@@ -252,7 +256,7 @@ async fn verify_with_webcrypto(
         }
     };
     let promise = subtle.verify_with_object_and_u8_array_and_u8_array(
-        &verify_alg,
+        &verify_algorithm(key)?,
         &crypto_key,
         signature,
         signing_input,

@@ -1,0 +1,101 @@
+// What the benchmarks share: the worker's vars, the request-file line format of
+// bench/wrk-replay.lua, Standard Webhooks signing, and wrk itself (cycling for a duration, in
+// the background, or every line exactly once).
+import { spawn, spawnSync } from "node:child_process";
+import { createHmac } from "node:crypto";
+import { join } from "node:path";
+import { ROOT } from "./runtime.mjs";
+
+export const BENCH_VARS = {
+  JWT_SECRET: "bench-jwt-secret",
+  ADMIN_TOKEN: "bench-admin-token",
+  WEBHOOK_SECRET: "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtMzItYnl0ZXMh",
+  TWILIO_AUTH_TOKEN: "bench-twilio",
+  RETELL_API_KEY: "bench-retell",
+  ALLOWED_ORIGINS: "http://localhost",
+};
+
+/** One line of a request file: method \t path \t headers joined by \1 \t body. */
+export function line(method, path, headers, body = "") {
+  const h = Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join("\u0001");
+  return `${method}\t${path}\t${h}\t${body}`;
+}
+
+/** Headers that sign `body` as delivery `id` the Standard Webhooks way, with `secret`. */
+export function standardHeaders(secret, id, body, ts = Math.floor(Date.now() / 1000)) {
+  const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
+  const mac = createHmac("sha256", key).update(`${id}.${ts}.${body}`).digest("base64");
+  return { "Content-Type": "application/json", "webhook-id": id, "webhook-timestamp": String(ts), "webhook-signature": `v1,${mac}` };
+}
+
+const wrkArgs = (url, file, seconds, connections, extra = []) => [
+  "-t1",
+  `-c${connections}`,
+  `-d${seconds}s`,
+  "--latency",
+  "-s",
+  join(ROOT, extra.length ? "bench/wrk-once.lua" : "bench/wrk-replay.lua"),
+  url,
+  "--",
+  file,
+  ...extra,
+];
+
+function summary(out, what) {
+  const m = out.match(/BENCH_JSON (\{.*\})/);
+  if (!m) throw new Error(`wrk failed: ${what}`);
+  const r = JSON.parse(m[1]);
+  return { ...r, rps: r.requests / (r.duration_us / 1e6) };
+}
+
+/** wrk cycling through `file` from a random line for `seconds`. */
+export function wrk(url, file, { seconds, connections }) {
+  const res = spawnSync("wrk", wrkArgs(url, file, seconds, connections), { encoding: "utf8" });
+  return summary(res.stdout ?? "", `${res.stderr}\n${res.stdout}`);
+}
+
+/** The same in the background, for scenarios that measure something else meanwhile. */
+export function wrkInBackground(url, file, { seconds, connections }) {
+  return new Promise((resolve, reject) => {
+    const child = spawn("wrk", wrkArgs(url, file, seconds, connections));
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.on("error", reject);
+    child.on("close", () => {
+      try {
+        resolve(summary(out, out));
+      } catch (e) {
+        reject(e);
+      }
+    });
+  });
+}
+
+/**
+ * wrk replaying every line of `file` exactly once, from the first (bench/wrk-once.lua). wrk's
+ * main thread sleeps for the whole -d (here only a cap), so when the script says every line
+ * was answered it is sent SIGINT, and reports the time it really ran.
+ */
+export function wrkOnce(url, file, { capSeconds, connections }) {
+  return new Promise((resolve, reject) => {
+    const child = spawn("wrk", wrkArgs(url, file, capSeconds, connections, ["once"]));
+    let out = "";
+    let stopped = false;
+    child.stdout.on("data", (d) => {
+      out += d;
+      if (!stopped && out.includes("BENCH_ONCE_DONE")) {
+        stopped = true;
+        child.kill("SIGINT");
+      }
+    });
+    child.on("error", reject);
+    child.on("close", () => {
+      if (!stopped) return reject(new Error(`wrk did not answer the whole list within ${capSeconds} s: ${out}`));
+      try {
+        resolve(summary(out, out));
+      } catch (e) {
+        reject(e);
+      }
+    });
+  });
+}
