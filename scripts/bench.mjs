@@ -336,6 +336,7 @@ async function main() {
         const d = delta(before, await stats(worker.url));
         const reads = d.hitsMemory + d.hitsKv + d.misses + d.staleServed + d.bypassed + d.coalesced;
         rows.push({ mode: label, name, ...r, d, reads });
+        log(`${label}: ${name}: ${r.requests} requests, counters ${JSON.stringify(d)}`);
         peakRss = Math.max(peakRss, workerdPeakRssMb());
       };
       if (mode === "all") await run("floor: /api/health", files.health);
@@ -464,12 +465,21 @@ function render(rows, miss, peakRss, wasmRaw, wasmGz, live) {
   }
   lines.push("");
   lines.push(
-    "With refresh on write (the default), a webhook for a user whose first page or summary was read in the last 60 s reads them back in its own batch, " +
-      "so the next reads of those are hits; the rows those read-backs cost are counted in D1 rows/req. A call's detail and analysis held in memory are " +
-      "carried past changes about other calls (the version feed names each change's call); KV entries are not, and an isolate that learned a version " +
-      "without the calls behind it reloads until the feed fills them in. Version syncs are the version feed's " +
-      "reads (one per 4 s per isolate while it serves reads) and syncs by name for users the isolate has not seen.",
+    "With refresh on write (the default), a webhook for a user whose first page or summary was read in the last 60 s patches the ones held in memory " +
+      "with the one call its own batch read back (a few rows), and reads the others back whole in that batch, so the next reads of those are hits; " +
+      "the rows those read-backs cost are counted in D1 rows/req. A call's detail and analysis are carried past changes about other calls " +
+      "(the version feed names each change's call), from memory and from KV (a call's KV key holds no version, its entry does). " +
+      "Version syncs are the version feed's reads (one per 4 s per isolate while it serves reads) and syncs by name for users the isolate has not seen.",
   );
+  if (mixedAll.d.refreshedOnWrite !== undefined) {
+    const d = mixedAll.d;
+    lines.push("");
+    lines.push(
+      `Mixed, all tiers: ${d.refreshedOnWrite} views refreshed on write, ${d.patchedOnWrite} of them patched, ${d.refreshRowsRead} rows read back; ` +
+        `${d.kvWritesCoalesced} KV writes of refreshed views coalesced; ${d.carriedForward} call entries carried; ` +
+        `misses: ${d.misses} (${d.missesCallScoped} for a call's key, ${d.missesRetired} of keys memory held at a retired version).`,
+    );
+  }
   lines.push("");
   lines.push(`wasm: ${fmt(wasmRaw / 1024, 1)} KB raw, ${fmt(wasmGz / 1024, 1)} KB gzipped · workerd peak RSS: ${fmt(peakRss, 0)} MB · mixed workload: ${mixedAll.requests} requests, ${Math.round(WEBHOOK_SHARE * 100)} % signed webhooks`);
   return lines.join("\n");

@@ -26,7 +26,7 @@ end=$((start + seconds))
 # A random first seed each run (printed, so a run can be repeated); seeds go up from it.
 from=${SIM_FROM:-$(( (RANDOM << 30 | RANDOM << 15 | RANDOM) ))}
 first=$from
-total_seeds=0 total_steps=0 total_reads=0 total_writes=0 total_stale=0 total_failed=0 total_refreshed=0 total_carried=0
+total_seeds=0 total_steps=0 total_reads=0 total_writes=0 total_stale=0 total_failed=0 total_refreshed=0 total_patched=0 total_carried=0
 while [ "$(date +%s)" -lt "$end" ]; do
   out=$(SIM_FROM=$from SIM_COUNT=$batch SIM_STEPS=$steps "$bin" --ignored --exact "$test_name" --nocapture --quiet 2>&1) || {
     printf '%s\n' "$out" | grep -v '^running\|^test result\|^$' >&2
@@ -42,7 +42,8 @@ while [ "$(date +%s)" -lt "$end" ]; do
   total_stale=$((total_stale + $(get stale)))
   total_failed=$((total_failed + $(get failed_reads)))
   total_refreshed=$((total_refreshed + $(get refreshed)))
+  total_patched=$((total_patched + $(get patched)))
   total_carried=$((total_carried + $(get carried)))
   from=$((from + batch))
 done
-echo "sim: OK — $total_seeds seeds ($first..$((from - 1))), $total_steps steps, $total_reads reads ($total_stale stale, $total_failed refused by injected faults), $total_writes writes ($total_refreshed views refreshed on write, $total_carried call entries carried past a change about another call) in $(( $(date +%s) - start )) s; every invariant held after every step"
+echo "sim: OK — $total_seeds seeds ($first..$((from - 1))), $total_steps steps, $total_reads reads ($total_stale stale, $total_failed refused by injected faults), $total_writes writes ($total_refreshed views refreshed on write, $total_patched of them patched, $total_carried call entries carried past a change about another call) in $(( $(date +%s) - start )) s; every invariant held after every step"

@@ -229,6 +229,9 @@ fn cache_policy(
     let mut sync_ms = p.sync_ms as u64;
     number("CACHE_SYNC_MS", &mut sync_ms, 0, 60_000);
     p.sync_ms = sync_ms as i64;
+    let mut kv_delay = u64::from(p.refresh_kv_delay_ms);
+    number("CACHE_REFRESH_KV_DELAY_MS", &mut kv_delay, 0, 10_000);
+    p.refresh_kv_delay_ms = kv_delay as u32;
     p
 }
 

@@ -73,6 +73,11 @@ impl Payload {
     pub fn new<T: Serialize + ?Sized>(data: &T, page: Option<PageMeta>) -> AppResult<Self> {
         let data_json = serde_json::to_string(data)
             .map_err(|e| crate::error::AppError::internal(format!("serializing data: {e}")))?;
+        Ok(Self::from_json(data_json, page))
+    }
+
+    /// A payload around `data` already serialized (as `serde_json` writes it), with its ETag.
+    pub fn from_json(data_json: String, page: Option<PageMeta>) -> Self {
         let mut hasher = Sha256::new();
         hasher.update(data_json.as_bytes());
         if let Some(next) = page.as_ref().and_then(|p| p.next_cursor.as_deref()) {
@@ -86,11 +91,11 @@ impl Payload {
             etag.push_str(&format!("{b:02x}"));
         }
         etag.push('"');
-        Ok(Self {
+        Self {
             data_json,
             page,
             etag,
-        })
+        }
     }
 }
 

@@ -3,14 +3,16 @@
 
 use super::keys::{self, KeySpec};
 use super::memory::Entry;
+use super::patch;
 use super::policy::Freshness;
 use super::{
     CacheControl, CacheStats, KeyInfo, KvTier, Load, MemoryStats, Origin, Runtime, TierSwitches,
     TieredReads, MAX_CACHED_LIMIT, MAX_LISTED_KEYS,
 };
 use crate::clock::Clock;
-use crate::domain::{Limit, PagePosition, PageRequest, UserId, Version};
+use crate::domain::{CallId, LandingView, Limit, PagePosition, PageRequest, UserId, Version};
 use crate::error::{AppError, AppResult};
+use crate::store::{RefreshAsk, Refreshed};
 
 impl<R, K, C, T> TieredReads<R, K, C, T>
 where
@@ -96,25 +98,89 @@ where
         }
     }
 
-    fn refresh_ask(&self, owner: Option<&UserId>) -> crate::store::RefreshAsk {
+    fn refresh_ask(&self, owner: Option<&UserId>) -> RefreshAsk {
         if !(self.policy.enabled && self.policy.refresh_on_write) {
-            return crate::store::RefreshAsk::default();
+            return RefreshAsk::default();
         }
-        self.state.watched.borrow().ask(owner, self.now())
+        let watched = self.state.watched.borrow().ask(owner, self.now());
+        if watched.users.is_empty() || watched.views.is_empty() {
+            return RefreshAsk::default();
+        }
+        let Some(user) = owner else {
+            // The owner is known only after the batch: the delivery's call and the owner's
+            // aggregates are read whoever it is (a few rows), and views held here patched.
+            let aggregates = watched
+                .views
+                .iter()
+                .any(|v| matches!(v, LandingView::Summary(_)));
+            return RefreshAsk {
+                changed_call: true,
+                aggregates,
+                ..RefreshAsk::default()
+            };
+        };
+        // A view held here at the version this isolate knows is patched; the rest are read.
+        let version = self.view_version(user);
+        let (patch, full): (Vec<LandingView>, Vec<LandingView>) =
+            watched.views.iter().partition(|view| {
+                self.state
+                    .memory
+                    .borrow()
+                    .get(Load::landing(**view).spec(user).logical())
+                    .is_some_and(|e| e.version == version && e.payload.is_some())
+            });
+        RefreshAsk {
+            users: if full.is_empty() {
+                Vec::new()
+            } else {
+                watched.users
+            },
+            views: full,
+            changed_call: !patch.is_empty(),
+            aggregates: patch.iter().any(|v| matches!(v, LandingView::Summary(_))),
+        }
     }
 
     fn keep_refreshed(
         &self,
         user: &UserId,
         version: Version,
-        views: Vec<(crate::domain::LandingView, crate::reads::Payload)>,
-        rows_read: u64,
-    ) {
+        before: Option<Version>,
+        call: Option<&CallId>,
+        refreshed: Refreshed,
+    ) -> usize {
         self.state
-            .record(Some(user), |c| c.refresh_rows_read += rows_read);
-        for (view, payload) in views {
+            .record(Some(user), |c| c.refresh_rows_read += refreshed.rows_read);
+        let read: Vec<LandingView> = refreshed.views.iter().map(|(v, _)| *v).collect();
+        let mut kept = read.len();
+        for (view, payload) in refreshed.views {
             self.remember_refreshed(user, &Load::landing(view), payload, version);
         }
+        let (Some(changed), Some(before), Some(call)) = (refreshed.changed, before, call) else {
+            return kept;
+        };
+        let watched = self.state.watched.borrow().ask(Some(user), self.now());
+        for view in watched.views.into_iter().filter(|v| !read.contains(v)) {
+            let load = Load::landing(view);
+            let held = self
+                .state
+                .memory
+                .borrow()
+                .get(load.spec(user).logical())
+                .filter(|e| e.version == before)
+                .and_then(|e| e.payload.clone());
+            let Some(old) = held else { continue };
+            let patched = match view {
+                LandingView::FirstPage(limit) => patch::page(&old, limit, call, &changed),
+                LandingView::Summary(limit) => patch::summary(&old, limit, call, &changed),
+            };
+            if let Some(payload) = patched {
+                self.state.record(Some(user), |c| c.patched_on_write += 1);
+                self.remember_refreshed(user, &load, payload, version);
+                kept += 1;
+            }
+        }
+        kept
     }
 
     async fn purge_user(&self, user: &UserId) -> AppResult<()> {
@@ -159,7 +225,7 @@ where
                 Some(spec) if self.policy.kv_enabled && self.kv_usable(now) => self
                     .kv_result(
                         Some(user),
-                        self.kv.get(&spec.versioned(entry.version)).await,
+                        self.kv.get(&spec.kv_key(entry.version)).await,
                         now,
                     )
                     .flatten()

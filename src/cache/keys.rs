@@ -1,7 +1,12 @@
 //! Cache keys. The user is part of every key's type, so a key for one user's data cannot be
-//! built from another's. A key has a logical part (what is cached, the memory tier's key) and
-//! the user's version it was loaded at (part of the KV key): a write moves the user's version
-//! in D1, which retires every key built under the old one without touching them.
+//! built from another's. A key has a logical part (what is cached, the memory tier's key) and,
+//! for a page or a summary, the user's version it was loaded at (part of the KV key): a write
+//! moves the user's version in D1, which retires every such key built under the old one
+//! without touching them.
+//!
+//! A key for one call (detail, analysis, enrichment) is the same in KV as in memory, with the
+//! version inside the value: most changes are about other calls, and an entry that no change
+//! since was about can be carried to the newer version (`read.rs`), from KV as from memory.
 //!
 //! ```text
 //! v2:recordings:user:{u}:page:{o<offset>|c<cursor digest>}:limit:{n}
@@ -10,7 +15,7 @@
 //! v2:intent:user:{u}:analysis:{c}
 //! v2:enhanced:user:{u}:call:{c}
 //! ```
-//! and in KV `{logical}|v{version}`.
+//! and in KV `{logical}|v{version}` for pages and summaries, `{logical}` for a call's keys.
 
 use crate::domain::{CallId, Limit, PagePosition, PageRequest, UserId, Version};
 use sha2::{Digest, Sha256};
@@ -126,9 +131,21 @@ impl KeySpec {
         &self.logical
     }
 
-    /// The KV key: the logical key under the version it was loaded at.
+    /// The logical key under the version it was loaded at: a page's or summary's KV key, and
+    /// the in-flight mark of a load of any kind.
     pub fn versioned(&self, version: Version) -> String {
         format!("{}|v{}", self.logical, version.get())
+    }
+
+    /// The KV key of an entry loaded at `version`: the versioned key for a page or summary;
+    /// the logical key for a call's (the entry holds its version, and a reader decides
+    /// whether it may be carried to the version it knows).
+    pub fn kv_key(&self, version: Version) -> String {
+        if self.call.is_some() {
+            self.logical.clone()
+        } else {
+            self.versioned(version)
+        }
     }
 }
 
@@ -168,10 +185,16 @@ mod tests {
             "v2:intent:user:ada:analysis:CA1"
         );
         assert_eq!(
-            KeySpec::summary(&u("ada"), Limit::new(100, 500).expect("ok"))
-                .versioned(Version::new(17)),
+            KeySpec::summary(&u("ada"), Limit::new(100, 500).expect("ok")).kv_key(Version::new(17)),
             "v2:intent:user:ada:summary:limit:100|v17"
         );
+    }
+
+    #[test]
+    fn a_calls_kv_key_holds_no_version_so_a_later_reader_can_carry_it() {
+        let call = KeySpec::analysis(&u("ada"), &c("CA1"));
+        assert_eq!(call.kv_key(Version::new(17)), call.logical());
+        assert_eq!(call.kv_key(Version::new(17)), call.kv_key(Version::new(18)));
     }
 
     #[test]

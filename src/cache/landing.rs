@@ -1,12 +1,16 @@
 //! Refresh on write, for keys someone is looking at.
 //!
 //! When this isolate serves a user's first page or summary, it notes that view as *watched*
-//! for [`WATCH_WINDOW_MS`]. A webhook then asks the store to read the watched views back in
-//! the delivery's own D1 batch, after its writes — so at exactly the version the batch
-//! returns — but only for an owner among the watched users (the SQL matches no row for
-//! anyone else, so a user nobody is looking at costs nothing extra). The worker keeps what
-//! comes back in memory and KV under that version: the next read here is a memory hit, and
-//! other isolates moving to the new version find it in KV instead of loading from D1.
+//! for [`WATCH_WINDOW_MS`]. A webhook then asks the store for what the watched views need,
+//! read in the delivery's own D1 batch after its writes — so at exactly the version the
+//! batch returns: the one call it changed (and the owner's aggregates), to patch the views
+//! held here at the version before (`patch.rs`), and the watched views not held here read
+//! whole, only for an owner among the watched users (the SQL matches no row for anyone
+//! else, so a user nobody is looking at costs nothing extra). When the delivery does not
+//! name its owner (a Twilio callback routed by number), only the changed call is read.
+//! The worker keeps the results in memory and KV under that version: the next read here is
+//! a memory hit, and other isolates moving to the new version find it in KV instead of
+//! loading from D1.
 //!
 //! Bounds: [`MAX_WATCHED_USERS`] users per isolate (the least recently read is forgotten
 //! first), and at most [`MAX_VIEWS_PER_WRITE`] views read back by one webhook.
@@ -18,7 +22,7 @@ use std::collections::HashMap;
 /// How long after a read a view counts as watched.
 pub const WATCH_WINDOW_MS: i64 = 60_000;
 /// Users whose views one isolate watches at most.
-pub const MAX_WATCHED_USERS: usize = 256;
+pub const MAX_WATCHED_USERS: usize = 1024;
 /// Views one webhook reads back at most (each page is `limit + 1` rows, each summary a few
 /// rows plus its calls).
 pub const MAX_VIEWS_PER_WRITE: usize = 4;
@@ -119,6 +123,7 @@ impl Watched {
         RefreshAsk {
             users,
             views: views.into_iter().map(|(v, _)| v).collect(),
+            ..RefreshAsk::default()
         }
     }
 }

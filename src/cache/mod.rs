@@ -22,11 +22,15 @@
 //!   a newer version* is never served, not even as STALE.
 //! - An entry copied from KV into memory keeps its absolute expiry.
 //! - Pages with `limit` over 100 bypass the cache.
-//! - **Refresh on write** (`landing.rs`, `CACHE_REFRESH_ON_WRITE`, on by default): a first
-//!   page or summary read here within the last 60 s is watched; a webhook for its user reads
-//!   it back in the webhook's own D1 batch, after the writes, and it is kept in memory and KV
-//!   under the version that batch returns — so it is fenced exactly like a load. At most 256
-//!   watched users and 4 views per webhook.
+//! - **Refresh on write** (`landing.rs`, `patch.rs`, `CACHE_REFRESH_ON_WRITE`, on by
+//!   default): a first page or summary read here within the last 60 s is watched. A webhook
+//!   for its user patches the view this isolate holds at the version just before the
+//!   webhook's batch, with the one call the batch changed (read back in that batch, after the
+//!   writes: a few rows); a watched view not held here is read back whole in the same batch.
+//!   Either way it is kept under the version the batch returns — so it is fenced exactly like
+//!   a load — in memory at once and in KV `CACHE_REFRESH_KV_DELAY_MS` (1 s) later, unless a
+//!   newer refresh of the same view came meanwhile. At most 1 024 watched users and 4 views
+//!   per webhook.
 //! - Memory holds at most `CACHE_MEMORY_MAX_ENTRIES` (10 000) entries and
 //!   `CACHE_MEMORY_MAX_BYTES` (16 MiB) per isolate; the version view at most 10 000 users,
 //!   in-flight marks 1 024 keys, the background-sync queue 500 users, per-user counters
@@ -53,11 +57,15 @@
 //! background by name once 80 % old, all such users in one query.
 //!
 //! The feed names the call each change was about, and the view keeps the last 16 per user:
-//! an entry in memory for one call (detail, analysis, enrichment) loaded at an older version
-//! is kept — carried to the newer version — when no change since was about that call (nor
-//! about "any" of the user's data, as a purge is). Pages and summaries hold every call, so
-//! any change retires them. KV entries are not carried (their key holds the version).
-//!
+//! an entry for one call (detail, analysis, enrichment) loaded at an older version is kept —
+//! carried to the newer version — when no change since was about that call (nor about "any"
+//! of the user's data, as a purge is). Pages and summaries hold every call, so any change
+//! retires them. A call's KV key holds no version (the entry does), so the same rule carries
+//! an entry another isolate wrote: KV being last-writer-wins, an older copy may overwrite a
+//! newer one, and is then carried only if no change since its own version was about the call
+//! (else it is reloaded). KV takes one write per second per key; a refused write is a KV
+//! error and nothing else.
+
 //! - In the isolate that took the webhook or deletion, the write's batch returns the new
 //!   version and the view takes it at once: the next read misses and reads D1.
 //! - **In every other isolate, a read that starts more than `CACHE_SYNC_MS` after a write was
@@ -80,6 +88,7 @@ mod control;
 pub mod keys;
 pub mod landing;
 pub mod memory;
+mod patch;
 pub mod policy;
 mod read;
 #[cfg(test)]
@@ -197,15 +206,17 @@ pub trait CacheControl {
     /// The landing views a webhook's batch should read back (refresh on write); `owner` when
     /// the delivery names its user.
     fn refresh_ask(&self, owner: Option<&UserId>) -> crate::store::RefreshAsk;
-    /// Keeps views a write's batch read back at `version` (after [`Self::invalidate`]);
-    /// `rows_read` is what those reads cost.
+    /// Keeps what a write's batch read back at `version` (after [`Self::invalidate_call`]):
+    /// the views it read in full, and the views this isolate held at `before` patched with
+    /// the changed `call` (`patch.rs`). Returns how many entries it kept.
     fn keep_refreshed(
         &self,
         user: &UserId,
         version: Version,
-        views: Vec<(crate::domain::LandingView, Payload)>,
-        rows_read: u64,
-    );
+        before: Option<Version>,
+        call: Option<&CallId>,
+        refreshed: crate::store::Refreshed,
+    ) -> usize;
     /// Retires everything cached for `user`, in every isolate within the bound.
     async fn purge_user(&self, user: &UserId) -> AppResult<()>;
     /// Retires everything cached, in every isolate within the bound.

@@ -39,6 +39,10 @@ pub struct Policy {
     /// Refresh on write: a webhook's own batch reads back the landing views of its owner when
     /// this isolate saw them read within the watch window (`CACHE_REFRESH_ON_WRITE`).
     pub refresh_on_write: bool,
+    /// How long after a refresh on write its KV copy is written (ms,
+    /// `CACHE_REFRESH_KV_DELAY_MS`): a newer refresh of the same view within it writes
+    /// instead, so a burst of webhooks for one user costs one KV write per view.
+    pub refresh_kv_delay_ms: u32,
     /// Log one structured line per request.
     pub debug: bool,
 }
@@ -67,6 +71,7 @@ impl Default for Policy {
             soft_timeout_ms: 1_500,
             warm_after_invalidate: false,
             refresh_on_write: true,
+            refresh_kv_delay_ms: 1_000,
             debug: false,
         }
     }

@@ -125,6 +125,12 @@ where
     }
 
     pub(super) fn keep(&self, spec: &KeySpec, entry: Entry, now: i64, to_kv: bool) {
+        self.keep_with_kv_delay(spec, entry, now, to_kv.then_some(0));
+    }
+
+    /// [`Self::keep`], writing KV `kv_delay_ms` later (`None`: not at all) — and then only if
+    /// memory holds no newer version of the key by then (that one's own write covers it).
+    fn keep_with_kv_delay(&self, spec: &KeySpec, entry: Entry, now: i64, kv_delay_ms: Option<u32>) {
         if entry.version < self.view_version(&spec.user) {
             return;
         }
@@ -134,14 +140,28 @@ where
                 .borrow_mut()
                 .insert(spec.logical().to_owned(), entry.clone());
         }
-        if to_kv && self.policy.kv_enabled && self.kv_usable(now) {
+        let Some(delay) = kv_delay_ms else { return };
+        if self.policy.kv_enabled && self.kv_usable(now) {
             let this = self.clone();
-            let key = spec.versioned(entry.version);
-            let user = spec.user.clone();
+            let (spec, key) = (spec.clone(), spec.kv_key(entry.version));
             self.rt.spawn(Box::pin(async move {
+                if delay > 0 {
+                    this.rt.sleep(delay).await;
+                    let superseded = this
+                        .state
+                        .memory
+                        .borrow()
+                        .get(spec.logical())
+                        .is_some_and(|held| held.version > entry.version);
+                    if superseded {
+                        this.state
+                            .record(Some(&spec.user), |c| c.kv_writes_coalesced += 1);
+                        return;
+                    }
+                }
                 let ttl = this.policy.kv_ttl_secs(&entry.life, now);
                 let put = this.kv.put(&key, &codec::encode(&entry), ttl).await;
-                this.kv_result(Some(&user), put, now);
+                this.kv_result(Some(&spec.user), put, now);
             }));
         }
     }
@@ -156,13 +176,19 @@ where
         version: Version,
     ) {
         let rows = payload.page.as_ref().map_or(1, |p| p.count as u64 + 1);
-        let loaded = Loaded {
-            value: Some(payload),
-            version,
-            rows,
-        };
         self.state.record(Some(user), |c| c.refreshed_on_write += 1);
-        self.remember(&load.spec(user), &loaded, self.now());
+        let (spec, now) = (load.spec(user), self.now());
+        let life = self
+            .policy
+            .lifetime(now, self.ttl(spec.kind, false), self.random_unit());
+        let entry = Entry {
+            payload: Some(Rc::new(payload)),
+            version,
+            life,
+            rows_read: rows,
+        };
+        let delay = self.policy.refresh_kv_delay_ms;
+        self.keep_with_kv_delay(&spec, entry, now, Some(delay));
     }
 
     /// Loads `load` from D1 and keeps it (warming).
@@ -261,6 +287,13 @@ where
             });
         };
         let mut fallback: Option<Found> = None;
+        let retired = self.policy.memory_enabled
+            && self
+                .state
+                .memory
+                .borrow()
+                .get(spec.logical())
+                .is_some_and(|e| e.version < known.version);
 
         if self.policy.memory_enabled {
             if let Some(entry) = self.memory_entry(&spec, known.version) {
@@ -284,12 +317,12 @@ where
 
         let versioned = spec.versioned(known.version);
         if self.policy.kv_enabled && self.kv_usable(now) {
-            let read = self.kv.get(&versioned).await;
+            let read = self.kv.get(&spec.kv_key(known.version)).await;
             let entry = self
                 .kv_result(Some(user), read, now)
                 .flatten()
                 .and_then(|raw| codec::decode(&raw))
-                .filter(|e| e.version == known.version);
+                .and_then(|e| self.at_version(&spec, e, known.version));
             if let Some(entry) = entry {
                 let freshness = entry.life.at(now);
                 let found = Found {
@@ -324,7 +357,12 @@ where
         drop(guard);
         match (result, fallback) {
             (Ok(Some(loaded)), _) => {
-                self.state.record(Some(user), |c| c.misses += 1);
+                let call_scoped = spec.call.is_some();
+                self.state.record(Some(user), |c| {
+                    c.misses += 1;
+                    c.misses_call_scoped += u64::from(call_scoped);
+                    c.misses_retired += u64::from(retired);
+                });
                 self.remember(&spec, &loaded, self.now());
                 Ok(Served {
                     value: loaded.value,
@@ -346,34 +384,51 @@ where
         }
     }
 
-    /// Memory's entry for `spec` if it is at `version` — or, for a call's key, at an older
-    /// version when the view's call log shows that no change since was about that call (the
-    /// entry is then carried to `version`). Any other older entry is retired and dropped.
+    /// Memory's entry for `spec` if it is at `version` (or carried to it, see
+    /// [`Self::at_version`]); any other older entry is retired and dropped.
     fn memory_entry(&self, spec: &KeySpec, version: Version) -> Option<Entry> {
-        let mut cached = self.state.memory.borrow().get(spec.logical()).cloned()?;
-        if cached.version == version {
-            return Some(cached);
+        let cached = self.state.memory.borrow().get(spec.logical()).cloned()?;
+        let from = cached.version;
+        match self.at_version(spec, cached, version) {
+            Some(entry) => {
+                if from != version {
+                    self.state
+                        .memory
+                        .borrow_mut()
+                        .insert(spec.logical().to_owned(), entry.clone());
+                }
+                Some(entry)
+            }
+            None => {
+                self.state.memory.borrow_mut().remove(spec.logical());
+                None
+            }
+        }
+    }
+
+    /// `entry` (from memory or KV) as an entry at `version`: as it is when it was loaded at
+    /// `version`; carried to `version` when it is for one call, was loaded at an older
+    /// version, and the view's call log shows that no change since was about that call;
+    /// `None` otherwise (retired, or newer than this isolate knows).
+    fn at_version(&self, spec: &KeySpec, mut entry: Entry, version: Version) -> Option<Entry> {
+        if entry.version == version {
+            return Some(entry);
         }
         let carried = spec.call.as_ref().is_some_and(|call| {
-            cached.version < version
+            entry.version < version
                 && self.state.versions.borrow().call_untouched(
                     &spec.user,
                     call,
-                    cached.version,
+                    entry.version,
                     version,
                 )
         });
-        if carried {
-            cached.version = version;
-            self.state
-                .memory
-                .borrow_mut()
-                .insert(spec.logical().to_owned(), cached.clone());
-            self.state
-                .record(Some(&spec.user), |c| c.carried_forward += 1);
-            return Some(cached);
+        if !carried {
+            return None;
         }
-        self.state.memory.borrow_mut().remove(spec.logical());
-        None
+        entry.version = version;
+        self.state
+            .record(Some(&spec.user), |c| c.carried_forward += 1);
+        Some(entry)
     }
 }

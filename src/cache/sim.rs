@@ -81,7 +81,7 @@ impl Rng {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }
 }
@@ -405,6 +405,9 @@ pub struct RunStats {
     pub failed_reads: usize,
     /// Entries webhooks refreshed on write.
     pub refreshed: usize,
+    /// Of those, views patched with the webhook's one call (`patch.rs`), in the isolates'
+    /// current incarnations.
+    pub patched: usize,
     /// Entries for a call kept at a newer version (no change since was about that call).
     pub carried: usize,
 }
@@ -439,13 +442,14 @@ fn loads_for(calls: &[String]) -> Vec<(String, Load)> {
         (
             "page".to_owned(),
             Load::Page(PageRequest {
-                limit: Limit::new(10, 500).unwrap_or_else(|| unreachable!()),
+                // Short lists, so that changes cross their ends often.
+                limit: Limit::new(4, 500).unwrap_or_else(|| unreachable!()),
                 position: PagePosition::Offset(0),
             }),
         ),
         (
             "summary".to_owned(),
-            Load::Summary(Limit::new(5, 500).unwrap_or_else(|| unreachable!())),
+            Load::Summary(Limit::new(3, 500).unwrap_or_else(|| unreachable!())),
         ),
     ];
     for id in calls.iter().take(TRACKED_CALLS) {
@@ -698,10 +702,15 @@ impl World {
                             ingested.version_before,
                             ingested.version,
                         );
-                        let refreshed = std::mem::take(&mut ingested.refreshed);
-                        if let (Some(v), false) = (ingested.version, refreshed.is_empty()) {
-                            model.borrow_mut().refreshed += refreshed.len();
-                            cache.keep_refreshed(&uid(&user), v, refreshed, 0);
+                        if let Some(v) = ingested.version {
+                            let kept = cache.keep_refreshed(
+                                &uid(&user),
+                                v,
+                                ingested.version_before,
+                                ingested.call.as_ref(),
+                                std::mem::take(&mut ingested.refresh),
+                            );
+                            model.borrow_mut().refreshed += kept;
                         }
                     }
                     if let Some(v) = ingested.version.filter(|_| ingested.changed_data()) {
@@ -871,11 +880,21 @@ impl World {
             .or_default()
             .insert(0, id.clone());
         let now = self.now();
-        let status = *self.rng().pick(&[
-            CallStatus::Ringing,
-            CallStatus::InProgress,
-            CallStatus::Completed,
-        ]);
+        let (status, started) = {
+            let mut rng = self.rng();
+            let status = *rng.pick(&[
+                CallStatus::Ringing,
+                CallStatus::InProgress,
+                CallStatus::Completed,
+            ]);
+            // Most calls are the newest; some arrive late, so they land inside the lists.
+            let back = if rng.chance(0.3) {
+                rng.below(600_000) as i64
+            } else {
+                0
+            };
+            (status, now - back)
+        };
         Delivery {
             provider: Provider::Api,
             key: format!("sim-new-{id}"),
@@ -892,7 +911,7 @@ impl World {
                 from: "+15550001111".into(),
                 to: "+14155550199".into(),
                 status,
-                started_at: Some(now),
+                started_at: Some(started),
                 ended_at: None,
                 duration_seconds: None,
                 at: now,
@@ -904,11 +923,14 @@ impl World {
 
     pub fn update_delivery(&mut self, user: &str, call: &str) -> Delivery {
         let now = self.now();
-        let (kind, intent, confidence) = {
+        let (kind, intent, confidence, moved) = {
             let mut rng = self.rng();
             let kind = rng.below(3);
             let intent = (*rng.pick(&["billing", "sales", "support"])).to_owned();
-            (kind, intent, rng.below(100) as f64 / 100.0)
+            // A later event sometimes reports when the call really started: it moves in the
+            // lists, possibly past their end.
+            let moved = rng.chance(0.3).then(|| now - rng.below(900_000) as i64);
+            (kind, intent, rng.below(100) as f64 / 100.0, moved)
         };
         let n = self.claim.get();
         let (event_type, event) = match kind {
@@ -925,7 +947,7 @@ impl World {
                     from: "+15550001111".into(),
                     to: "+14155550199".into(),
                     status: CallStatus::Completed,
-                    started_at: None,
+                    started_at: moved,
                     ended_at: Some(now),
                     duration_seconds: Some(30),
                     at: now,
@@ -1333,6 +1355,11 @@ impl World {
                 .isolates
                 .iter()
                 .map(|i| i.cache.stats(None).counters.carried_forward as usize)
+                .sum(),
+            patched: self
+                .isolates
+                .iter()
+                .map(|i| i.cache.stats(None).counters.patched_on_write as usize)
                 .sum(),
             ..self.stats
         }

@@ -18,6 +18,10 @@ pub struct Counters {
     pub hits_memory: u64,
     pub hits_kv: u64,
     pub misses: u64,
+    /// Of the misses: for one call's key (detail, analysis, enrichment), and those where
+    /// memory held the key at an older version that a change had retired.
+    pub misses_call_scoped: u64,
+    pub misses_retired: u64,
     pub stale_served: u64,
     pub bypassed: u64,
     pub coalesced: u64,
@@ -34,6 +38,11 @@ pub struct Counters {
     pub version_rows_read: u64,
     /// Entries a webhook's own batch read back for a watched user (refresh on write).
     pub refreshed_on_write: u64,
+    /// Of those, views held here patched with the one call the webhook changed.
+    pub patched_on_write: u64,
+    /// KV writes of refreshed views left out because a newer refresh of the same view came
+    /// within `CACHE_REFRESH_KV_DELAY_MS`.
+    pub kv_writes_coalesced: u64,
     /// Rows those read-backs cost, in the webhooks' own batches.
     pub refresh_rows_read: u64,
     /// Entries for a call kept at a newer version of its user because no change since was

@@ -75,15 +75,13 @@ impl<S: Services> App<'_, S> {
                         ingested.version,
                     );
                     if let Some(version) = ingested.version {
-                        let refreshed = std::mem::take(&mut ingested.refreshed);
-                        if !refreshed.is_empty() {
-                            self.reads.keep_refreshed(
-                                user,
-                                version,
-                                refreshed,
-                                ingested.refresh_rows_read,
-                            );
-                        }
+                        self.reads.keep_refreshed(
+                            user,
+                            version,
+                            ingested.version_before,
+                            ingested.call.as_ref(),
+                            std::mem::take(&mut ingested.refresh),
+                        );
                         let calls: Vec<_> = ingested.call.iter().cloned().collect();
                         self.live.notify(
                             user,

@@ -2,7 +2,7 @@
 //! events (the aggregate triggers move with them) and reads back the outcome.
 
 use super::{sql, Database, RowSet, SqlValue, Statement, Store};
-use crate::domain::{CallId, Delivery, Event, LandingView, UserId};
+use crate::domain::{Call, CallId, Delivery, Event, IntentStats, LandingView, UserId};
 use crate::error::{AppError, AppResult, Context};
 use crate::reads::Payload;
 use serde::Deserialize;
@@ -25,26 +25,51 @@ pub struct Ingested {
     /// The owner's version as this batch found it, before its events, when it applied them:
     /// every change between this and `version` was this delivery's, about `call`.
     pub version_before: Option<crate::domain::Version>,
-    /// The landing views asked for in [`RefreshAsk`], read in this batch after its writes, so
-    /// at exactly `version`; empty unless this attempt applied the delivery to a watched user.
-    pub refreshed: Vec<(LandingView, Payload)>,
-    /// Rows the refresh reads cost (D1's count), whether or not they matched.
-    pub refresh_rows_read: u64,
+    /// What the batch read back for the cache (refresh on write), at exactly `version`.
+    pub refresh: Refreshed,
 }
 
-/// Refresh on write: landing views to read back in the delivery's own batch, for its owner,
-/// when the owner is one of `users` (the cache's watched users). Users outside it cost no
-/// row: the reads match nothing.
+/// Refresh on write: what to read back in the delivery's own batch, after its writes.
+///
+/// - `views`, read in full, for the owner when the owner is one of `users` (the cache's
+///   watched users). Users outside it cost no row: the reads match nothing.
+/// - With `changed_call`, the one call the delivery was about (and with `aggregates`, the
+///   owner's summary aggregates): what a cache needs to patch the views it holds at the
+///   version just before this delivery (`cache::patch`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RefreshAsk {
     pub users: Vec<UserId>,
     pub views: Vec<LandingView>,
+    pub changed_call: bool,
+    pub aggregates: bool,
 }
 
 impl RefreshAsk {
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty() || self.views.is_empty()
+        (self.users.is_empty() || self.views.is_empty()) && !self.changed_call
     }
+}
+
+/// What a delivery's batch read back for the cache; empty unless this attempt applied it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Refreshed {
+    /// The views asked for in full, for a watched owner.
+    pub views: Vec<(LandingView, Payload)>,
+    /// The delivery's call after its writes, when asked for.
+    pub changed: Option<ChangedCall>,
+    /// Rows those reads cost (D1's count), whether or not they matched.
+    pub rows_read: u64,
+}
+
+/// The one call a delivery changed, as it is after the delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangedCall {
+    /// `None`: the call is not in the owner's list (deleted, or someone else's).
+    pub call: Option<Call>,
+    /// Whether the owner's summary lists it (`calls.analyzed`).
+    pub analyzed: bool,
+    /// The owner's summary aggregates, when asked for.
+    pub stats: Option<IntentStats>,
 }
 
 impl Ingested {
@@ -52,6 +77,11 @@ impl Ingested {
     pub fn changed_data(&self) -> bool {
         self.fresh && self.outcome == "applied"
     }
+}
+
+#[derive(Deserialize)]
+struct AnalyzedFlag {
+    analyzed: i64,
 }
 
 #[derive(Deserialize)]
@@ -218,8 +248,9 @@ impl<D: Database> Store<D> {
             };
             statements.push(Statement::new(sql, p));
         }
+        let first_refresh = statements.len();
         let mut refresh_at = Vec::new();
-        if !ask.is_empty() {
+        if !ask.users.is_empty() && !ask.views.is_empty() {
             let watched =
                 serde_json::to_string(&ask.users.iter().map(UserId::as_str).collect::<Vec<_>>())
                     .map_err(|e| AppError::internal(format!("serializing watched users: {e}")))?;
@@ -251,6 +282,19 @@ impl<D: Database> Store<D> {
                 }
             }
         }
+        // A patch holds only when every change of the batch was about the one call it reads.
+        let one_call = delivery.events.iter().all(|e| Some(e.call_id()) == call_id);
+        let changed_at = (ask.changed_call && one_call).then(|| {
+            let at = statements.len();
+            statements.push(Statement::new(sql::REFRESH_CHANGED_CALL, guard()));
+            if ask.aggregates {
+                statements.extend([
+                    Statement::new(sql::REFRESH_OWNER_STATS, guard()),
+                    Statement::new(sql::REFRESH_OWNER_INTENTS, guard()),
+                ]);
+            }
+            at
+        });
         statements.push(Statement::new(sql::DELIVERY_RESULT, guard()));
         let results = self
             .batch(statements)
@@ -272,8 +316,7 @@ impl<D: Database> Store<D> {
                 .version
                 .and_then(|v| u64::try_from(v).ok())
                 .map(crate::domain::Version::new),
-            refreshed: Vec::new(),
-            refresh_rows_read: 0,
+            refresh: Refreshed::default(),
             version_before: results
                 .get(1)
                 .map(|rows| rows.decode::<VersionRow>())
@@ -282,33 +325,59 @@ impl<D: Database> Store<D> {
                 .and_then(|r| u64::try_from(r.version).ok())
                 .map(crate::domain::Version::new),
         };
-        if let (Some((_, first)), Some(last)) = (refresh_at.first(), results.len().checked_sub(1)) {
-            ingested.refresh_rows_read = results
-                .get(*first..last)
+        if let Some(last) = results.len().checked_sub(1) {
+            ingested.refresh.rows_read = results
+                .get(first_refresh..last)
                 .map_or(0, |r| r.iter().map(|rows| rows.meta().rows_read).sum());
         }
+        if !ingested.changed_data() {
+            return Ok(ingested);
+        }
+        let rows = |i: usize| {
+            results
+                .get(i)
+                .ok_or_else(|| AppError::internal("refresh results missing"))
+        };
         let watched = ingested
             .user
             .as_ref()
             .is_some_and(|u| ask.users.contains(u));
-        if ingested.changed_data() && watched {
+        if watched {
             for (view, at) in refresh_at {
-                let rows = |i: usize| {
-                    results
-                        .get(at + i)
-                        .ok_or_else(|| AppError::internal("refresh results missing"))
-                };
                 let payload = match view {
                     LandingView::FirstPage(limit) => {
-                        super::page_payload(&super::page_from_rows(rows(0)?.decode()?, limit)?)?
+                        super::page_payload(&super::page_from_rows(rows(at)?.decode()?, limit)?)?
                     }
                     LandingView::Summary(_) => Payload::new(
-                        &super::summary_from_rows(rows(0)?, rows(1)?, rows(2)?)?,
+                        &super::summary_from_rows(rows(at)?, rows(at + 1)?, rows(at + 2)?)?,
                         None,
                     )?,
                 };
-                ingested.refreshed.push((view, payload));
+                ingested.refresh.views.push((view, payload));
             }
+        }
+        if let Some(at) = changed_at {
+            let found = rows(at)?;
+            let analyzed = found
+                .decode::<AnalyzedFlag>()?
+                .first()
+                .is_some_and(|f| f.analyzed != 0);
+            let call = found
+                .decode::<super::rows::CallRow>()?
+                .into_iter()
+                .next()
+                .map(super::rows::CallRow::into_call)
+                .transpose()?;
+            let stats = if ask.aggregates {
+                Some(super::stats_from_rows(rows(at + 1)?, rows(at + 2)?)?)
+            } else {
+                None
+            };
+            ingested.refresh.changed = Some(ChangedCall {
+                call,
+                analyzed,
+                stats,
+            });
         }
         Ok(ingested)
     }

@@ -731,6 +731,8 @@ fn refreshing(s: &Store<SqliteDatabase>, d: &Delivery, claim: &str, users: &[&st
             crate::domain::LandingView::FirstPage(limit(2)),
             crate::domain::LandingView::Summary(limit(5)),
         ],
+        changed_call: true,
+        aggregates: true,
     };
     block_on(s.ingest_refreshing(d, claim, &ask)).expect("ingests")
 }
@@ -740,7 +742,7 @@ fn a_watched_owners_landing_views_come_back_from_the_writes_own_batch_at_its_ver
     let s = store_with_routes();
     apply(&s, &voice(RINGING));
     let got = refreshing(&s, &voice(COMPLETED), "refresh-1", &["bob", "ada"]);
-    assert_eq!(got.refreshed.len(), 2);
+    assert_eq!(got.refresh.views.len(), 2);
     let version = got.version.expect("an owner");
     let (page, at) = block_on(s.load_call_page(
         &uid("ada"),
@@ -752,7 +754,7 @@ fn a_watched_owners_landing_views_come_back_from_the_writes_own_batch_at_its_ver
     .expect("loads");
     assert_eq!(at, version, "nothing moved since");
     assert_eq!(
-        got.refreshed[0],
+        got.refresh.views[0],
         (
             crate::domain::LandingView::FirstPage(limit(2)),
             page_payload(&page).expect("payload")
@@ -761,9 +763,32 @@ fn a_watched_owners_landing_views_come_back_from_the_writes_own_batch_at_its_ver
     );
     let (summary, _) = block_on(s.load_intent_summary(&uid("ada"), limit(5))).expect("loads");
     assert_eq!(
-        got.refreshed[1].1,
+        got.refresh.views[1].1,
         crate::reads::Payload::new(&summary, None).expect("payload")
     );
+    let changed = got.refresh.changed.expect("the changed call comes back");
+    assert_eq!(
+        changed.call.as_ref(),
+        page.calls.first(),
+        "as the page lists it"
+    );
+    assert_eq!(changed.stats.as_ref(), Some(&summary.stats));
+}
+
+#[test]
+fn the_changed_call_comes_back_for_an_owner_nobody_watches_and_never_for_a_retry() {
+    let s = store_with_routes();
+    let got = refreshing(&s, &voice(RINGING), "c1", &[]);
+    let changed = got.refresh.changed.expect("read whoever the owner is");
+    assert_eq!(
+        changed.call.map(|c| c.id.as_str().to_owned()),
+        Some("CA1".to_owned())
+    );
+    assert!(!changed.analyzed);
+    assert!(refreshing(&s, &voice(RINGING), "c2", &[])
+        .refresh
+        .changed
+        .is_none());
 }
 
 #[test]
@@ -771,13 +796,15 @@ fn nothing_comes_back_for_an_unwatched_owner_a_retry_or_an_unapplied_delivery() 
     let s = store_with_routes();
     assert!(
         refreshing(&s, &voice(RINGING), "r1", &["bob"])
-            .refreshed
+            .refresh
+            .views
             .is_empty(),
         "not watched"
     );
     assert!(
         refreshing(&s, &voice(RINGING), "r2", &["ada"])
-            .refreshed
+            .refresh
+            .views
             .is_empty(),
         "a retry"
     );
@@ -788,7 +815,7 @@ fn nothing_comes_back_for_an_unwatched_owner_a_retry_or_an_unapplied_delivery() 
     );
     let got = refreshing(&s, &unrouted, "r3", &["ada"]);
     assert_eq!(
-        (got.outcome.as_str(), got.refreshed.len()),
+        (got.outcome.as_str(), got.refresh.views.len()),
         ("unattributed", 0)
     );
 }

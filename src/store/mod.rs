@@ -32,7 +32,7 @@ use crate::error::{AppError, AppResult, Context};
 use crate::reads::{PageMeta, Payload, ReadModel, Served};
 #[cfg(test)]
 pub(crate) use ingest::delivery_digest;
-pub use ingest::{Ingested, RefreshAsk};
+pub use ingest::{ChangedCall, Ingested, RefreshAsk, Refreshed};
 use rows::{AnalysisRow, CallRow, EnrichmentRow, IntentRow, StatsRow};
 use serde::de::DeserializeOwned;
 use std::cell::Cell;
@@ -335,26 +335,31 @@ fn page_from_rows(rows: Vec<CallRow>, limit: Limit) -> AppResult<CallPage> {
 
 /// A summary from the results of `USER_STATS`, `USER_INTENTS` and `ANALYZED_CALLS`.
 fn summary_from_rows<R: RowSet>(stats: &R, intents: &R, calls: &R) -> AppResult<IntentSummary> {
+    let calls: Vec<CallRow> = calls.decode()?;
+    Ok(IntentSummary {
+        calls: calls
+            .into_iter()
+            .map(CallRow::into_call)
+            .collect::<AppResult<_>>()?,
+        stats: stats_from_rows(stats, intents)?,
+    })
+}
+
+/// A summary's aggregates from the results of `USER_STATS` and `USER_INTENTS`.
+fn stats_from_rows<R: RowSet>(stats: &R, intents: &R) -> AppResult<IntentStats> {
     let stats: Option<StatsRow> = stats.decode()?.into_iter().next();
     let intents: Vec<IntentRow> = intents.decode()?;
-    let calls: Vec<CallRow> = calls.decode()?;
     let stats = stats.unwrap_or_default();
     let avg_confidence = if stats.completed_analyses > 0 {
         round4(stats.confidence_sum / stats.completed_analyses as f64)
     } else {
         0.0
     };
-    Ok(IntentSummary {
-        calls: calls
-            .into_iter()
-            .map(CallRow::into_call)
-            .collect::<AppResult<_>>()?,
-        stats: IntentStats {
-            total_calls: stats.total_calls,
-            answered_calls: stats.answered_calls,
-            avg_confidence,
-            intent_distribution: intents.into_iter().map(|i| (i.intent, i.calls)).collect(),
-        },
+    Ok(IntentStats {
+        total_calls: stats.total_calls,
+        answered_calls: stats.answered_calls,
+        avg_confidence,
+        intent_distribution: intents.into_iter().map(|i| (i.intent, i.calls)).collect(),
     })
 }
 

@@ -5,15 +5,20 @@
 /// The columns of a Call with its recording, analysis and enrichment. The three are copies
 /// kept in the call row by the triggers of `migrations/0005` (analyses and enrichments only
 /// when they belong to the call's user), so a page reads one row per call.
-macro_rules! call_select {
+macro_rules! call_columns {
     () => {
-        "SELECT c.id, c.provider, c.direction, c.from_number, c.to_number, c.status, c.answered, \
+        "c.id, c.provider, c.direction, c.from_number, c.to_number, c.status, c.answered, \
          c.started_at, c.ended_at, c.duration_seconds, c.created_at, c.updated_at, \
          c.rec_id, c.rec_url, c.rec_duration, c.rec_status, \
          c.an_status, c.an_intent, c.an_confidence, c.an_summary, c.an_completed_at, \
          c.en_phone, c.en_caller_name, c.en_caller_type, c.en_line_type, c.en_carrier, \
-         c.en_spam_score, c.en_updated_at \
-         FROM calls c "
+         c.en_spam_score, c.en_updated_at"
+    };
+}
+
+macro_rules! call_select {
+    () => {
+        concat!("SELECT ", call_columns!(), " FROM calls c ")
     };
 }
 
@@ -140,6 +145,9 @@ pub const READS: &[(&str, &str)] = &[
     ("refresh: user stats", REFRESH_USER_STATS),
     ("refresh: user intents", REFRESH_USER_INTENTS),
     ("refresh: analyzed calls", REFRESH_ANALYZED_CALLS),
+    ("refresh: the delivery's call", REFRESH_CHANGED_CALL),
+    ("refresh: the owner's stats", REFRESH_OWNER_STATS),
+    ("refresh: the owner's intents", REFRESH_OWNER_INTENTS),
 ];
 
 // ---- Webhook ingest: one D1 batch per delivery. ----
@@ -362,4 +370,40 @@ pub const REFRESH_ANALYZED_CALLS: &str = concat!(
     "WHERE c.user_id = ",
     claimed_watched_owner!(),
     " AND c.analyzed = 1 ORDER BY c.started_at DESC, c.id DESC LIMIT ?5"
+);
+
+/// The user a delivery attempt has just applied its events to (NULL for a retry or an
+/// unapplied outcome): ?1 provider, ?2 delivery key, ?3 this attempt's claim.
+macro_rules! claimed_owner {
+    () => {
+        "(SELECT d.user_id FROM webhook_deliveries d WHERE d.provider = ?1 \
+         AND d.delivery_key = ?2 AND d.claim = ?3 AND d.outcome = 'applied')"
+    };
+}
+
+/// Refresh on write by patch (`cache::patch`), in the delivery's own batch after its writes:
+/// the call the delivery was about, as a page lists it, with whether the summary lists it.
+/// One row (none when the attempt applied nothing or the call is not its owner's); no list
+/// of watched users, so it costs the same whoever is watched. ?1–?3 as `claimed_owner`.
+pub const REFRESH_CHANGED_CALL: &str = concat!(
+    "SELECT ",
+    call_columns!(),
+    ", c.analyzed FROM calls c WHERE c.id = \
+     (SELECT d.call_id FROM webhook_deliveries d WHERE d.provider = ?1 \
+      AND d.delivery_key = ?2 AND d.claim = ?3 AND d.outcome = 'applied') \
+     AND c.user_id = ",
+    claimed_owner!()
+);
+
+/// Refresh on write by patch: the owner's aggregates. ?1–?3 as `claimed_owner`.
+pub const REFRESH_OWNER_STATS: &str = concat!(
+    "SELECT total_calls, answered_calls, completed_analyses, confidence_sum FROM user_stats \
+     WHERE user_id = ",
+    claimed_owner!()
+);
+
+/// Refresh on write by patch: the owner's intent counts. ?1–?3 as `claimed_owner`.
+pub const REFRESH_OWNER_INTENTS: &str = concat!(
+    "SELECT intent, calls FROM user_intents WHERE calls > 0 AND user_id = ",
+    claimed_owner!()
 );

@@ -30,6 +30,7 @@ fn run_block(block: u64) {
             Ok(s) => {
                 total.reads += s.reads;
                 total.writes += s.writes;
+                total.patched += s.patched;
             }
             Err(f) => panic!("{}", report(&f)),
         }
@@ -37,6 +38,7 @@ fn run_block(block: u64) {
     // The runs did real work: reads and writes in every seed on average.
     assert!(total.reads > SEEDS_PER_TEST as usize * 20, "{total:?}");
     assert!(total.writes > SEEDS_PER_TEST as usize * 5, "{total:?}");
+    assert!(total.patched > 0, "no view was patched on write: {total:?}");
 }
 
 #[test]
@@ -101,6 +103,7 @@ fn simulate_seeds_from_the_environment() {
                 total.stale += s.stale;
                 total.failed_reads += s.failed_reads;
                 total.refreshed += s.refreshed;
+                total.patched += s.patched;
                 total.carried += s.carried;
             }
             Err(f) => {
@@ -111,8 +114,8 @@ fn simulate_seeds_from_the_environment() {
         }
     }
     println!(
-        "sim-batch seeds={count} steps={} reads={} stale={} failed_reads={} writes={} refreshed={} carried={}",
-        total.steps, total.reads, total.stale, total.failed_reads, total.writes, total.refreshed, total.carried
+        "sim-batch seeds={count} steps={} reads={} stale={} failed_reads={} writes={} refreshed={} patched={} carried={}",
+        total.steps, total.reads, total.stale, total.failed_reads, total.writes, total.refreshed, total.patched, total.carried
     );
 }
 
@@ -279,4 +282,53 @@ fn scenario_a_call_entry_is_carried_past_changes_about_other_calls_and_retired_b
         .map(|i| w.isolate_counters(i).carried_forward)
         .sum();
     assert!(carried > 0, "the scenario carried nothing");
+}
+
+#[test]
+fn scenario_a_calls_kv_entry_is_carried_by_another_isolate_and_retired_by_a_change_about_it() {
+    // KV holds a call's entry under its logical key with the version inside. An isolate that
+    // never held it in memory may carry it from KV past a change about another call; a change
+    // about the call itself retires it in KV too, however late an old copy is written back.
+    let mut w = World::new(7);
+    w.set_faults(Faults {
+        d1_fail: 0.0,
+        d1_slow: 0.0,
+        kv_fail: 0.0,
+        kv_lag_max_ms: 0,
+    });
+    w.lags = vec![0; ISOLATES];
+    let first = new_call(&mut w, 0, "ada");
+    w.advance(w.policy.sync_ms);
+    for i in 0..ISOLATES {
+        w.start_read(i, "ada", "page", false);
+    }
+    w.start_read(0, "ada", &format!("call {first}"), false);
+    drain(&mut w);
+    new_call(&mut w, 0, "ada");
+    w.advance(w.policy.sync_ms);
+    w.start_read(1, "ada", "page", false);
+    drain(&mut w);
+    let before = w.isolate_counters(1);
+    w.start_read(1, "ada", &format!("call {first}"), false);
+    drain(&mut w);
+    let after = w.isolate_counters(1);
+    assert_eq!(
+        (after.hits_kv - before.hits_kv, after.misses - before.misses),
+        (1, 0),
+        "isolate 1 should have carried the call's KV entry: {after:?}"
+    );
+    assert!(after.carried_forward > before.carried_forward);
+
+    // Now a change about the call itself, through another isolate; everyone reads it again.
+    let d = w.update_delivery("ada", &first);
+    w.start_webhook(2, d, "ada");
+    drain(&mut w);
+    for _ in 0..2 {
+        w.advance(w.policy.sync_ms);
+        for i in 0..ISOLATES {
+            w.start_read(i, "ada", "page", false);
+            w.start_read(i, "ada", &format!("call {first}"), false);
+        }
+        drain(&mut w);
+    }
 }

@@ -1,0 +1,181 @@
+//! Refresh on write by patch: a landing view held at the version just before a delivery,
+//! and the one call that delivery changed (read back in its batch), give the view at the
+//! delivery's version without reading the list again.
+//!
+//! Every change of a delivery is about its one call (`store::ingest` asks for the patch only
+//! then), and a listed call's row holds everything a page or a summary shows of it, so the
+//! new list is the old one with that call put where it now sorts — newest first, by
+//! `startedAt` then `id`, as the SQL orders — or taken out, and cut to the limit. The result
+//! is the same bytes a fresh read writes (the JSON of each listed call is kept as it was).
+//!
+//! When the list alone cannot say, there is no patch (`None`) and the view is simply not
+//! refreshed: a listed call leaving the list, or moving past its end, while calls beyond it
+//! exist (a page with a next cursor) or may exist (a summary listing exactly `limit` calls).
+
+use crate::domain::{CallId, Cursor, Limit, Timestamp};
+use crate::reads::{PageMeta, Payload};
+use crate::store::ChangedCall;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// What a listed call's JSON says of its place in the order.
+#[derive(Deserialize)]
+struct Place<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(rename = "startedAt", borrow)]
+    started_at: Cow<'a, str>,
+}
+
+/// One listed call: where it sorts, and its JSON as listed.
+struct Item<'a> {
+    started_at: i64,
+    id: Cow<'a, str>,
+    json: Cow<'a, str>,
+}
+
+impl Item<'_> {
+    /// Whether `self` is listed before `other` (`started_at DESC, id DESC`; SQLite compares
+    /// text bytewise, as `str` does).
+    fn sorts_before(&self, other: &Item<'_>) -> bool {
+        (self.started_at, self.id.as_ref()) > (other.started_at, other.id.as_ref())
+    }
+}
+
+fn items<'a>(list: &[&'a RawValue]) -> Option<Vec<Item<'a>>> {
+    list.iter()
+        .map(|raw| {
+            let place: Place<'a> = serde_json::from_str(raw.get()).ok()?;
+            Some(Item {
+                started_at: Timestamp::parse_rfc3339(&place.started_at)?.millis(),
+                id: place.id,
+                json: Cow::Borrowed(raw.get()),
+            })
+        })
+        .collect()
+}
+
+/// `items` (newest first, at most `limit`, `more` when calls beyond them exist or may) with
+/// the call `id` put where `now` sorts, or taken out when `now` is `None`; with whether calls
+/// beyond the result exist. `None` when the list alone cannot say.
+fn splice<'a>(
+    mut items: Vec<Item<'a>>,
+    limit: usize,
+    more: bool,
+    id: &str,
+    now: Option<Item<'a>>,
+) -> Option<(Vec<Item<'a>>, bool)> {
+    let was = items.iter().position(|i| i.id == id);
+    let old = was.map(|at| items.remove(at));
+    let Some(item) = now else {
+        // Out of the list: its place goes to the first call beyond it, if there is one.
+        return match (was, more) {
+            (Some(_), true) => None,
+            (Some(_), false) => Some((items, false)),
+            (None, _) => Some((items, more)),
+        };
+    };
+    let at = items.partition_point(|i| i.sorts_before(&item));
+    if more && at == items.len() {
+        // It sorts after every call listed. Not listed before: the list is unchanged. Listed
+        // last and not moved later: it keeps its place (every call beyond the list sorts
+        // after where it was). Otherwise its place may go to a call beyond the list, which
+        // this cannot see.
+        let keeps_last_place = was == Some(at) && old.is_some_and(|o| !o.sorts_before(&item));
+        if !keeps_last_place {
+            return was.is_none().then_some((items, true));
+        }
+    }
+    items.insert(at, item);
+    let more = more || items.len() > limit;
+    items.truncate(limit);
+    Some((items, more))
+}
+
+fn join(items: &[Item<'_>]) -> String {
+    let mut out = String::with_capacity(2 + items.iter().map(|i| i.json.len() + 1).sum::<usize>());
+    out.push('[');
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push_str(&item.json);
+    }
+    out.push(']');
+    out
+}
+
+/// The changed call as a list would hold it, when `listed` says the list holds it at all.
+fn listed_item<'a>(changed: &'a ChangedCall, json: &'a Option<String>) -> Option<Item<'a>> {
+    let (call, json) = (changed.call.as_ref()?, json.as_deref()?);
+    Some(Item {
+        started_at: call.started_at.millis(),
+        id: Cow::Borrowed(call.id.as_str()),
+        json: Cow::Borrowed(json),
+    })
+}
+
+fn call_json(changed: &ChangedCall, id: &CallId) -> Option<Option<String>> {
+    match &changed.call {
+        Some(call) if call.id != *id => None,
+        Some(call) => serde_json::to_string(call).ok().map(Some),
+        None => Some(None),
+    }
+}
+
+/// A first page of `limit` calls, `old` at the version before the delivery, patched with
+/// the delivery's call `id` as it is now.
+pub fn page(old: &Payload, limit: Limit, id: &CallId, changed: &ChangedCall) -> Option<Payload> {
+    let more = old.page.as_ref()?.next_cursor.is_some();
+    let list: Vec<&RawValue> = serde_json::from_str(&old.data_json).ok()?;
+    let json = call_json(changed, id)?;
+    let now = listed_item(changed, &json);
+    let (items, more) = splice(items(&list)?, limit.get() as usize, more, id.as_str(), now)?;
+    let next_cursor = match (more, items.last()) {
+        (false, _) => None,
+        (true, Some(last)) => Some(
+            Cursor {
+                started_at: Timestamp::from_millis(last.started_at),
+                id: CallId::parse(&last.id)?,
+            }
+            .encode(),
+        ),
+        (true, None) => return None,
+    };
+    let meta = PageMeta {
+        count: items.len(),
+        next_cursor,
+    };
+    Some(Payload::from_json(join(&items), Some(meta)))
+}
+
+#[derive(Deserialize)]
+struct SummaryParts<'a> {
+    #[serde(borrow)]
+    calls: Vec<&'a RawValue>,
+}
+
+/// An intent summary listing `limit` analyzed calls, `old` at the version before the
+/// delivery, patched with the delivery's call `id` as it is now and the owner's aggregates.
+pub fn summary(old: &Payload, limit: Limit, id: &CallId, changed: &ChangedCall) -> Option<Payload> {
+    let stats = serde_json::to_string(changed.stats.as_ref()?).ok()?;
+    let parts: SummaryParts = serde_json::from_str(&old.data_json).ok()?;
+    let limit = limit.get() as usize;
+    // A summary does not say whether more analyzed calls exist: a full list may have more.
+    let more = parts.calls.len() >= limit;
+    let json = call_json(changed, id)?;
+    let now = listed_item(changed, &json).filter(|_| changed.analyzed);
+    let (items, _) = splice(items(&parts.calls)?, limit, more, id.as_str(), now)?;
+    let calls = join(&items);
+    let mut out = String::with_capacity(calls.len() + stats.len() + 20);
+    out.push_str("{\"calls\":");
+    out.push_str(&calls);
+    out.push_str(",\"stats\":");
+    out.push_str(&stats);
+    out.push('}');
+    Some(Payload::from_json(out, None))
+}
+
+#[cfg(test)]
+mod tests;
