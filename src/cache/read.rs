@@ -287,16 +287,12 @@ where
             });
         };
         let mut fallback: Option<Found> = None;
-        let retired = self.policy.memory_enabled
-            && self
-                .state
-                .memory
-                .borrow()
-                .get(spec.logical())
-                .is_some_and(|e| e.version < known.version);
+        let mut retired = false;
 
         if self.policy.memory_enabled {
-            if let Some(entry) = self.memory_entry(&spec, known.version) {
+            let (held, was_retired) = self.memory_entry(&spec, known.version);
+            retired = was_retired;
+            if let Some(entry) = held {
                 let found = Found {
                     entry,
                     source: Source::Memory,
@@ -385,9 +381,11 @@ where
     }
 
     /// Memory's entry for `spec` if it is at `version` (or carried to it, see
-    /// [`Self::at_version`]); any other older entry is retired and dropped.
-    fn memory_entry(&self, spec: &KeySpec, version: Version) -> Option<Entry> {
-        let cached = self.state.memory.borrow().get(spec.logical()).cloned()?;
+    /// [`Self::at_version`]); any other older entry is retired and dropped (then `true`).
+    fn memory_entry(&self, spec: &KeySpec, version: Version) -> (Option<Entry>, bool) {
+        let Some(cached) = self.state.memory.borrow().get(spec.logical()).cloned() else {
+            return (None, false);
+        };
         let from = cached.version;
         match self.at_version(spec, cached, version) {
             Some(entry) => {
@@ -397,11 +395,11 @@ where
                         .borrow_mut()
                         .insert(spec.logical().to_owned(), entry.clone());
                 }
-                Some(entry)
+                (Some(entry), false)
             }
             None => {
                 self.state.memory.borrow_mut().remove(spec.logical());
-                None
+                (None, from < version)
             }
         }
     }
