@@ -5,7 +5,9 @@
 //! - `POST /tickets` `{"userId", "digest"}` → `{"expiresAtMs"}`, or 429 past the open-ticket cap;
 //! - `GET /connect?secret=…` with `Upgrade: websocket` → 101 and `hello`, 401 for a ticket it
 //!   cannot redeem, 429 past the socket cap;
-//! - `POST /notify` with a [`Notification`] → 204, after sending it to every socket.
+//! - `POST /notify` with a [`Notification`] → 204, after sending it to every socket. With no
+//!   socket open it touches no storage: most webhooks are for users nobody is watching live,
+//!   and a socket opened later says hello with the version D1 gives it.
 
 use super::{
     answer_client_frame, change, hello, secret_digest, ClientFrameAnswer, IssuedTicket, LiveFeed,
@@ -146,9 +148,15 @@ impl LiveFeedObject {
         let Some((kind, call_ids, version)) = Notification::parse(&body) else {
             return error_response(&AppError::InvalidJson("a notification".into()));
         };
+        let sockets = self.state.get_websockets();
+        if sockets.is_empty() {
+            // Nobody to tell, and nothing to keep: a socket opened later starts from the
+            // version D1 gives it (`open_socket`), which is at least this one.
+            return Response::empty().map(|r| r.with_status(204));
+        }
         let version = self.advance(version).await;
         let message = change(kind, &call_ids, version);
-        for ws in self.state.get_websockets() {
+        for ws in sockets {
             // A socket closing meanwhile is not an error of the feed.
             let _ = ws.send_with_str(&message);
         }
