@@ -99,6 +99,35 @@ impl Payload {
     }
 }
 
+/// `items`, each one JSON text, as one JSON array.
+pub fn json_array<S: AsRef<str>>(items: &[S]) -> String {
+    let mut out =
+        String::with_capacity(2 + items.iter().map(|i| i.as_ref().len() + 1).sum::<usize>());
+    out.push('[');
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push_str(item.as_ref());
+    }
+    out.push(']');
+    out
+}
+
+/// An intent summary's `data` from its calls (a JSON array) and aggregates: the bytes
+/// serializing `domain::IntentSummary` gives.
+pub fn summary_json(calls: &str, stats: &crate::domain::IntentStats) -> AppResult<String> {
+    let stats = serde_json::to_string(stats)
+        .map_err(|e| crate::error::AppError::internal(format!("serializing stats: {e}")))?;
+    let mut out = String::with_capacity(calls.len() + stats.len() + 20);
+    out.push_str("{\"calls\":");
+    out.push_str(calls);
+    out.push_str(",\"stats\":");
+    out.push_str(&stats);
+    out.push('}');
+    Ok(out)
+}
+
 /// A value, the tier it came from, and the user's version it reflects (`meta.version`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Served<T> {

@@ -13,47 +13,38 @@
 //! exist (a page with a next cursor) or may exist (a summary listing exactly `limit` calls).
 
 use crate::domain::{CallId, Cursor, Limit, Timestamp};
-use crate::reads::{PageMeta, Payload};
+use crate::reads::{json_array, summary_json, PageMeta, Payload};
 use crate::store::ChangedCall;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
-/// What a listed call's JSON says of its place in the order.
-#[derive(Deserialize)]
-struct Place<'a> {
-    #[serde(borrow)]
-    id: Cow<'a, str>,
-    #[serde(rename = "startedAt", borrow)]
-    started_at: Cow<'a, str>,
-}
-
 /// One listed call: where it sorts, and its JSON as listed.
 struct Item<'a> {
     started_at: i64,
-    id: Cow<'a, str>,
+    id: String,
     json: Cow<'a, str>,
 }
 
 impl Item<'_> {
+    fn of(json: &str) -> Option<Item<'_>> {
+        let place = Cursor::of_listed_call(json)?;
+        Some(Item {
+            started_at: place.started_at.millis(),
+            id: place.id.as_str().to_owned(),
+            json: Cow::Borrowed(json),
+        })
+    }
+
     /// Whether `self` is listed before `other` (`started_at DESC, id DESC`; SQLite compares
     /// text bytewise, as `str` does).
     fn sorts_before(&self, other: &Item<'_>) -> bool {
-        (self.started_at, self.id.as_ref()) > (other.started_at, other.id.as_ref())
+        (self.started_at, self.id.as_str()) > (other.started_at, other.id.as_str())
     }
 }
 
 fn items<'a>(list: &[&'a RawValue]) -> Option<Vec<Item<'a>>> {
-    list.iter()
-        .map(|raw| {
-            let place: Place<'a> = serde_json::from_str(raw.get()).ok()?;
-            Some(Item {
-                started_at: Timestamp::parse_rfc3339(&place.started_at)?.millis(),
-                id: place.id,
-                json: Cow::Borrowed(raw.get()),
-            })
-        })
-        .collect()
+    list.iter().map(|raw| Item::of(raw.get())).collect()
 }
 
 /// `items` (newest first, at most `limit`, `more` when calls beyond them exist or may) with
@@ -94,33 +85,18 @@ fn splice<'a>(
 }
 
 fn join(items: &[Item<'_>]) -> String {
-    let mut out = String::with_capacity(2 + items.iter().map(|i| i.json.len() + 1).sum::<usize>());
-    out.push('[');
-    for (n, item) in items.iter().enumerate() {
-        if n > 0 {
-            out.push(',');
-        }
-        out.push_str(&item.json);
-    }
-    out.push(']');
-    out
+    json_array(&items.iter().map(|i| i.json.as_ref()).collect::<Vec<_>>())
 }
 
-/// The changed call as a list would hold it, when `listed` says the list holds it at all.
-fn listed_item<'a>(changed: &'a ChangedCall, json: &'a Option<String>) -> Option<Item<'a>> {
-    let (call, json) = (changed.call.as_ref()?, json.as_deref()?);
-    Some(Item {
-        started_at: call.started_at.millis(),
-        id: Cow::Borrowed(call.id.as_str()),
-        json: Cow::Borrowed(json),
-    })
-}
-
-fn call_json(changed: &ChangedCall, id: &CallId) -> Option<Option<String>> {
-    match &changed.call {
-        Some(call) if call.id != *id => None,
-        Some(call) => serde_json::to_string(call).ok().map(Some),
+/// The changed call as a list holds it; `Some(None)` when it is in no list; `None` when its
+/// JSON is not about `id`.
+fn listed_item<'a>(changed: &'a ChangedCall, id: &CallId) -> Option<Option<Item<'a>>> {
+    match changed.json.as_deref() {
         None => Some(None),
+        Some(json) => {
+            let item = Item::of(json)?;
+            (item.id == id.as_str()).then_some(Some(item))
+        }
     }
 }
 
@@ -129,8 +105,7 @@ fn call_json(changed: &ChangedCall, id: &CallId) -> Option<Option<String>> {
 pub fn page(old: &Payload, limit: Limit, id: &CallId, changed: &ChangedCall) -> Option<Payload> {
     let more = old.page.as_ref()?.next_cursor.is_some();
     let list: Vec<&RawValue> = serde_json::from_str(&old.data_json).ok()?;
-    let json = call_json(changed, id)?;
-    let now = listed_item(changed, &json);
+    let now = listed_item(changed, id)?;
     let (items, more) = splice(items(&list)?, limit.get() as usize, more, id.as_str(), now)?;
     let next_cursor = match (more, items.last()) {
         (false, _) => None,
@@ -159,22 +134,15 @@ struct SummaryParts<'a> {
 /// An intent summary listing `limit` analyzed calls, `old` at the version before the
 /// delivery, patched with the delivery's call `id` as it is now and the owner's aggregates.
 pub fn summary(old: &Payload, limit: Limit, id: &CallId, changed: &ChangedCall) -> Option<Payload> {
-    let stats = serde_json::to_string(changed.stats.as_ref()?).ok()?;
+    let stats = changed.stats.as_ref()?;
     let parts: SummaryParts = serde_json::from_str(&old.data_json).ok()?;
     let limit = limit.get() as usize;
     // A summary does not say whether more analyzed calls exist: a full list may have more.
     let more = parts.calls.len() >= limit;
-    let json = call_json(changed, id)?;
-    let now = listed_item(changed, &json).filter(|_| changed.analyzed);
+    let now = listed_item(changed, id)?.filter(|_| changed.analyzed);
     let (items, _) = splice(items(&parts.calls)?, limit, more, id.as_str(), now)?;
-    let calls = join(&items);
-    let mut out = String::with_capacity(calls.len() + stats.len() + 20);
-    out.push_str("{\"calls\":");
-    out.push_str(&calls);
-    out.push_str(",\"stats\":");
-    out.push_str(&stats);
-    out.push('}');
-    Some(Payload::from_json(out, None))
+    let data = summary_json(&join(&items), stats).ok()?;
+    Some(Payload::from_json(data, None))
 }
 
 #[cfg(test)]

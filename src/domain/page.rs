@@ -56,6 +56,22 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(plain)
     }
 
+    /// Where a listed call sits, read from its JSON as the API writes it (`id`, `startedAt`).
+    pub fn of_listed_call(json: &str) -> Option<Self> {
+        #[derive(serde::Deserialize)]
+        struct Place<'a> {
+            #[serde(borrow)]
+            id: std::borrow::Cow<'a, str>,
+            #[serde(rename = "startedAt", borrow)]
+            started_at: std::borrow::Cow<'a, str>,
+        }
+        let place: Place = serde_json::from_str(json).ok()?;
+        Some(Self {
+            started_at: Timestamp::parse_rfc3339(&place.started_at)?,
+            id: CallId::parse(&place.id)?,
+        })
+    }
+
     pub fn decode(s: &str) -> Option<Self> {
         if s.is_empty() || s.len() > Self::MAX_ENCODED_LEN {
             return None;

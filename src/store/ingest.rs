@@ -2,7 +2,7 @@
 //! events (the aggregate triggers move with them) and reads back the outcome.
 
 use super::{sql, Database, RowSet, SqlValue, Statement, Store};
-use crate::domain::{Call, CallId, Delivery, Event, IntentStats, LandingView, UserId};
+use crate::domain::{CallId, Delivery, Event, IntentStats, LandingView, UserId};
 use crate::error::{AppError, AppResult, Context};
 use crate::reads::Payload;
 use serde::Deserialize;
@@ -64,8 +64,9 @@ pub struct Refreshed {
 /// The one call a delivery changed, as it is after the delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangedCall {
-    /// `None`: the call is not in the owner's list (deleted, or someone else's).
-    pub call: Option<Call>,
+    /// Its JSON as a list holds it (`sql::call_json!`); `None`: the call is not in the
+    /// owner's list (deleted, or someone else's).
+    pub json: Option<String>,
     /// Whether the owner's summary lists it (`calls.analyzed`).
     pub analyzed: bool,
     /// The owner's summary aggregates, when asked for.
@@ -80,7 +81,8 @@ impl Ingested {
 }
 
 #[derive(Deserialize)]
-struct AnalyzedFlag {
+struct ChangedRow {
+    j: String,
     analyzed: i64,
 }
 
@@ -346,35 +348,26 @@ impl<D: Database> Store<D> {
             for (view, at) in refresh_at {
                 let payload = match view {
                     LandingView::FirstPage(limit) => {
-                        super::page_payload(&super::page_from_rows(rows(at)?.decode()?, limit)?)?
+                        super::page_from_json(rows(at)?.decode()?, limit)?
                     }
-                    LandingView::Summary(_) => Payload::new(
-                        &super::summary_from_rows(rows(at)?, rows(at + 1)?, rows(at + 2)?)?,
-                        None,
-                    )?,
+                    LandingView::Summary(_) => {
+                        super::summary_from_json(rows(at)?, rows(at + 1)?, rows(at + 2)?)?
+                    }
                 };
                 ingested.refresh.views.push((view, payload));
             }
         }
         if let Some(at) = changed_at {
-            let found = rows(at)?;
-            let analyzed = found
-                .decode::<AnalyzedFlag>()?
-                .first()
-                .is_some_and(|f| f.analyzed != 0);
-            let call = found
-                .decode::<super::rows::CallRow>()?
-                .into_iter()
-                .next()
-                .map(super::rows::CallRow::into_call)
-                .transpose()?;
+            let found = rows(at)?.decode::<ChangedRow>()?.into_iter().next();
+            let analyzed = found.as_ref().is_some_and(|f| f.analyzed != 0);
+            let json = found.map(|f| f.j);
             let stats = if ask.aggregates {
                 Some(super::stats_from_rows(rows(at + 1)?, rows(at + 2)?)?)
             } else {
                 None
             };
             ingested.refresh.changed = Some(ChangedCall {
-                call,
+                json,
                 analyzed,
                 stats,
             });

@@ -25,15 +25,18 @@ mod tests;
 mod version_tests;
 
 use crate::domain::{
-    CallId, CallPage, Cursor, IntentStats, IntentSummary, Limit, PagePosition, PageRequest,
-    Timestamp, UserId, Version, E164,
+    CallId, Cursor, IntentStats, Limit, PagePosition, PageRequest, Timestamp, UserId, Version, E164,
 };
+#[cfg(test)]
+use crate::domain::{CallPage, IntentSummary};
 use crate::error::{AppError, AppResult, Context};
-use crate::reads::{PageMeta, Payload, ReadModel, Served};
+use crate::reads::{json_array, summary_json, PageMeta, Payload, ReadModel, Served};
 #[cfg(test)]
 pub(crate) use ingest::delivery_digest;
 pub use ingest::{ChangedCall, Ingested, RefreshAsk, Refreshed};
-use rows::{AnalysisRow, CallRow, EnrichmentRow, IntentRow, StatsRow};
+#[cfg(test)]
+use rows::CallRow;
+use rows::{AnalysisRow, EnrichmentRow, IntentRow, JsonRow, StatsRow};
 use serde::de::DeserializeOwned;
 use std::cell::Cell;
 
@@ -204,8 +207,85 @@ impl<D: Database> Store<D> {
         Ok(())
     }
 
-    /// A page of the user's calls, newest first, and the version it reflects. Reads
-    /// `limit + 1` rows to learn whether a next page exists.
+    /// A page of the user's calls, newest first, as D1 writes them (one JSON text per call,
+    /// `sql::call_json!`), and the version it reflects. Reads `limit + 1` rows to learn
+    /// whether a next page exists.
+    pub async fn load_page_json(
+        &self,
+        user: &UserId,
+        page: &PageRequest,
+    ) -> AppResult<(Payload, Version)> {
+        let fetch = i64::from(page.limit.get()) + 1;
+        let st = match &page.position {
+            PagePosition::Offset(offset) => Statement::new(
+                sql::PAGE_JSON_BY_OFFSET,
+                vec![
+                    user.as_str().into(),
+                    fetch.into(),
+                    i64::from(*offset).into(),
+                ],
+            ),
+            PagePosition::After(cursor) => Statement::new(
+                sql::PAGE_JSON_AFTER_CURSOR,
+                vec![
+                    user.as_str().into(),
+                    cursor.started_at.millis().into(),
+                    cursor.id.as_str().into(),
+                    fetch.into(),
+                ],
+            ),
+        };
+        let (rows, version) = self.with_version(user, st, "loading a call page").await?;
+        Ok((page_from_json(rows.decode()?, page.limit)?, version))
+    }
+
+    /// One call as D1 writes it, and the version it reflects.
+    pub async fn load_call_json(
+        &self,
+        user: &UserId,
+        call: &CallId,
+    ) -> AppResult<(Option<Payload>, Version)> {
+        let st = Statement::new(
+            sql::CALL_JSON_DETAIL,
+            vec![call.as_str().into(), user.as_str().into()],
+        );
+        let (rows, version) = self.with_version(user, st, "loading a call").await?;
+        let rows: Vec<JsonRow> = rows.decode()?;
+        let payload = rows
+            .into_iter()
+            .next()
+            .map(|r| Payload::from_json(r.j, None));
+        Ok((payload, version))
+    }
+
+    /// The intent summary, its calls as D1 writes them, and the version it reflects.
+    pub async fn load_summary_json(
+        &self,
+        user: &UserId,
+        limit: Limit,
+    ) -> AppResult<(Payload, Version)> {
+        let uid: SqlValue = user.as_str().into();
+        let results = self
+            .batch(vec![
+                Statement::new(sql::USER_STATS, vec![uid.clone()]),
+                Statement::new(sql::USER_INTENTS, vec![uid.clone()]),
+                Statement::new(
+                    sql::ANALYZED_CALLS_JSON,
+                    vec![uid, i64::from(limit.get()).into()],
+                ),
+                version_statement(user),
+            ])
+            .await
+            .context("loading the intent summary")?;
+        let [stats, intents, calls, version] = <[D::Rows; 4]>::try_from(results)
+            .map_err(|_| AppError::internal("intent summary batch: wrong result count"))?;
+        let version = decode_version(&version)?;
+        Ok((summary_from_json(&stats, &intents, &calls)?, version))
+    }
+
+    /// A page of the user's calls as domain values (the tests' reference for
+    /// [`Self::load_page_json`]).
+    #[cfg(test)]
     pub async fn load_call_page(
         &self,
         user: &UserId,
@@ -235,6 +315,7 @@ impl<D: Database> Store<D> {
         Ok((page_from_rows(rows.decode()?, page.limit)?, version))
     }
 
+    #[cfg(test)]
     pub async fn load_call(
         &self,
         user: &UserId,
@@ -254,6 +335,7 @@ impl<D: Database> Store<D> {
         Ok((call, version))
     }
 
+    #[cfg(test)]
     pub async fn load_intent_summary(
         &self,
         user: &UserId,
@@ -316,6 +398,43 @@ impl<D: Database> Store<D> {
 }
 
 /// A page from its `limit + 1` rows: the extra row only says that a next page exists.
+/// A page from the JSON of its `limit + 1` calls: the extra one only says that a next page
+/// exists; the last one kept is where it starts.
+fn page_from_json(rows: Vec<JsonRow>, limit: Limit) -> AppResult<Payload> {
+    let limit = limit.get() as usize;
+    let mut calls: Vec<String> = rows.into_iter().map(|r| r.j).collect();
+    let more = calls.len() > limit;
+    calls.truncate(limit);
+    let next_cursor = match (more, calls.last()) {
+        (true, Some(last)) => Some(
+            Cursor::of_listed_call(last)
+                .ok_or_else(|| AppError::internal("a listed call without its id or start"))?
+                .encode(),
+        ),
+        _ => None,
+    };
+    let meta = PageMeta {
+        count: calls.len(),
+        next_cursor,
+    };
+    Ok(Payload::from_json(json_array(&calls), Some(meta)))
+}
+
+/// A summary from the results of `USER_STATS`, `USER_INTENTS` and `ANALYZED_CALLS_JSON`.
+fn summary_from_json<R: RowSet>(stats: &R, intents: &R, calls: &R) -> AppResult<Payload> {
+    let calls: Vec<String> = calls
+        .decode::<JsonRow>()?
+        .into_iter()
+        .map(|r| r.j)
+        .collect();
+    let stats = stats_from_rows(stats, intents)?;
+    Ok(Payload::from_json(
+        summary_json(&json_array(&calls), &stats)?,
+        None,
+    ))
+}
+
+#[cfg(test)]
 fn page_from_rows(rows: Vec<CallRow>, limit: Limit) -> AppResult<CallPage> {
     let mut calls = rows
         .into_iter()
@@ -334,6 +453,7 @@ fn page_from_rows(rows: Vec<CallRow>, limit: Limit) -> AppResult<CallPage> {
 }
 
 /// A summary from the results of `USER_STATS`, `USER_INTENTS` and `ANALYZED_CALLS`.
+#[cfg(test)]
 fn summary_from_rows<R: RowSet>(stats: &R, intents: &R, calls: &R) -> AppResult<IntentSummary> {
     let calls: Vec<CallRow> = calls.decode()?;
     Ok(IntentSummary {
@@ -363,7 +483,8 @@ fn stats_from_rows<R: RowSet>(stats: &R, intents: &R) -> AppResult<IntentStats> 
     })
 }
 
-/// What a page of calls is sent and cached as.
+/// What a page of calls is sent and cached as, from domain values (the tests' reference).
+#[cfg(test)]
 pub(crate) fn page_payload(page: &CallPage) -> AppResult<Payload> {
     let meta = PageMeta {
         count: page.calls.len(),
@@ -409,8 +530,8 @@ impl<D: Database> ReadModel for Store<D> {
         page: &PageRequest,
         _at_least: Version,
     ) -> AppResult<Served<Payload>> {
-        let (loaded, version) = self.load_call_page(user, page).await?;
-        Ok(Served::from_d1(page_payload(&loaded)?, version))
+        let (payload, version) = self.load_page_json(user, page).await?;
+        Ok(Served::from_d1(payload, version))
     }
 
     async fn call_detail(
@@ -419,7 +540,8 @@ impl<D: Database> ReadModel for Store<D> {
         call: &CallId,
         _at_least: Version,
     ) -> AppResult<Served<Option<Payload>>> {
-        optional_payload(self.load_call(user, call).await?)
+        let (payload, version) = self.load_call_json(user, call).await?;
+        Ok(Served::from_d1(payload, version))
     }
 
     async fn call_enrichment(
@@ -446,8 +568,8 @@ impl<D: Database> ReadModel for Store<D> {
         limit: Limit,
         _at_least: Version,
     ) -> AppResult<Served<Payload>> {
-        let (summary, version) = self.load_intent_summary(user, limit).await?;
-        Ok(Served::from_d1(Payload::new(&summary, None)?, version))
+        let (payload, version) = self.load_summary_json(user, limit).await?;
+        Ok(Served::from_d1(payload, version))
     }
 
     fn usage(&self) -> Usage {

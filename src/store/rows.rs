@@ -2,10 +2,9 @@
 //! does not parse (an unknown status, a bad id) is a data bug: it becomes an internal error
 //! naming the column, never a silently wrong response.
 
-use crate::domain::{
-    Analysis, AnalysisStatus, Call, CallId, CallStatus, Direction, Enrichment, Provider, Recording,
-    Timestamp,
-};
+use crate::domain::{Analysis, AnalysisStatus, Enrichment, Timestamp};
+#[cfg(test)]
+use crate::domain::{Call, CallId, CallStatus, Direction, Provider, Recording};
 use crate::error::{AppError, AppResult};
 use serde::Deserialize;
 
@@ -13,6 +12,14 @@ fn bad(column: &str, value: &str) -> AppError {
     AppError::internal(format!("unexpected {column} in D1 row: {value:?}"))
 }
 
+/// A call as the JSON text D1 built for it (`sql::call_json!`).
+#[derive(Deserialize)]
+pub(super) struct JsonRow {
+    pub j: String,
+}
+
+/// A call column by column: the tests' reference for what D1's JSON must equal.
+#[cfg(test)]
 #[derive(Deserialize)]
 pub(super) struct CallRow {
     id: String,
@@ -45,6 +52,7 @@ pub(super) struct CallRow {
     en_updated_at: Option<i64>,
 }
 
+#[cfg(test)]
 impl CallRow {
     pub(super) fn into_call(self) -> AppResult<Call> {
         let analysis = match self.an_status {

@@ -5,6 +5,7 @@
 /// The columns of a Call with its recording, analysis and enrichment. The three are copies
 /// kept in the call row by the triggers of `migrations/0005` (analyses and enrichments only
 /// when they belong to the call's user), so a page reads one row per call.
+#[cfg(test)]
 macro_rules! call_columns {
     () => {
         "c.id, c.provider, c.direction, c.from_number, c.to_number, c.status, c.answered, \
@@ -16,13 +17,104 @@ macro_rules! call_columns {
     };
 }
 
+#[cfg(test)]
 macro_rules! call_select {
     () => {
         concat!("SELECT ", call_columns!(), " FROM calls c ")
     };
 }
 
+/// An epoch-millisecond column as RFC 3339 UTC, exactly as `Timestamp` writes it (the
+/// milliseconds only when not zero; floor division, so instants before 1970 too); NULL for
+/// NULL. `$x` is the column, named three times.
+macro_rules! rfc3339 {
+    ($x:literal) => {
+        concat!(
+            "(strftime('%Y-%m-%dT%H:%M:%S', (",
+            $x,
+            " - ((",
+            $x,
+            " % 1000) + 1000) % 1000) / 1000, 'unixepoch') || \
+             CASE WHEN ((",
+            $x,
+            " % 1000) + 1000) % 1000 = 0 THEN '' ELSE printf('.%03d', ((",
+            $x,
+            " % 1000) + 1000) % 1000) END || 'Z')"
+        )
+    };
+}
+
+/// A call as the API writes it, built by SQLite as one JSON text: the same fields, order and
+/// escaping as serializing `domain::Call` (`store::tests` holds the two to the same bytes),
+/// so a page crosses from D1 as one string per call instead of 28 fields. Numbers with a
+/// fraction are written with 15 significant digits (SQLite's `%!.15g`).
+macro_rules! call_json {
+    () => {
+        concat!(
+            "json_object('id', c.id, 'provider', c.provider, 'direction', c.direction, \
+             'from', c.from_number, 'to', c.to_number, 'status', c.status, \
+             'answered', json(CASE WHEN c.answered <> 0 THEN 'true' ELSE 'false' END), \
+             'startedAt', ",
+            rfc3339!("c.started_at"),
+            ", 'endedAt', ",
+            rfc3339!("c.ended_at"),
+            ", 'durationSeconds', c.duration_seconds, \
+             'recording', CASE WHEN c.rec_id IS NULL THEN NULL ELSE json_object('id', c.rec_id, \
+               'url', c.rec_url, 'durationSeconds', c.rec_duration, \
+               'status', COALESCE(c.rec_status, 'completed')) END, \
+             'analysis', CASE WHEN c.an_status IS NULL THEN NULL ELSE json_object('status', \
+               c.an_status, 'intent', c.an_intent, 'confidence', c.an_confidence, \
+               'summary', c.an_summary, 'completedAt', ",
+            rfc3339!("c.an_completed_at"),
+            ") END, \
+             'enrichment', CASE WHEN c.en_phone IS NULL OR c.en_updated_at IS NULL THEN NULL \
+               ELSE json_object('phoneNumber', c.en_phone, 'callerName', c.en_caller_name, \
+               'callerType', c.en_caller_type, 'lineType', c.en_line_type, \
+               'carrier', c.en_carrier, 'spamScore', c.en_spam_score, 'updatedAt', ",
+            rfc3339!("c.en_updated_at"),
+            ") END, 'createdAt', ",
+            rfc3339!("c.created_at"),
+            ", 'updatedAt', ",
+            rfc3339!("c.updated_at"),
+            ")"
+        )
+    };
+}
+
+/// One row per call, its JSON in `j`.
+macro_rules! call_json_select {
+    () => {
+        concat!("SELECT ", call_json!(), " AS j FROM calls c ")
+    };
+}
+
+/// ?1 user, ?2 limit, ?3 offset: a page as one JSON text per call.
+pub const PAGE_JSON_BY_OFFSET: &str = concat!(
+    call_json_select!(),
+    "WHERE c.user_id = ?1 ORDER BY c.started_at DESC, c.id DESC LIMIT ?2 OFFSET ?3"
+);
+
+/// ?1 user, ?2 cursor startedAt, ?3 cursor id, ?4 limit.
+pub const PAGE_JSON_AFTER_CURSOR: &str = concat!(
+    call_json_select!(),
+    "WHERE c.user_id = ?1 AND (c.started_at, c.id) < (?2, ?3) \
+     ORDER BY c.started_at DESC, c.id DESC LIMIT ?4"
+);
+
+/// ?1 call, ?2 user.
+pub const CALL_JSON_DETAIL: &str =
+    concat!(call_json_select!(), "WHERE c.id = ?1 AND c.user_id = ?2");
+
+/// ?1 user, ?2 limit. `c.analyzed = 1` must stay literal: it selects the partial index.
+pub const ANALYZED_CALLS_JSON: &str = concat!(
+    call_json_select!(),
+    "WHERE c.user_id = ?1 AND c.analyzed = 1 ORDER BY c.started_at DESC, c.id DESC LIMIT ?2"
+);
+
+// The same reads as domain values, column by column: what the tests compare the JSON with.
+
 /// ?1 user, ?2 limit, ?3 offset.
+#[cfg(test)]
 pub const CALL_PAGE_BY_OFFSET: &str = concat!(
     call_select!(),
     "WHERE c.user_id = ?1 ORDER BY c.started_at DESC, c.id DESC LIMIT ?2 OFFSET ?3"
@@ -30,6 +122,7 @@ pub const CALL_PAGE_BY_OFFSET: &str = concat!(
 
 /// ?1 user, ?2 cursor startedAt, ?3 cursor id, ?4 limit. The row-value comparison continues
 /// the `started_at desc, id desc` order strictly after the cursor, inside the index.
+#[cfg(test)]
 pub const CALL_PAGE_AFTER_CURSOR: &str = concat!(
     call_select!(),
     "WHERE c.user_id = ?1 AND (c.started_at, c.id) < (?2, ?3) \
@@ -37,9 +130,11 @@ pub const CALL_PAGE_AFTER_CURSOR: &str = concat!(
 );
 
 /// ?1 call, ?2 user.
+#[cfg(test)]
 pub const CALL_DETAIL: &str = concat!(call_select!(), "WHERE c.id = ?1 AND c.user_id = ?2");
 
 /// ?1 user, ?2 limit. `c.analyzed = 1` must stay literal: it selects the partial index.
+#[cfg(test)]
 pub const ANALYZED_CALLS: &str = concat!(
     call_select!(),
     "WHERE c.user_id = ?1 AND c.analyzed = 1 ORDER BY c.started_at DESC, c.id DESC LIMIT ?2"
@@ -130,6 +225,10 @@ pub const PING: &str = "SELECT 1 AS ok";
 /// The read statements, by name, for the query-plan test.
 #[cfg(test)]
 pub const READS: &[(&str, &str)] = &[
+    ("page as JSON by offset", PAGE_JSON_BY_OFFSET),
+    ("page as JSON after cursor", PAGE_JSON_AFTER_CURSOR),
+    ("call as JSON", CALL_JSON_DETAIL),
+    ("analyzed calls as JSON", ANALYZED_CALLS_JSON),
     ("call page by offset", CALL_PAGE_BY_OFFSET),
     ("call page after cursor", CALL_PAGE_AFTER_CURSOR),
     ("call detail", CALL_DETAIL),
@@ -344,7 +443,7 @@ macro_rules! claimed_watched_owner {
 /// Refresh on write, in the delivery's own batch after its writes (so at the version the
 /// batch returns): the owner's first page. ?1–?4 as `claimed_watched_owner`, ?5 limit + 1.
 pub const REFRESH_FIRST_PAGE: &str = concat!(
-    call_select!(),
+    call_json_select!(),
     "WHERE c.user_id = ",
     claimed_watched_owner!(),
     " ORDER BY c.started_at DESC, c.id DESC LIMIT ?5"
@@ -366,7 +465,7 @@ pub const REFRESH_USER_INTENTS: &str = concat!(
 /// Refresh on write: the owner's newest analyzed calls. ?1–?4 as `claimed_watched_owner`,
 /// ?5 limit.
 pub const REFRESH_ANALYZED_CALLS: &str = concat!(
-    call_select!(),
+    call_json_select!(),
     "WHERE c.user_id = ",
     claimed_watched_owner!(),
     " AND c.analyzed = 1 ORDER BY c.started_at DESC, c.id DESC LIMIT ?5"
@@ -387,8 +486,8 @@ macro_rules! claimed_owner {
 /// of watched users, so it costs the same whoever is watched. ?1–?3 as `claimed_owner`.
 pub const REFRESH_CHANGED_CALL: &str = concat!(
     "SELECT ",
-    call_columns!(),
-    ", c.analyzed FROM calls c WHERE c.id = \
+    call_json!(),
+    " AS j, c.analyzed FROM calls c WHERE c.id = \
      (SELECT d.call_id FROM webhook_deliveries d WHERE d.provider = ?1 \
       AND d.delivery_key = ?2 AND d.claim = ?3 AND d.outcome = 'applied') \
      AND c.user_id = ",

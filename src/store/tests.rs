@@ -416,3 +416,149 @@ fn a_row_with_an_unknown_status_is_an_internal_error_not_a_wrong_answer() {
     assert_eq!(err.status(), 500);
     assert!(err.to_string().contains("calls.status"));
 }
+
+/// Every column of a call set to one of a few awkward values each: escapes, non-ASCII, the
+/// edges of the timestamp range, instants before 1970, whole and fractional numbers, NULLs.
+const SET_EVERY_COLUMN: &str = "UPDATE calls SET from_number = ?2, to_number = ?3, status = ?4, \
+     answered = ?5, started_at = ?6, ended_at = ?7, duration_seconds = ?8, created_at = ?9, \
+     updated_at = ?10, rec_id = ?11, rec_url = ?12, rec_duration = ?13, rec_status = ?14, \
+     an_status = ?15, an_intent = ?16, an_confidence = ?17, an_summary = ?18, \
+     an_completed_at = ?19, en_phone = ?20, en_caller_name = ?21, en_caller_type = ?22, \
+     en_line_type = ?23, en_carrier = ?24, en_spam_score = ?25, en_updated_at = ?26 WHERE id = ?1";
+
+#[test]
+fn every_call_d1_writes_as_json_is_the_bytes_serializing_the_call_gives() {
+    use crate::cache::sim::Rng;
+    const TEXTS: &[&str] = &[
+        "",
+        "plain",
+        "quote \" and back\\slash /",
+        "line\nbreak\ttab\rreturn\u{8}\u{c}",
+        "\u{1}\u{1f}\u{7f}",
+        "é ü 漢字 🎉",
+        "</script>\u{2028}\u{2029}",
+    ];
+    const INSTANTS: &[i64] = &[
+        0,
+        1,
+        999,
+        1_000,
+        -1,
+        -1_000,
+        -1_001,
+        1_800_000_000_000,
+        1_800_000_000_123,
+        253_402_300_799_999,
+        -62_167_219_200_000,
+    ];
+    const NUMBERS: &[f64] = &[0.0, 0.5, 0.87, 1.0, 0.123, 0.99, 0.05, 12.5, 100.0];
+    let s = store();
+    let mut rng = Rng::new(11);
+    for n in 0..300 {
+        let id = format!("CA{n:03}");
+        insert_call(&s, "ada", &id, 1_000 + n, "completed");
+        let text = |rng: &mut Rng| SqlValue::Text((*rng.pick(TEXTS)).to_owned());
+        let maybe = |rng: &mut Rng, v: SqlValue| if rng.chance(0.3) { SqlValue::Null } else { v };
+        let instant = |rng: &mut Rng| SqlValue::Integer(*rng.pick(INSTANTS));
+        let number = |rng: &mut Rng| SqlValue::Real(*rng.pick(NUMBERS));
+        let status = (*rng.pick(&["ringing", "in-progress", "completed", "failed"])).to_owned();
+        let analysis = (*rng.pick(&["pending", "completed", "failed"])).to_owned();
+        let params = vec![
+            SqlValue::Text(id.clone()),
+            text(&mut rng),
+            text(&mut rng),
+            SqlValue::Text(status),
+            SqlValue::Integer(rng.below(2) as i64),
+            instant(&mut rng),
+            {
+                let v = instant(&mut rng);
+                maybe(&mut rng, v)
+            },
+            {
+                let v = SqlValue::Integer(rng.below(4000) as i64);
+                maybe(&mut rng, v)
+            },
+            instant(&mut rng),
+            instant(&mut rng),
+            {
+                let v = text(&mut rng);
+                maybe(&mut rng, v)
+            },
+            {
+                let v = text(&mut rng);
+                maybe(&mut rng, v)
+            },
+            {
+                let v = SqlValue::Integer(rng.below(600) as i64);
+                maybe(&mut rng, v)
+            },
+            {
+                let v = text(&mut rng);
+                maybe(&mut rng, v)
+            },
+            maybe(&mut rng, SqlValue::Text(analysis)),
+            {
+                let v = text(&mut rng);
+                maybe(&mut rng, v)
+            },
+            {
+                let v = number(&mut rng);
+                maybe(&mut rng, v)
+            },
+            {
+                let v = text(&mut rng);
+                maybe(&mut rng, v)
+            },
+            {
+                let v = instant(&mut rng);
+                maybe(&mut rng, v)
+            },
+            {
+                let v = text(&mut rng);
+                maybe(&mut rng, v)
+            },
+            {
+                let v = text(&mut rng);
+                maybe(&mut rng, v)
+            },
+            {
+                let v = text(&mut rng);
+                maybe(&mut rng, v)
+            },
+            {
+                let v = text(&mut rng);
+                maybe(&mut rng, v)
+            },
+            {
+                let v = text(&mut rng);
+                maybe(&mut rng, v)
+            },
+            {
+                let v = number(&mut rng);
+                maybe(&mut rng, v)
+            },
+            {
+                let v = instant(&mut rng);
+                maybe(&mut rng, v)
+            },
+        ];
+        block_on(s.db.batch(vec![Statement::new(SET_EVERY_COLUMN, params)])).expect("updates");
+        let (json, _) = block_on(s.load_call_json(&uid("ada"), &cid(&id))).expect("loads");
+        let (call, _) = block_on(s.load_call(&uid("ada"), &cid(&id))).expect("loads");
+        let serde = serde_json::to_string(&call.expect("the call")).expect("serializes");
+        assert_eq!(json.expect("the call").data_json, serde, "call {n}");
+    }
+    // Whole pages too, with their cursors, and summaries.
+    for (limit, position) in [(7, PagePosition::Offset(0)), (50, PagePosition::Offset(13))] {
+        let request = page(limit, position);
+        let (json, _) = block_on(s.load_page_json(&uid("ada"), &request)).expect("loads");
+        let (calls, _) = block_on(s.load_call_page(&uid("ada"), &request)).expect("loads");
+        assert_eq!(json, page_payload(&calls).expect("payload"));
+    }
+    let (json, _) = block_on(s.load_summary_json(&uid("ada"), Limit::new(20, 500).expect("ok")))
+        .expect("loads");
+    let (summary, _) =
+        block_on(s.load_intent_summary(&uid("ada"), Limit::new(20, 500).expect("ok")))
+            .expect("loads");
+    assert_eq!(json, Payload::new(&summary, None).expect("payload"));
+}

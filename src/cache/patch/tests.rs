@@ -106,13 +106,11 @@ fn first_page(s: &Store<SqliteDatabase>, n: u32) -> (Payload, Version) {
         limit: limit(n),
         position: PagePosition::Offset(0),
     };
-    let (page, version) = block_on(s.load_call_page(&ada(), &request)).expect("loads");
-    (crate::store::page_payload(&page).expect("payload"), version)
+    block_on(s.load_page_json(&ada(), &request)).expect("loads")
 }
 
 fn summary_of(s: &Store<SqliteDatabase>, n: u32) -> (Payload, Version) {
-    let (summary, version) = block_on(s.load_intent_summary(&ada(), limit(n))).expect("loads");
-    (Payload::new(&summary, None).expect("payload"), version)
+    block_on(s.load_summary_json(&ada(), limit(n))).expect("loads")
 }
 
 #[derive(Debug, Default)]
@@ -175,7 +173,7 @@ fn every_patch_equals_a_fresh_read_at_the_deliverys_version() {
 fn item(started_at: i64, id: &str) -> Item<'_> {
     Item {
         started_at,
-        id: Cow::Borrowed(id),
+        id: id.to_owned(),
         json: Cow::Borrowed(id),
     }
 }
