@@ -34,6 +34,8 @@ const SCENARIOS = [
   ["floor: /api/health", "/api/health", false],
   ["page 1 (limit 50), memory hit", "/api/webhook-calls", true],
   ["summary (limit 20), memory hit", "/api/intent-analysis?limit=20", true],
+  // Pages over 100 bypass the cache: every request reads D1.
+  ["page (limit 101), D1 every time", "/api/webhook-calls?limit=101", true],
 ];
 
 const log = (...a) => console.error("[bench:ab]", ...a);

@@ -36,7 +36,7 @@ pub(crate) use ingest::delivery_digest;
 pub use ingest::{ChangedCall, Ingested, RefreshAsk, Refreshed};
 #[cfg(test)]
 use rows::CallRow;
-use rows::{AnalysisRow, EnrichmentRow, IntentRow, JsonRow, StatsRow};
+use rows::{AnalysisRow, EnrichmentRow, IntentRow, JsonRow, StatsRow, VersionedJsonRow};
 use serde::de::DeserializeOwned;
 use std::cell::Cell;
 
@@ -199,6 +199,28 @@ impl<D: Database> Store<D> {
         Ok((rows, decode_version(&version)?))
     }
 
+    /// Runs `st`, whose rows carry `user`'s version as the same statement saw it (`v`): one
+    /// query, no batch. With no row there is no version to read, so `st` runs again in a
+    /// batch with the version (a 404, an empty page: the rare case).
+    async fn versioned_json(
+        &self,
+        user: &UserId,
+        st: Statement,
+        what: &'static str,
+    ) -> AppResult<(Vec<String>, Version)> {
+        let again = st.clone();
+        let rows: Vec<VersionedJsonRow> = self.query(st).await.context(what)?.decode()?;
+        let Some(first) = rows.first() else {
+            let (rows, version) = self.with_version(user, again, what).await?;
+            let rows: Vec<VersionedJsonRow> = rows.decode()?;
+            return Ok((rows.into_iter().map(|r| r.j).collect(), version));
+        };
+        let version = u64::try_from(first.v)
+            .map(Version::new)
+            .map_err(|_| AppError::internal("a negative version"))?;
+        Ok((rows.into_iter().map(|r| r.j).collect(), version))
+    }
+
     /// Whether D1 answers at all: one trivial query.
     pub async fn ping(&self) -> AppResult<()> {
         self.query(Statement::new(sql::PING, vec![]))
@@ -235,8 +257,8 @@ impl<D: Database> Store<D> {
                 ],
             ),
         };
-        let (rows, version) = self.with_version(user, st, "loading a call page").await?;
-        Ok((page_from_json(rows.decode()?, page.limit)?, version))
+        let (calls, version) = self.versioned_json(user, st, "loading a call page").await?;
+        Ok((page_from_json(calls, page.limit)?, version))
     }
 
     /// One call as D1 writes it, and the version it reflects.
@@ -249,12 +271,11 @@ impl<D: Database> Store<D> {
             sql::CALL_JSON_DETAIL,
             vec![call.as_str().into(), user.as_str().into()],
         );
-        let (rows, version) = self.with_version(user, st, "loading a call").await?;
-        let rows: Vec<JsonRow> = rows.decode()?;
-        let payload = rows
+        let (calls, version) = self.versioned_json(user, st, "loading a call").await?;
+        let payload = calls
             .into_iter()
             .next()
-            .map(|r| Payload::from_json(r.j, None));
+            .map(|j| Payload::from_json(j, None));
         Ok((payload, version))
     }
 
@@ -400,9 +421,8 @@ impl<D: Database> Store<D> {
 /// A page from its `limit + 1` rows: the extra row only says that a next page exists.
 /// A page from the JSON of its `limit + 1` calls: the extra one only says that a next page
 /// exists; the last one kept is where it starts.
-fn page_from_json(rows: Vec<JsonRow>, limit: Limit) -> AppResult<Payload> {
+fn page_from_json(mut calls: Vec<String>, limit: Limit) -> AppResult<Payload> {
     let limit = limit.get() as usize;
-    let mut calls: Vec<String> = rows.into_iter().map(|r| r.j).collect();
     let more = calls.len() > limit;
     calls.truncate(limit);
     let next_cursor = match (more, calls.last()) {

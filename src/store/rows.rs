@@ -18,6 +18,13 @@ pub(super) struct JsonRow {
     pub j: String,
 }
 
+/// [`JsonRow`] with its user's version as the same statement saw it.
+#[derive(Deserialize)]
+pub(super) struct VersionedJsonRow {
+    pub j: String,
+    pub v: i64,
+}
+
 /// A call column by column: the tests' reference for what D1's JSON must equal.
 #[cfg(test)]
 #[derive(Deserialize)]

@@ -24,6 +24,19 @@ macro_rules! call_select {
     };
 }
 
+/// A user's version as clients see it (`migrations/0008`): the purge epoch above 2^40, the
+/// user's own count below. `$user` is the SQL expression naming the user.
+macro_rules! version_of {
+    ($user:literal) => {
+        concat!(
+            "((SELECT epoch FROM cache_epoch WHERE id = 1) * 1099511627776 + \
+             COALESCE((SELECT version FROM user_versions WHERE user_id = ",
+            $user,
+            "), 0))"
+        )
+    };
+}
+
 /// An epoch-millisecond column as RFC 3339 UTC, exactly as `Timestamp` writes it (the
 /// milliseconds only when not zero; floor division, so instants before 1970 too); NULL for
 /// NULL. `$x` is the column, named three times.
@@ -88,22 +101,40 @@ macro_rules! call_json_select {
     };
 }
 
-/// ?1 user, ?2 limit, ?3 offset: a page as one JSON text per call.
+/// One row per call, its JSON in `j` and, in `v`, the version of the user `$user` names as
+/// the same statement saw it: the data and its version in one read, no batch. (An
+/// uncorrelated subquery: evaluated once per statement.) No row, no version: the store then
+/// reads both again in one batch.
+macro_rules! versioned_call_json_select {
+    ($user:literal) => {
+        concat!(
+            "SELECT ",
+            call_json!(),
+            " AS j, ",
+            version_of!($user),
+            " AS v FROM calls c "
+        )
+    };
+}
+
+/// ?1 user, ?2 limit, ?3 offset: a page as one JSON text per call, with the version.
 pub const PAGE_JSON_BY_OFFSET: &str = concat!(
-    call_json_select!(),
+    versioned_call_json_select!("?1"),
     "WHERE c.user_id = ?1 ORDER BY c.started_at DESC, c.id DESC LIMIT ?2 OFFSET ?3"
 );
 
 /// ?1 user, ?2 cursor startedAt, ?3 cursor id, ?4 limit.
 pub const PAGE_JSON_AFTER_CURSOR: &str = concat!(
-    call_json_select!(),
+    versioned_call_json_select!("?1"),
     "WHERE c.user_id = ?1 AND (c.started_at, c.id) < (?2, ?3) \
      ORDER BY c.started_at DESC, c.id DESC LIMIT ?4"
 );
 
 /// ?1 call, ?2 user.
-pub const CALL_JSON_DETAIL: &str =
-    concat!(call_json_select!(), "WHERE c.id = ?1 AND c.user_id = ?2");
+pub const CALL_JSON_DETAIL: &str = concat!(
+    versioned_call_json_select!("?2"),
+    "WHERE c.id = ?1 AND c.user_id = ?2"
+);
 
 /// ?1 user, ?2 limit. `c.analyzed = 1` must stay literal: it selects the partial index.
 pub const ANALYZED_CALLS_JSON: &str = concat!(
@@ -170,19 +201,6 @@ pub const DELETE_PHONE_ROUTE: &str = "DELETE FROM phone_numbers WHERE e164 = ?1"
 pub const RECENT_USERS: &str = "SELECT user_id FROM webhook_deliveries \
      WHERE received_at >= ?1 AND user_id IS NOT NULL \
      GROUP BY user_id ORDER BY MAX(received_at) DESC LIMIT ?2";
-
-/// A user's version as clients see it (`migrations/0008`): the purge epoch above 2^40, the
-/// user's own count below. `$user` is the SQL expression naming the user.
-macro_rules! version_of {
-    ($user:literal) => {
-        concat!(
-            "((SELECT epoch FROM cache_epoch WHERE id = 1) * 1099511627776 + \
-             COALESCE((SELECT version FROM user_versions WHERE user_id = ",
-            $user,
-            "), 0))"
-        )
-    };
-}
 
 /// ?1 user: the version a load reads in the same batch as its data, so the two agree.
 pub const VERSION_OF: &str = concat!("SELECT ", version_of!("?1"), " AS version");
