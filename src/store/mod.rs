@@ -1,7 +1,11 @@
 //! The D1 repository: SQL lives here and only here.
 //!
-//! [`Store`] builds [`Statement`]s and decodes rows into domain types; it talks to the database
-//! through the small [`Database`] trait. On Workers that is D1 (`d1.rs`); in host tests it is a
+//! [`Store`] builds [`Statement`]s and decodes rows; it talks to the database through the
+//! small [`Database`] trait. A listed call comes back as the JSON text D1 builds for it
+//! (`sql::call_json!`), with the user's version in the same statement: a page crosses from D1
+//! as one string per call, which the response and the cache use as they are. (The
+//! column-by-column reads into domain values remain, for the tests, which hold the two to the
+//! same bytes.) On Workers that is D1 (`d1.rs`); in host tests it is a
 //! real SQLite with the same migrations (`sqlite.rs`), so the queries, the aggregate triggers
 //! and the query plans are all tested off the runtime.
 //!
