@@ -77,7 +77,10 @@ impl Payload {
     }
 
     /// A payload around `data` already serialized (as `serde_json` writes it), with its ETag.
-    pub fn from_json(data_json: String, page: Option<PageMeta>) -> Self {
+    /// Spare capacity is given back: the memory tier weighs an entry by its length, so that
+    /// is all it may hold.
+    pub fn from_json(mut data_json: String, page: Option<PageMeta>) -> Self {
+        data_json.shrink_to_fit();
         let mut hasher = Sha256::new();
         hasher.update(data_json.as_bytes());
         if let Some(next) = page.as_ref().and_then(|p| p.next_cursor.as_deref()) {
@@ -212,5 +215,16 @@ mod tests {
         assert_ne!(a.etag, c.etag);
         assert_ne!(a.etag, paged.etag);
         assert!(a.etag.starts_with('"') && a.etag.ends_with('"') && a.etag.len() == 34);
+    }
+
+    #[test]
+    fn a_payload_holds_no_more_than_its_bytes_so_the_memory_bound_is_true() {
+        let mut grown = String::with_capacity(4096);
+        grown.push_str("[1,2]");
+        let p = Payload::from_json(grown, None);
+        assert_eq!(p.data_json.capacity(), p.data_json.len());
+        let big: Vec<u32> = (0..1000).collect();
+        let p = Payload::new(&big, None).expect("serializes");
+        assert_eq!(p.data_json.capacity(), p.data_json.len());
     }
 }
