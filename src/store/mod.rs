@@ -233,6 +233,29 @@ impl<D: Database> Store<D> {
         Ok(())
     }
 
+    /// The intent summary's batch: the user's stats, intent counts, newest `limit` analyzed
+    /// calls (by `calls_sql`) and version, in one round trip. The version comes back decoded.
+    async fn summary_batch(
+        &self,
+        user: &UserId,
+        limit: Limit,
+        calls_sql: &'static str,
+    ) -> AppResult<([D::Rows; 3], Version)> {
+        let uid: SqlValue = user.as_str().into();
+        let results = self
+            .batch(vec![
+                Statement::new(sql::USER_STATS, vec![uid.clone()]),
+                Statement::new(sql::USER_INTENTS, vec![uid.clone()]),
+                Statement::new(calls_sql, vec![uid, i64::from(limit.get()).into()]),
+                version_statement(user),
+            ])
+            .await
+            .context("loading the intent summary")?;
+        let [stats, intents, calls, version] = <[D::Rows; 4]>::try_from(results)
+            .map_err(|_| AppError::internal("intent summary batch: wrong result count"))?;
+        Ok(([stats, intents, calls], decode_version(&version)?))
+    }
+
     /// A page of the user's calls, newest first, as D1 writes them (one JSON text per call,
     /// `sql::call_json!`), and the version it reflects. Reads `limit + 1` rows to learn
     /// whether a next page exists.
@@ -241,26 +264,12 @@ impl<D: Database> Store<D> {
         user: &UserId,
         page: &PageRequest,
     ) -> AppResult<(Payload, Version)> {
-        let fetch = i64::from(page.limit.get()) + 1;
-        let st = match &page.position {
-            PagePosition::Offset(offset) => Statement::new(
-                sql::PAGE_JSON_BY_OFFSET,
-                vec![
-                    user.as_str().into(),
-                    fetch.into(),
-                    i64::from(*offset).into(),
-                ],
-            ),
-            PagePosition::After(cursor) => Statement::new(
-                sql::PAGE_JSON_AFTER_CURSOR,
-                vec![
-                    user.as_str().into(),
-                    cursor.started_at.millis().into(),
-                    cursor.id.as_str().into(),
-                    fetch.into(),
-                ],
-            ),
-        };
+        let st = page_statement(
+            user,
+            page,
+            sql::PAGE_JSON_BY_OFFSET,
+            sql::PAGE_JSON_AFTER_CURSOR,
+        );
         let (calls, version) = self.versioned_json(user, st, "loading a call page").await?;
         Ok((page_from_json(calls, page.limit)?, version))
     }
@@ -289,22 +298,9 @@ impl<D: Database> Store<D> {
         user: &UserId,
         limit: Limit,
     ) -> AppResult<(Payload, Version)> {
-        let uid: SqlValue = user.as_str().into();
-        let results = self
-            .batch(vec![
-                Statement::new(sql::USER_STATS, vec![uid.clone()]),
-                Statement::new(sql::USER_INTENTS, vec![uid.clone()]),
-                Statement::new(
-                    sql::ANALYZED_CALLS_JSON,
-                    vec![uid, i64::from(limit.get()).into()],
-                ),
-                version_statement(user),
-            ])
-            .await
-            .context("loading the intent summary")?;
-        let [stats, intents, calls, version] = <[D::Rows; 4]>::try_from(results)
-            .map_err(|_| AppError::internal("intent summary batch: wrong result count"))?;
-        let version = decode_version(&version)?;
+        let ([stats, intents, calls], version) = self
+            .summary_batch(user, limit, sql::ANALYZED_CALLS_JSON)
+            .await?;
         Ok((summary_from_json(&stats, &intents, &calls)?, version))
     }
 
@@ -316,26 +312,12 @@ impl<D: Database> Store<D> {
         user: &UserId,
         page: &PageRequest,
     ) -> AppResult<(CallPage, Version)> {
-        let fetch = i64::from(page.limit.get()) + 1;
-        let st = match &page.position {
-            PagePosition::Offset(offset) => Statement::new(
-                sql::CALL_PAGE_BY_OFFSET,
-                vec![
-                    user.as_str().into(),
-                    fetch.into(),
-                    i64::from(*offset).into(),
-                ],
-            ),
-            PagePosition::After(cursor) => Statement::new(
-                sql::CALL_PAGE_AFTER_CURSOR,
-                vec![
-                    user.as_str().into(),
-                    cursor.started_at.millis().into(),
-                    cursor.id.as_str().into(),
-                    fetch.into(),
-                ],
-            ),
-        };
+        let st = page_statement(
+            user,
+            page,
+            sql::CALL_PAGE_BY_OFFSET,
+            sql::CALL_PAGE_AFTER_CURSOR,
+        );
         let (rows, version) = self.with_version(user, st, "loading a call page").await?;
         Ok((page_from_rows(rows.decode()?, page.limit)?, version))
     }
@@ -366,22 +348,8 @@ impl<D: Database> Store<D> {
         user: &UserId,
         limit: Limit,
     ) -> AppResult<(IntentSummary, Version)> {
-        let uid: SqlValue = user.as_str().into();
-        let results = self
-            .batch(vec![
-                Statement::new(sql::USER_STATS, vec![uid.clone()]),
-                Statement::new(sql::USER_INTENTS, vec![uid.clone()]),
-                Statement::new(
-                    sql::ANALYZED_CALLS,
-                    vec![uid, i64::from(limit.get()).into()],
-                ),
-                version_statement(user),
-            ])
-            .await
-            .context("loading the intent summary")?;
-        let [stats, intents, calls, version] = <[D::Rows; 4]>::try_from(results)
-            .map_err(|_| AppError::internal("intent summary batch: wrong result count"))?;
-        let version = decode_version(&version)?;
+        let ([stats, intents, calls], version) =
+            self.summary_batch(user, limit, sql::ANALYZED_CALLS).await?;
         Ok((summary_from_rows(&stats, &intents, &calls)?, version))
     }
 
@@ -423,6 +391,36 @@ impl<D: Database> Store<D> {
 }
 
 /// A page from its `limit + 1` rows: the extra row only says that a next page exists.
+/// A page's statement: `by_offset` (?1 user, ?2 limit, ?3 offset) or `after_cursor` (?1 user,
+/// ?2 cursor startedAt, ?3 cursor id, ?4 limit), reading `limit + 1` rows.
+fn page_statement(
+    user: &UserId,
+    page: &PageRequest,
+    by_offset: &'static str,
+    after_cursor: &'static str,
+) -> Statement {
+    let fetch = i64::from(page.limit.get()) + 1;
+    match &page.position {
+        PagePosition::Offset(offset) => Statement::new(
+            by_offset,
+            vec![
+                user.as_str().into(),
+                fetch.into(),
+                i64::from(*offset).into(),
+            ],
+        ),
+        PagePosition::After(cursor) => Statement::new(
+            after_cursor,
+            vec![
+                user.as_str().into(),
+                cursor.started_at.millis().into(),
+                cursor.id.as_str().into(),
+                fetch.into(),
+            ],
+        ),
+    }
+}
+
 /// A page from the JSON of its `limit + 1` calls: the extra one only says that a next page
 /// exists; the last one kept is where it starts.
 fn page_from_json(mut calls: Vec<String>, limit: Limit) -> AppResult<Payload> {

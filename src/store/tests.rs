@@ -461,6 +461,11 @@ fn every_call_d1_writes_as_json_is_the_bytes_serializing_the_call_gives() {
         let maybe = |rng: &mut Rng, v: SqlValue| if rng.chance(0.3) { SqlValue::Null } else { v };
         let instant = |rng: &mut Rng| SqlValue::Integer(*rng.pick(INSTANTS));
         let number = |rng: &mut Rng| SqlValue::Real(*rng.pick(NUMBERS));
+        // A value from `make`, or (three times in ten) NULL.
+        let or_null = |rng: &mut Rng, make: &dyn Fn(&mut Rng) -> SqlValue| {
+            let v = make(rng);
+            maybe(rng, v)
+        };
         let status = (*rng.pick(&["ringing", "in-progress", "completed", "failed"])).to_owned();
         let analysis = (*rng.pick(&["pending", "completed", "failed"])).to_owned();
         let params = vec![
@@ -470,77 +475,26 @@ fn every_call_d1_writes_as_json_is_the_bytes_serializing_the_call_gives() {
             SqlValue::Text(status),
             SqlValue::Integer(rng.below(2) as i64),
             instant(&mut rng),
-            {
-                let v = instant(&mut rng);
-                maybe(&mut rng, v)
-            },
-            {
-                let v = SqlValue::Integer(rng.below(4000) as i64);
-                maybe(&mut rng, v)
-            },
+            or_null(&mut rng, &instant),
+            or_null(&mut rng, &|r| SqlValue::Integer(r.below(4000) as i64)),
             instant(&mut rng),
             instant(&mut rng),
-            {
-                let v = text(&mut rng);
-                maybe(&mut rng, v)
-            },
-            {
-                let v = text(&mut rng);
-                maybe(&mut rng, v)
-            },
-            {
-                let v = SqlValue::Integer(rng.below(600) as i64);
-                maybe(&mut rng, v)
-            },
-            {
-                let v = text(&mut rng);
-                maybe(&mut rng, v)
-            },
+            or_null(&mut rng, &text),
+            or_null(&mut rng, &text),
+            or_null(&mut rng, &|r| SqlValue::Integer(r.below(600) as i64)),
+            or_null(&mut rng, &text),
             maybe(&mut rng, SqlValue::Text(analysis)),
-            {
-                let v = text(&mut rng);
-                maybe(&mut rng, v)
-            },
-            {
-                let v = number(&mut rng);
-                maybe(&mut rng, v)
-            },
-            {
-                let v = text(&mut rng);
-                maybe(&mut rng, v)
-            },
-            {
-                let v = instant(&mut rng);
-                maybe(&mut rng, v)
-            },
-            {
-                let v = text(&mut rng);
-                maybe(&mut rng, v)
-            },
-            {
-                let v = text(&mut rng);
-                maybe(&mut rng, v)
-            },
-            {
-                let v = text(&mut rng);
-                maybe(&mut rng, v)
-            },
-            {
-                let v = text(&mut rng);
-                maybe(&mut rng, v)
-            },
-            {
-                let v = text(&mut rng);
-                maybe(&mut rng, v)
-            },
-            {
-                let v = number(&mut rng);
-                maybe(&mut rng, v)
-            },
-            {
-                let v = instant(&mut rng);
-                maybe(&mut rng, v)
-            },
+            or_null(&mut rng, &text),
+            or_null(&mut rng, &number),
+            or_null(&mut rng, &text),
+            or_null(&mut rng, &instant),
+            or_null(&mut rng, &text),
+            or_null(&mut rng, &text),
+            or_null(&mut rng, &text),
+            or_null(&mut rng, &text),
+            or_null(&mut rng, &text),
+            or_null(&mut rng, &number),
+            or_null(&mut rng, &instant),
         ];
         block_on(s.db.batch(vec![Statement::new(SET_EVERY_COLUMN, params)])).expect("updates");
         let (json, _) = block_on(s.load_call_json(&uid("ada"), &cid(&id))).expect("loads");
