@@ -16,11 +16,11 @@
 // checkout's tools; both sides run without the live feed's binding (the base has no such
 // object, and reads never touch it).
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { BENCH_VARS, standardHeaders, wrk as wrkCycling } from "./bench-common.mjs";
+import { BENCH_VARS, cpuSeconds, standardHeaders, workerdPids, wrk as wrkCycling } from "./bench-common.mjs";
 import { ROOT, applyMigrations, signJwt, startWorker } from "./runtime.mjs";
 
 const BASE = process.argv[2] ?? "609e865";
@@ -70,26 +70,6 @@ function signedCall(i) {
     data: { userId: USER, id: `CAB${String(i).padStart(4, "0")}`, status: "completed", durationSeconds: 30 + i, startedAt: new Date(Date.now() - i * 60_000).toISOString() },
   });
   return { body, headers: standardHeaders(VARS.WEBHOOK_SECRET, id, body) };
-}
-
-/** This process's workerd children (each Miniflare runs one). */
-function workerdPids() {
-  const pids = [];
-  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
-    try {
-      const status = readFileSync(`/proc/${pid}/status`, "utf8");
-      if (/^Name:\s+workerd/m.test(status) && status.includes(`PPid:\t${process.pid}`)) pids.push(pid);
-    } catch {
-      // the process went away
-    }
-  }
-  return pids;
-}
-
-/** CPU seconds (user + system) the process has used: less noisy than req/s on a shared box. */
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 
 async function side(label, root) {

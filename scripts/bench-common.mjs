@@ -1,8 +1,9 @@
 // What the benchmarks share: the worker's vars, the request-file line format of
 // bench/wrk-replay.lua, Standard Webhooks signing, and wrk itself (cycling for a duration, in
-// the background, or every line exactly once).
+// the background, or every line exactly once), and workerd's CPU time per process.
 import { spawn, spawnSync } from "node:child_process";
 import { createHmac } from "node:crypto";
+import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "./runtime.mjs";
 
@@ -98,4 +99,24 @@ export function wrkOnce(url, file, { capSeconds, connections }) {
       }
     });
   });
+}
+
+/** This process's workerd children (each Miniflare runs one). */
+export function workerdPids() {
+  const pids = [];
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      if (/^Name:\s+workerd/m.test(status) && status.includes(`PPid:\t${process.pid}`)) pids.push(pid);
+    } catch {
+      // the process went away
+    }
+  }
+  return pids;
+}
+
+/** CPU seconds (user + system) the process has used: less noisy than req/s on a shared box. */
+export function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }

@@ -2,12 +2,14 @@
 // write instead (bench/reference/js/worker.mjs) and, at the floor, a bare workers-rs worker
 // (bench/reference/bare), each served by its own Miniflare on the same data, measured in turn
 // by the same wrk in the same run. Called by scripts/bench.mjs; prints absolute req/s, p50/p99
-// and the ratio per route and tier.
+// and the ratio per route and tier, and each side's workerd CPU time per request (read from
+// /proc: each Miniflare runs its own workerd), which moves far less with the machine's other
+// load than req/s does.
 import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { line, standardHeaders, wrk as wrkCycling } from "./bench-common.mjs";
+import { cpuSeconds, line, standardHeaders, workerdPids, wrk as wrkCycling } from "./bench-common.mjs";
 import { ROOT, startWorker } from "./runtime.mjs";
 
 const log = (...a) => console.error("[bench:race]", ...a);
@@ -77,7 +79,9 @@ export async function race({ template, vars, auth, heavy, users, seconds, connec
   const start = async (label, opts) => {
     const dir = join(scratch, `${label}-${started.length}`);
     cpSync(template, dir, { recursive: true });
+    const before = new Set(workerdPids());
     const w = await startWorker({ persistDir: dir, live: false, assets: null, ...opts });
+    w.pid = workerdPids().find((p) => !before.has(p));
     started.push(w);
     return w;
   };
@@ -108,7 +112,9 @@ export async function race({ template, vars, auth, heavy, users, seconds, connec
           // Each ingest round gets webhooks never sent before, so every one is applied.
           const f = s.webhooks ? file(`hooks-${name}-${round}.txt`, webhookLines(vars.WEBHOOK_SECRET, users, 20_000)) : s.file;
           log(`${s.route}, ${s.tier}: ${name} round ${round + 1}`);
+          const cpu = w.pid ? cpuSeconds(w.pid) : NaN;
           const r = wrk(w.url, f, seconds, connections);
+          r.cpuUsPerRequest = w.pid && r.requests ? ((cpuSeconds(w.pid) - cpu) * 1e6) / r.requests : NaN;
           // A non-2xx is a broken worker; a socket error (wrk's 2 s timeout) is a measurement,
           // and is counted in the table.
           if (r.non2xx) throw new Error(`${name} ${s.route}: ${r.non2xx} non-2xx responses`);
@@ -137,8 +143,8 @@ function render(rows, seconds, connections, rounds, heavy) {
       "The reference is `bench/reference/js/worker.mjs` (Map → KV → D1 with this project's default TTLs, WebCrypto HS256, one-batch ingest); the floor's third column is `bench/reference/bare` (workers-rs answering `{\"ok\":true}`).",
   );
   out.push("");
-  out.push("| route | tier | project req/s | p50 / p99 ms | JS req/s | p50 / p99 ms | bare workers-rs req/s | timeouts (project / JS) | project ÷ reference | target | met |");
-  out.push("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |");
+  out.push("| route | tier | project req/s | p50 / p99 ms | JS req/s | p50 / p99 ms | bare workers-rs req/s | timeouts (project / JS) | workerd CPU µs/req (project / reference) | project ÷ reference | target | met |");
+  out.push("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |");
   for (const r of rows) {
     const p = rps(r.runs.project);
     const j = rps(r.runs.js);
@@ -146,8 +152,10 @@ function render(rows, seconds, connections, rounds, heavy) {
     const [against, want] = r.target;
     const ratio = p / (against === "bare" ? b : j);
     const errors = (runs) => (runs ?? []).reduce((n, x) => n + x.socket_errors, 0);
+    const cpu = (runs) => (runs?.length ? mean(runs.map((x) => x.cpuUsPerRequest)) : NaN);
+    const reference = against === "bare" ? r.runs.bare : r.runs.js;
     out.push(
-      `| ${r.route} | ${r.tier} | ${fmt(p)} | ${ms(r.runs.project, "p50_us")} / ${ms(r.runs.project, "p99_us")} | ${fmt(j)} | ${ms(r.runs.js, "p50_us")} / ${ms(r.runs.js, "p99_us")} | ${fmt(b)} | ${errors(r.runs.project)} / ${errors(r.runs.js)} | ${fmt(ratio, 2)} × ${against === "bare" ? "bare" : "JS"} | ≥ ${want} | ${ratio >= want ? "yes" : "**no**"} |`,
+      `| ${r.route} | ${r.tier} | ${fmt(p)} | ${ms(r.runs.project, "p50_us")} / ${ms(r.runs.project, "p99_us")} | ${fmt(j)} | ${ms(r.runs.js, "p50_us")} / ${ms(r.runs.js, "p99_us")} | ${fmt(b)} | ${errors(r.runs.project)} / ${errors(r.runs.js)} | ${fmt(cpu(r.runs.project))} / ${fmt(cpu(reference))} | ${fmt(ratio, 2)} × ${against === "bare" ? "bare" : "JS"} | ≥ ${want} | ${ratio >= want ? "yes" : "**no**"} |`,
     );
   }
   return out;

@@ -144,7 +144,7 @@ export default { fetch() { return new Response("live-failing"); } };
  * `scriptPath` another worker entirely, with the same bindings (the bench's reference workers).
  * Returns { url, mf, db, kv, scheduled, fetchCopy, dispose }.
  */
-export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.1", faults, copies = 1, onLog, assets = join(ROOT, "public"), live = true, root = ROOT, scriptPath = join(root, "build/index.js") }) {
+export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.1", faults, copies = 1, onLog, assets = join(ROOT, "public"), live = true, root = ROOT, scriptPath = join(root, "build/index.js"), inspectorPort }) {
   const settings = wranglerSettings(root);
   if (!existsSync(scriptPath)) {
     throw new Error(`${scriptPath} is missing: run \`bash scripts/build.sh\` first`);
@@ -219,6 +219,7 @@ export async function startWorker({ persistDir, vars, port = 0, host = "127.0.0.
     durableObjectsPersist: join(persistDir, "v3/do"),
     host,
     port,
+    ...(inspectorPort ? { inspectorPort } : {}),
     ...logging,
   });
   const url = (await mf.ready).toString().replace(/\/$/, "");

@@ -19,7 +19,10 @@ use crate::webhooks::{claim_nonce, parking};
 use futures_util::StreamExt;
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::{event, Context, Env, Headers, ScheduleContext, ScheduledEvent};
+use worker::js_sys;
+use worker::wasm_bindgen::JsCast;
+use worker::web_sys;
+use worker::{event, Context, Env, ScheduleContext, ScheduledEvent};
 
 /// Bodies larger than this are refused; no more than this is ever buffered.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -124,17 +127,16 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// Takes the runtime's own request and answers with the runtime's own response: converting to
+/// `worker::Request` would read (and so parse) the request's `cf` object, which nothing here
+/// uses, on every request — the largest single cost at the floor.
 #[event(fetch)]
-async fn fetch(
-    mut req: worker::Request,
-    env: Env,
-    ctx: Context,
-) -> worker::Result<worker::Response> {
+async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
     let started = RuntimeClock.now().millis();
     let (config, _, _, bindings) = isolate(&env);
-    let request = match read_request(&mut req).await {
+    let request = match read_request(&req).await {
         Ok(r) => r,
-        Err(e) => return to_worker_response(respond::error(&e)),
+        Err(e) => return to_runtime_response(respond::error(&e)),
     };
     let mut usage = crate::store::Usage::default();
     let rt = WorkersRuntime::Request(Rc::new(ctx));
@@ -163,7 +165,8 @@ async fn fetch(
         },
     };
     if let Some(ticket) = &handled.upgrade {
-        return forward_upgrade(&env, ticket, &req).await;
+        let req = worker::Request::from(req);
+        return forward_upgrade(&env, ticket, &req).await.map(Into::into);
     }
     if config.cache.debug {
         log_request(&request, &handled, started, usage);
@@ -186,7 +189,7 @@ async fn fetch(
     if let Some(note) = &handled.note {
         worker::console_warn!("{}: {note}", line());
     }
-    to_worker_response(handled.response)
+    to_runtime_response(handled.response)
 }
 
 /// One structured line per request (`CACHE_DEBUG=true`): route, status, tier, time and D1
@@ -278,19 +281,15 @@ fn method_name(m: Method) -> &'static str {
     }
 }
 
-async fn read_request(req: &mut worker::Request) -> Result<Request, AppError> {
+async fn read_request(req: &web_sys::Request) -> Result<Request, AppError> {
     // The runtime's own string, not a re-serialization: Twilio signs the URL exactly as it
     // called it, and a parse-and-print round trip may change characters such as `'`.
-    let url = req.inner().url();
+    let url = req.url();
     let (path, query) =
         crate::http::split_url(&url).ok_or_else(|| AppError::InvalidRequest("bad URL".into()))?;
     let (path, query) = (path.to_owned(), query.to_owned());
-    let method = Method::parse(req.method().as_ref());
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .entries()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect();
+    let method = Method::parse(&req.method());
+    let headers = read_headers(&req.headers(), method);
     let declared_len = headers
         .iter()
         .find(|(k, _)| k == "content-length")
@@ -315,14 +314,40 @@ async fn read_request(req: &mut worker::Request) -> Result<Request, AppError> {
     })
 }
 
+/// The headers the app reads for `method` ([`crate::http::read_headers`]), one lookup each: a
+/// request from a browser through the edge carries a dozen or more others, and walking them
+/// all costs several crossings per header.
+fn read_headers(headers: &web_sys::Headers, method: Method) -> Vec<(String, String)> {
+    crate::http::read_headers(method)
+        .iter()
+        .filter_map(|&name| {
+            let value = headers.get(name).ok().flatten()?;
+            Some((name.to_owned(), value))
+        })
+        .collect()
+}
+
+/// The request's body as a stream of byte chunks (`None`: there is no body).
+fn body_chunks(
+    req: &web_sys::Request,
+) -> Option<impl futures_util::Stream<Item = Result<Vec<u8>, ()>>> {
+    let raw = req.body()?;
+    let stream = wasm_streams::ReadableStream::from_raw(raw.unchecked_into()).into_stream();
+    Some(stream.map(|chunk| {
+        chunk
+            .map(|c| js_sys::Uint8Array::new(&c).to_vec())
+            .map_err(|_| ())
+    }))
+}
+
 /// Reads the body chunk by chunk and stops at the first byte past the cap, so a body without
 /// (or lying about) `Content-Length` is never buffered beyond 1 MiB.
-async fn read_body_capped(req: &mut worker::Request) -> Result<Vec<u8>, AppError> {
+async fn read_body_capped(req: &web_sys::Request) -> Result<Vec<u8>, AppError> {
     let unreadable = || AppError::InvalidRequest("the body could not be read".into());
-    let mut stream = match req.stream() {
-        Ok(s) => s,
-        Err(_) => return Ok(Vec::new()), // no body
+    let Some(stream) = body_chunks(req) else {
+        return Ok(Vec::new()); // no body
     };
+    let mut stream = std::pin::pin!(stream);
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| unreadable())?;
@@ -344,8 +369,11 @@ async fn read_body_capped(req: &mut worker::Request) -> Result<Vec<u8>, AppError
 }
 
 /// Reads and drops a body, up to [`MAX_DRAINED_BYTES`].
-async fn discard_body(req: &mut worker::Request) {
-    let Ok(mut stream) = req.stream() else { return };
+async fn discard_body(req: &web_sys::Request) {
+    let Some(stream) = body_chunks(req) else {
+        return;
+    };
+    let mut stream = std::pin::pin!(stream);
     let mut seen = 0;
     while seen <= MAX_DRAINED_BYTES {
         match stream.next().await {
@@ -355,16 +383,24 @@ async fn discard_body(req: &mut worker::Request) {
     }
 }
 
-pub(crate) fn to_worker_response(res: crate::http::Response) -> worker::Result<worker::Response> {
-    let headers = Headers::new();
+/// The app's response as the runtime's: status, headers and body set once each, with no
+/// intermediate `worker::Response`.
+pub(crate) fn to_runtime_response(res: crate::http::Response) -> worker::Result<web_sys::Response> {
+    let headers = web_sys::Headers::new()?;
     for (k, v) in &res.headers {
         headers.append(k, v)?;
     }
+    let init = web_sys::ResponseInit::new();
+    init.set_status(res.status);
+    init.set_headers(&headers);
     // 204 and 304 must have a null body, not an empty one.
-    let base = if res.body.is_empty() {
-        worker::Response::empty()?
+    let response = if res.body.is_empty() {
+        web_sys::Response::new_with_opt_buffer_source_and_init(None, &init)?
     } else {
-        worker::Response::from_bytes(res.body)?
+        // Bytes, copied once into a JavaScript array: a string body would be decoded from
+        // UTF-8 here and encoded back by the runtime, two passes over a page of tens of KB.
+        let body = js_sys::Uint8Array::from(res.body.as_slice());
+        web_sys::Response::new_with_opt_buffer_source_and_init(Some(&body), &init)?
     };
-    Ok(base.with_status(res.status).with_headers(headers))
+    Ok(response)
 }

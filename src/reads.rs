@@ -8,7 +8,7 @@
 use crate::domain::{CallId, Limit, PageRequest, UserId, Version};
 use crate::error::AppResult;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use std::rc::Rc;
 
 /// Which tier produced a read, and how: the `X-Cache` header and `meta.source` / `meta.cacheHit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,10 +54,12 @@ impl Source {
     }
 }
 
-/// A read's `data`, serialized once, with what the page meta needs and a strong ETag.
+/// A read's `data`, serialized once, with what the page meta needs and a strong ETag. The
+/// text is shared, not owned: a memory hit hands the entry's payload to the response, and a
+/// page or summary is tens of KB that a clone per hit would copy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Payload {
-    pub data_json: String,
+    pub data_json: Rc<str>,
     /// Present for pages: the number of items and where the next page starts.
     pub page: Option<PageMeta>,
     pub etag: String,
@@ -77,29 +79,59 @@ impl Payload {
     }
 
     /// A payload around `data` already serialized (as `serde_json` writes it), with its ETag.
-    /// Spare capacity is given back: the memory tier weighs an entry by its length, so that
-    /// is all it may hold.
-    pub fn from_json(mut data_json: String, page: Option<PageMeta>) -> Self {
-        data_json.shrink_to_fit();
-        let mut hasher = Sha256::new();
-        hasher.update(data_json.as_bytes());
-        if let Some(next) = page.as_ref().and_then(|p| p.next_cursor.as_deref()) {
-            hasher.update(b"\0");
-            hasher.update(next.as_bytes());
-        }
-        let digest = hasher.finalize();
-        let mut etag = String::with_capacity(34);
-        etag.push('"');
-        for b in &digest[..16] {
-            etag.push_str(&format!("{b:02x}"));
-        }
-        etag.push('"');
+    /// The text moves into an allocation of exactly its length: the memory tier weighs an
+    /// entry by its length, so that is all it may hold.
+    pub fn from_json(data_json: String, page: Option<PageMeta>) -> Self {
+        let next = page.as_ref().and_then(|p| p.next_cursor.as_deref());
+        let [a, b] = content_digest(data_json.as_bytes(), next.map(str::as_bytes));
+        let etag = format!("\"{a:016x}{b:016x}\"");
         Self {
-            data_json,
+            data_json: Rc::from(data_json),
             page,
             etag,
         }
     }
+}
+
+/// 128 bits that change whenever `data` or `next` does: the strong ETag of a payload. Not a
+/// cryptographic hash, and it need not be: an ETag only has to tell one version of a user's
+/// own view from another, and SHA-256 in wasm cost about 1 ms per 100 KB, on every load and
+/// every patch (a summary refreshed on write was most of a webhook's time). Two independent
+/// multiply-rotate lanes over 8-byte words, each finished with a full avalanche (the
+/// `fmix64` step of MurmurHash3); the length and a separator between the parts go in too.
+fn content_digest(data: &[u8], next: Option<&[u8]>) -> [u64; 2] {
+    const K1: u64 = 0x9e37_79b9_7f4a_7c15;
+    const K2: u64 = 0xc2b2_ae3d_27d4_eb4f;
+    fn fmix(mut h: u64) -> u64 {
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+    let (mut a, mut b) = (0x243f_6a88_85a3_08d3_u64, 0x1319_8a2e_0370_7344_u64);
+    let mut mix = |bytes: &[u8]| {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(w);
+            let w = u64::from_le_bytes(word);
+            a = (a ^ w).wrapping_mul(K1).rotate_left(31);
+            b = (b.rotate_left(27) ^ w).wrapping_mul(K2);
+        }
+        let mut tail = [0u8; 8];
+        tail[..words.remainder().len()].copy_from_slice(words.remainder());
+        let w = u64::from_le_bytes(tail) ^ ((bytes.len() as u64) << 56);
+        a = (a ^ w).wrapping_mul(K1).rotate_left(31);
+        b = (b.rotate_left(27) ^ w).wrapping_mul(K2);
+    };
+    mix(data);
+    if let Some(next) = next {
+        mix(b"\0");
+        mix(next);
+    }
+    let len = data.len() as u64;
+    [fmix(a ^ len), fmix(b ^ len.rotate_left(32) ^ a)]
 }
 
 /// `items`, each one JSON text, as one JSON array.
@@ -115,6 +147,56 @@ pub fn json_array<S: AsRef<str>>(items: &[S]) -> String {
     }
     out.push(']');
     out
+}
+
+/// The items of the JSON array `text` starts with, each as its text, and what follows the
+/// array: the inverse of [`json_array`]. One pass over the bytes, tracking only strings and
+/// nesting — a patch splits a held page or summary of up to 100 calls on every webhook, and
+/// a general parser spent most of that webhook's time validating what this project wrote.
+/// `None` when `text` does not start with a well-nested array (an empty item, an unclosed
+/// string or bracket).
+pub fn split_json_array(text: &str) -> Option<(Vec<&str>, &str)> {
+    let bytes = text.as_bytes();
+    if bytes.first() != Some(&b'[') {
+        return None;
+    }
+    let mut items = Vec::new();
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let mut start = 1;
+    for (i, &b) in bytes.iter().enumerate().skip(1) {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' if depth > 0 => depth -= 1,
+            b']' if depth > 0 => depth -= 1,
+            b',' if depth == 0 => {
+                items.push(text[start..i].trim_matches(|c: char| c.is_ascii_whitespace()));
+                start = i + 1;
+            }
+            b']' => {
+                let last = text[start..i].trim_matches(|c: char| c.is_ascii_whitespace());
+                if !(last.is_empty() && items.is_empty()) {
+                    items.push(last);
+                }
+                if items.iter().any(|item| item.is_empty()) {
+                    return None;
+                }
+                return Some((items, &text[i + 1..]));
+            }
+            b'}' => return None,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// An intent summary's `data` from its calls (a JSON array) and aggregates: the bytes
@@ -218,13 +300,77 @@ mod tests {
     }
 
     #[test]
-    fn a_payload_holds_no_more_than_its_bytes_so_the_memory_bound_is_true() {
+    fn every_one_byte_change_and_every_length_moves_the_etag() {
+        let base: Vec<u8> = (0..203u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let etag = |data: &[u8], next: Option<&str>| {
+            let page = next.map(|n| PageMeta {
+                count: 1,
+                next_cursor: Some(n.to_owned()),
+            });
+            Payload::from_json(String::from_utf8(data.to_vec()).expect("ascii"), page).etag
+        };
+        let mut seen = std::collections::HashSet::new();
+        assert!(seen.insert(etag(&base, None)));
+        for i in 0..base.len() {
+            for flip in [1u8, 0x20] {
+                let mut changed = base.clone();
+                changed[i] ^= flip;
+                assert!(seen.insert(etag(&changed, None)), "byte {i} ^ {flip}");
+            }
+        }
+        // Every prefix, and the same bytes with trailing zeros, differ too.
+        for n in 0..base.len() {
+            assert!(seen.insert(etag(&base[..n], None)), "prefix {n}");
+        }
+        for zeros in 1..=9 {
+            let mut padded = base.clone();
+            padded.extend(std::iter::repeat_n(0u8, zeros));
+            assert!(seen.insert(etag(&padded, None)), "{zeros} zeros");
+        }
+        // Where the data ends and the cursor begins is part of it.
+        assert_ne!(etag(b"[1,2]", Some("ab")), etag(b"[1,2]a", Some("b")));
+        assert_eq!(etag(b"[1,2]", Some("ab")), etag(b"[1,2]", Some("ab")));
+    }
+
+    #[test]
+    fn a_json_array_splits_back_into_the_items_it_was_joined_from() {
+        let awkward = [
+            r#"{"id":"CA1","s":"a,b]c}","n":[1,[2,{"x":"]"}]]}"#,
+            r#""\"],[\\""#,
+            "[]",
+            "{}",
+            "-1.5e3",
+            r#"{"t":"\\","u":"\u005d"}"#,
+        ];
+        for n in 0..=awkward.len() {
+            let joined = json_array(&awkward[..n]);
+            let tail = ",\"stats\":{}}";
+            let text = format!("{joined}{tail}");
+            let (items, rest) = split_json_array(&text).expect("splits");
+            assert_eq!(items, &awkward[..n]);
+            assert_eq!(rest, tail);
+            // The same split the general parser gives.
+            let parsed: Vec<&serde_json::value::RawValue> =
+                serde_json::from_str(&joined).expect("valid JSON");
+            assert_eq!(items, parsed.iter().map(|r| r.get()).collect::<Vec<_>>());
+        }
+        for broken in [
+            "", "{}", "[", "[1,", "[1,,2]", "[,]", "[\"]", "[{]", "[}]", "[1}",
+        ] {
+            assert_eq!(split_json_array(broken), None, "{broken}");
+        }
+    }
+
+    #[test]
+    fn a_payload_holds_no_more_than_its_bytes_and_a_copy_of_it_shares_them() {
+        // The memory tier weighs an entry by its length: spare capacity would make the bound
+        // untrue of the heap. And a memory hit clones the entry's payload: that must not copy
+        // tens of KB per request.
         let mut grown = String::with_capacity(4096);
         grown.push_str("[1,2]");
         let p = Payload::from_json(grown, None);
-        assert_eq!(p.data_json.capacity(), p.data_json.len());
-        let big: Vec<u32> = (0..1000).collect();
-        let p = Payload::new(&big, None).expect("serializes");
-        assert_eq!(p.data_json.capacity(), p.data_json.len());
+        assert_eq!(std::mem::size_of_val(&*p.data_json), p.data_json.len());
+        let copy = p.clone();
+        assert!(Rc::ptr_eq(&p.data_json, &copy.data_json));
     }
 }

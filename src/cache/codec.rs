@@ -31,7 +31,7 @@ pub fn encode(entry: &Entry) -> String {
             p.etag.clone(),
             p.page.as_ref().map(|m| m.count),
             p.page.as_ref().and_then(|m| m.next_cursor.clone()),
-            p.data_json.as_str(),
+            &*p.data_json,
         ),
         None => (String::new(), None, None, ""),
     };
@@ -62,7 +62,7 @@ pub fn decode(raw: &str) -> Option<Entry> {
     let h: Header = serde_json::from_str(header).ok()?;
     let payload = (!h.absent).then(|| {
         Rc::new(Payload {
-            data_json: data.to_owned(),
+            data_json: Rc::from(data),
             page: h.count.map(|count| PageMeta {
                 count,
                 next_cursor: h.next.clone(),

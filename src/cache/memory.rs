@@ -123,7 +123,7 @@ mod tests {
     fn entry(bytes: usize) -> Entry {
         Entry {
             payload: Some(Rc::new(Payload {
-                data_json: "x".repeat(bytes),
+                data_json: "x".repeat(bytes).into(),
                 page: None,
                 etag: "\"e\"".into(),
             })),

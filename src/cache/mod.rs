@@ -32,7 +32,7 @@
 //!   newer refresh of the same view came meanwhile. At most 1 024 watched users and 4 views
 //!   per webhook.
 //! - Memory holds at most `CACHE_MEMORY_MAX_ENTRIES` (10 000) entries and
-//!   `CACHE_MEMORY_MAX_BYTES` (16 MiB) per isolate; the version view at most 10 000 users,
+//!   `CACHE_MEMORY_MAX_BYTES` (32 MiB) per isolate; the version view at most 10 000 users,
 //!   in-flight marks 1 024 keys, the background-sync queue 500 users, per-user counters
 //!   10 000 users.
 //!

@@ -13,10 +13,8 @@
 //! exist (a page with a next cursor) or may exist (a summary listing exactly `limit` calls).
 
 use crate::domain::{CallId, Cursor, Limit, Timestamp};
-use crate::reads::{json_array, summary_json, PageMeta, Payload};
+use crate::reads::{json_array, split_json_array, summary_json, PageMeta, Payload};
 use crate::store::ChangedCall;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 /// One listed call: where it sorts, and its JSON as listed.
@@ -43,8 +41,8 @@ impl Item<'_> {
     }
 }
 
-fn items<'a>(list: &[&'a RawValue]) -> Option<Vec<Item<'a>>> {
-    list.iter().map(|raw| Item::of(raw.get())).collect()
+fn items<'a>(list: &[&'a str]) -> Option<Vec<Item<'a>>> {
+    list.iter().map(|json| Item::of(json)).collect()
 }
 
 /// `items` (newest first, at most `limit`, `more` when calls beyond them exist or may) with
@@ -104,7 +102,10 @@ fn listed_item<'a>(changed: &'a ChangedCall, id: &CallId) -> Option<Option<Item<
 /// the delivery's call `id` as it is now.
 pub fn page(old: &Payload, limit: Limit, id: &CallId, changed: &ChangedCall) -> Option<Payload> {
     let more = old.page.as_ref()?.next_cursor.is_some();
-    let list: Vec<&RawValue> = serde_json::from_str(&old.data_json).ok()?;
+    let (list, rest) = split_json_array(&old.data_json)?;
+    if !rest.is_empty() {
+        return None;
+    }
     let now = listed_item(changed, id)?;
     let (items, more) = splice(items(&list)?, limit.get() as usize, more, id.as_str(), now)?;
     let next_cursor = match (more, items.last()) {
@@ -125,22 +126,18 @@ pub fn page(old: &Payload, limit: Limit, id: &CallId, changed: &ChangedCall) -> 
     Some(Payload::from_json(join(&items), Some(meta)))
 }
 
-#[derive(Deserialize)]
-struct SummaryParts<'a> {
-    #[serde(borrow)]
-    calls: Vec<&'a RawValue>,
-}
-
 /// An intent summary listing `limit` analyzed calls, `old` at the version before the
 /// delivery, patched with the delivery's call `id` as it is now and the owner's aggregates.
 pub fn summary(old: &Payload, limit: Limit, id: &CallId, changed: &ChangedCall) -> Option<Payload> {
     let stats = changed.stats.as_ref()?;
-    let parts: SummaryParts = serde_json::from_str(&old.data_json).ok()?;
+    // `summary_json`'s layout: the calls first, then the aggregates (which are replaced).
+    let listed = old.data_json.strip_prefix("{\"calls\":")?;
+    let (calls, _) = split_json_array(listed)?;
     let limit = limit.get() as usize;
     // A summary does not say whether more analyzed calls exist: a full list may have more.
-    let more = parts.calls.len() >= limit;
+    let more = calls.len() >= limit;
     let now = listed_item(changed, id)?.filter(|_| changed.analyzed);
-    let (items, _) = splice(items(&parts.calls)?, limit, more, id.as_str(), now)?;
+    let (items, _) = splice(items(&calls)?, limit, more, id.as_str(), now)?;
     let data = summary_json(&join(&items), stats).ok()?;
     Some(Payload::from_json(data, None))
 }

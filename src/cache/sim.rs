@@ -471,7 +471,7 @@ fn answer_of(store: &Store<SqliteDatabase>, user: &UserId, load: &Load) -> Optio
     };
     served
         .unwrap_or_else(|e| panic!("snapshot read: {e}"))
-        .map(|p| p.data_json)
+        .map(|p| p.data_json.to_string())
 }
 
 /// Records what D1 holds for `user` now, at its current version. Runs synchronously right
@@ -1206,7 +1206,7 @@ impl World {
                 v.get()
             )));
         };
-        let got = served.value.as_ref().map(|p| p.data_json.clone());
+        let got = served.value.as_ref().map(|p| p.data_json.to_string());
         if let Some(expected) = snapshot.answers.get(what) {
             if *expected != got {
                 drop(model);

@@ -15,8 +15,16 @@ fn kv_err(e: worker::kv::KvError) -> AppError {
 }
 
 impl KvTier for WorkersKv {
+    /// Read as bytes, not text: `text()` makes a JavaScript string that wasm-bindgen then
+    /// copies into wasm memory one character at a time, which for a 32 KB page was the largest
+    /// cost of a KV hit; the bytes cross in one copy and are checked as UTF-8 here.
     async fn get(&self, key: &str) -> AppResult<Option<String>> {
-        self.0.get(key).text().await.map_err(kv_err)
+        match self.0.get(key).bytes().await.map_err(kv_err)? {
+            None => Ok(None),
+            Some(bytes) => String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|_| AppError::unavailable("KV: a value that is not UTF-8")),
+        }
     }
 
     async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> AppResult<()> {

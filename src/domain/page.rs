@@ -57,7 +57,34 @@ impl Cursor {
     }
 
     /// Where a listed call sits, read from its JSON as the API writes it (`id`, `startedAt`).
+    ///
+    /// A call's JSON starts with its `id` and has `startedAt` before any nested object, so
+    /// both are read from the first bytes, without scanning the rest of the text (a patch
+    /// reads this for every listed call); anything else goes through the full parse.
     pub fn of_listed_call(json: &str) -> Option<Self> {
+        Self::of_canonical_prefix(json).or_else(|| Self::of_parsed_call(json))
+    }
+
+    /// The fast path of [`Self::of_listed_call`]. Sound on any valid JSON: a call id holds no
+    /// `"` or `\`, so the id is the text up to the next quote, and `"startedAt":"` cannot
+    /// occur inside a string (a quote there is always escaped) nor as a value (a value is not
+    /// followed by `:`), so its first occurrence is a `startedAt` key — and the only one is the
+    /// call's own, since no nested object has one.
+    fn of_canonical_prefix(json: &str) -> Option<Self> {
+        let rest = json.strip_prefix(r#"{"id":""#)?;
+        let (id, rest) = rest.split_once('"')?;
+        let (_, after) = rest.split_once(r#""startedAt":""#)?;
+        let (started_at, _) = after.split_once('"')?;
+        if started_at.contains('\\') {
+            return None;
+        }
+        Some(Self {
+            started_at: Timestamp::parse_rfc3339(started_at)?,
+            id: CallId::parse(id)?,
+        })
+    }
+
+    fn of_parsed_call(json: &str) -> Option<Self> {
         #[derive(serde::Deserialize)]
         struct Place<'a> {
             #[serde(borrow)]
@@ -111,6 +138,33 @@ mod tests {
             started_at: Timestamp::from_millis(ms),
             id: CallId::parse(id).expect("valid id"),
         }
+    }
+
+    #[test]
+    fn a_listed_calls_place_reads_the_same_from_its_first_bytes_as_from_the_whole_text() {
+        let at = "2026-11-21T10:00:00.250Z";
+        let want = Some(cursor(
+            Timestamp::parse_rfc3339(at).expect("valid").millis(),
+            "CA_1",
+        ));
+        // Strings before `startedAt` that hold the pattern, escaped as any JSON writer must.
+        // (In the API's field order, which `json!` would sort away.)
+        let q = |v: &str| serde_json::to_string(v).expect("serializes");
+        let tricky = format!(
+            r#"{{"id":"CA_1","provider":"api","from":{},"to":{},"startedAt":"{at}","recording":{{"id":"RE1","startedAt":"1999-01-01T00:00:00Z"}}}}"#,
+            q(r#"","startedAt":"1999-01-01T00:00:00Z"#),
+            q(r#"\"startedAt":""#),
+        );
+        assert!(tricky.contains(r#"\"startedAt\":\"1999"#), "{tricky}");
+        assert_eq!(Cursor::of_canonical_prefix(&tricky), want);
+        assert_eq!(Cursor::of_parsed_call(&tricky), want);
+        // Not the API's order: only the full parse reads it, and still gets it right.
+        let reordered = format!(r#"{{"startedAt":"{at}","id":"CA_1"}}"#);
+        assert_eq!(Cursor::of_canonical_prefix(&reordered), None);
+        assert_eq!(Cursor::of_listed_call(&reordered), want);
+        // An id no call can have is refused by both.
+        let bad = format!(r#"{{"id":"CA 1","startedAt":"{at}"}}"#);
+        assert_eq!(Cursor::of_listed_call(&bad), None);
     }
 
     #[test]

@@ -87,8 +87,46 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
+/// The request headers the app reads for a method, lower-case. The runtime adapter copies only
+/// these into [`Request::headers`] (one lookup each) instead of walking every header a browser
+/// or the edge sends; [`Request::header`] holds the app to the list in debug builds, so a name
+/// used but not listed fails the host tests rather than reading as absent in production.
+pub fn read_headers(method: Method) -> &'static [&'static str] {
+    match method {
+        // Reads: the token, conditional and freshness headers, CORS, the live upgrade.
+        Method::Get | Method::Head => &[
+            "authorization",
+            "if-none-match",
+            "origin",
+            "upgrade",
+            "x-min-version",
+        ],
+        Method::Options => &["access-control-request-headers", "origin"],
+        // Webhooks (every provider's signature headers), deletions and the operator routes.
+        Method::Post | Method::Put | Method::Delete | Method::Other => &[
+            "authorization",
+            "content-length",
+            "content-type",
+            "origin",
+            "svix-id",
+            "svix-signature",
+            "svix-timestamp",
+            "webhook-id",
+            "webhook-signature",
+            "webhook-timestamp",
+            "x-retell-signature",
+            "x-twilio-signature",
+        ],
+    }
+}
+
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
+        debug_assert!(
+            read_headers(self.method).contains(&name),
+            "`{name}` is read on {:?} but not in read_headers, so the runtime would never copy it",
+            self.method
+        );
         self.headers
             .iter()
             .find(|(k, _)| k == name)

@@ -42,7 +42,7 @@ struct IssueAnswer {
 }
 
 fn error_response(e: &AppError) -> Result<Response> {
-    crate::entry::to_worker_response(crate::http::respond::error(e))
+    crate::entry::to_runtime_response(crate::http::respond::error(e)).map(Response::from)
 }
 
 fn now_ms() -> i64 {

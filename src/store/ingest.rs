@@ -348,8 +348,7 @@ impl<D: Database> Store<D> {
             for (view, at) in refresh_at {
                 let payload = match view {
                     LandingView::FirstPage(limit) => {
-                        let calls: Vec<super::rows::JsonRow> = rows(at)?.decode()?;
-                        super::page_from_json(calls.into_iter().map(|r| r.j).collect(), limit)?
+                        super::page_from_json(rows(at)?.texts("j")?, limit)?
                     }
                     LandingView::Summary(_) => {
                         super::summary_from_json(rows(at)?, rows(at + 1)?, rows(at + 2)?)?

@@ -40,7 +40,7 @@ pub(crate) use ingest::delivery_digest;
 pub use ingest::{ChangedCall, Ingested, RefreshAsk, Refreshed};
 #[cfg(test)]
 use rows::CallRow;
-use rows::{AnalysisRow, EnrichmentRow, IntentRow, JsonRow, StatsRow, VersionedJsonRow};
+use rows::{AnalysisRow, EnrichmentRow, IntentRow, RowVersion, StatsRow};
 use serde::de::DeserializeOwned;
 use std::cell::Cell;
 
@@ -95,6 +95,9 @@ pub struct QueryMeta {
 /// The rows of one statement, decoded on demand into a row type.
 pub trait RowSet {
     fn decode<T: DeserializeOwned>(&self) -> AppResult<Vec<T>>;
+    /// Every row's text `column` (a call's JSON, which D1 built): the one column of a read's
+    /// many bytes, so an adapter may move it faster than [`Self::decode`] would.
+    fn texts(&self, column: &str) -> AppResult<Vec<String>>;
     fn meta(&self) -> QueryMeta;
 }
 
@@ -213,16 +216,22 @@ impl<D: Database> Store<D> {
         what: &'static str,
     ) -> AppResult<(Vec<String>, Version)> {
         let again = st.clone();
-        let rows: Vec<VersionedJsonRow> = self.query(st).await.context(what)?.decode()?;
-        let Some(first) = rows.first() else {
+        let rows = self.query(st).await.context(what)?;
+        let texts = rows.texts("j")?;
+        if texts.is_empty() {
             let (rows, version) = self.with_version(user, again, what).await?;
-            let rows: Vec<VersionedJsonRow> = rows.decode()?;
-            return Ok((rows.into_iter().map(|r| r.j).collect(), version));
-        };
+            return Ok((rows.texts("j")?, version));
+        }
+        // Every row carries the same version: the first row's is read, not all of them.
+        let first = rows
+            .decode::<RowVersion>()?
+            .into_iter()
+            .next()
+            .ok_or_else(|| AppError::internal("a versioned read lost its rows"))?;
         let version = u64::try_from(first.v)
             .map(Version::new)
             .map_err(|_| AppError::internal("a negative version"))?;
-        Ok((rows.into_iter().map(|r| r.j).collect(), version))
+        Ok((texts, version))
     }
 
     /// Whether D1 answers at all: one trivial query.
@@ -444,11 +453,7 @@ fn page_from_json(mut calls: Vec<String>, limit: Limit) -> AppResult<Payload> {
 
 /// A summary from the results of `USER_STATS`, `USER_INTENTS` and `ANALYZED_CALLS_JSON`.
 fn summary_from_json<R: RowSet>(stats: &R, intents: &R, calls: &R) -> AppResult<Payload> {
-    let calls: Vec<String> = calls
-        .decode::<JsonRow>()?
-        .into_iter()
-        .map(|r| r.j)
-        .collect();
+    let calls = calls.texts("j")?;
     let stats = stats_from_rows(stats, intents)?;
     Ok(Payload::from_json(
         summary_json(&json_array(&calls), &stats)?,

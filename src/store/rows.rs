@@ -12,16 +12,10 @@ fn bad(column: &str, value: &str) -> AppError {
     AppError::internal(format!("unexpected {column} in D1 row: {value:?}"))
 }
 
-/// A call as the JSON text D1 built for it (`sql::call_json!`).
+/// A row's version column (`v`), as a versioned read's statement saw it. Only this field is
+/// decoded: serde reads the fields a type names, so the row's JSON text is left alone.
 #[derive(Deserialize)]
-pub(super) struct JsonRow {
-    pub j: String,
-}
-
-/// [`JsonRow`] with its user's version as the same statement saw it.
-#[derive(Deserialize)]
-pub(super) struct VersionedJsonRow {
-    pub j: String,
+pub(super) struct RowVersion {
     pub v: i64,
 }
 

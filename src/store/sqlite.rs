@@ -147,6 +147,16 @@ impl RowSet for SqliteRows {
             .collect()
     }
 
+    fn texts(&self, column: &str) -> AppResult<Vec<String>> {
+        self.rows
+            .iter()
+            .map(|r| match r.get(column) {
+                Some(serde_json::Value::String(s)) => Ok(s.clone()),
+                _ => Err(AppError::internal(format!("row without text {column}"))),
+            })
+            .collect()
+    }
+
     fn meta(&self) -> QueryMeta {
         QueryMeta {
             rows_read: self.rows.len() as u64,

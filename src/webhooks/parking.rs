@@ -460,6 +460,9 @@ mod tests {
         fn decode<T: serde::de::DeserializeOwned>(&self) -> AppResult<Vec<T>> {
             Ok(Vec::new())
         }
+        fn texts(&self, _: &str) -> AppResult<Vec<String>> {
+            Ok(Vec::new())
+        }
         fn meta(&self) -> crate::store::QueryMeta {
             crate::store::QueryMeta::default()
         }

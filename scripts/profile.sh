@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# `npm run profile -- <scenario>`: a release build that keeps its function names, in
+# build-profile/ (its own target dir, so build/ and the normal build's incremental state are left
+# alone), then scripts/profile.mjs: V8's sampling profiler on the worker's isolate under wrk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+bash scripts/setup.sh
+if ! command -v wrk >/dev/null; then
+  echo "[profile] installing wrk" >&2
+  apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+fi
+export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
+export ESBUILD_BIN="${ESBUILD_BIN:-$PWD/node_modules/.bin/esbuild}"
+CARGO_TARGET_DIR=target/profile CARGO_PROFILE_RELEASE_STRIP=false \
+  worker-build --release --out-dir build-profile >/dev/null
+node scripts/profile.mjs "$@"
