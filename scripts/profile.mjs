@@ -10,7 +10,9 @@
 // D1 simulators and in wrk does not appear, so the figures say what this code costs, not what
 // a request costs end to end (the bench's tables say that).
 //
-//   scenario: health | page | summary | kv-page | d1-page | webhook (default: page)
+//   scenario: health | page | summary | kv-page | d1-page | webhook (the user's page and
+//             summary watched, the live feed bound) | ingest (webhooks as the race sends
+//             them: cache off, no live feed) (default: page)
 //   PROFILE_SECONDS  seconds of load (default 8); PROFILE_TOP  rows printed (default 40)
 //   PROFILE_DATA=bench  read the benchmark's data set instead (the newest one `npm run bench`
 //                    left in bench/.state/; its user u0000 has 12,000 calls with recordings,
@@ -58,9 +60,13 @@ function scenario(name) {
     case "d1-page":
       return { lines: [line("GET", "/api/webhook-calls", auth())], vars: { CACHE_ENABLED: "false" } };
     case "webhook":
-      return { lines: Array.from({ length: 20_000 }, (_, i) => signedCall(i, "load")).map(({ body, headers }) => line("POST", "/webhooks/events", headers, body)), vars: {} };
+    case "ingest":
+      return {
+        lines: Array.from({ length: 20_000 }, (_, i) => signedCall(i, "load")).map(({ body, headers }) => line("POST", "/webhooks/events", headers, body)),
+        vars: name === "ingest" ? { CACHE_ENABLED: "false" } : {},
+      };
     default:
-      throw new Error(`unknown scenario ${name} (health | page | summary | kv-page | d1-page | webhook)`);
+      throw new Error(`unknown scenario ${name} (health | page | summary | kv-page | d1-page | webhook | ingest)`);
   }
 }
 
@@ -135,7 +141,9 @@ async function main() {
     }
     const file = join(scratch, "lines.txt");
     writeFileSync(file, lines.join("\n") + "\n");
-    if (SCENARIO === "webhook") {
+    if (SCENARIO === "ingest") {
+      // nothing to warm: every webhook is new
+    } else if (SCENARIO === "webhook") {
       // The user's first page and summary read just now: the webhooks refresh them on write,
       // as they would for a user with the dashboard open.
       for (const path of ["/api/webhook-calls", "/api/intent-analysis"]) {

@@ -348,7 +348,7 @@ impl<D: Database> Store<D> {
             for (view, at) in refresh_at {
                 let payload = match view {
                     LandingView::FirstPage(limit) => {
-                        super::page_from_json(rows(at)?.texts("j")?, limit)?
+                        super::page_from_json(super::call_jsons(rows(at)?)?, limit)?
                     }
                     LandingView::Summary(_) => {
                         super::summary_from_json(rows(at)?, rows(at + 1)?, rows(at + 2)?)?
@@ -360,7 +360,9 @@ impl<D: Database> Store<D> {
         if let Some(at) = changed_at {
             let found = rows(at)?.decode::<ChangedRow>()?.into_iter().next();
             let analyzed = found.as_ref().is_some_and(|f| f.analyzed != 0);
-            let json = found.map(|f| f.j);
+            let json = found
+                .map(|f| super::rows::with_rfc3339_times(&f.j))
+                .transpose()?;
             let stats = if ask.aggregates {
                 Some(super::stats_from_rows(rows(at + 1)?, rows(at + 2)?)?)
             } else {

@@ -217,10 +217,10 @@ impl<D: Database> Store<D> {
     ) -> AppResult<(Vec<String>, Version)> {
         let again = st.clone();
         let rows = self.query(st).await.context(what)?;
-        let texts = rows.texts("j")?;
+        let texts = call_jsons(&rows)?;
         if texts.is_empty() {
             let (rows, version) = self.with_version(user, again, what).await?;
-            return Ok((rows.texts("j")?, version));
+            return Ok((call_jsons(&rows)?, version));
         }
         // Every row carries the same version: the first row's is read, not all of them.
         let first = rows
@@ -432,6 +432,14 @@ fn page_statement(
 
 /// A page from the JSON of its `limit + 1` calls: the extra one only says that a next page
 /// exists; the last one kept is where it starts.
+/// Each row's call JSON (`j`), timestamps written as the API writes them.
+fn call_jsons<R: RowSet>(rows: &R) -> AppResult<Vec<String>> {
+    rows.texts("j")?
+        .iter()
+        .map(|j| rows::with_rfc3339_times(j))
+        .collect()
+}
+
 fn page_from_json(mut calls: Vec<String>, limit: Limit) -> AppResult<Payload> {
     let limit = limit.get() as usize;
     let more = calls.len() > limit;
@@ -453,7 +461,7 @@ fn page_from_json(mut calls: Vec<String>, limit: Limit) -> AppResult<Payload> {
 
 /// A summary from the results of `USER_STATS`, `USER_INTENTS` and `ANALYZED_CALLS_JSON`.
 fn summary_from_json<R: RowSet>(stats: &R, intents: &R, calls: &R) -> AppResult<Payload> {
-    let calls = calls.texts("j")?;
+    let calls = call_jsons(calls)?;
     let stats = stats_from_rows(stats, intents)?;
     Ok(Payload::from_json(
         summary_json(&json_array(&calls), &stats)?,

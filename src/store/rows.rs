@@ -12,6 +12,44 @@ fn bad(column: &str, value: &str) -> AppError {
     AppError::internal(format!("unexpected {column} in D1 row: {value:?}"))
 }
 
+/// A call's JSON as D1 built it (`sql::call_json!`, its timestamps epoch milliseconds) with
+/// each timestamp written as RFC 3339, exactly as `Timestamp` serializes. A timestamp key
+/// is found by its text: `At":` cannot occur inside a string (a quote there is escaped), so
+/// every occurrence ends a key, and the key is one of the call's own.
+pub(super) fn with_rfc3339_times(json: &str) -> AppResult<String> {
+    use std::fmt::Write;
+    const TIME_KEYS: [&str; 5] = [
+        "\"startedAt\":",
+        "\"endedAt\":",
+        "\"completedAt\":",
+        "\"createdAt\":",
+        "\"updatedAt\":",
+    ];
+    let mut out = String::with_capacity(json.len() + 6 * 12);
+    let mut rest = json;
+    while let Some(at) = rest.find("At\":") {
+        let (head, tail) = rest.split_at(at + 4);
+        out.push_str(head);
+        rest = tail;
+        if !TIME_KEYS.iter().any(|k| head.ends_with(k)) {
+            continue;
+        }
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '-'))
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            continue; // null
+        }
+        let ms: i64 = rest[..digits]
+            .parse()
+            .map_err(|_| bad("timestamp", &rest[..digits]))?;
+        let _ = write!(out, "\"{}\"", Timestamp::from_millis(ms));
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// A row's version column (`v`), as a versioned read's statement saw it. Only this field is
 /// decoded: serde reads the fields a type names, so the row's JSON text is left alone.
 #[derive(Deserialize)]
@@ -172,4 +210,25 @@ pub(super) struct StatsRow {
 pub(super) struct IntentRow {
     pub intent: String,
     pub calls: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_rfc3339_times;
+
+    #[test]
+    fn only_a_calls_own_timestamp_keys_are_rewritten_and_strings_that_look_like_them_are_not() {
+        let json = concat!(
+            r#"{"id":"CA1","from":"\"startedAt\":5","startedAt":-1,"endedAt":null,"#,
+            r#""analysis":{"summary":"lastAt\":1 \\\"updatedAt\":2","completedAt":1709662933045},"#,
+            r#""waitedAt":7,"createdAt":0,"updatedAt":1709662933000}"#
+        );
+        let want = concat!(
+            r#"{"id":"CA1","from":"\"startedAt\":5","startedAt":"1969-12-31T23:59:59.999Z","endedAt":null,"#,
+            r#""analysis":{"summary":"lastAt\":1 \\\"updatedAt\":2","completedAt":"2024-03-05T18:22:13.045Z"},"#,
+            r#""waitedAt":7,"createdAt":"1970-01-01T00:00:00Z","updatedAt":"2024-03-05T18:22:13Z"}"#
+        );
+        assert_eq!(with_rfc3339_times(json).expect("rewrites"), want);
+        assert!(serde_json::from_str::<serde_json::Value>(want).is_ok());
+    }
 }
