@@ -8,11 +8,16 @@
 use super::{Database, QueryMeta, RowSet, SqlValue, Statement};
 use crate::error::{AppError, AppResult};
 use serde::de::DeserializeOwned;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::js_sys::{self, Array, Reflect, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::worker_sys::types::{D1Database as D1DatabaseSys, D1Result as D1ResultSys};
+use worker::worker_sys::types::{
+    D1Database as D1DatabaseSys, D1PreparedStatement as D1PreparedStatementSys,
+    D1Result as D1ResultSys,
+};
 use worker::D1Database;
 
 pub struct D1(pub std::rc::Rc<D1Database>);
@@ -38,6 +43,12 @@ fn d1_err(e: JsValue) -> AppError {
 
 #[wasm_bindgen]
 extern "C" {
+    /// The D1 binding seen only for `prepare` with the SQL as a JavaScript string already
+    /// made (worker-sys's binding takes a Rust `&str`, decoded again on every call).
+    type D1Prepare;
+    #[wasm_bindgen(method, catch, js_name = prepare)]
+    fn prepare_js(this: &D1Prepare, query: &JsValue) -> Result<D1PreparedStatementSys, JsValue>;
+
     /// The runtime's `TextEncoder`, taking the JavaScript string as it is: web-sys's binding
     /// takes a Rust `&str`, the other direction.
     #[wasm_bindgen(js_name = TextEncoder)]
@@ -50,6 +61,21 @@ extern "C" {
 
 thread_local! {
     static ENCODER: Utf8Encoder = Utf8Encoder::new();
+    /// Each statement's SQL as a JavaScript string, made once per isolate: the texts are
+    /// `'static` and up to a few KB, and decoding them from wasm memory on every request
+    /// was a visible part of a webhook's time. Keyed by the text's address (there are a few
+    /// dozen statements, so the map stays that small).
+    static SQL_TEXTS: RefCell<HashMap<usize, JsValue>> = RefCell::new(HashMap::new());
+}
+
+fn sql_text(sql: &'static str) -> JsValue {
+    SQL_TEXTS.with(|texts| {
+        texts
+            .borrow_mut()
+            .entry(sql.as_ptr() as usize)
+            .or_insert_with(|| JsValue::from_str(sql))
+            .clone()
+    })
 }
 
 /// A JavaScript string as a Rust one, encoded by the runtime and copied in once. wasm-bindgen's
@@ -65,8 +91,12 @@ fn string_from_js(value: &JsValue) -> Option<String> {
 }
 
 impl D1 {
-    fn prepare(&self, st: &Statement) -> AppResult<worker::D1PreparedStatement> {
-        let params: Vec<JsValue> = st
+    fn database(&self) -> &D1DatabaseSys {
+        self.0.as_ref().as_ref().unchecked_ref()
+    }
+
+    fn prepare(&self, st: &Statement) -> AppResult<D1PreparedStatementSys> {
+        let params: Array = st
             .params
             .iter()
             .map(|p| match p {
@@ -77,10 +107,9 @@ impl D1 {
                 SqlValue::Text(s) => JsValue::from_str(s),
             })
             .collect();
-        self.0
-            .prepare(st.sql)
-            .bind(&params)
-            .map_err(|e| AppError::unavailable(format!("D1: binding a statement: {e}")))
+        let binding: &D1Prepare = self.0.as_ref().as_ref().unchecked_ref();
+        let prepared = binding.prepare_js(&sql_text(st.sql)).map_err(d1_err)?;
+        prepared.bind(params).map_err(d1_err)
     }
 }
 
@@ -140,7 +169,7 @@ impl Database for D1 {
 
     async fn query(&self, statement: Statement) -> AppResult<D1Rows> {
         let prepared = self.prepare(&statement)?;
-        let promise = prepared.inner().all().map_err(d1_err)?;
+        let promise = prepared.all().map_err(d1_err)?;
         let result = JsFuture::from(promise).await.map_err(d1_err)?;
         Ok(D1Rows(result.unchecked_into()))
     }
@@ -148,10 +177,9 @@ impl Database for D1 {
     async fn batch(&self, statements: Vec<Statement>) -> AppResult<Vec<D1Rows>> {
         let prepared = statements
             .iter()
-            .map(|s| self.prepare(s).map(|p| JsValue::from(p.inner().clone())))
+            .map(|s| self.prepare(s).map(JsValue::from))
             .collect::<AppResult<Array>>()?;
-        let db: &D1DatabaseSys = self.0.as_ref().as_ref().unchecked_ref();
-        let promise = db.batch(prepared).map_err(d1_err)?;
+        let promise = self.database().batch(prepared).map_err(d1_err)?;
         let results = JsFuture::from(promise).await.map_err(d1_err)?;
         let results: Array = results
             .dyn_into()
