@@ -5,7 +5,7 @@
 //! return a [`Payload`] — the `data` already serialized, with its ETag — because that is what a
 //! cache tier keeps and what a response sends: a hit costs no serialization and no hashing.
 
-use crate::domain::{CallId, Limit, PageRequest, UserId, Version};
+use crate::domain::{CallId, PageRequest, SummaryRequest, UserId, Version};
 use crate::error::AppResult;
 use serde::Serialize;
 use std::rc::Rc;
@@ -213,6 +213,22 @@ pub fn summary_json(calls: &str, stats: &crate::domain::IntentStats) -> AppResul
     Ok(out)
 }
 
+/// A ranged intent summary's `data`: [`summary_json`]'s fields and the daily series.
+pub fn ranged_summary_json(
+    calls: &str,
+    stats: &crate::domain::IntentStats,
+    daily: &[crate::domain::DayStats],
+) -> AppResult<String> {
+    let mut out = summary_json(calls, stats)?;
+    let daily = serde_json::to_string(daily)
+        .map_err(|e| crate::error::AppError::internal(format!("serializing days: {e}")))?;
+    out.pop(); // the closing brace
+    out.push_str(",\"daily\":");
+    out.push_str(&daily);
+    out.push('}');
+    Ok(out)
+}
+
 /// A value, the tier it came from, and the user's version it reflects (`meta.version`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Served<T> {
@@ -266,7 +282,7 @@ pub trait ReadModel {
     async fn intent_summary(
         &self,
         user: &UserId,
-        limit: Limit,
+        request: &SummaryRequest,
         at_least: Version,
     ) -> AppResult<Served<Payload>>;
 

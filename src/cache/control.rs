@@ -44,6 +44,7 @@ where
             limit: Limit::new(crate::domain::DEFAULT_PAGE_LIMIT, MAX_CACHED_LIMIT)
                 .ok_or_else(|| AppError::internal("default page limit out of range"))?,
             position: PagePosition::Offset(0),
+            filter: crate::domain::CallFilter::none(),
         };
         let summary = Limit::new(
             crate::domain::DEFAULT_SUMMARY_LIMIT,

@@ -10,14 +10,18 @@
 //!
 //! ```text
 //! v2:recordings:user:{u}:page:{o<offset>|c<cursor digest>}:limit:{n}
+//! v2:recordings:user:{u}:page:{o<offset>|c<cursor digest>}:limit:{n}:filter:{filter tag}
 //! v2:intent:user:{u}:summary:limit:{n}
+//! v2:intent:user:{u}:summary:limit:{n}:from:{yyyy-mm-dd}:to:{yyyy-mm-dd}
 //! v2:recordings:user:{u}:call:{c}
 //! v2:intent:user:{u}:analysis:{c}
 //! v2:enhanced:user:{u}:call:{c}
 //! ```
 //! and in KV `{logical}|v{version}` for pages and summaries, `{logical}` for a call's keys.
 
-use crate::domain::{CallId, Limit, PagePosition, PageRequest, UserId, Version};
+use crate::domain::{
+    CallId, DayRange, Limit, PagePosition, PageRequest, Timestamp, UserId, Version,
+};
 use sha2::{Digest, Sha256};
 
 /// Bumped when the cached value format changes: old entries simply stop matching.
@@ -39,6 +43,8 @@ pub struct KeySpec {
     pub user: UserId,
     /// The call, for per-call kinds.
     pub call: Option<CallId>,
+    /// A ranged summary's end: once past, its entry may live longer (`Policy::ttl_past_range`).
+    range_end: Option<Timestamp>,
     logical: String,
 }
 
@@ -52,16 +58,38 @@ impl KeySpec {
                 format!("c{}", hex::encode(&digest[..12]))
             }
         };
-        let logical = format!(
+        let mut logical = format!(
             "{FORMAT}:recordings:user:{user}:page:{position}:limit:{}",
             page.limit.get()
         );
+        if let Some(tag) = page.filter.tag() {
+            // The tag names the canonical filter: the same filter written two ways is one key.
+            logical.push_str(":filter:");
+            logical.push_str(&tag);
+        }
         Self::new(Kind::Page, user, None, logical)
     }
 
     pub fn summary(user: &UserId, limit: Limit) -> Self {
         let logical = format!("{FORMAT}:intent:user:{user}:summary:limit:{}", limit.get());
         Self::new(Kind::Summary, user, None, logical)
+    }
+
+    pub fn ranged_summary(user: &UserId, limit: Limit, range: DayRange) -> Self {
+        let logical = format!(
+            "{FORMAT}:intent:user:{user}:summary:limit:{}:from:{}:to:{}",
+            limit.get(),
+            Timestamp::date_of_day(range.first_day()),
+            Timestamp::date_of_day(range.end_day()),
+        );
+        let mut spec = Self::new(Kind::Summary, user, None, logical);
+        spec.range_end = Some(range.to());
+        spec
+    }
+
+    /// A ranged summary's end, for its lifetime.
+    pub fn range_end(&self) -> Option<Timestamp> {
+        self.range_end
     }
 
     pub fn call(user: &UserId, call: &CallId) -> Self {
@@ -84,6 +112,7 @@ impl KeySpec {
             kind,
             user: user.clone(),
             call: call.cloned(),
+            range_end: None,
             logical,
         }
     }
@@ -104,7 +133,13 @@ impl KeySpec {
                     logical.to_owned(),
                 ))
             }
-            ("intent", Some(("summary", _))) => Kind::Summary,
+            ("intent", Some(("summary", rest))) => {
+                let mut spec = Self::new(Kind::Summary, user, None, logical.to_owned());
+                spec.range_end = rest
+                    .split_once(":to:")
+                    .and_then(|(_, to)| Timestamp::parse_date(to));
+                return Some(spec);
+            }
             ("intent", Some(("analysis", c))) => {
                 return Some(Self::new(
                     Kind::Analysis,
@@ -152,7 +187,7 @@ impl KeySpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Cursor, Timestamp};
+    use crate::domain::{CallFilter, CallStatus, Cursor};
 
     fn u(s: &str) -> UserId {
         UserId::parse(s).expect("valid")
@@ -167,6 +202,7 @@ mod tests {
         let page = PageRequest {
             limit: Limit::new(50, 500).expect("ok"),
             position: PagePosition::Offset(100),
+            filter: crate::domain::CallFilter::none(),
         };
         assert_eq!(
             KeySpec::page(&u("ada"), &page).logical(),
@@ -190,6 +226,48 @@ mod tests {
         );
     }
 
+    fn week() -> DayRange {
+        let day = |s: &str| Timestamp::parse_date(s).expect("a date");
+        DayRange::new(day("2026-11-20"), day("2026-11-27")).expect("a week")
+    }
+
+    #[test]
+    fn filtered_pages_and_ranged_summaries_have_keys_of_their_own() {
+        let limit = Limit::new(50, 500).expect("ok");
+        let plain = PageRequest::unfiltered(limit, PagePosition::Offset(0));
+        let failed = |statuses: &[CallStatus]| PageRequest {
+            filter: CallFilter::none().with_statuses(statuses.iter().copied()),
+            ..plain.clone()
+        };
+        let key = |p: &PageRequest| KeySpec::page(&u("ada"), p).logical().to_owned();
+        assert_eq!(key(&plain), "v2:recordings:user:ada:page:o0:limit:50");
+        assert!(key(&failed(&[CallStatus::Failed]))
+            .starts_with("v2:recordings:user:ada:page:o0:limit:50:filter:"));
+        assert_ne!(
+            key(&failed(&[CallStatus::Failed])),
+            key(&failed(&[CallStatus::Busy]))
+        );
+        // The same filter written two ways is one key.
+        assert_eq!(
+            key(&failed(&[CallStatus::Busy, CallStatus::Failed])),
+            key(&failed(&[
+                CallStatus::Failed,
+                CallStatus::Busy,
+                CallStatus::Failed
+            ]))
+        );
+        let ranged = KeySpec::ranged_summary(&u("ada"), Limit::new(100, 500).expect("ok"), week());
+        assert_eq!(
+            ranged.logical(),
+            "v2:intent:user:ada:summary:limit:100:from:2026-11-20:to:2026-11-27"
+        );
+        assert_eq!(ranged.range_end(), Timestamp::parse_date("2026-11-27"));
+        assert_ne!(
+            ranged.logical(),
+            KeySpec::summary(&u("ada"), Limit::new(100, 500).expect("ok")).logical()
+        );
+    }
+
     #[test]
     fn a_calls_kv_key_holds_no_version_so_a_later_reader_can_carry_it() {
         let call = KeySpec::analysis(&u("ada"), &c("CA1"));
@@ -202,10 +280,19 @@ mod tests {
         let page = PageRequest {
             limit: Limit::new(50, 500).expect("ok"),
             position: PagePosition::Offset(0),
+            filter: crate::domain::CallFilter::none(),
         };
         for spec in [
             KeySpec::page(&u("ada"), &page),
             KeySpec::summary(&u("ada"), Limit::new(100, 500).expect("ok")),
+            KeySpec::ranged_summary(&u("ada"), Limit::new(100, 500).expect("ok"), week()),
+            KeySpec::page(
+                &u("ada"),
+                &PageRequest {
+                    filter: CallFilter::none().with_statuses([CallStatus::Failed]),
+                    ..page.clone()
+                },
+            ),
             KeySpec::call(&u("ada"), &c("CA1")),
             KeySpec::analysis(&u("ada"), &c("CA1")),
             KeySpec::enhanced(&u("ada"), &c("CA1")),
@@ -237,6 +324,7 @@ mod tests {
         let page = PageRequest {
             limit: Limit::new(100, 500).expect("ok"),
             position: PagePosition::After(cursor),
+            filter: crate::domain::CallFilter::none(),
         };
         let key = KeySpec::page(&u(&"u".repeat(128)), &page).versioned(Version::new(u64::MAX));
         assert!(key.len() <= 512, "{} bytes", key.len());

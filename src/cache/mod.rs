@@ -142,6 +142,8 @@ impl<T: ReadModel + VersionSource> Origin for T {}
 pub enum Load {
     Page(PageRequest),
     Summary(Limit),
+    /// The summary over whole days, with its daily series.
+    RangedSummary(Limit, crate::domain::DayRange),
     Call(CallId),
     Analysis(CallId),
     Enhanced(CallId),
@@ -150,10 +152,10 @@ pub enum Load {
 impl Load {
     pub fn landing(view: crate::domain::LandingView) -> Self {
         match view {
-            crate::domain::LandingView::FirstPage(limit) => Load::Page(PageRequest {
+            crate::domain::LandingView::FirstPage(limit) => Load::Page(PageRequest::unfiltered(
                 limit,
-                position: crate::domain::PagePosition::Offset(0),
-            }),
+                crate::domain::PagePosition::Offset(0),
+            )),
             crate::domain::LandingView::Summary(limit) => Load::Summary(limit),
         }
     }
@@ -164,7 +166,8 @@ impl Load {
             Load::Page(PageRequest {
                 limit,
                 position: crate::domain::PagePosition::Offset(0),
-            }) if limit.get() <= MAX_CACHED_LIMIT => {
+                filter,
+            }) if limit.get() <= MAX_CACHED_LIMIT && filter.is_empty() => {
                 Some(crate::domain::LandingView::FirstPage(*limit))
             }
             Load::Summary(limit) => Some(crate::domain::LandingView::Summary(*limit)),
@@ -176,6 +179,7 @@ impl Load {
         match self {
             Load::Page(p) => KeySpec::page(user, p),
             Load::Summary(l) => KeySpec::summary(user, *l),
+            Load::RangedSummary(l, r) => KeySpec::ranged_summary(user, *l, *r),
             Load::Call(c) => KeySpec::call(user, c),
             Load::Analysis(c) => KeySpec::analysis(user, c),
             Load::Enhanced(c) => KeySpec::enhanced(user, c),
@@ -327,11 +331,14 @@ where
         self.clock.now().millis()
     }
 
-    fn ttl(&self, kind: Kind, absent: bool) -> u32 {
+    fn ttl(&self, spec: &KeySpec, absent: bool, now: i64) -> u32 {
         if absent {
             return self.policy.ttl_not_found;
         }
-        match kind {
+        if spec.range_end().is_some_and(|end| end.millis() <= now) {
+            return self.policy.ttl_past_range;
+        }
+        match spec.kind {
             Kind::Page | Kind::Call => self.policy.ttl_recordings,
             Kind::Summary => self.policy.ttl_summary,
             Kind::Analysis => self.policy.ttl_intent,
@@ -425,10 +432,14 @@ where
     async fn intent_summary(
         &self,
         user: &UserId,
-        limit: Limit,
+        request: &crate::domain::SummaryRequest,
         at_least: Version,
     ) -> AppResult<Served<Payload>> {
-        page_value(self.read(user, Load::Summary(limit), at_least).await?)
+        let load = match request.range {
+            None => Load::Summary(request.limit),
+            Some(range) => Load::RangedSummary(request.limit, range),
+        };
+        page_value(self.read(user, load, at_least).await?)
     }
 
     fn usage(&self) -> crate::store::Usage {

@@ -11,6 +11,11 @@ pub struct Policy {
     pub ttl_intent: u32,
     pub ttl_enhanced: u32,
     pub ttl_summary: u32,
+    /// Seconds a summary over days that have all ended is fresh. Its days only change by a
+    /// write — a late call, a re-analysis, a deletion — and every write retires it by version
+    /// anyway; the TTL only bounds how long an entry nobody asks for again holds memory and
+    /// KV, and dashboards comparing past periods ask for the same ones again and again.
+    pub ttl_past_range: u32,
     /// Seconds a 404 is remembered.
     pub ttl_not_found: u32,
     /// Past this fraction of its TTL an entry is served and refreshed in the background.
@@ -57,6 +62,7 @@ impl Default for Policy {
             ttl_intent: 600,
             ttl_enhanced: 1800,
             ttl_summary: 120,
+            ttl_past_range: 3600,
             ttl_not_found: 30,
             refresh_ratio: 0.8,
             grace: 3600,

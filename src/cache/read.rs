@@ -66,7 +66,16 @@ where
                 (Some(s.value), s.version)
             }
             Load::Summary(l) => {
-                let s = self.origin.intent_summary(user, *l, z).await?;
+                let req = crate::domain::SummaryRequest::all_time(*l);
+                let s = self.origin.intent_summary(user, &req, z).await?;
+                (Some(s.value), s.version)
+            }
+            Load::RangedSummary(limit, range) => {
+                let req = crate::domain::SummaryRequest {
+                    limit: *limit,
+                    range: Some(*range),
+                };
+                let s = self.origin.intent_summary(user, &req, z).await?;
                 (Some(s.value), s.version)
             }
             Load::Call(c) => {
@@ -112,7 +121,7 @@ where
     fn remember(&self, spec: &KeySpec, loaded: &Loaded, now: i64) {
         let life = self.policy.lifetime(
             now,
-            self.ttl(spec.kind, loaded.value.is_none()),
+            self.ttl(spec, loaded.value.is_none(), now),
             self.random_unit(),
         );
         let entry = Entry {
@@ -180,7 +189,7 @@ where
         let (spec, now) = (load.spec(user), self.now());
         let life = self
             .policy
-            .lifetime(now, self.ttl(spec.kind, false), self.random_unit());
+            .lifetime(now, self.ttl(&spec, false, now), self.random_unit());
         let entry = Entry {
             payload: Some(Rc::new(payload)),
             version,

@@ -284,7 +284,12 @@ impl ReadModel for SimOrigin {
         self.gate().await?;
         self.store.call_analysis(u, c, v).await
     }
-    async fn intent_summary(&self, u: &UserId, l: Limit, v: Version) -> AppResult<Served<Payload>> {
+    async fn intent_summary(
+        &self,
+        u: &UserId,
+        l: &crate::domain::SummaryRequest,
+        v: Version,
+    ) -> AppResult<Served<Payload>> {
         self.gate().await?;
         self.store.intent_summary(u, l, v).await
     }
@@ -428,6 +433,8 @@ pub struct World {
     claim: Rc<Cell<u64>>,
 }
 
+const DAY: i64 = crate::domain::MS_PER_DAY;
+
 fn uid(s: &str) -> UserId {
     UserId::parse(s).unwrap_or_else(|| panic!("{s} is a user id"))
 }
@@ -445,11 +452,32 @@ fn loads_for(calls: &[String]) -> Vec<(String, Load)> {
                 // Short lists, so that changes cross their ends often.
                 limit: Limit::new(4, 500).unwrap_or_else(|| unreachable!()),
                 position: PagePosition::Offset(0),
+                filter: crate::domain::CallFilter::none(),
             }),
         ),
         (
             "summary".to_owned(),
             Load::Summary(Limit::new(3, 500).unwrap_or_else(|| unreachable!())),
+        ),
+        (
+            "completed page".to_owned(),
+            Load::Page(PageRequest {
+                limit: Limit::new(3, 500).unwrap_or_else(|| unreachable!()),
+                position: PagePosition::Offset(0),
+                filter: crate::domain::CallFilter::none().with_statuses([CallStatus::Completed]),
+            }),
+        ),
+        (
+            // The days around the run's start: calls land on both sides of a midnight.
+            "summary of days".to_owned(),
+            Load::RangedSummary(
+                Limit::new(3, 500).unwrap_or_else(|| unreachable!()),
+                crate::domain::DayRange::new(
+                    crate::domain::Timestamp::from_millis((T0 / DAY - 1) * DAY),
+                    crate::domain::Timestamp::from_millis((T0 / DAY + 2) * DAY),
+                )
+                .unwrap_or_else(|| unreachable!()),
+            ),
         ),
     ];
     for id in calls.iter().take(TRACKED_CALLS) {
@@ -464,7 +492,17 @@ fn answer_of(store: &Store<SqliteDatabase>, user: &UserId, load: &Load) -> Optio
     let z = Version::ZERO;
     let served = match load {
         Load::Page(p) => block_on(store.call_page(user, p, z)).map(|s| Some(s.value)),
-        Load::Summary(l) => block_on(store.intent_summary(user, *l, z)).map(|s| Some(s.value)),
+        Load::Summary(l) => {
+            let req = crate::domain::SummaryRequest::all_time(*l);
+            block_on(store.intent_summary(user, &req, z)).map(|s| Some(s.value))
+        }
+        Load::RangedSummary(limit, range) => {
+            let req = crate::domain::SummaryRequest {
+                limit: *limit,
+                range: Some(*range),
+            };
+            block_on(store.intent_summary(user, &req, z)).map(|s| Some(s.value))
+        }
         Load::Call(c) => block_on(store.call_detail(user, c, z)).map(|s| s.value),
         Load::Analysis(c) => block_on(store.call_analysis(user, c, z)).map(|s| s.value),
         Load::Enhanced(c) => block_on(store.call_enrichment(user, c, z)).map(|s| s.value),

@@ -74,7 +74,12 @@ impl ReadModel for Origin {
     ) -> AppResult<Served<Option<Payload>>> {
         self.around(self.store.call_analysis(u, c, v)).await
     }
-    async fn intent_summary(&self, u: &UserId, l: Limit, v: Version) -> AppResult<Served<Payload>> {
+    async fn intent_summary(
+        &self,
+        u: &UserId,
+        l: &crate::domain::SummaryRequest,
+        v: Version,
+    ) -> AppResult<Served<Payload>> {
         self.around(self.store.intent_summary(u, l, v)).await
     }
     fn usage(&self) -> crate::store::Usage {
@@ -198,6 +203,7 @@ fn page(limit: u32) -> Load {
     Load::Page(PageRequest {
         limit: Limit::new(limit, 500).expect("valid"),
         position: PagePosition::Offset(0),
+        filter: crate::domain::CallFilter::none(),
     })
 }
 
@@ -705,6 +711,7 @@ fn warm_after_invalidate_reloads_the_landing_view_in_the_background() {
         limit: Limit::new(crate::domain::DEFAULT_PAGE_LIMIT, crate::domain::MAX_LIMIT)
             .expect("valid"),
         position: PagePosition::Offset(0),
+        filter: crate::domain::CallFilter::none(),
     });
     assert_eq!(read(&cache, first_page).outcome, Outcome::HitMemory);
     let summary = Load::Summary(

@@ -6,6 +6,7 @@
 //! crafted to collide with another user's key.
 
 pub mod delivery;
+mod filter;
 mod ids;
 mod page;
 mod time;
@@ -14,12 +15,15 @@ mod version;
 pub use delivery::{
     AnalysisReport, CallReport, Delivery, EnrichmentReport, Event, Owner, RecordingReport,
 };
+pub use filter::{
+    CallFilter, DayRange, FilterEcho, SummaryRequest, MAX_INTENT_LEN, MAX_RANGE_DAYS,
+};
 pub use ids::{CallId, UserId, E164};
 pub use page::{
     Cursor, LandingView, Limit, PagePosition, PageRequest, DEFAULT_PAGE_LIMIT,
     DEFAULT_SUMMARY_LIMIT, MAX_LIMIT,
 };
-pub use time::Timestamp;
+pub use time::{Timestamp, MS_PER_DAY};
 pub use version::Version;
 
 use serde::{Deserialize, Serialize};
@@ -52,7 +56,7 @@ impl Provider {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Inbound,
@@ -80,7 +84,7 @@ impl Direction {
 /// A call's lifecycle. The order of the variants is the order a call moves through: a status
 /// only ever replaces one of a lower [`CallStatus::rank`], so a late `ringing` cannot overwrite
 /// `completed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CallStatus {
     Queued,
@@ -228,6 +232,33 @@ pub struct IntentStats {
     pub answered_calls: i64,
     pub avg_confidence: f64,
     pub intent_distribution: std::collections::BTreeMap<String, i64>,
+}
+
+/// One UTC day of a ranged summary's daily series.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DayStats {
+    /// `2026-11-20`.
+    pub date: String,
+    pub total_calls: i64,
+    pub answered_calls: i64,
+    pub completed_analyses: i64,
+    pub avg_confidence: f64,
+    pub intent_distribution: std::collections::BTreeMap<String, i64>,
+}
+
+impl DayStats {
+    /// A day without calls.
+    pub fn empty(date: String) -> Self {
+        Self {
+            date,
+            total_calls: 0,
+            answered_calls: 0,
+            completed_analyses: 0,
+            avg_confidence: 0.0,
+            intent_distribution: std::collections::BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,6 +1,6 @@
 //! Page requests: a bounded `limit`, and either an `offset` or an opaque keyset cursor.
 
-use super::{CallId, Timestamp};
+use super::{CallFilter, CallId, Timestamp};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
@@ -43,6 +43,8 @@ pub struct Cursor {
 
 impl Cursor {
     const PREFIX: &'static str = "v1:";
+    /// A filtered page's cursor: `f1:<filter tag>:<startedAt ms>:<id>`.
+    const TAGGED_PREFIX: &'static str = "f1:";
     /// Longer strings cannot be a cursor this service issued.
     const MAX_ENCODED_LEN: usize = 256;
 
@@ -99,13 +101,49 @@ impl Cursor {
         })
     }
 
-    pub fn decode(s: &str) -> Option<Self> {
+    /// The cursor of a page listed under the filter tagged `tag` ([`CallFilter::tag`]): the
+    /// plain form without one.
+    pub fn encode_for(&self, tag: Option<&str>) -> String {
+        match tag {
+            None => self.encode(),
+            Some(tag) => URL_SAFE_NO_PAD.encode(format!(
+                "{}{tag}:{}:{}",
+                Self::TAGGED_PREFIX,
+                self.started_at.millis(),
+                self.id.as_str()
+            )),
+        }
+    }
+
+    /// A cursor this service issued, with the tag of the filter it was issued under (`None`:
+    /// the plain list).
+    pub fn decode_tagged(s: &str) -> Option<(Self, Option<String>)> {
         if s.is_empty() || s.len() > Self::MAX_ENCODED_LEN {
             return None;
         }
         let bytes = URL_SAFE_NO_PAD.decode(s).ok()?;
         let plain = std::str::from_utf8(&bytes).ok()?;
-        let rest = plain.strip_prefix(Self::PREFIX)?;
+        if let Some(rest) = plain.strip_prefix(Self::TAGGED_PREFIX) {
+            let (tag, rest) = rest.split_once(':')?;
+            let hex_tag = tag.len() == 24 && tag.bytes().all(|b| b.is_ascii_hexdigit());
+            if !hex_tag {
+                return None;
+            }
+            return Some((Self::of_plain(rest)?, Some(tag.to_owned())));
+        }
+        Some((Self::of_plain(plain.strip_prefix(Self::PREFIX)?)?, None))
+    }
+
+    /// A plain list's cursor (see [`Self::decode_tagged`] for any cursor).
+    pub fn decode(s: &str) -> Option<Self> {
+        match Self::decode_tagged(s)? {
+            (cursor, None) => Some(cursor),
+            (_, Some(_)) => None,
+        }
+    }
+
+    /// `<startedAt ms>:<id>`.
+    fn of_plain(rest: &str) -> Option<Self> {
         let (ms, id) = rest.split_once(':')?;
         if ms.is_empty() || !ms.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
             return None;
@@ -127,6 +165,18 @@ pub enum PagePosition {
 pub struct PageRequest {
     pub limit: Limit,
     pub position: PagePosition,
+    pub filter: CallFilter,
+}
+
+impl PageRequest {
+    /// A page of the plain list.
+    pub fn unfiltered(limit: Limit, position: PagePosition) -> Self {
+        Self {
+            limit,
+            position,
+            filter: CallFilter::none(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -175,6 +225,31 @@ mod tests {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_eq!(Cursor::decode(&enc), Some(c));
+    }
+
+    #[test]
+    fn a_filtered_pages_cursor_carries_its_filter_and_no_plain_decode_takes_it() {
+        let c = cursor(1_709_662_933_000, "CA_1");
+        let tag = "0123456789abcdef01234567";
+        let enc = c.encode_for(Some(tag));
+        assert_eq!(
+            Cursor::decode_tagged(&enc),
+            Some((c.clone(), Some(tag.to_owned())))
+        );
+        assert_eq!(Cursor::decode(&enc), None);
+        assert_eq!(c.encode_for(None), c.encode());
+        assert_eq!(Cursor::decode_tagged(&c.encode()), Some((c, None)));
+        for bad in [
+            "f1:abc:1:CA1",
+            "f1:0123456789abcdef0123456g:1:CA1",
+            "f1:1:CA1",
+        ] {
+            assert_eq!(
+                Cursor::decode_tagged(&URL_SAFE_NO_PAD.encode(bad)),
+                None,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
 
-const MS_PER_DAY: i64 = 86_400_000;
+pub const MS_PER_DAY: i64 = 86_400_000;
 
 impl Timestamp {
     pub const fn from_millis(ms: i64) -> Self {
@@ -35,6 +35,44 @@ impl Timestamp {
         const FIRST: i64 = -62_167_219_200_000; // 0000-01-01T00:00:00Z
         const LAST: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
         (FIRST..=LAST).contains(&ms).then_some(Self(ms))
+    }
+
+    /// Parses an RFC 3339 `full-date` (`2026-11-21`) as that day's first instant, UTC.
+    pub fn parse_date(s: &str) -> Option<Self> {
+        let b = s.as_bytes();
+        let shaped = b.len() == 10
+            && b[4] == b'-'
+            && b[7] == b'-'
+            && b.iter()
+                .enumerate()
+                .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+        if !shaped {
+            return None;
+        }
+        let date = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+        let ms = date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis();
+        Self::within_years(ms)
+    }
+
+    /// The UTC day this instant falls on, as days since 1970-01-01 (negative before).
+    pub const fn day(self) -> i64 {
+        self.0.div_euclid(MS_PER_DAY)
+    }
+
+    /// The first instant of UTC day `day` (days since 1970-01-01), if it is one.
+    pub fn start_of_day(day: i64) -> Option<Self> {
+        day.checked_mul(MS_PER_DAY).and_then(Self::within_years)
+    }
+
+    /// Whether this is the first instant of a UTC day.
+    pub const fn is_midnight(self) -> bool {
+        self.0.rem_euclid(MS_PER_DAY) == 0
+    }
+
+    /// UTC day `day` as an RFC 3339 `full-date` (`2026-11-21`).
+    pub fn date_of_day(day: i64) -> String {
+        let (y, m, d) = civil_from_days(day);
+        format!("{y:04}-{m:02}-{d:02}")
     }
 
     /// Parses the RFC 2822 dates Twilio sends (`Tue, 05 Mar 2024 18:22:13 +0000`); the
@@ -112,6 +150,28 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_date_is_its_first_instant_and_days_count_from_the_epoch_both_ways() {
+        let d = Timestamp::parse_date("2026-11-20").expect("a date");
+        assert_eq!(d.to_string(), "2026-11-20T00:00:00Z");
+        assert!(d.is_midnight());
+        assert_eq!(Timestamp::date_of_day(d.day()), "2026-11-20");
+        assert_eq!(Timestamp::start_of_day(d.day()), Some(d));
+        assert_eq!(Timestamp::from_millis(-1).day(), -1);
+        assert_eq!(Timestamp::date_of_day(-1), "1969-12-31");
+        assert!(!Timestamp::from_millis(1).is_midnight());
+        for bad in [
+            "2026-02-30",
+            "2026-1-20",
+            "2026-11-20T00:00:00Z",
+            "+2026-11-2",
+            "",
+            "２０２６-11-20",
+        ] {
+            assert_eq!(Timestamp::parse_date(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn the_epoch_and_a_known_instant_format_as_rfc3339() {

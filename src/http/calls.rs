@@ -12,15 +12,18 @@ pub async fn list<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Res
     let user = app.user(req).await?;
     let page = Query::parse(&req.query)?.page(DEFAULT_LIMIT)?;
     let served = app.reads.call_page(&user, &page, min_version(req)?).await?;
+    let tag = page.filter.tag();
     let position = match &page.position {
         PagePosition::Offset(o) => ("offset", (*o).into()),
-        PagePosition::After(c) => ("cursor", c.encode().into()),
+        PagePosition::After(c) => ("cursor", c.encode_for(tag.as_deref()).into()),
     };
-    Ok(respond::read(
-        req,
-        &served,
-        &[("limit", page.limit.get().into()), position],
-    ))
+    let mut meta = vec![("limit", page.limit.get().into()), position];
+    if tag.is_some() {
+        let echo = serde_json::to_value(page.filter.echo())
+            .map_err(|e| AppError::internal(format!("serializing filters: {e}")))?;
+        meta.push(("filters", echo));
+    }
+    Ok(respond::read(req, &served, &meta))
 }
 
 pub async fn detail<S: Services>(

@@ -9,16 +9,19 @@ pub const DEFAULT_LIMIT: u32 = super::DEFAULT_SUMMARY_LIMIT;
 
 pub async fn summary<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
     let user = app.user(req).await?;
-    let limit = Query::parse(&req.query)?.limit(DEFAULT_LIMIT)?;
+    let request = Query::parse(&req.query)?.summary(DEFAULT_LIMIT)?;
     let served = app
         .reads
-        .intent_summary(&user, limit, min_version(req)?)
+        .intent_summary(&user, &request, min_version(req)?)
         .await?;
-    Ok(respond::read(
-        req,
-        &served,
-        &[("limit", limit.get().into())],
-    ))
+    let mut meta = vec![("limit", request.limit.get().into())];
+    if let Some(range) = request.range {
+        meta.push((
+            "filters",
+            serde_json::json!({ "from": range.from(), "to": range.to() }),
+        ));
+    }
+    Ok(respond::read(req, &served, &meta))
 }
 
 pub async fn analysis<S: Services>(

@@ -16,6 +16,7 @@
 
 #[cfg(target_arch = "wasm32")]
 pub mod d1;
+mod filtered;
 mod ingest;
 #[cfg(test)]
 mod ingest_tests;
@@ -29,12 +30,14 @@ mod tests;
 mod version_tests;
 
 use crate::domain::{
-    CallId, Cursor, IntentStats, Limit, PagePosition, PageRequest, Timestamp, UserId, Version, E164,
+    CallId, Cursor, IntentStats, Limit, PagePosition, PageRequest, SummaryRequest, Timestamp,
+    UserId, Version, E164,
 };
 #[cfg(test)]
 use crate::domain::{CallPage, IntentSummary};
 use crate::error::{AppError, AppResult, Context};
 use crate::reads::{json_array, summary_json, PageMeta, Payload, ReadModel, Served};
+pub use filtered::FILTER_SCAN_ROWS;
 #[cfg(test)]
 pub(crate) use ingest::delivery_digest;
 pub use ingest::{ChangedCall, Ingested, RefreshAsk, Refreshed};
@@ -273,6 +276,9 @@ impl<D: Database> Store<D> {
         user: &UserId,
         page: &PageRequest,
     ) -> AppResult<(Payload, Version)> {
+        if !page.filter.is_empty() {
+            return self.load_filtered_page(user, page).await;
+        }
         let st = page_statement(
             user,
             page,
@@ -600,10 +606,10 @@ impl<D: Database> ReadModel for Store<D> {
     async fn intent_summary(
         &self,
         user: &UserId,
-        limit: Limit,
+        request: &SummaryRequest,
         _at_least: Version,
     ) -> AppResult<Served<Payload>> {
-        let (payload, version) = self.load_summary_json(user, limit).await?;
+        let (payload, version) = self.load_any_summary(user, request).await?;
         Ok(Served::from_d1(payload, version))
     }
 

@@ -112,6 +112,78 @@ pub const PAGE_JSON_AFTER_CURSOR: &str = concat!(
      ORDER BY c.started_at DESC, c.id DESC LIMIT ?4"
 );
 
+// ---- Filtered pages (`migrations/0010`). ----
+//
+// One statement per way in: the user's newest-first index, the same per status, and the
+// same per intent over analyzed calls. The range (`from`, `to`) and the cursor bound the scan
+// inside whichever index; what the index does not decide (several statuses, a direction) is
+// matched row by row as the scan goes, and the scan stops after `?9` rows: a filter that few
+// calls match cannot read a user's whole history for one page. Every row is numbered (`n`),
+// and the matches counted as they come (`k`), so the offset skips matches, and the row where
+// the scan stopped comes back (`last`) for the next cursor when the page did not fill.
+//
+// ?1 user, ?2 from (ms), ?3 to (ms), ?4 cursor startedAt, ?5 cursor id (no cursor: past
+// every call), ?6 statuses as `,a,b,` (NULL: any), ?7 direction (NULL: any), ?8 the index's
+// value (a status, an intent; unused by the first), ?9 rows to scan at most, ?10 matches to
+// skip, ?11 matches wanted (limit + 1).
+
+macro_rules! filtered_page {
+    ($index:literal, $way_in:literal) => {
+        concat!(
+            "SELECT CASE WHEN c.m AND c.k > ?10 THEN ",
+            call_json!(),
+            " ELSE '' END AS j, c.started_at AS s, c.id AS i, c.n = ?9 AS last, ",
+            version_of!("?1"),
+            " AS v FROM (SELECT c.*, \
+               (?6 IS NULL OR instr(?6, ',' || c.status || ',') > 0) \
+                 AND (?7 IS NULL OR c.direction = ?7) AS m, \
+               row_number() OVER w AS n, \
+               sum((?6 IS NULL OR instr(?6, ',' || c.status || ',') > 0) \
+                 AND (?7 IS NULL OR c.direction = ?7)) OVER w AS k \
+             FROM calls c INDEXED BY ",
+            $index,
+            " WHERE c.user_id = ?1",
+            $way_in,
+            " AND c.started_at >= ?2 AND c.started_at < ?3 AND (c.started_at, c.id) < (?4, ?5) \
+             WINDOW w AS (ORDER BY c.started_at DESC, c.id DESC ROWS UNBOUNDED PRECEDING) \
+             ORDER BY c.started_at DESC, c.id DESC LIMIT ?9) c \
+           WHERE (c.m AND c.k > ?10) OR c.n = ?9 LIMIT ?11 + 1"
+        )
+    };
+}
+
+/// A filtered page through the user's newest-first index.
+pub const FILTERED_PAGE: &str = filtered_page!("calls_by_user_newest", "");
+
+/// A filtered page of one status: ?8 the status.
+pub const FILTERED_PAGE_BY_STATUS: &str =
+    filtered_page!("calls_by_user_status_newest", " AND c.status = ?8");
+
+/// A filtered page of one intent: ?8 the intent. `c.analyzed = 1` must stay literal: it
+/// selects the partial index.
+pub const FILTERED_PAGE_BY_INTENT: &str = filtered_page!(
+    "calls_by_user_intent_newest",
+    " AND c.analyzed = 1 AND COALESCE(c.an_intent, 'unknown') = ?8"
+);
+
+// ---- Ranged summaries (`migrations/0010`): ?1 user, ?2 first day, ?3 day after the last. ----
+
+/// The per-day aggregates of the range: one row per day with calls.
+pub const DAY_STATS: &str = "SELECT day, total_calls, answered_calls, completed_analyses, \
+     confidence_micros FROM user_days WHERE user_id = ?1 AND day >= ?2 AND day < ?3";
+
+/// The per-day intent counts of the range.
+pub const DAY_INTENTS: &str = "SELECT day, intent, calls FROM user_day_intents \
+     WHERE user_id = ?1 AND day >= ?2 AND day < ?3 AND calls > 0";
+
+/// ?1 user, ?2 from (ms), ?3 to (ms), ?4 limit: the newest analyzed calls started in the
+/// range. `c.analyzed = 1` must stay literal: it selects the partial index.
+pub const RANGED_ANALYZED_CALLS_JSON: &str = concat!(
+    call_json_select!(),
+    "WHERE c.user_id = ?1 AND c.analyzed = 1 AND c.started_at >= ?2 AND c.started_at < ?3 \
+     ORDER BY c.started_at DESC, c.id DESC LIMIT ?4"
+);
+
 /// ?1 call, ?2 user.
 pub const CALL_JSON_DETAIL: &str = concat!(
     versioned_call_json_select!("?2"),
@@ -228,6 +300,12 @@ pub const READS: &[(&str, &str)] = &[
     ("page as JSON by offset", PAGE_JSON_BY_OFFSET),
     ("page as JSON after cursor", PAGE_JSON_AFTER_CURSOR),
     ("call as JSON", CALL_JSON_DETAIL),
+    ("filtered page", FILTERED_PAGE),
+    ("filtered page of one status", FILTERED_PAGE_BY_STATUS),
+    ("filtered page of one intent", FILTERED_PAGE_BY_INTENT),
+    ("per-day stats", DAY_STATS),
+    ("per-day intents", DAY_INTENTS),
+    ("ranged analyzed calls as JSON", RANGED_ANALYZED_CALLS_JSON),
     ("analyzed calls as JSON", ANALYZED_CALLS_JSON),
     ("call page by offset", CALL_PAGE_BY_OFFSET),
     ("call page after cursor", CALL_PAGE_AFTER_CURSOR),
@@ -305,7 +383,9 @@ pub const CLAIM_DELIVERY: &str = "INSERT INTO webhook_deliveries \
 /// ?4 call id, ?5 provider, ?6 direction, ?7 from, ?8 to, ?9 status, ?10 status rank,
 /// ?11 answered, ?12 started at (or NULL: then the event time), ?13 ended at, ?14 duration,
 /// ?15 received at, ?16 event time. Status only moves up in rank; the first end time wins;
-/// a call never changes owner.
+/// a call never changes owner. A start the event reports replaces the stored one unless an
+/// older event reports it (a late `startedAt` moves the call, and its day's aggregates, by
+/// the triggers of `migrations/0010`); a start only inferred from the event time never does.
 pub const UPSERT_CALL: &str = concat!(
     "INSERT INTO calls (id, user_id, provider, direction, from_number, to_number, status, \
        status_rank, answered, started_at, ended_at, duration_seconds, created_at, updated_at) \
@@ -317,6 +397,8 @@ pub const UPSERT_CALL: &str = concat!(
                      THEN excluded.status ELSE calls.status END, \
        status_rank = MAX(calls.status_rank, excluded.status_rank), \
        answered = MAX(calls.answered, excluded.answered), \
+       started_at = CASE WHEN ?12 IS NOT NULL AND ?16 >= calls.updated_at THEN ?12 \
+                         ELSE calls.started_at END, \
        ended_at = COALESCE(calls.ended_at, excluded.ended_at), \
        duration_seconds = COALESCE(excluded.duration_seconds, calls.duration_seconds), \
        from_number = CASE WHEN calls.from_number = '' THEN excluded.from_number \

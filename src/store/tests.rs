@@ -42,10 +42,7 @@ fn insert_analysis(
 }
 
 fn page(limit: u32, position: PagePosition) -> PageRequest {
-    PageRequest {
-        limit: Limit::new(limit, 500).expect("valid limit"),
-        position,
-    }
+    PageRequest::unfiltered(Limit::new(limit, 500).expect("valid limit"), position)
 }
 
 #[test]
@@ -53,13 +50,22 @@ fn every_read_is_an_index_range_scan() {
     let db = SqliteDatabase::migrated();
     for (name, sql) in sql::READS {
         let plan = db.query_plan(sql);
+        // A co-routine is a subquery whose rows its own steps already bound (a filtered
+        // page's scan, `LIMIT`ed): reading it is no table scan.
+        let coroutines: Vec<&str> = plan
+            .iter()
+            .filter_map(|s| s.strip_prefix("CO-ROUTINE "))
+            .collect();
         for step in &plan {
             // Walking `json_each` of a bound parameter (the only virtual table these statements
             // use) reads the argument list, and a `SELECT` without `FROM` one constant row:
             // neither is a table.
             let scans_a_table = step.starts_with("SCAN")
                 && !step.contains("VIRTUAL TABLE")
-                && step != "SCAN CONSTANT ROW";
+                && step != "SCAN CONSTANT ROW"
+                && !step
+                    .strip_prefix("SCAN ")
+                    .is_some_and(|name| coroutines.contains(&name));
             assert!(
                 !scans_a_table && !step.contains("TEMP B-TREE"),
                 "{name}: plan step `{step}` is a full scan or a sort\nplan: {plan:#?}"

@@ -105,6 +105,7 @@ fn first_page(s: &Store<SqliteDatabase>, n: u32) -> (Payload, Version) {
     let request = PageRequest {
         limit: limit(n),
         position: PagePosition::Offset(0),
+        filter: crate::domain::CallFilter::none(),
     };
     block_on(s.load_page_json(&ada(), &request)).expect("loads")
 }

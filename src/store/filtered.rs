@@ -1,0 +1,288 @@
+//! The dashboard's questions beyond the plain list: filtered pages and ranged summaries.
+//!
+//! A filtered page is one statement (`sql::FILTERED_PAGE*`): one index range scan, newest
+//! first, that matches what its index cannot decide as it reads and stops after
+//! [`FILTER_SCAN_ROWS`] rows past the offset. A ranged summary reads the per-day aggregates of
+//! `migrations/0010` (one row per day, and per day and intent) and the newest analyzed calls
+//! of the range: its cost grows with days, never with the calls it counts.
+
+use super::{call_jsons, round4, sql, Database, RowSet, SqlValue, Statement, Store};
+use crate::domain::{
+    CallFilter, CallId, Cursor, DayRange, DayStats, IntentStats, PagePosition, PageRequest,
+    SummaryRequest, Timestamp, UserId, Version,
+};
+use crate::error::{AppError, AppResult, Context};
+use crate::reads::{json_array, ranged_summary_json, PageMeta, Payload};
+use std::collections::BTreeMap;
+
+/// The most rows a filtered page scans beyond its offset. A filter its index decides (one
+/// status, an intent, a range) reads `limit + 1` rows; one matched row by row (several
+/// statuses, a direction) reads about `(limit + 1) / share of calls matching`, and stops
+/// here: the page then holds the matches found, and `nextCursor` continues after the last
+/// call scanned.
+pub const FILTER_SCAN_ROWS: u32 = 2_000;
+
+#[derive(serde::Deserialize)]
+struct ScannedRow {
+    s: i64,
+    i: String,
+    last: i64,
+    v: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct DayRow {
+    day: i64,
+    total_calls: i64,
+    answered_calls: i64,
+    completed_analyses: i64,
+    confidence_micros: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct DayIntentRow {
+    day: i64,
+    intent: String,
+    calls: i64,
+}
+
+impl<D: Database> Store<D> {
+    /// A page of the user's calls that `page.filter` selects, and the version it reflects.
+    pub(super) async fn load_filtered_page(
+        &self,
+        user: &UserId,
+        page: &PageRequest,
+    ) -> AppResult<(Payload, Version)> {
+        let st = filtered_page_statement(user, page)?;
+        let again = st.clone();
+        let rows = self.query(st).await.context("loading a filtered page")?;
+        let scanned: Vec<ScannedRow> = rows.decode()?;
+        let (rows, version) = match scanned.first() {
+            Some(first) => {
+                let version = u64::try_from(first.v)
+                    .map(Version::new)
+                    .map_err(|_| AppError::internal("a negative version"))?;
+                (rows, version)
+            }
+            // Nothing scanned: no row carried the version, so read both in one batch.
+            None => {
+                self.with_version(user, again, "loading a filtered page")
+                    .await?
+            }
+        };
+        let scanned: Vec<ScannedRow> = rows.decode()?;
+        let texts = rows.texts("j")?;
+        if texts.len() != scanned.len() {
+            return Err(AppError::internal("a filtered page lost its rows"));
+        }
+        Ok((filtered_page_payload(page, &scanned, &texts)?, version))
+    }
+
+    /// The intent summary over whole days: per-day aggregates, the newest analyzed calls
+    /// started in the range, and the version, in one batch.
+    pub(super) async fn load_ranged_summary(
+        &self,
+        user: &UserId,
+        limit: crate::domain::Limit,
+        range: DayRange,
+    ) -> AppResult<(Payload, Version)> {
+        let days = || -> Vec<SqlValue> {
+            vec![
+                user.as_str().into(),
+                range.first_day().into(),
+                range.end_day().into(),
+            ]
+        };
+        let calls = vec![
+            user.as_str().into(),
+            range.from().millis().into(),
+            range.to().millis().into(),
+            i64::from(limit.get()).into(),
+        ];
+        let results = self
+            .batch(vec![
+                Statement::new(sql::DAY_STATS, days()),
+                Statement::new(sql::DAY_INTENTS, days()),
+                Statement::new(sql::RANGED_ANALYZED_CALLS_JSON, calls),
+                super::version_statement(user),
+            ])
+            .await
+            .context("loading a ranged intent summary")?;
+        let [stats, intents, calls, version] = <[D::Rows; 4]>::try_from(results)
+            .map_err(|_| AppError::internal("ranged summary batch: wrong result count"))?;
+        let (stats, daily) = day_series(range, stats.decode()?, intents.decode()?);
+        let calls = call_jsons(&calls)?;
+        let json = ranged_summary_json(&json_array(&calls), &stats, &daily)?;
+        Ok((
+            Payload::from_json(json, None),
+            super::decode_version(&version)?,
+        ))
+    }
+
+    /// The summary a request asks for: all time, or whole days.
+    pub(super) async fn load_any_summary(
+        &self,
+        user: &UserId,
+        req: &SummaryRequest,
+    ) -> AppResult<(Payload, Version)> {
+        match req.range {
+            None => self.load_summary_json(user, req.limit).await,
+            Some(range) => self.load_ranged_summary(user, req.limit, range).await,
+        }
+    }
+}
+
+/// The statement for a filtered page: the index that decides most of the filter, and the
+/// rest matched as the scan reads.
+fn filtered_page_statement(user: &UserId, page: &PageRequest) -> AppResult<Statement> {
+    let f = &page.filter;
+    let (sql, way_in, residual_statuses) = match (&f.intent, f.statuses()) {
+        (Some(intent), statuses) => (
+            sql::FILTERED_PAGE_BY_INTENT,
+            SqlValue::Text(intent.clone()),
+            statuses,
+        ),
+        (None, [one]) => (sql::FILTERED_PAGE_BY_STATUS, one.as_str().into(), &[][..]),
+        (None, statuses) => (sql::FILTERED_PAGE, SqlValue::Null, statuses),
+    };
+    let statuses = if residual_statuses.is_empty() {
+        SqlValue::Null
+    } else {
+        let mut list = String::from(",");
+        for s in residual_statuses {
+            list.push_str(s.as_str());
+            list.push(',');
+        }
+        SqlValue::Text(list)
+    };
+    // With no cursor the bound is past every call: no start reaches `i64::MAX`, so the row
+    // value comparison is decided by the start alone.
+    let (after_ms, after_id, offset) = match &page.position {
+        PagePosition::Offset(o) => (i64::MAX, "", *o),
+        PagePosition::After(c) => (c.started_at.millis(), c.id.as_str(), 0),
+    };
+    let scan = i64::from(offset)
+        .checked_add(i64::from(FILTER_SCAN_ROWS))
+        .ok_or_else(|| AppError::internal("a scan bound past i64"))?;
+    Ok(Statement::new(
+        sql,
+        vec![
+            user.as_str().into(),
+            f.from.map_or(i64::MIN, Timestamp::millis).into(),
+            f.to.map_or(i64::MAX, Timestamp::millis).into(),
+            after_ms.into(),
+            after_id.into(),
+            statuses,
+            f.direction
+                .map_or(SqlValue::Null, |d| SqlValue::from(d.as_str())),
+            way_in,
+            scan.into(),
+            i64::from(offset).into(),
+            (i64::from(page.limit.get()) + 1).into(),
+        ],
+    ))
+}
+
+/// The page from a filtered scan: the matches (non-empty `j`), at most `limit`; the next
+/// cursor at the last one kept when more matched, else at the row where the scan stopped
+/// when it stopped short, else none.
+fn filtered_page_payload(
+    page: &PageRequest,
+    scanned: &[ScannedRow],
+    texts: &[String],
+) -> AppResult<Payload> {
+    let limit = page.limit.get() as usize;
+    let mut calls = Vec::with_capacity(limit.min(scanned.len()));
+    let mut last_kept = None;
+    let mut stopped_at = None;
+    let mut more = false;
+    for (row, json) in scanned.iter().zip(texts) {
+        if !json.is_empty() {
+            if calls.len() == limit {
+                more = true;
+                break;
+            }
+            calls.push(super::rows::with_rfc3339_times(json)?);
+            last_kept = Some(row);
+        }
+        if row.last != 0 {
+            stopped_at = Some(row);
+        }
+    }
+    let next_at = if more { last_kept } else { stopped_at };
+    let next_cursor = next_at
+        .map(|row| cursor_at(row, &page.filter))
+        .transpose()?;
+    let meta = PageMeta {
+        count: calls.len(),
+        next_cursor,
+    };
+    Ok(Payload::from_json(json_array(&calls), Some(meta)))
+}
+
+fn cursor_at(row: &ScannedRow, filter: &CallFilter) -> AppResult<String> {
+    let id =
+        CallId::parse(&row.i).ok_or_else(|| AppError::internal("a stored call id is malformed"))?;
+    let cursor = Cursor {
+        started_at: Timestamp::from_millis(row.s),
+        id,
+    };
+    Ok(cursor.encode_for(filter.tag().as_deref()))
+}
+
+/// The range's totals and one entry per day, oldest first, zeros included.
+fn day_series(
+    range: DayRange,
+    days: Vec<DayRow>,
+    intents: Vec<DayIntentRow>,
+) -> (IntentStats, Vec<DayStats>) {
+    let mut by_day: BTreeMap<i64, (DayRow, BTreeMap<String, i64>)> = days
+        .into_iter()
+        .map(|d| (d.day, (d, BTreeMap::new())))
+        .collect();
+    let mut total_intents: BTreeMap<String, i64> = BTreeMap::new();
+    for i in intents {
+        *total_intents.entry(i.intent.clone()).or_default() += i.calls;
+        if let Some((_, of_day)) = by_day.get_mut(&i.day) {
+            *of_day.entry(i.intent).or_default() += i.calls;
+        }
+    }
+    let avg = |micros: i64, n: i64| {
+        if n > 0 {
+            round4(micros as f64 / 1_000_000.0 / n as f64)
+        } else {
+            0.0
+        }
+    };
+    let (mut total, mut answered, mut completed, mut micros) = (0i64, 0i64, 0i64, 0i64);
+    let daily = range
+        .days()
+        .map(|day| {
+            let date = Timestamp::date_of_day(day);
+            match by_day.remove(&day) {
+                Some((d, intents)) => {
+                    total = total.saturating_add(d.total_calls);
+                    answered = answered.saturating_add(d.answered_calls);
+                    completed = completed.saturating_add(d.completed_analyses);
+                    micros = micros.saturating_add(d.confidence_micros);
+                    DayStats {
+                        date,
+                        total_calls: d.total_calls,
+                        answered_calls: d.answered_calls,
+                        completed_analyses: d.completed_analyses,
+                        avg_confidence: avg(d.confidence_micros, d.completed_analyses),
+                        intent_distribution: intents,
+                    }
+                }
+                None => DayStats::empty(date),
+            }
+        })
+        .collect();
+    let stats = IntentStats {
+        total_calls: total,
+        answered_calls: answered,
+        avg_confidence: avg(micros, completed),
+        intent_distribution: total_intents,
+    };
+    (stats, daily)
+}
