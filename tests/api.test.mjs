@@ -414,6 +414,137 @@ describe("unknown routes", () => {
   });
 });
 
+describe("filters and daily series", () => {
+  // flo's calls, around three UTC days (2026-10-10 to 2026-10-12), one on each side of them.
+  const D = Date.parse("2026-10-10T00:00:00Z");
+  const H = 3_600_000;
+  const list = (query) => get(`/api/webhook-calls?${query}`, { token: app.token("flo") });
+  const ids = (res) => res.json.data.map((c) => c.id);
+
+  before(async () => {
+    const calls = [
+      ["CAflo01", D + H, "completed", { intent: "billing", confidence: 0.9 }],
+      ["CAflo02", D + 2 * H, "no-answer"],
+      ["CAflo03", D + 24 * H - 1000, "completed", { intent: "support", confidence: 0.5 }],
+      ["CAflo04", D + 58 * H, "completed", { intent: "billing", confidence: 0.7 }],
+      ["CAflo05", D + 72 * H, "failed"],
+      ["CAflo06", D - 1, "completed"],
+    ];
+    for (const [id, startedAt, status, analysis] of calls) await insertCall(app, { user: "flo", id, startedAt, status, analysis });
+    await app.exec("UPDATE calls SET direction = 'outbound' WHERE id = 'CAflo02'");
+  });
+
+  test("status, direction, intent, from and to each select their calls, newest first", async () => {
+    const cases = [
+      ["status=no-answer,failed", ["CAflo05", "CAflo02"]],
+      ["status=completed&from=2026-10-10&to=2026-10-13", ["CAflo04", "CAflo03", "CAflo01"]],
+      ["direction=outbound", ["CAflo02"]],
+      ["intent=billing", ["CAflo04", "CAflo01"]],
+      ["from=2026-10-13T00:00:00Z", ["CAflo05"]],
+      ["to=2026-10-10", ["CAflo06"]],
+      ["intent=billing&status=failed", []],
+    ];
+    for (const [query, want] of cases) {
+      const res = await list(query);
+      assert.equal(res.status, 200, query);
+      assert.deepEqual(ids(res), want, query);
+      assert.equal(res.json.meta.count, want.length, query);
+    }
+  });
+
+  test("meta.filters echoes the canonical filter, and the same filter written two ways is one cached page", async () => {
+    const first = await list("status=failed,no-answer,failed&from=2026-10-10T02:00:00%2B02:00");
+    assert.deepEqual(first.json.meta.filters, { status: ["no-answer", "failed"], from: "2026-10-10T00:00:00Z" });
+    assert.equal(first.headers.get("x-cache"), "MISS");
+    const again = await list("from=2026-10-10&status=no-answer,failed");
+    assert.equal(again.headers.get("x-cache"), "HIT-MEMORY");
+    assert.deepEqual(ids(again), ids(first));
+    assert.equal((await list("limit=3")).json.meta.filters, undefined, "no filter, no echo");
+  });
+
+  test("a filtered page's cursor pages on with its filter and is refused with another", async () => {
+    const first = await list("status=completed&limit=2");
+    assert.deepEqual(ids(first), ["CAflo04", "CAflo03"]);
+    const cursor = encodeURIComponent(first.json.meta.nextCursor);
+    const next = await list(`status=completed&limit=2&cursor=${cursor}`);
+    assert.deepEqual(ids(next), ["CAflo01", "CAflo06"]);
+    assert.equal(next.json.meta.nextCursor, null);
+    for (const other of [`status=failed&limit=2&cursor=${cursor}`, `limit=2&cursor=${cursor}`]) {
+      const res = await list(other);
+      assert.equal(res.status, 400, other);
+      assert.equal(res.json.error.code, "invalid_parameter");
+      assert.match(res.json.error.message, /cursor/);
+    }
+    const offset = await list("status=completed&limit=2&offset=2");
+    assert.deepEqual(ids(offset), ["CAflo01", "CAflo06"]);
+  });
+
+  test("bad filters are 400 naming the parameter", async () => {
+    const cases = [
+      ["status=done", "status"], ["status=completed,", "status"], ["direction=sideways", "direction"],
+      ["intent=", "intent"], ["from=yesterday", "from"], ["to=2026-02-30", "to"],
+      ["from=2026-10-12&to=2026-10-10", "to"], ["from=2025-01-01&to=2026-01-03", "to"],
+      ["status=failed&status=busy", "status"], ["intent=a&intent=b", "intent"],
+    ];
+    for (const [query, field] of cases) {
+      const res = await list(query);
+      assert.equal(res.status, 400, query);
+      assert.equal(res.json.error.code, "invalid_parameter", query);
+      assert.match(res.json.error.message, new RegExp(`\`${field}\``), query);
+    }
+  });
+
+  test("a filtered page its index decides reads no more than limit + 1 calls from D1", async () => {
+    const stats = async () => (await call(app, "GET", "/api/cache/stats", { token: app.token("flo") })).json.data.counters;
+    const before = await stats();
+    const res = await list("status=completed&limit=2&offset=0&from=2026-10-01");
+    assert.equal(res.headers.get("x-cache"), "MISS");
+    const after = await stats();
+    // Two calls, the one that says a next page exists, and the version's two one-row tables.
+    assert.ok(after.d1RowsRead - before.d1RowsRead <= 2 + 1 + 2, `${after.d1RowsRead - before.d1RowsRead} rows`);
+  });
+
+  test("a ranged summary lists every day of the range, zeros included, and counts only calls started in it", async () => {
+    const res = await get("/api/intent-analysis?from=2026-10-10&to=2026-10-13", { token: app.token("flo") });
+    assert.equal(res.status, 200);
+    const { calls, stats, daily } = res.json.data;
+    assert.deepEqual(calls.map((c) => c.id), ["CAflo04", "CAflo03", "CAflo01"]);
+    assert.deepEqual(stats, { totalCalls: 4, answeredCalls: 3, avgConfidence: 0.7, intentDistribution: { billing: 2, support: 1 } });
+    assert.deepEqual(daily, [
+      { date: "2026-10-10", totalCalls: 3, answeredCalls: 2, completedAnalyses: 2, avgConfidence: 0.7, intentDistribution: { billing: 1, support: 1 } },
+      { date: "2026-10-11", totalCalls: 0, answeredCalls: 0, completedAnalyses: 0, avgConfidence: 0, intentDistribution: {} },
+      { date: "2026-10-12", totalCalls: 1, answeredCalls: 1, completedAnalyses: 1, avgConfidence: 0.7, intentDistribution: { billing: 1 } },
+    ]);
+    assert.deepEqual(res.json.meta.filters, { from: "2026-10-10T00:00:00Z", to: "2026-10-13T00:00:00Z" });
+    const all = await get("/api/intent-analysis", { token: app.token("flo") });
+    assert.equal(all.json.data.daily, undefined, "no range, no daily series");
+    assert.equal(all.json.data.stats.totalCalls, 6);
+  });
+
+  test("a ranged summary takes whole UTC days, both ends, at most 366 of them", async () => {
+    const cases = [
+      ["from=2026-10-10", "to"], ["to=2026-10-10", "from"], ["from=2026-10-10T10:00:00Z&to=2026-10-13", "from"],
+      ["from=2026-10-13&to=2026-10-10", "to"], ["from=2025-01-01&to=2026-01-03", "to"], ["from=nope&to=2026-10-10", "from"],
+    ];
+    for (const [query, field] of cases) {
+      const res = await get(`/api/intent-analysis?${query}`, { token: app.token("flo") });
+      assert.equal(res.status, 400, query);
+      assert.match(res.json.error.message, new RegExp(`\`${field}\``), query);
+    }
+  });
+
+  test("a deletion leaves the daily series of the day it started in, in every tier", async () => {
+    const path = "/api/intent-analysis?from=2026-10-12&to=2026-10-13";
+    const before = await get(path, { token: app.token("flo") });
+    assert.equal(before.json.data.daily[0].totalCalls, 1);
+    const del = await call(app, "DELETE", "/api/webhook-calls/CAflo04", { token: app.token("flo") });
+    assert.equal(del.status, 204);
+    const after = await get(path, { token: app.token("flo") });
+    assert.equal(after.json.data.daily[0].totalCalls, 0);
+    assert.deepEqual(after.json.data.calls, []);
+  });
+});
+
 describe("openapi.yaml", () => {
   test("every documented /api response was produced and matched its schema", () => {
     // /api/cache/* is exercised by cache.test.mjs, /api/live* by live.test.mjs.

@@ -43,6 +43,22 @@ impl CallFilter {
         self
     }
 
+    pub fn with_direction(mut self, direction: Option<Direction>) -> Self {
+        self.direction = direction;
+        self
+    }
+
+    pub fn with_intent(mut self, intent: Option<String>) -> Self {
+        self.intent = intent;
+        self
+    }
+
+    pub fn with_range(mut self, from: Option<Timestamp>, to: Option<Timestamp>) -> Self {
+        self.from = from;
+        self.to = to;
+        self
+    }
+
     /// The statuses a call may have to be listed, in canonical order; empty means any.
     pub fn statuses(&self) -> &[CallStatus] {
         &self.statuses
@@ -197,30 +213,14 @@ mod tests {
         let tags: Vec<Option<String>> = [
             base.clone().with_statuses([CallStatus::Busy]),
             base.clone().with_statuses([CallStatus::Failed]),
-            CallFilter {
-                direction: Some(Direction::Inbound),
-                ..base.clone()
-            },
-            CallFilter {
-                direction: Some(Direction::Outbound),
-                ..base.clone()
-            },
-            CallFilter {
-                intent: Some("billing".into()),
-                ..base.clone()
-            },
-            CallFilter {
-                intent: Some("billingx".into()),
-                ..base.clone()
-            },
-            CallFilter {
-                from: Some(at("2026-11-20T00:00:00Z")),
-                ..base.clone()
-            },
-            CallFilter {
-                to: Some(at("2026-11-20T00:00:00Z")),
-                ..base.clone()
-            },
+            base.clone().with_direction(Some(Direction::Inbound)),
+            base.clone().with_direction(Some(Direction::Outbound)),
+            base.clone().with_intent(Some("billing".into())),
+            base.clone().with_intent(Some("billingx".into())),
+            base.clone()
+                .with_range(Some(at("2026-11-20T00:00:00Z")), None),
+            base.clone()
+                .with_range(None, Some(at("2026-11-20T00:00:00Z"))),
         ]
         .iter()
         .map(CallFilter::tag)

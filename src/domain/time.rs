@@ -49,7 +49,11 @@ impl Timestamp {
         if !shaped {
             return None;
         }
-        let date = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+        // The digits were checked above; `from_ymd_opt` refuses impossible dates. (chrono's
+        // format parser would weigh several KB of the module for this one shape.)
+        let n = |r: std::ops::Range<usize>| s[r].parse::<u32>().ok();
+        let year = i32::try_from(n(0..4)?).ok()?;
+        let date = chrono::NaiveDate::from_ymd_opt(year, n(5..7)?, n(8..10)?)?;
         let ms = date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis();
         Self::within_years(ms)
     }

@@ -19,15 +19,25 @@ use std::collections::BTreeMap;
 /// status, an intent, a range) reads `limit + 1` rows; one matched row by row (several
 /// statuses, a direction) reads about `(limit + 1) / share of calls matching`, and stops
 /// here: the page then holds the matches found, and `nextCursor` continues after the last
-/// call scanned.
+/// call scanned (finding that call reads the scan's rows once more).
 pub const FILTER_SCAN_ROWS: u32 = 2_000;
 
 #[derive(serde::Deserialize)]
 struct ScannedRow {
     s: i64,
     i: String,
-    last: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct VersionedRow {
     v: i64,
+}
+
+/// A filtered page's statement, and, when it matches rows its index does not decide, the
+/// statement that says where its scan stopped.
+pub(super) struct FilteredStatements {
+    pub page: Statement,
+    pub stop: Option<Statement>,
 }
 
 #[derive(serde::Deserialize)]
@@ -53,29 +63,49 @@ impl<D: Database> Store<D> {
         user: &UserId,
         page: &PageRequest,
     ) -> AppResult<(Payload, Version)> {
-        let st = filtered_page_statement(user, page)?;
+        let FilteredStatements { page: st, stop } = filtered_page_statement(user, page)?;
         let again = st.clone();
         let rows = self.query(st).await.context("loading a filtered page")?;
-        let scanned: Vec<ScannedRow> = rows.decode()?;
-        let (rows, version) = match scanned.first() {
+        let first = rows.decode::<VersionedRow>()?.into_iter().next();
+        let (rows, version) = match first {
             Some(first) => {
                 let version = u64::try_from(first.v)
                     .map(Version::new)
                     .map_err(|_| AppError::internal("a negative version"))?;
                 (rows, version)
             }
-            // Nothing scanned: no row carried the version, so read both in one batch.
+            // Nothing matched: no row carried the version, so read both in one batch.
             None => {
                 self.with_version(user, again, "loading a filtered page")
                     .await?
             }
         };
-        let scanned: Vec<ScannedRow> = rows.decode()?;
-        let texts = rows.texts("j")?;
-        if texts.len() != scanned.len() {
-            return Err(AppError::internal("a filtered page lost its rows"));
-        }
-        Ok((filtered_page_payload(page, &scanned, &texts)?, version))
+        let places: Vec<ScannedRow> = rows.decode()?;
+        let mut calls = call_jsons(&rows)?;
+        let limit = page.limit.get() as usize;
+        let next_at = if calls.len() > limit {
+            calls.truncate(limit);
+            places.get(limit - 1).map(|p| (p.s, p.i.clone()))
+        } else {
+            match stop {
+                Some(stop) => {
+                    let rows = self.query(stop).await.context("ending a filtered scan")?;
+                    rows.decode::<ScannedRow>()?
+                        .into_iter()
+                        .next()
+                        .map(|p| (p.s, p.i))
+                }
+                None => None,
+            }
+        };
+        let next_cursor = next_at
+            .map(|(s, i)| cursor_at(s, &i, &page.filter))
+            .transpose()?;
+        let meta = PageMeta {
+            count: calls.len(),
+            next_cursor,
+        };
+        Ok((Payload::from_json(json_array(&calls), Some(meta)), version))
     }
 
     /// The intent summary over whole days: per-day aggregates, the newest analyzed calls
@@ -132,18 +162,32 @@ impl<D: Database> Store<D> {
     }
 }
 
-/// The statement for a filtered page: the index that decides most of the filter, and the
+/// The statements for a filtered page: the index that decides most of the filter, and the
 /// rest matched as the scan reads.
-fn filtered_page_statement(user: &UserId, page: &PageRequest) -> AppResult<Statement> {
+pub(super) fn filtered_page_statement(
+    user: &UserId,
+    page: &PageRequest,
+) -> AppResult<FilteredStatements> {
     let f = &page.filter;
-    let (sql, way_in, residual_statuses) = match (&f.intent, f.statuses()) {
+    let (sql, stop_sql, way_in, residual_statuses) = match (&f.intent, f.statuses()) {
         (Some(intent), statuses) => (
             sql::FILTERED_PAGE_BY_INTENT,
+            sql::FILTERED_SCAN_STOP_BY_INTENT,
             SqlValue::Text(intent.clone()),
             statuses,
         ),
-        (None, [one]) => (sql::FILTERED_PAGE_BY_STATUS, one.as_str().into(), &[][..]),
-        (None, statuses) => (sql::FILTERED_PAGE, SqlValue::Null, statuses),
+        (None, [one]) => (
+            sql::FILTERED_PAGE_BY_STATUS,
+            sql::FILTERED_SCAN_STOP_BY_STATUS,
+            one.as_str().into(),
+            &[][..],
+        ),
+        (None, statuses) => (
+            sql::FILTERED_PAGE,
+            sql::FILTERED_SCAN_STOP,
+            SqlValue::Null,
+            statuses,
+        ),
     };
     let statuses = if residual_statuses.is_empty() {
         SqlValue::Null
@@ -155,6 +199,7 @@ fn filtered_page_statement(user: &UserId, page: &PageRequest) -> AppResult<State
         }
         SqlValue::Text(list)
     };
+    let residual = statuses != SqlValue::Null || f.direction.is_some();
     // With no cursor the bound is past every call: no start reaches `i64::MAX`, so the row
     // value comparison is decided by the start alone.
     let (after_ms, after_id, offset) = match &page.position {
@@ -164,67 +209,32 @@ fn filtered_page_statement(user: &UserId, page: &PageRequest) -> AppResult<State
     let scan = i64::from(offset)
         .checked_add(i64::from(FILTER_SCAN_ROWS))
         .ok_or_else(|| AppError::internal("a scan bound past i64"))?;
-    Ok(Statement::new(
-        sql,
-        vec![
-            user.as_str().into(),
-            f.from.map_or(i64::MIN, Timestamp::millis).into(),
-            f.to.map_or(i64::MAX, Timestamp::millis).into(),
-            after_ms.into(),
-            after_id.into(),
-            statuses,
-            f.direction
-                .map_or(SqlValue::Null, |d| SqlValue::from(d.as_str())),
-            way_in,
-            scan.into(),
-            i64::from(offset).into(),
-            (i64::from(page.limit.get()) + 1).into(),
-        ],
-    ))
+    let params: Vec<SqlValue> = vec![
+        user.as_str().into(),
+        f.from.map_or(i64::MIN, Timestamp::millis).into(),
+        f.to.map_or(i64::MAX, Timestamp::millis).into(),
+        after_ms.into(),
+        after_id.into(),
+        statuses,
+        f.direction
+            .map_or(SqlValue::Null, |d| SqlValue::from(d.as_str())),
+        way_in,
+        scan.into(),
+        i64::from(offset).into(),
+        (i64::from(page.limit.get()) + 1).into(),
+    ];
+    let stop = residual.then(|| Statement::new(stop_sql, params[..9].to_vec()));
+    Ok(FilteredStatements {
+        page: Statement::new(sql, params),
+        stop,
+    })
 }
 
-/// The page from a filtered scan: the matches (non-empty `j`), at most `limit`; the next
-/// cursor at the last one kept when more matched, else at the row where the scan stopped
-/// when it stopped short, else none.
-fn filtered_page_payload(
-    page: &PageRequest,
-    scanned: &[ScannedRow],
-    texts: &[String],
-) -> AppResult<Payload> {
-    let limit = page.limit.get() as usize;
-    let mut calls = Vec::with_capacity(limit.min(scanned.len()));
-    let mut last_kept = None;
-    let mut stopped_at = None;
-    let mut more = false;
-    for (row, json) in scanned.iter().zip(texts) {
-        if !json.is_empty() {
-            if calls.len() == limit {
-                more = true;
-                break;
-            }
-            calls.push(super::rows::with_rfc3339_times(json)?);
-            last_kept = Some(row);
-        }
-        if row.last != 0 {
-            stopped_at = Some(row);
-        }
-    }
-    let next_at = if more { last_kept } else { stopped_at };
-    let next_cursor = next_at
-        .map(|row| cursor_at(row, &page.filter))
-        .transpose()?;
-    let meta = PageMeta {
-        count: calls.len(),
-        next_cursor,
-    };
-    Ok(Payload::from_json(json_array(&calls), Some(meta)))
-}
-
-fn cursor_at(row: &ScannedRow, filter: &CallFilter) -> AppResult<String> {
+fn cursor_at(started_at: i64, id: &str, filter: &CallFilter) -> AppResult<String> {
     let id =
-        CallId::parse(&row.i).ok_or_else(|| AppError::internal("a stored call id is malformed"))?;
+        CallId::parse(id).ok_or_else(|| AppError::internal("a stored call id is malformed"))?;
     let cursor = Cursor {
-        started_at: Timestamp::from_millis(row.s),
+        started_at: Timestamp::from_millis(started_at),
         id,
     };
     Ok(cursor.encode_for(filter.tag().as_deref()))

@@ -14,9 +14,13 @@
 //! and transaction, as the row that moved them, whoever writes it. The intent summary reads
 //! them instead of the user's calls.
 
+#[cfg(test)]
+mod aggregate_tests;
 #[cfg(target_arch = "wasm32")]
 pub mod d1;
 mod filtered;
+#[cfg(test)]
+mod filtered_tests;
 mod ingest;
 #[cfg(test)]
 mod ingest_tests;

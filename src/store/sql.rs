@@ -117,51 +117,77 @@ pub const PAGE_JSON_AFTER_CURSOR: &str = concat!(
 // One statement per way in: the user's newest-first index, the same per status, and the
 // same per intent over analyzed calls. The range (`from`, `to`) and the cursor bound the scan
 // inside whichever index; what the index does not decide (several statuses, a direction) is
-// matched row by row as the scan goes, and the scan stops after `?9` rows: a filter that few
-// calls match cannot read a user's whole history for one page. Every row is numbered (`n`),
-// and the matches counted as they come (`k`), so the offset skips matches, and the row where
-// the scan stopped comes back (`last`) for the next cursor when the page did not fill.
+// matched row by row as the scan goes (D1 counts the rows scanned, not only those returned),
+// and the scan stops after `?9` rows: a filter that few calls match cannot read a user's whole
+// history for one page. (A window function numbering the rows would say where the scan
+// stopped in the same statement, but D1 then counts every row three times.)
 //
 // ?1 user, ?2 from (ms), ?3 to (ms), ?4 cursor startedAt, ?5 cursor id (no cursor: past
 // every call), ?6 statuses as `,a,b,` (NULL: any), ?7 direction (NULL: any), ?8 the index's
 // value (a status, an intent; unused by the first), ?9 rows to scan at most, ?10 matches to
 // skip, ?11 matches wanted (limit + 1).
 
-macro_rules! filtered_page {
+/// The rows a filtered page's scan may read, newest first, in the index `$index`.
+macro_rules! filtered_scan {
     ($index:literal, $way_in:literal) => {
         concat!(
-            "SELECT CASE WHEN c.m AND c.k > ?10 THEN ",
-            call_json!(),
-            " ELSE '' END AS j, c.started_at AS s, c.id AS i, c.n = ?9 AS last, ",
-            version_of!("?1"),
-            " AS v FROM (SELECT c.*, \
-               (?6 IS NULL OR instr(?6, ',' || c.status || ',') > 0) \
-                 AND (?7 IS NULL OR c.direction = ?7) AS m, \
-               row_number() OVER w AS n, \
-               sum((?6 IS NULL OR instr(?6, ',' || c.status || ',') > 0) \
-                 AND (?7 IS NULL OR c.direction = ?7)) OVER w AS k \
-             FROM calls c INDEXED BY ",
+            "FROM calls c INDEXED BY ",
             $index,
             " WHERE c.user_id = ?1",
             $way_in,
             " AND c.started_at >= ?2 AND c.started_at < ?3 AND (c.started_at, c.id) < (?4, ?5) \
-             WINDOW w AS (ORDER BY c.started_at DESC, c.id DESC ROWS UNBOUNDED PRECEDING) \
-             ORDER BY c.started_at DESC, c.id DESC LIMIT ?9) c \
-           WHERE (c.m AND c.k > ?10) OR c.n = ?9 LIMIT ?11 + 1"
+             ORDER BY c.started_at DESC, c.id DESC"
+        )
+    };
+}
+
+macro_rules! filtered_page {
+    ($index:literal, $way_in:literal) => {
+        concat!(
+            "SELECT ",
+            call_json!(),
+            " AS j, c.started_at AS s, c.id AS i, ",
+            version_of!("?1"),
+            " AS v FROM (SELECT c.* ",
+            filtered_scan!($index, $way_in),
+            " LIMIT ?9) c \
+             WHERE (?6 IS NULL OR instr(?6, ',' || c.status || ',') > 0) \
+               AND (?7 IS NULL OR c.direction = ?7) \
+             LIMIT ?11 OFFSET ?10"
+        )
+    };
+}
+
+/// Where a filtered page's scan stopped, when it matched row by row and its page came back
+/// short: the `?9`-th row of its scan, or none when the scan reached the end of the range.
+/// ?1–?5, ?8, ?9 as the page's.
+macro_rules! filtered_scan_stop {
+    ($index:literal, $way_in:literal) => {
+        concat!(
+            "SELECT c.started_at AS s, c.id AS i ",
+            filtered_scan!($index, $way_in),
+            " LIMIT 1 OFFSET ?9 - 1"
         )
     };
 }
 
 /// A filtered page through the user's newest-first index.
 pub const FILTERED_PAGE: &str = filtered_page!("calls_by_user_newest", "");
+pub const FILTERED_SCAN_STOP: &str = filtered_scan_stop!("calls_by_user_newest", "");
 
 /// A filtered page of one status: ?8 the status.
 pub const FILTERED_PAGE_BY_STATUS: &str =
     filtered_page!("calls_by_user_status_newest", " AND c.status = ?8");
+pub const FILTERED_SCAN_STOP_BY_STATUS: &str =
+    filtered_scan_stop!("calls_by_user_status_newest", " AND c.status = ?8");
 
 /// A filtered page of one intent: ?8 the intent. `c.analyzed = 1` must stay literal: it
 /// selects the partial index.
 pub const FILTERED_PAGE_BY_INTENT: &str = filtered_page!(
+    "calls_by_user_intent_newest",
+    " AND c.analyzed = 1 AND COALESCE(c.an_intent, 'unknown') = ?8"
+);
+pub const FILTERED_SCAN_STOP_BY_INTENT: &str = filtered_scan_stop!(
     "calls_by_user_intent_newest",
     " AND c.analyzed = 1 AND COALESCE(c.an_intent, 'unknown') = ?8"
 );
@@ -303,6 +329,15 @@ pub const READS: &[(&str, &str)] = &[
     ("filtered page", FILTERED_PAGE),
     ("filtered page of one status", FILTERED_PAGE_BY_STATUS),
     ("filtered page of one intent", FILTERED_PAGE_BY_INTENT),
+    ("where a filtered scan stopped", FILTERED_SCAN_STOP),
+    (
+        "where a filtered scan of one status stopped",
+        FILTERED_SCAN_STOP_BY_STATUS,
+    ),
+    (
+        "where a filtered scan of one intent stopped",
+        FILTERED_SCAN_STOP_BY_INTENT,
+    ),
     ("per-day stats", DAY_STATS),
     ("per-day intents", DAY_INTENTS),
     ("ranged analyzed calls as JSON", RANGED_ANALYZED_CALLS_JSON),
