@@ -1,5 +1,6 @@
 // The console: no framework, no build step. Reads the dashboard API with the pasted token and
-// shows calls (cursor paging), the intent summary as SVG charts, and the cache's counters,
+// shows calls (cursor paging, optionally filtered), the intent summary as SVG charts (over a
+// date range, with calls per day, when one is chosen), and the cache's counters,
 // plus which tier served each of this page's own requests. It follows the live feed
 // (/api/live): a change message makes it re-read the page and the charts with X-Min-Version,
 // so what it shows is at least as new as the change; when the feed is unavailable it
@@ -8,6 +9,7 @@ const PAGE_SIZE = 20;
 const STATS_EVERY_MS = 5000;
 const POLL_EVERY_MS = 10_000;
 const BACKOFF_MS = [1000, 2000, 5000, 10_000, 30_000];
+const DAY_MS = 86_400_000;
 const $ = (id) => document.getElementById(id);
 
 let token = "";
@@ -16,6 +18,15 @@ let page = 0;
 let statsTimer;
 let minVersion = ""; // the newest version the feed announced
 let live = { socket: null, attempt: 0, retryTimer: null, pollTimer: null, session: 0 };
+// The applied filter. Pages read this, not the controls: a cursor must go back with the very
+// parameters it came with, and the controls may have been edited since without applying.
+// `through` is the last day the user chose (inclusive); the API's `to` is the day after it.
+const NO_FILTER = Object.freeze({ statuses: [], direction: "", intent: "", from: "", through: "" });
+let filter = NO_FILTER;
+// Each read of the table (and of the charts) takes a number; an answer that is not the newest
+// one's is dropped, so a slow read for an old page or filter cannot overwrite a newer one.
+let callsRead = 0;
+let summaryRead = 0;
 
 function setStatus(text, isError = false) {
   $("status").textContent = text;
@@ -51,12 +62,78 @@ function cell(text) {
   return td;
 }
 
+/** The UTC day `n` days after `date` (YYYY-MM-DD; n may be negative). */
+function addDays(date, n) {
+  return new Date(Date.parse(`${date}T00:00:00Z`) + n * DAY_MS).toISOString().slice(0, 10);
+}
+
+const todayUtc = () => new Date().toISOString().slice(0, 10);
+
+/** `name=value&…`; a list value is sent comma-separated, its commas left readable. */
+function queryString(pairs) {
+  const encode = (v) => (Array.isArray(v) ? v.map(encodeURIComponent).join(",") : encodeURIComponent(v));
+  return pairs.map(([k, v]) => `${k}=${encode(v)}`).join("&");
+}
+
+/** The range as the API takes it: `to` is exclusive, so the day after the chosen end day. */
+function rangeParams(f) {
+  const pairs = [];
+  if (f.from) pairs.push(["from", f.from]);
+  if (f.through) pairs.push(["to", addDays(f.through, 1)]);
+  return pairs;
+}
+
+/** The calls route's filter parameters, only those set; it takes either end of a range alone. */
+function callFilterParams(f) {
+  const pairs = [];
+  if (f.statuses.length) pairs.push(["status", f.statuses]);
+  if (f.direction) pairs.push(["direction", f.direction]);
+  if (f.intent) pairs.push(["intent", f.intent]);
+  return [...pairs, ...rangeParams(f)];
+}
+
+function callsPath(f, cursor) {
+  const pairs = [["limit", PAGE_SIZE], ...callFilterParams(f)];
+  if (cursor) pairs.push(["cursor", cursor]);
+  return `/api/webhook-calls?${queryString(pairs)}`;
+}
+
+/** The summary takes a range only whole (both ends or neither); half a range leaves it all-time. */
+const summaryRange = (f) => (f.from && f.through ? rangeParams(f) : []);
+
+function summaryPath(f) {
+  const pairs = summaryRange(f);
+  return pairs.length ? `/api/intent-analysis?${queryString(pairs)}` : "/api/intent-analysis";
+}
+
+const isFiltered = (f) => Boolean(f.statuses.length || f.direction || f.intent || f.from || f.through);
+
+/** Says a filtered page is empty; such a page may still have a next one (the server bounds a page's scan). */
+function noCallsRow(hasNext) {
+  const row = document.createElement("tr");
+  const td = document.createElement("td");
+  td.colSpan = 8;
+  td.className = "empty";
+  td.textContent = hasNext ? "No matching calls on this page; the next page may hold some." : "No calls match these filters.";
+  row.append(td);
+  return row;
+}
+
 async function loadCalls() {
-  const cursor = cursors[page];
-  const path = cursor ? `/api/webhook-calls?limit=${PAGE_SIZE}&cursor=${encodeURIComponent(cursor)}` : `/api/webhook-calls?limit=${PAGE_SIZE}`;
-  const { data, meta } = await api(path);
+  const mine = ++callsRead;
+  const f = filter;
+  let body;
+  try {
+    body = await api(callsPath(f, cursors[page]));
+  } catch (e) {
+    if (mine !== callsRead) return; // a newer read owns the table and the status line
+    throw e;
+  }
+  if (mine !== callsRead) return;
+  const { data, meta } = body;
   const tbody = $("calls").tBodies[0];
   tbody.replaceChildren();
+  if (data.length === 0 && isFiltered(f)) tbody.append(noCallsRow(Boolean(meta.nextCursor)));
   for (const call of data) {
     const row = document.createElement("tr");
     row.dataset.callId = call.id;
@@ -128,10 +205,106 @@ function drawAnswered(answered, total) {
   chart.replaceChildren(title, ring, arc, text);
 }
 
+/** Bars: calls per day; line and dots: answered rate per day (0–100 %), where a day has calls. */
+function drawDaily(daily) {
+  const chart = $("daily-chart");
+  const title = chart.querySelector("title");
+  chart.replaceChildren(title);
+  chart.toggleAttribute("hidden", !daily);
+  $("daily-empty").hidden = Boolean(daily);
+  if (!daily) {
+    title.textContent = "Calls per day: choose a date range";
+    return;
+  }
+  const [width, height, left, right, top, bottom] = [600, 200, 36, 44, 10, 24];
+  const plotW = width - left - right;
+  const plotH = height - top - bottom;
+  const max = Math.max(1, ...daily.map((d) => d.totalCalls));
+  const slot = plotW / Math.max(1, daily.length);
+  const barW = Math.max(1, slot * 0.8);
+  const centre = (i) => left + i * slot + slot / 2;
+  const rateY = (d) => top + plotH * (1 - d.answeredCalls / d.totalCalls);
+  const text = (x, y, anchor, content) => {
+    const t = svg("text", { x, y, "text-anchor": anchor, "font-size": 11, fill: "#1a1a1a" });
+    t.textContent = content;
+    return t;
+  };
+  chart.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  chart.append(
+    svg("line", { x1: left, y1: top + plotH, x2: left + plotW, y2: top + plotH, stroke: "#6b7280" }),
+    text(left - 4, top + 10, "end", String(max)),
+    text(left - 4, top + plotH, "end", "0"),
+    text(left + plotW + 4, top + 10, "start", "100 %"),
+    text(left + plotW + 4, top + plotH, "start", "0 %"),
+  );
+  if (daily.length) {
+    chart.append(text(left, height - 6, "start", daily[0].date), text(left + plotW, height - 6, "end", daily.at(-1).date));
+  }
+  daily.forEach((d, i) => {
+    const h = (d.totalCalls / max) * plotH;
+    const bar = svg("rect", { x: centre(i) - barW / 2, y: top + plotH - h, width: barW, height: h, fill: "#1d4ed8", "data-date": d.date, "data-calls": d.totalCalls, "data-answered": d.answeredCalls });
+    const tip = svg("title", {});
+    tip.textContent = `${d.date}: ${d.totalCalls} calls, ${d.answeredCalls} answered`;
+    bar.append(tip);
+    chart.append(bar);
+  });
+  // A day without calls has no rate: the line breaks there instead of dropping to 0 %.
+  daily.forEach((d, i) => {
+    if (!d.totalCalls) return;
+    const prev = daily[i - 1];
+    if (prev?.totalCalls) chart.append(svg("line", { x1: centre(i - 1), y1: rateY(prev), x2: centre(i), y2: rateY(d), stroke: "#047857", "stroke-width": 2 }));
+    const rate = Math.round((d.answeredCalls / d.totalCalls) * 100);
+    const dot = svg("circle", { cx: centre(i), cy: rateY(d), r: 3, fill: "#047857", "data-date": d.date, "data-rate": rate });
+    const tip = svg("title", {});
+    tip.textContent = `${d.date}: ${rate} % answered`;
+    dot.append(tip);
+    chart.append(dot);
+  });
+  title.textContent = dailyTitle(daily);
+}
+
+/** The daily chart's accessible summary: the range, its totals and its busiest day. */
+function dailyTitle(daily) {
+  if (!daily.length) return "Calls per day: no days in the range";
+  const total = daily.reduce((n, d) => n + d.totalCalls, 0);
+  const answered = daily.reduce((n, d) => n + d.answeredCalls, 0);
+  const busiest = daily.reduce((a, d) => (d.totalCalls > a.totalCalls ? d : a));
+  const span = `Calls per day, ${daily[0].date} to ${daily.at(-1).date}`;
+  if (!total) return `${span}: no calls`;
+  return `${span}: ${total} calls, ${answered} answered (${Math.round((answered / total) * 100)} %); most on ${busiest.date} (${busiest.totalCalls})`;
+}
+
+/** The intent choices are the summary's intents, plus the chosen one even if this range has none. */
+function fillIntentOptions(distribution, applied) {
+  const select = $("filter-intent");
+  const chosen = select.value;
+  const intents = new Set(Object.keys(distribution));
+  for (const kept of [chosen, applied]) if (kept) intents.add(kept);
+  const sorted = [...intents].sort();
+  const current = [...select.options].slice(1).map((o) => o.value);
+  // Left alone when unchanged, so a live refresh does not close a list the user has open.
+  if (current.join("\n") === sorted.join("\n")) return;
+  select.replaceChildren(new Option("any", ""), ...sorted.map((i) => new Option(i, i)));
+  select.value = chosen;
+}
+
 async function loadSummary() {
-  const { data } = await api("/api/intent-analysis");
+  const mine = ++summaryRead;
+  const f = filter;
+  let data;
+  try {
+    ({ data } = await api(summaryPath(f)));
+  } catch (e) {
+    if (mine !== summaryRead) return; // a newer read owns the charts and the status line
+    throw e;
+  }
+  if (mine !== summaryRead) return;
+  const ranged = summaryRange(f).length > 0;
   drawIntents(data.stats.intentDistribution);
   drawAnswered(data.stats.answeredCalls, data.stats.totalCalls);
+  drawDaily(ranged ? (data.daily ?? []) : null);
+  fillIntentOptions(data.stats.intentDistribution, f.intent);
+  $("summary-scope").textContent = ranged ? `Charts cover calls started ${f.from} to ${f.through} (UTC days).` : "Charts cover all calls.";
 }
 
 async function loadStats() {
@@ -267,7 +440,59 @@ $("auth").addEventListener("submit", (event) => {
 });
 
 $("refresh").addEventListener("click", loadAll);
+
+/** The filter the controls describe (not yet applied). */
+function readFilterControls() {
+  return {
+    statuses: [...document.querySelectorAll("#filter-status input:checked")].map((box) => box.value),
+    direction: $("filter-direction").value,
+    intent: $("filter-intent").value,
+    from: $("filter-from").value,
+    through: $("filter-through").value,
+  };
+}
+
+/** Makes `f` the filter: paging restarts at the first page, and the table and charts are re-read. */
+function applyFilter(f) {
+  if (f.from && f.through && f.through < f.from) {
+    setStatus("The end date is before the start date.", true);
+    return;
+  }
+  filter = f;
+  cursors = [null];
+  page = 0;
+  if (!token) {
+    setStatus("Filters set; they apply once you load with a token.");
+    return;
+  }
+  // The rows shown belong to the old filter; until the new page arrives (or fails) show none.
+  $("calls").tBodies[0].replaceChildren();
+  $("next").disabled = true;
+  $("prev").disabled = true;
+  $("page-label").textContent = "Page 1";
+  loadAll();
+}
+
+$("filters").addEventListener("submit", (event) => {
+  event.preventDefault();
+  applyFilter(readFilterControls());
+});
+// "N days" is the N UTC days ending today, today included.
+for (const button of document.querySelectorAll("#quick-ranges button[data-days]")) {
+  button.addEventListener("click", () => {
+    const through = todayUtc();
+    $("filter-from").value = addDays(through, 1 - Number(button.dataset.days));
+    $("filter-through").value = through;
+    applyFilter(readFilterControls());
+  });
+}
+$("clear-filters").addEventListener("click", () => {
+  $("filters").reset();
+  applyFilter(NO_FILTER);
+});
 $("next").addEventListener("click", () => {
+  // Until the shown page's answer names the next cursor there is no next page to read.
+  if (!cursors[page + 1]) return;
   page += 1;
   loadCalls().catch((e) => setStatus(e.message, true));
 });
