@@ -9,9 +9,11 @@
 //! | kind | key (see `keys.rs`) | TTL (var, default) | retired by |
 //! | --- | --- | --- | --- |
 //! | call page | `recordings:user:{u}:page:{p}:limit:{n}` | `CACHE_TTL_RECORDINGS`, 300 s | any change to the user's data |
+//! | filtered call page | `…:limit:{n}:filter:{digest of the canonical filter}` | `CACHE_TTL_RECORDINGS`, 300 s | any change to the user's data |
 //! | call detail | `recordings:user:{u}:call:{c}` | `CACHE_TTL_RECORDINGS`, 300 s | any change to the user's data |
 //! | analysis | `intent:user:{u}:analysis:{c}` | `CACHE_TTL_INTENT`, 600 s | any change to the user's data |
 //! | summary | `intent:user:{u}:summary:limit:{n}` | `CACHE_TTL_SUMMARY`, 120 s | any change to the user's data |
+//! | ranged summary | `…:summary:limit:{n}:from:{day}:to:{day}` | `CACHE_TTL_SUMMARY`, 120 s; 3600 s once every day of it has ended (only a write changes it, and writes retire it by version) | any change to the user's data |
 //! | enrichment | `enhanced:user:{u}:call:{c}` | `CACHE_TTL_ENHANCED`, 1800 s | any change to the user's data |
 //! | a 404 of any kind | same key | 30 s | as its kind |
 //!

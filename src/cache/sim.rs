@@ -727,6 +727,21 @@ impl World {
                             .insert(crate::store::delivery_digest(&delivery));
                     }
                     let version = record_snapshot(&store, &model, &user);
+                    // A delivery that reports a start after its call's deletion is a new call
+                    // with the same id (the store lifts the deletion mark): from its commit on,
+                    // serving that call is right again.
+                    if let Some(call) = delivery.call_id() {
+                        let back = !store
+                            .db_rows(&format!("SELECT 1 AS x FROM calls WHERE id = '{call}'"))
+                            .is_empty();
+                        if back {
+                            for ack in model.borrow_mut().acks.iter_mut() {
+                                if ack.deleted.as_deref() == Some(call) {
+                                    ack.deleted = None;
+                                }
+                            }
+                        }
+                    }
                     // A retry whose first attempt committed changes nothing.
                     if !ingested.fresh && ingested.version.is_some_and(|v| v != version) {
                         return Err(AppError::internal("a retried delivery moved the version"));

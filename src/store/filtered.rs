@@ -28,11 +28,6 @@ struct ScannedRow {
     i: String,
 }
 
-#[derive(serde::Deserialize)]
-struct VersionedRow {
-    v: i64,
-}
-
 /// A filtered page's statement, and, when it matches rows its index does not decide, the
 /// statement that says where its scan stopped.
 pub(super) struct FilteredStatements {
@@ -64,22 +59,12 @@ impl<D: Database> Store<D> {
         page: &PageRequest,
     ) -> AppResult<(Payload, Version)> {
         let FilteredStatements { page: st, stop } = filtered_page_statement(user, page)?;
-        let again = st.clone();
-        let rows = self.query(st).await.context("loading a filtered page")?;
-        let first = rows.decode::<VersionedRow>()?.into_iter().next();
-        let (rows, version) = match first {
-            Some(first) => {
-                let version = u64::try_from(first.v)
-                    .map(Version::new)
-                    .map_err(|_| AppError::internal("a negative version"))?;
-                (rows, version)
-            }
-            // Nothing matched: no row carried the version, so read both in one batch.
-            None => {
-                self.with_version(user, again, "loading a filtered page")
-                    .await?
-            }
-        };
+        // With the version in the same batch: a page that matched nothing carries no row to
+        // hold it, and running a scan of thousands of rows again to learn it would double
+        // the cost of exactly the pages that cost most.
+        let (rows, version) = self
+            .with_version(user, st, "loading a filtered page")
+            .await?;
         let places: Vec<ScannedRow> = rows.decode()?;
         let mut calls = call_jsons(&rows)?;
         let limit = page.limit.get() as usize;

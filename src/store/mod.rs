@@ -12,7 +12,9 @@
 //! Per-user aggregates (`user_stats`, `user_intents`) and the `calls.analyzed` flag are kept by
 //! triggers declared in `migrations/`: they change in the same statement, hence the same batch
 //! and transaction, as the row that moved them, whoever writes it. The intent summary reads
-//! them instead of the user's calls.
+//! them instead of the user's calls. Filtered pages and ranged summaries (`filtered.rs`) work the
+//! same way: per-day aggregates kept by the triggers of `migrations/0010`, and one index range
+//! scan per filtered page, bounded when its filter is matched row by row.
 
 #[cfg(test)]
 mod aggregate_tests;

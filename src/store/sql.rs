@@ -146,9 +146,7 @@ macro_rules! filtered_page {
         concat!(
             "SELECT ",
             call_json!(),
-            " AS j, c.started_at AS s, c.id AS i, ",
-            version_of!("?1"),
-            " AS v FROM (SELECT c.* ",
+            " AS j, c.started_at AS s, c.id AS i FROM (SELECT c.* ",
             filtered_scan!($index, $way_in),
             " LIMIT ?9) c \
              WHERE (?6 IS NULL OR instr(?6, ',' || c.status || ',') > 0) \

@@ -198,6 +198,44 @@ fn scenario_a_retired_entry_is_never_served_stale_after_a_deletion() {
 }
 
 #[test]
+fn scenario_a_call_reported_to_start_after_its_deletion_is_a_new_call_every_isolate_may_list() {
+    // Found by `npm run sim` (seed 17734683512815): the model took a deleted id to be gone for
+    // good, but a delivery reporting a start after the deletion is a genuinely new call.
+    let mut w = World::new(5);
+    let id = new_call(&mut w, 0, "ada");
+    for i in 0..ISOLATES {
+        w.start_read(i, "ada", "page", false);
+    }
+    drain(&mut w);
+    w.start_delete(1, "ada", &id);
+    drain(&mut w);
+    w.advance(2_000);
+    let now = w.env.clock.now().millis();
+    let mut again = w.new_call_delivery("ada");
+    again.key = format!("sim-again-{id}");
+    again.call_id = Some(id.clone());
+    if let Some(Event::Call(report)) = again.events.first_mut() {
+        report.call_id = id.clone();
+        report.started_at = Some(now);
+    }
+    w.start_webhook(2, again, "ada");
+    drain(&mut w);
+    w.advance(w.policy.sync_ms);
+    for i in 0..ISOLATES {
+        w.start_read(i, "ada", "page", false);
+    }
+    drain(&mut w);
+    let listed = w
+        .store
+        .db_rows(&format!("SELECT 1 AS x FROM calls WHERE id = '{id}'"));
+    assert_eq!(
+        listed.len(),
+        1,
+        "the new call with the deleted id is stored"
+    );
+}
+
+#[test]
 fn scenario_cancelled_leaders_never_leave_a_mark_behind() {
     let mut w = World::new(4);
     for _ in 0..20 {
