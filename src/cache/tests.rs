@@ -951,3 +951,75 @@ fn a_purge_or_a_change_the_log_cannot_name_retires_every_call_key() {
     w.rt.run_background();
     assert_eq!(read(&reader, detail).outcome, Outcome::Miss);
 }
+
+fn ranged(first_day: i64, days: i64) -> Load {
+    let day = |d: i64| crate::domain::Timestamp::from_millis(d * crate::domain::MS_PER_DAY);
+    Load::RangedSummary(
+        Limit::new(20, 500).expect("valid"),
+        crate::domain::DayRange::new(day(first_day), day(first_day + days)).expect("a range"),
+    )
+}
+
+fn ttl_left(cache: &Cache, key_part: &str) -> f64 {
+    let keys = block_on(cache.keys(&ada())).expect("lists");
+    keys.iter()
+        .find(|k| k.key.contains(key_part))
+        .unwrap_or_else(|| panic!("no key with {key_part} in {keys:?}"))
+        .ttl_remaining_seconds
+}
+
+#[test]
+fn a_summary_of_days_that_have_ended_lives_an_hour_and_one_including_today_the_summary_ttl() {
+    let w = World::new();
+    let cache = w.isolate();
+    let today = T0.div_euclid(crate::domain::MS_PER_DAY);
+    read(&cache, ranged(today - 7, 7)); // ends at today's midnight: every day has ended
+    read(&cache, ranged(today - 6, 7)); // includes today
+    let past = ttl_left(
+        &cache,
+        &format!("to:{}", crate::domain::Timestamp::date_of_day(today)),
+    );
+    let current = ttl_left(
+        &cache,
+        &format!("to:{}", crate::domain::Timestamp::date_of_day(today + 1)),
+    );
+    assert_eq!(past.round(), f64::from(w.policy.ttl_past_range));
+    assert_eq!(current.round(), f64::from(w.policy.ttl_summary));
+}
+
+#[test]
+fn a_filtered_page_is_cached_under_its_canonical_filter_and_retired_by_the_users_version() {
+    use crate::domain::{CallFilter, CallStatus};
+    let w = World::new();
+    let cache = w.isolate();
+    let filtered = |statuses: &[CallStatus]| {
+        Load::Page(PageRequest {
+            limit: Limit::new(10, 500).expect("valid"),
+            position: PagePosition::Offset(0),
+            filter: CallFilter::none().with_statuses(statuses.iter().copied()),
+        })
+    };
+    let first = read(
+        &cache,
+        filtered(&[CallStatus::Ringing, CallStatus::Completed]),
+    );
+    assert_eq!(first.outcome, Outcome::Miss);
+    assert_eq!(ids(&first), ["CA0", "CA1", "CA2"]);
+    // The same filter written the other way round is the same key.
+    let again = read(
+        &cache,
+        filtered(&[CallStatus::Completed, CallStatus::Ringing]),
+    );
+    assert_eq!(again.outcome, Outcome::HitMemory);
+    // Only ringing calls: a key of its own, not the plain page's nor the other filter's.
+    let ringing = read(&cache, filtered(&[CallStatus::Ringing]));
+    assert_eq!(ringing.outcome, Outcome::Miss);
+    assert!(ids(&ringing).is_empty());
+    // A write retires every filtered page of the user, as it does the plain list.
+    let v = w.write_call("CA9", T0 + 5_000);
+    cache.invalidate(&ada(), Some(v));
+    let after = read(&cache, filtered(&[CallStatus::Ringing]));
+    assert_eq!(after.outcome, Outcome::Miss);
+    assert_eq!(ids(&after), ["CA9"]);
+    assert_eq!(after.version, v);
+}
