@@ -1,15 +1,18 @@
--- Per-(user, UTC day) and per-(user, UTC day, intent) aggregates for ranged summaries and
--- daily series, so a range reads one row per day (and per day and intent) whatever the number
--- of calls. A call counts on the UTC day it started; its analysis counts there too when it is
--- completed and the user's (the copy in the call row, `migrations/0005`). So these move only
--- with the call row: its insert, its deletion, and an update of its owner, start, answered
--- flag or analysis copy — a re-analysis, a late `startedAt`, a status change that answers it.
--- Triggers keep them in the same statement, hence the same D1 batch, as that change.
+-- Per-(user, UTC day) aggregates for ranged summaries and daily series, so a range reads one
+-- row per day whatever the number of calls (or of intents). A call counts on the UTC day it
+-- started; its analysis counts there too when it is completed and the user's (the copy in the
+-- call row, `migrations/0005`). So these move only with the call row: its insert, its deletion,
+-- and an update of its owner, start, answered flag or analysis copy — a re-analysis, a late
+-- `startedAt`, a status change that answers it. Triggers keep them in the same statement, hence
+-- the same D1 batch, as that change.
 --
 -- A day is floor(started_at / 86 400 000) (SQLite's `/` truncates, so the remainder is taken
--- off first for instants before 1970). Confidence is summed in millionths, as an integer, so
--- a long history of additions and subtractions comes back to exactly zero. Rows at zero calls
--- are deleted: a day nobody called holds no row, and reads fill it with zeros.
+-- off first for instants before 1970). Confidence is summed in millionths, as an integer, so a
+-- long history of additions and subtractions comes back to exactly zero. `intents` is the
+-- day's intent distribution as a JSON object keyed by the hex of each intent's UTF-8 (`hex()`:
+-- a key of [0-9A-F] is always a plain JSON path, whatever the pipelines call an intent), counts
+-- above zero only. A row at zero calls is deleted: a day nobody called holds no row, and reads
+-- fill it with zeros.
 
 CREATE TABLE user_days (
   user_id            TEXT    NOT NULL,
@@ -18,15 +21,8 @@ CREATE TABLE user_days (
   answered_calls     INTEGER NOT NULL DEFAULT 0,
   completed_analyses INTEGER NOT NULL DEFAULT 0,
   confidence_micros  INTEGER NOT NULL DEFAULT 0,
+  intents            TEXT    NOT NULL DEFAULT '{}',
   PRIMARY KEY (user_id, day)
-) WITHOUT ROWID;
-
-CREATE TABLE user_day_intents (
-  user_id TEXT    NOT NULL,
-  day     INTEGER NOT NULL,
-  intent  TEXT    NOT NULL,
-  calls   INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (user_id, day, intent)
 ) WITHOUT ROWID;
 
 INSERT INTO user_days (user_id, day, total_calls, answered_calls, completed_analyses,
@@ -37,10 +33,14 @@ INSERT INTO user_days (user_id, day, total_calls, answered_calls, completed_anal
                   THEN CAST(round(COALESCE(an_confidence, 0) * 1000000) AS INTEGER) ELSE 0 END)
     FROM calls GROUP BY 1, 2;
 
-INSERT INTO user_day_intents (user_id, day, intent, calls)
-  SELECT user_id, (started_at - ((started_at % 86400000) + 86400000) % 86400000) / 86400000,
-         COALESCE(an_intent, 'unknown'), COUNT(*)
-    FROM calls WHERE an_status IS 'completed' GROUP BY 1, 2, 3;
+UPDATE user_days SET intents = (
+  SELECT json_group_object(i.key, i.n) FROM (
+    SELECT hex(COALESCE(c.an_intent, 'unknown')) AS key, COUNT(*) AS n FROM calls c
+     WHERE c.user_id = user_days.user_id AND c.an_status IS 'completed'
+       AND (c.started_at - ((c.started_at % 86400000) + 86400000) % 86400000) / 86400000
+           = user_days.day
+     GROUP BY 1) i)
+ WHERE completed_analyses > 0;
 
 CREATE TRIGGER calls_days_insert AFTER INSERT ON calls
 BEGIN
@@ -52,20 +52,13 @@ BEGIN
      SET total_calls = total_calls + 1, answered_calls = answered_calls + NEW.answered,
          completed_analyses = completed_analyses + (NEW.an_status IS 'completed'),
          confidence_micros = confidence_micros + CASE WHEN NEW.an_status IS 'completed'
-           THEN CAST(round(COALESCE(NEW.an_confidence, 0) * 1000000) AS INTEGER) ELSE 0 END
+           THEN CAST(round(COALESCE(NEW.an_confidence, 0) * 1000000) AS INTEGER) ELSE 0 END,
+         intents = CASE WHEN NEW.an_status IS 'completed'
+           THEN json_set(intents, '$."' || hex(COALESCE(NEW.an_intent, 'unknown')) || '"',
+                         COALESCE(json_extract(intents, '$."' || hex(COALESCE(NEW.an_intent, 'unknown')) || '"'), 0) + 1)
+           ELSE intents END
    WHERE user_id = NEW.user_id
      AND day = (NEW.started_at - ((NEW.started_at % 86400000) + 86400000) % 86400000) / 86400000;
-  INSERT INTO user_day_intents (user_id, day, intent)
-    SELECT NEW.user_id, (NEW.started_at - ((NEW.started_at % 86400000) + 86400000) % 86400000) / 86400000,
-           COALESCE(NEW.an_intent, 'unknown')
-     WHERE NEW.an_status IS 'completed' AND NOT EXISTS (SELECT 1 FROM user_day_intents
-       WHERE user_id = NEW.user_id
-         AND day = (NEW.started_at - ((NEW.started_at % 86400000) + 86400000) % 86400000) / 86400000
-         AND intent = COALESCE(NEW.an_intent, 'unknown'));
-  UPDATE user_day_intents SET calls = calls + 1
-   WHERE NEW.an_status IS 'completed' AND user_id = NEW.user_id
-     AND day = (NEW.started_at - ((NEW.started_at % 86400000) + 86400000) % 86400000) / 86400000
-     AND intent = COALESCE(NEW.an_intent, 'unknown');
 END;
 
 -- The old row's share leaves its day, then the new row's joins its own (the same day or
@@ -80,16 +73,16 @@ BEGIN
      SET total_calls = total_calls - 1, answered_calls = answered_calls - OLD.answered,
          completed_analyses = completed_analyses - (OLD.an_status IS 'completed'),
          confidence_micros = confidence_micros - CASE WHEN OLD.an_status IS 'completed'
-           THEN CAST(round(COALESCE(OLD.an_confidence, 0) * 1000000) AS INTEGER) ELSE 0 END
+           THEN CAST(round(COALESCE(OLD.an_confidence, 0) * 1000000) AS INTEGER) ELSE 0 END,
+         intents = CASE
+           WHEN OLD.an_status IS NOT 'completed' THEN intents
+           WHEN COALESCE(json_extract(intents, '$."' || hex(COALESCE(OLD.an_intent, 'unknown')) || '"'), 0) <= 1
+             THEN json_remove(intents, '$."' || hex(COALESCE(OLD.an_intent, 'unknown')) || '"')
+           ELSE json_set(intents, '$."' || hex(COALESCE(OLD.an_intent, 'unknown')) || '"',
+                         json_extract(intents, '$."' || hex(COALESCE(OLD.an_intent, 'unknown')) || '"') - 1) END
    WHERE user_id = OLD.user_id
      AND day = (OLD.started_at - ((OLD.started_at % 86400000) + 86400000) % 86400000) / 86400000;
-  UPDATE user_day_intents SET calls = calls - 1
-   WHERE OLD.an_status IS 'completed' AND user_id = OLD.user_id
-     AND day = (OLD.started_at - ((OLD.started_at % 86400000) + 86400000) % 86400000) / 86400000
-     AND intent = COALESCE(OLD.an_intent, 'unknown');
   DELETE FROM user_days WHERE user_id = OLD.user_id AND total_calls <= 0
-     AND day = (OLD.started_at - ((OLD.started_at % 86400000) + 86400000) % 86400000) / 86400000;
-  DELETE FROM user_day_intents WHERE user_id = OLD.user_id AND calls <= 0
      AND day = (OLD.started_at - ((OLD.started_at % 86400000) + 86400000) % 86400000) / 86400000;
   INSERT INTO user_days (user_id, day)
     SELECT NEW.user_id, (NEW.started_at - ((NEW.started_at % 86400000) + 86400000) % 86400000) / 86400000
@@ -99,20 +92,13 @@ BEGIN
      SET total_calls = total_calls + 1, answered_calls = answered_calls + NEW.answered,
          completed_analyses = completed_analyses + (NEW.an_status IS 'completed'),
          confidence_micros = confidence_micros + CASE WHEN NEW.an_status IS 'completed'
-           THEN CAST(round(COALESCE(NEW.an_confidence, 0) * 1000000) AS INTEGER) ELSE 0 END
+           THEN CAST(round(COALESCE(NEW.an_confidence, 0) * 1000000) AS INTEGER) ELSE 0 END,
+         intents = CASE WHEN NEW.an_status IS 'completed'
+           THEN json_set(intents, '$."' || hex(COALESCE(NEW.an_intent, 'unknown')) || '"',
+                         COALESCE(json_extract(intents, '$."' || hex(COALESCE(NEW.an_intent, 'unknown')) || '"'), 0) + 1)
+           ELSE intents END
    WHERE user_id = NEW.user_id
      AND day = (NEW.started_at - ((NEW.started_at % 86400000) + 86400000) % 86400000) / 86400000;
-  INSERT INTO user_day_intents (user_id, day, intent)
-    SELECT NEW.user_id, (NEW.started_at - ((NEW.started_at % 86400000) + 86400000) % 86400000) / 86400000,
-           COALESCE(NEW.an_intent, 'unknown')
-     WHERE NEW.an_status IS 'completed' AND NOT EXISTS (SELECT 1 FROM user_day_intents
-       WHERE user_id = NEW.user_id
-         AND day = (NEW.started_at - ((NEW.started_at % 86400000) + 86400000) % 86400000) / 86400000
-         AND intent = COALESCE(NEW.an_intent, 'unknown'));
-  UPDATE user_day_intents SET calls = calls + 1
-   WHERE NEW.an_status IS 'completed' AND user_id = NEW.user_id
-     AND day = (NEW.started_at - ((NEW.started_at % 86400000) + 86400000) % 86400000) / 86400000
-     AND intent = COALESCE(NEW.an_intent, 'unknown');
 END;
 
 CREATE TRIGGER calls_days_delete AFTER DELETE ON calls
@@ -121,16 +107,16 @@ BEGIN
      SET total_calls = total_calls - 1, answered_calls = answered_calls - OLD.answered,
          completed_analyses = completed_analyses - (OLD.an_status IS 'completed'),
          confidence_micros = confidence_micros - CASE WHEN OLD.an_status IS 'completed'
-           THEN CAST(round(COALESCE(OLD.an_confidence, 0) * 1000000) AS INTEGER) ELSE 0 END
+           THEN CAST(round(COALESCE(OLD.an_confidence, 0) * 1000000) AS INTEGER) ELSE 0 END,
+         intents = CASE
+           WHEN OLD.an_status IS NOT 'completed' THEN intents
+           WHEN COALESCE(json_extract(intents, '$."' || hex(COALESCE(OLD.an_intent, 'unknown')) || '"'), 0) <= 1
+             THEN json_remove(intents, '$."' || hex(COALESCE(OLD.an_intent, 'unknown')) || '"')
+           ELSE json_set(intents, '$."' || hex(COALESCE(OLD.an_intent, 'unknown')) || '"',
+                         json_extract(intents, '$."' || hex(COALESCE(OLD.an_intent, 'unknown')) || '"') - 1) END
    WHERE user_id = OLD.user_id
      AND day = (OLD.started_at - ((OLD.started_at % 86400000) + 86400000) % 86400000) / 86400000;
-  UPDATE user_day_intents SET calls = calls - 1
-   WHERE OLD.an_status IS 'completed' AND user_id = OLD.user_id
-     AND day = (OLD.started_at - ((OLD.started_at % 86400000) + 86400000) % 86400000) / 86400000
-     AND intent = COALESCE(OLD.an_intent, 'unknown');
   DELETE FROM user_days WHERE user_id = OLD.user_id AND total_calls <= 0
-     AND day = (OLD.started_at - ((OLD.started_at % 86400000) + 86400000) % 86400000) / 86400000;
-  DELETE FROM user_day_intents WHERE user_id = OLD.user_id AND calls <= 0
      AND day = (OLD.started_at - ((OLD.started_at % 86400000) + 86400000) % 86400000) / 86400000;
 END;
 

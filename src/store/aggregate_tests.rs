@@ -235,7 +235,11 @@ fn check(h: &History, trace: &[String]) {
         &["u", "d", "i"],
     );
     let got = counts(
-        h.rows("SELECT user_id AS u, day AS d, intent AS i, calls AS t FROM user_day_intents"),
+        // Each day's `intents` object, keyed by the hex of each intent, as rows.
+        h.rows(
+            "SELECT d.user_id AS u, d.day AS d, CAST(unhex(j.key) AS TEXT) AS i, j.value AS t \
+             FROM user_days d, json_each(d.intents) j",
+        ),
         &["u", "d", "i"],
     );
     if got != want {
@@ -352,4 +356,40 @@ fn a_ranged_summary_adds_up_its_days_and_matches_the_all_time_one_over_every_day
         sorted.sort_unstable();
         assert_eq!(dates, sorted, "oldest first");
     }
+}
+
+#[test]
+fn any_intent_a_pipeline_sends_comes_back_as_it_was_in_the_daily_distribution() {
+    let h = History::new(1);
+    let odd = ["a.\"b", "$.x[0]", "ünï cödé", "unknown", "' OR 1=1 --"];
+    for (n, intent) in odd.iter().enumerate() {
+        let at = T0 + n as i64;
+        h.store.db_exec(&format!(
+            "INSERT INTO analyses (call_id, user_id, status, intent, confidence, updated_at) \
+             VALUES ('CA{n}', 'ada', 'completed', '{}', 0.5, {at}); \
+             INSERT INTO calls (id, user_id, provider, direction, from_number, to_number, status, \
+             status_rank, answered, started_at, created_at, updated_at) VALUES ('CA{n}', 'ada', \
+             'api', 'inbound', '+1', '+2', 'completed', 3, 1, {at}, {at}, {at})",
+            intent.replace('\'', "''")
+        ));
+    }
+    let range = crate::domain::DayRange::new(
+        Timestamp::from_millis((T0 / DAY) * DAY),
+        Timestamp::from_millis((T0 / DAY + 1) * DAY),
+    )
+    .expect("a day");
+    let limit = crate::domain::Limit::new(10, 500).expect("valid");
+    let u = UserId::parse("ada").expect("valid");
+    let (summary, _) = block_on(h.store.load_ranged_summary(&u, limit, range)).expect("loads");
+    let v: serde_json::Value = serde_json::from_str(&summary.data_json).expect("JSON");
+    let mut want: Vec<&str> = odd.to_vec();
+    want.sort_unstable();
+    let got: Vec<&str> = v["daily"][0]["intentDistribution"]
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(v["stats"]["intentDistribution"]["a.\"b"], 1);
 }

@@ -3,7 +3,7 @@
 //! A filtered page is one statement (`sql::FILTERED_PAGE*`): one index range scan, newest
 //! first, that matches what its index cannot decide as it reads and stops after
 //! [`FILTER_SCAN_ROWS`] rows past the offset. A ranged summary reads the per-day aggregates of
-//! `migrations/0010` (one row per day, and per day and intent) and the newest analyzed calls
+//! `migrations/0010` (one row per day, its intents in it) and the newest analyzed calls
 //! of the range: its cost grows with days, never with the calls it counts.
 
 use super::{call_jsons, round4, sql, Database, RowSet, SqlValue, Statement, Store};
@@ -42,13 +42,8 @@ struct DayRow {
     answered_calls: i64,
     completed_analyses: i64,
     confidence_micros: i64,
-}
-
-#[derive(serde::Deserialize)]
-struct DayIntentRow {
-    day: i64,
-    intent: String,
-    calls: i64,
+    /// `{"<hex of the intent>": count, …}` (`migrations/0010`).
+    intents: String,
 }
 
 impl<D: Database> Store<D> {
@@ -108,6 +103,7 @@ impl<D: Database> Store<D> {
                 range.end_day().into(),
             ]
         };
+        let days = days();
         let calls = vec![
             user.as_str().into(),
             range.from().millis().into(),
@@ -116,16 +112,15 @@ impl<D: Database> Store<D> {
         ];
         let results = self
             .batch(vec![
-                Statement::new(sql::DAY_STATS, days()),
-                Statement::new(sql::DAY_INTENTS, days()),
+                Statement::new(sql::DAY_STATS, days),
                 Statement::new(sql::RANGED_ANALYZED_CALLS_JSON, calls),
                 super::version_statement(user),
             ])
             .await
             .context("loading a ranged intent summary")?;
-        let [stats, intents, calls, version] = <[D::Rows; 4]>::try_from(results)
+        let [stats, calls, version] = <[D::Rows; 3]>::try_from(results)
             .map_err(|_| AppError::internal("ranged summary batch: wrong result count"))?;
-        let (stats, daily) = day_series(range, stats.decode()?, intents.decode()?);
+        let (stats, daily) = day_series(range, stats.decode()?)?;
         let calls = call_jsons(&calls)?;
         let json = ranged_summary_json(&json_array(&calls), &stats, &daily)?;
         Ok((
@@ -225,23 +220,25 @@ fn cursor_at(started_at: i64, id: &str, filter: &CallFilter) -> AppResult<String
     Ok(cursor.encode_for(filter.tag().as_deref()))
 }
 
-/// The range's totals and one entry per day, oldest first, zeros included.
-fn day_series(
-    range: DayRange,
-    days: Vec<DayRow>,
-    intents: Vec<DayIntentRow>,
-) -> (IntentStats, Vec<DayStats>) {
-    let mut by_day: BTreeMap<i64, (DayRow, BTreeMap<String, i64>)> = days
+/// A day's intent distribution from its `intents` column: hex keys back to the intents.
+fn day_intents(json: &str) -> AppResult<BTreeMap<String, i64>> {
+    let bad = || AppError::internal("a day's intents are malformed");
+    let by_hex: BTreeMap<String, i64> = serde_json::from_str(json).map_err(|_| bad())?;
+    by_hex
         .into_iter()
-        .map(|d| (d.day, (d, BTreeMap::new())))
-        .collect();
-    let mut total_intents: BTreeMap<String, i64> = BTreeMap::new();
-    for i in intents {
-        *total_intents.entry(i.intent.clone()).or_default() += i.calls;
-        if let Some((_, of_day)) = by_day.get_mut(&i.day) {
-            *of_day.entry(i.intent).or_default() += i.calls;
-        }
-    }
+        .map(|(key, n)| {
+            let intent = hex::decode(&key)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(bad)?;
+            Ok((intent, n))
+        })
+        .collect()
+}
+
+/// The range's totals and one entry per day, oldest first, zeros included.
+fn day_series(range: DayRange, days: Vec<DayRow>) -> AppResult<(IntentStats, Vec<DayStats>)> {
+    let mut by_day: BTreeMap<i64, DayRow> = days.into_iter().map(|d| (d.day, d)).collect();
     let avg = |micros: i64, n: i64| {
         if n > 0 {
             round4(micros as f64 / 1_000_000.0 / n as f64)
@@ -250,34 +247,37 @@ fn day_series(
         }
     };
     let (mut total, mut answered, mut completed, mut micros) = (0i64, 0i64, 0i64, 0i64);
-    let daily = range
-        .days()
-        .map(|day| {
-            let date = Timestamp::date_of_day(day);
-            match by_day.remove(&day) {
-                Some((d, intents)) => {
-                    total = total.saturating_add(d.total_calls);
-                    answered = answered.saturating_add(d.answered_calls);
-                    completed = completed.saturating_add(d.completed_analyses);
-                    micros = micros.saturating_add(d.confidence_micros);
-                    DayStats {
-                        date,
-                        total_calls: d.total_calls,
-                        answered_calls: d.answered_calls,
-                        completed_analyses: d.completed_analyses,
-                        avg_confidence: avg(d.confidence_micros, d.completed_analyses),
-                        intent_distribution: intents,
-                    }
-                }
-                None => DayStats::empty(date),
-            }
-        })
-        .collect();
+    let mut all_intents: BTreeMap<String, i64> = BTreeMap::new();
+    let mut daily = Vec::with_capacity(range.days().count());
+    for day in range.days() {
+        let date = Timestamp::date_of_day(day);
+        let Some(d) = by_day.remove(&day) else {
+            daily.push(DayStats::empty(date));
+            continue;
+        };
+        let intents = day_intents(&d.intents)?;
+        for (intent, n) in &intents {
+            let sum = all_intents.entry(intent.clone()).or_default();
+            *sum = sum.saturating_add(*n);
+        }
+        total = total.saturating_add(d.total_calls);
+        answered = answered.saturating_add(d.answered_calls);
+        completed = completed.saturating_add(d.completed_analyses);
+        micros = micros.saturating_add(d.confidence_micros);
+        daily.push(DayStats {
+            date,
+            total_calls: d.total_calls,
+            answered_calls: d.answered_calls,
+            completed_analyses: d.completed_analyses,
+            avg_confidence: avg(d.confidence_micros, d.completed_analyses),
+            intent_distribution: intents,
+        });
+    }
     let stats = IntentStats {
         total_calls: total,
         answered_calls: answered,
         avg_confidence: avg(micros, completed),
-        intent_distribution: total_intents,
+        intent_distribution: all_intents,
     };
-    (stats, daily)
+    Ok((stats, daily))
 }

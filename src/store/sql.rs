@@ -192,13 +192,10 @@ pub const FILTERED_SCAN_STOP_BY_INTENT: &str = filtered_scan_stop!(
 
 // ---- Ranged summaries (`migrations/0010`): ?1 user, ?2 first day, ?3 day after the last. ----
 
-/// The per-day aggregates of the range: one row per day with calls.
+/// The per-day aggregates of the range: one row per day with calls, its intent distribution
+/// in it (a JSON object keyed by each intent's hex).
 pub const DAY_STATS: &str = "SELECT day, total_calls, answered_calls, completed_analyses, \
-     confidence_micros FROM user_days WHERE user_id = ?1 AND day >= ?2 AND day < ?3";
-
-/// The per-day intent counts of the range.
-pub const DAY_INTENTS: &str = "SELECT day, intent, calls FROM user_day_intents \
-     WHERE user_id = ?1 AND day >= ?2 AND day < ?3 AND calls > 0";
+     confidence_micros, intents FROM user_days WHERE user_id = ?1 AND day >= ?2 AND day < ?3";
 
 /// ?1 user, ?2 from (ms), ?3 to (ms), ?4 limit: the newest analyzed calls started in the
 /// range. `c.analyzed = 1` must stay literal: it selects the partial index.
@@ -337,7 +334,6 @@ pub const READS: &[(&str, &str)] = &[
         FILTERED_SCAN_STOP_BY_INTENT,
     ),
     ("per-day stats", DAY_STATS),
-    ("per-day intents", DAY_INTENTS),
     ("ranged analyzed calls as JSON", RANGED_ANALYZED_CALLS_JSON),
     ("analyzed calls as JSON", ANALYZED_CALLS_JSON),
     ("call page by offset", CALL_PAGE_BY_OFFSET),
