@@ -471,7 +471,7 @@ function render(rows, miss, peakRss, wasmRaw, wasmGz, live) {
     ["page miss ≤ limit + 5 rows read (limit 50)", miss.page.d1RowsRead, (x) => x <= 55, 0],
     ["filtered page its index decides ≤ limit + 5 rows read (status=failed, limit 50)", miss.failed.d1RowsRead, (x) => x <= 55, 0],
     ["90-day summary ≤ 90 + limit + 5 rows read (one per day, whatever the calls or intents; limit 20)", miss.summary90.d1RowsRead, (x) => x <= 115, 0],
-    ["wasm ≤ 320 KB gzipped (the build's budget, scripts/build.sh)", wasmGz / 1024, (x) => x <= 320, 1],
+    ["wasm ≤ 322 KB gzipped (the build's budget, scripts/build.sh)", wasmGz / 1024, (x) => x <= 322, 1],
   ];
   lines.push("");
   lines.push("| target | measured | met |");

@@ -271,6 +271,20 @@ describe("POST /webhooks/events", () => {
     assert.equal(summary.stats.intentDistribution.billing, 1);
   });
 
+  test("a later event reporting another startedAt moves the call to its new day, in the daily series and the filtered list", async () => {
+    const summary = async () => (await app.get("/api/intent-analysis?from=2026-09-01&to=2026-09-03", { token: app.token("gil") })).json.data;
+    const call = { userId: "gil", id: "CAdays1", status: "completed", direction: "inbound", from: "+15550001111", to: "+14155550199" };
+    assert.equal((await event(app, "call.upserted", { ...call, startedAt: "2026-09-01T10:00:00Z" })).status, 200);
+    assert.equal((await event(app, "call.analysis.completed", { userId: "gil", callId: "CAdays1", intent: "billing", confidence: 0.8 })).status, 200);
+    let days = (await summary()).daily;
+    assert.deepEqual(days.map((d) => [d.date, d.totalCalls, d.intentDistribution]), [["2026-09-01", 1, { billing: 1 }], ["2026-09-02", 0, {}]]);
+    assert.equal((await event(app, "call.upserted", { ...call, startedAt: "2026-09-02T23:30:00Z" })).status, 200);
+    days = (await summary()).daily;
+    assert.deepEqual(days.map((d) => [d.date, d.totalCalls, d.intentDistribution]), [["2026-09-01", 0, {}], ["2026-09-02", 1, { billing: 1 }]]);
+    const listed = await app.get("/api/webhook-calls?from=2026-09-02&to=2026-09-03", { token: app.token("gil") });
+    assert.deepEqual(listed.json.data.map((c) => [c.id, c.startedAt]), [["CAdays1", "2026-09-02T23:30:00Z"]]);
+  });
+
   test("a failed analysis is recorded as failed", async () => {
     await event(app, "call.analysis.failed", { userId: "ada", callId: "CAev1x", error: "timeout" });
     const res = await app.get("/api/intent-analysis/CAev1x", { token: app.token("ada") });

@@ -1,8 +1,9 @@
 //! The dashboard's questions beyond the plain list: filtered pages and ranged summaries.
 //!
-//! A filtered page is one statement (`sql::FILTERED_PAGE*`): one index range scan, newest
-//! first, that matches what its index cannot decide as it reads and stops after
-//! [`FILTER_SCAN_ROWS`] rows past the offset. A ranged summary reads the per-day aggregates of
+//! A filtered page is one statement (`sql::FILTERED_PAGE*`), with its version in the same
+//! batch: one index range scan, newest first, that matches what its index cannot decide as it
+//! reads and stops after [`FILTER_SCAN_ROWS`] rows past the offset (a page that came back
+//! short then asks, in a second query, where the scan stopped, for its next cursor). A ranged summary reads the per-day aggregates of
 //! `migrations/0010` (one row per day, its intents in it) and the newest analyzed calls
 //! of the range: its cost grows with days, never with the calls it counts.
 
@@ -96,14 +97,11 @@ impl<D: Database> Store<D> {
         limit: crate::domain::Limit,
         range: DayRange,
     ) -> AppResult<(Payload, Version)> {
-        let days = || -> Vec<SqlValue> {
-            vec![
-                user.as_str().into(),
-                range.first_day().into(),
-                range.end_day().into(),
-            ]
-        };
-        let days = days();
+        let days: Vec<SqlValue> = vec![
+            user.as_str().into(),
+            range.first_day().into(),
+            range.end_day().into(),
+        ];
         let calls = vec![
             user.as_str().into(),
             range.from().millis().into(),
