@@ -188,6 +188,18 @@ impl Load {
         }
     }
 
+    /// The summary request a summary load makes of the origin.
+    fn summary_request(&self) -> AppResult<crate::domain::SummaryRequest> {
+        match self {
+            Load::Summary(limit) => Ok(crate::domain::SummaryRequest::all_time(*limit)),
+            Load::RangedSummary(limit, range) => Ok(crate::domain::SummaryRequest {
+                limit: *limit,
+                range: Some(*range),
+            }),
+            _ => Err(AppError::internal("not a summary load")),
+        }
+    }
+
     fn bypasses_cache(&self) -> bool {
         matches!(self, Load::Page(p) if p.limit.get() > MAX_CACHED_LIMIT)
     }

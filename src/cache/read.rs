@@ -65,16 +65,8 @@ where
                 let s = self.origin.call_page(user, p, z).await?;
                 (Some(s.value), s.version)
             }
-            Load::Summary(l) => {
-                let req = crate::domain::SummaryRequest::all_time(*l);
-                let s = self.origin.intent_summary(user, &req, z).await?;
-                (Some(s.value), s.version)
-            }
-            Load::RangedSummary(limit, range) => {
-                let req = crate::domain::SummaryRequest {
-                    limit: *limit,
-                    range: Some(*range),
-                };
+            Load::Summary(_) | Load::RangedSummary(..) => {
+                let req = load.summary_request()?;
                 let s = self.origin.intent_summary(user, &req, z).await?;
                 (Some(s.value), s.version)
             }

@@ -492,17 +492,10 @@ fn answer_of(store: &Store<SqliteDatabase>, user: &UserId, load: &Load) -> Optio
     let z = Version::ZERO;
     let served = match load {
         Load::Page(p) => block_on(store.call_page(user, p, z)).map(|s| Some(s.value)),
-        Load::Summary(l) => {
-            let req = crate::domain::SummaryRequest::all_time(*l);
-            block_on(store.intent_summary(user, &req, z)).map(|s| Some(s.value))
-        }
-        Load::RangedSummary(limit, range) => {
-            let req = crate::domain::SummaryRequest {
-                limit: *limit,
-                range: Some(*range),
-            };
-            block_on(store.intent_summary(user, &req, z)).map(|s| Some(s.value))
-        }
+        Load::Summary(_) | Load::RangedSummary(..) => load
+            .summary_request()
+            .and_then(|req| block_on(store.intent_summary(user, &req, z)))
+            .map(|s| Some(s.value)),
         Load::Call(c) => block_on(store.call_detail(user, c, z)).map(|s| s.value),
         Load::Analysis(c) => block_on(store.call_analysis(user, c, z)).map(|s| s.value),
         Load::Enhanced(c) => block_on(store.call_enrichment(user, c, z)).map(|s| s.value),

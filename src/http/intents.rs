@@ -16,10 +16,13 @@ pub async fn summary<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<
         .await?;
     let mut meta = vec![("limit", request.limit.get().into())];
     if let Some(range) = request.range {
-        meta.push((
-            "filters",
-            serde_json::json!({ "from": range.from(), "to": range.to() }),
-        ));
+        // The same echo as the list's, of the range alone.
+        let echo = crate::domain::CallFilter::none()
+            .with_range(Some(range.from()), Some(range.to()))
+            .echo();
+        let echo = serde_json::to_value(echo)
+            .map_err(|e| crate::error::AppError::internal(format!("serializing filters: {e}")))?;
+        meta.push(("filters", echo));
     }
     Ok(respond::read(req, &served, &meta))
 }
