@@ -10,7 +10,7 @@ use crate::clock::{Clock, RuntimeClock};
 use crate::config::Config;
 use crate::domain::Timestamp;
 use crate::error::AppError;
-use crate::http::{respond, App, Handled, Method, Request, Services};
+use crate::http::{respond, App, Handled, Method, Rendering, Request, Services};
 use crate::live::workers::{forward_upgrade, EnvLive};
 use crate::live::{ChangeKind, LiveFeed, Notification};
 use crate::store::{d1::D1, ActivityLog, Store};
@@ -415,14 +415,68 @@ pub(crate) fn to_runtime_response(res: crate::http::Response) -> worker::Result<
     let init = web_sys::ResponseInit::new();
     init.set_status(res.status);
     init.set_headers(&headers);
-    // 204 and 304 must have a null body, not an empty one.
-    let response = if res.body.is_empty() {
-        web_sys::Response::new_with_opt_buffer_source_and_init(None, &init)?
-    } else {
+    let body = match res.rendered {
+        Some(Rendering::Kept(copy)) => match copy.downcast_ref::<KeptBody>() {
+            Some(kept) => Some(kept.bytes.clone()),
+            None => {
+                return Err(worker::Error::RustError(
+                    "a kept body of another kind".into(),
+                ))
+            }
+        },
+        // 204 and 304 must have a null body, not an empty one.
+        _ if res.body.is_empty() => None,
         // Bytes, copied once into a JavaScript array: a string body would be decoded from
         // UTF-8 here and encoded back by the runtime, two passes over a page of tens of KB.
-        let body = js_sys::Uint8Array::from(res.body.as_slice());
-        web_sys::Response::new_with_opt_buffer_source_and_init(Some(&body), &init)?
+        Some(Rendering::Keep { slot, meta }) => {
+            let bytes = js_sys::Uint8Array::from(res.body.as_slice());
+            if let Some(kept) = KeptBody::within_budget(&bytes, res.body.len()) {
+                slot.keep(meta, Rc::new(kept));
+            }
+            Some(bytes)
+        }
+        None => Some(js_sys::Uint8Array::from(res.body.as_slice())),
     };
-    Ok(response)
+    let body = body.as_deref();
+    Ok(web_sys::Response::new_with_opt_buffer_source_and_init(
+        body, &init,
+    )?)
+}
+
+/// Bytes the runtime keeps of memory hits' bodies, at most, per isolate: a kept body is a
+/// second copy of an entry the memory tier already holds, so this bounds what they add to the
+/// isolate's 128 MB (the memory tier's own default bound is 32 MiB).
+const KEPT_BODY_BUDGET: usize = 16 * 1024 * 1024;
+
+thread_local! {
+    static KEPT_BODY_BYTES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// A memory hit's body as a JavaScript array that later responses send as it is. The runtime
+/// does not copy a buffer it is given as a body (workerd takes the array's backing store), so
+/// several responses share it; nothing here ever writes to it after it is made.
+struct KeptBody {
+    bytes: js_sys::Uint8Array,
+    len: usize,
+}
+
+impl KeptBody {
+    fn within_budget(bytes: &js_sys::Uint8Array, len: usize) -> Option<Self> {
+        KEPT_BODY_BYTES.with(|held| {
+            let total = held.get().checked_add(len)?;
+            (total <= KEPT_BODY_BUDGET).then(|| {
+                held.set(total);
+                KeptBody {
+                    bytes: bytes.clone(),
+                    len,
+                }
+            })
+        })
+    }
+}
+
+impl Drop for KeptBody {
+    fn drop(&mut self) {
+        KEPT_BODY_BYTES.with(|held| held.set(held.get().saturating_sub(self.len)));
+    }
 }

@@ -63,6 +63,51 @@ pub struct Payload {
     /// Present for pages: the number of items and where the next page starts.
     pub page: Option<PageMeta>,
     pub etag: String,
+    /// The runtime's copy of the last memory hit's body built from this payload.
+    pub rendered: RenderedBody,
+}
+
+/// The runtime's own copy of a response body built from a payload, kept with the payload so
+/// that the memory hits after it send that copy as it is: no envelope assembled, nothing
+/// copied into JavaScript again (a page is tens of KB, a summary up to ~120 KB, and those
+/// copies led a memory hit's profile). One copy is kept, under the envelope's `meta` — the
+/// only part of the body the payload does not decide (tier, version, position) — so a read
+/// whose `meta` differs builds its body afresh. The slot is shared by the payload's clones:
+/// it lives as long as the cache entry does and only ever holds that entry's bytes.
+#[derive(Clone, Default)]
+pub struct RenderedBody(Rc<std::cell::RefCell<Option<KeptCopy>>>);
+
+/// A runtime's copy of a body, and the envelope `meta` it was built with.
+type KeptCopy = (Box<str>, Rc<dyn std::any::Any>);
+
+impl RenderedBody {
+    /// The copy kept for a body whose envelope `meta` is exactly `meta`.
+    pub fn get(&self, meta: &str) -> Option<Rc<dyn std::any::Any>> {
+        match &*self.0.borrow() {
+            Some((kept_for, copy)) if **kept_for == *meta => Some(copy.clone()),
+            _ => None,
+        }
+    }
+
+    /// Keeps `copy`, the runtime's copy of the body whose envelope `meta` is `meta`, in place
+    /// of any other.
+    pub fn keep(&self, meta: Box<str>, copy: Rc<dyn std::any::Any>) {
+        *self.0.borrow_mut() = Some((meta, copy));
+    }
+}
+
+/// A copy of bytes the payload already decides: no part of its value.
+impl PartialEq for RenderedBody {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for RenderedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kept = self.0.borrow().is_some();
+        f.debug_struct("RenderedBody").field("kept", &kept).finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +134,7 @@ impl Payload {
             data_json: Rc::from(data_json),
             page,
             etag,
+            rendered: RenderedBody::default(),
         }
     }
 }

@@ -54,6 +54,33 @@ describe("tiers", () => {
     assert.deepEqual(tier(await read(app, "/api/webhook-calls?limit=3", { copy: 1 })), ["HIT-MEMORY", "memory", true]);
   });
 
+  test("repeated memory hits send the same bytes as the first, also after a webhook changes the page; HEAD still sends none", async () => {
+    const app = await start();
+    const path = "/api/webhook-calls?limit=3";
+    assert.equal((await read(app, path)).headers.get("x-cache"), "MISS");
+    // The first hit builds its body; the ones after it send the copy the runtime kept.
+    const hits = [];
+    for (let i = 0; i < 4; i++) hits.push(await read(app, path));
+    for (const hit of hits) {
+      assert.deepEqual(tier(hit), ["HIT-MEMORY", "memory", true]);
+      assert.equal(hit.text, hits[0].text);
+      assert.equal(hit.headers.get("etag"), hits[0].headers.get("etag"));
+    }
+    const head = await app.request("HEAD", path, { token: app.token("ada") });
+    assert.equal(head.status, 200);
+    assert.equal(head.text, "");
+    assert.equal((await upsert(app, { id: "CAc9", status: "completed", startedAt: new Date(T0 + 9000).toISOString() })).status, 200);
+    const moved = [await read(app, path), await read(app, path), await read(app, path)];
+    assert.notEqual(moved[0].text, hits[0].text);
+    assert.equal(moved[0].json.data[0].id, "CAc9");
+    for (const m of moved.slice(1)) {
+      assert.deepEqual(tier(m), ["HIT-MEMORY", "memory", true]);
+      assert.equal(m.text, moved[1].text);
+      assert.equal(m.json.meta.version, moved[0].json.meta.version);
+    }
+    assert.notEqual(moved[0].json.meta.version, hits[0].json.meta.version);
+  });
+
   test("every read route is cached; pages over 100 bypass", async () => {
     const app = await start();
     for (const path of ["/api/webhook-calls/CAc1", "/api/intent-analysis/CAc1", "/api/intent-analysis?limit=5", "/api/webhook-calls?limit=100"]) {

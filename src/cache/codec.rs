@@ -68,6 +68,7 @@ pub fn decode(raw: &str) -> Option<Entry> {
                 next_cursor: h.next.clone(),
             }),
             etag: h.etag.clone(),
+            rendered: Default::default(),
         })
     });
     Some(Entry {

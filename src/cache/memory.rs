@@ -126,6 +126,7 @@ mod tests {
                 data_json: "x".repeat(bytes).into(),
                 page: None,
                 etag: "\"e\"".into(),
+                rendered: Default::default(),
             })),
             version: Version::ZERO,
             life: Lifetime {

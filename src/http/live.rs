@@ -73,5 +73,6 @@ pub fn connect<S: Services>(
         status: 101,
         headers: Vec::new(),
         body: Vec::new(),
+        rendered: None,
     })
 }

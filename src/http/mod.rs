@@ -139,6 +139,30 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
+    /// For a read's body: the runtime's copy to send instead, or where to keep one.
+    pub rendered: Option<Rendering>,
+}
+
+/// A read's body and the runtime's copy of it ([`crate::reads::RenderedBody`]).
+#[derive(Clone)]
+pub enum Rendering {
+    /// The copy the runtime kept of exactly this body: `body` is left empty, send this.
+    Kept(std::rc::Rc<dyn std::any::Any>),
+    /// `body` is a memory hit's, built afresh: the runtime may keep its copy in `slot`, under
+    /// the envelope's `meta`.
+    Keep {
+        slot: crate::reads::RenderedBody,
+        meta: Box<str>,
+    },
+}
+
+impl std::fmt::Debug for Rendering {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rendering::Kept(_) => f.write_str("Kept"),
+            Rendering::Keep { meta, .. } => f.debug_struct("Keep").field("meta", meta).finish(),
+        }
+    }
 }
 
 impl Response {
@@ -225,6 +249,7 @@ impl<S: Services> App<'_, S> {
         let mut response = respond::with_cors(response, req, &self.config.allowed_origins);
         if req.method == Method::Head {
             response.body.clear();
+            response.rendered = None;
         }
         Handled {
             response,

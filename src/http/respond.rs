@@ -1,9 +1,9 @@
 //! Building responses: the success and error envelopes, conditional GETs and CORS.
 
-use super::{Method, Request, Response};
+use super::{Method, Rendering, Request, Response};
 use crate::config::AllowedOrigins;
 use crate::error::AppError;
-use crate::reads::{Payload, Served};
+use crate::reads::{Outcome, Payload, Served};
 use serde::Serialize;
 
 const JSON: &str = "application/json; charset=utf-8";
@@ -31,8 +31,10 @@ pub fn read(
             status: 304,
             headers,
             body: Vec::new(),
+            rendered: None,
         };
     }
+    headers.push(("content-type", JSON.to_owned()));
     let mut meta = serde_json::Map::new();
     for (k, v) in extra_meta {
         meta.insert((*k).to_owned(), v.clone());
@@ -50,17 +52,30 @@ pub fn read(
     meta.insert("cacheHit".into(), served.outcome.is_hit().into());
     meta.insert("version".into(), served.version.token().into());
     let meta = serde_json::Value::Object(meta).to_string();
+    if let Some(copy) = payload.rendered.get(&meta) {
+        return Response {
+            status: 200,
+            headers,
+            body: Vec::new(),
+            rendered: Some(Rendering::Kept(copy)),
+        };
+    }
     let mut body = Vec::with_capacity(payload.data_json.len() + meta.len() + 40);
     body.extend_from_slice(b"{\"success\":true,\"data\":");
     body.extend_from_slice(payload.data_json.as_bytes());
     body.extend_from_slice(b",\"meta\":");
     body.extend_from_slice(meta.as_bytes());
     body.push(b'}');
-    headers.push(("content-type", JSON.to_owned()));
+    // Only a memory hit's body is worth a copy: it is the one the next hit sends again.
+    let rendered = (served.outcome == Outcome::HitMemory).then(|| Rendering::Keep {
+        slot: payload.rendered.clone(),
+        meta: meta.into_boxed_str(),
+    });
     Response {
         status: 200,
         headers,
         body,
+        rendered,
     }
 }
 
@@ -94,6 +109,7 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
         ],
         // Serializing plain data structures cannot fail.
         body: serde_json::to_vec(body).unwrap_or_default(),
+        rendered: None,
     }
 }
 
@@ -102,6 +118,7 @@ pub fn no_content() -> Response {
         status: 204,
         headers: vec![("cache-control", "no-store".to_owned())],
         body: Vec::new(),
+        rendered: None,
     }
 }
 
@@ -188,6 +205,7 @@ pub fn with_cors(mut res: Response, req: &Request, origins: &AllowedOrigins) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::rc::Rc;
 
     #[test]
     fn if_none_match_accepts_lists_wildcards_and_weak_tags() {
@@ -213,5 +231,101 @@ mod tests {
         let res = error(&AppError::unavailable("D1_ERROR"));
         assert_eq!(res.header("retry-after"), Some("5"));
         assert!(!String::from_utf8_lossy(&res.body).contains("D1_ERROR"));
+    }
+
+    fn get(if_none_match: Option<&str>) -> Request {
+        Request {
+            method: Method::Get,
+            url: "https://api.test/api/webhook-calls".into(),
+            path: "/api/webhook-calls".into(),
+            query: String::new(),
+            headers: if_none_match
+                .map(|tag| ("if-none-match".to_owned(), tag.to_owned()))
+                .into_iter()
+                .collect(),
+            body: Vec::new(),
+        }
+    }
+
+    fn served(
+        payload: &Payload,
+        outcome: Outcome,
+        source: crate::reads::Source,
+        version: u64,
+    ) -> Served<Payload> {
+        Served {
+            value: payload.clone(),
+            source,
+            outcome,
+            version: crate::domain::Version::new(version),
+        }
+    }
+
+    #[test]
+    fn a_memory_hit_offers_its_body_to_keep_and_the_next_identical_hit_sends_the_kept_copy() {
+        use crate::reads::{PageMeta, Source};
+        let payload = Payload::from_json(
+            r#"[{"id":"CA1"}]"#.into(),
+            Some(PageMeta {
+                count: 1,
+                next_cursor: None,
+            }),
+        );
+        let limit = [("limit", serde_json::Value::from(50))];
+        let hit = served(&payload, Outcome::HitMemory, Source::Memory, 7);
+        let first = read(&get(None), &hit, &limit);
+        let Some(Rendering::Keep { slot, meta }) = first.rendered.clone() else {
+            panic!(
+                "a memory hit's fresh body is offered to keep: {:?}",
+                first.rendered
+            );
+        };
+        // The runtime keeps its own copy; here, the bytes themselves.
+        slot.keep(meta, Rc::new(first.body.clone()));
+
+        let again = read(&get(None), &hit, &limit);
+        let Some(Rendering::Kept(copy)) = &again.rendered else {
+            panic!("the same hit again sends the copy: {:?}", again.rendered);
+        };
+        assert_eq!(copy.downcast_ref::<Vec<u8>>(), Some(&first.body));
+        assert!(again.body.is_empty(), "nothing is assembled for it");
+        assert_eq!(again.headers, first.headers);
+
+        // Whatever else the envelope says builds the body afresh: the copy would be wrong.
+        for other in [
+            read(
+                &get(None),
+                &served(&payload, Outcome::HitMemory, Source::Memory, 8),
+                &limit,
+            ),
+            read(&get(None), &hit, &[("limit", serde_json::Value::from(20))]),
+            read(
+                &get(None),
+                &served(&payload, Outcome::HitKv, Source::Kv, 7),
+                &limit,
+            ),
+        ] {
+            assert!(!matches!(other.rendered, Some(Rendering::Kept(_))));
+            assert!(!other.body.is_empty());
+            assert_ne!(other.body, first.body);
+        }
+    }
+
+    #[test]
+    fn only_a_memory_hits_body_is_offered_to_keep_and_a_304_has_none() {
+        use crate::reads::Source;
+        let payload = Payload::from_json("{}".into(), None);
+        for (outcome, source) in [
+            (Outcome::Miss, Source::D1),
+            (Outcome::HitKv, Source::Kv),
+            (Outcome::Stale, Source::Memory),
+        ] {
+            let res = read(&get(None), &served(&payload, outcome, source, 1), &[]);
+            assert!(res.rendered.is_none(), "{outcome:?}");
+        }
+        let hit = served(&payload, Outcome::HitMemory, Source::Memory, 1);
+        let unchanged = read(&get(Some(&payload.etag)), &hit, &[]);
+        assert_eq!(unchanged.status, 304);
+        assert!(unchanged.rendered.is_none() && unchanged.body.is_empty());
     }
 }

@@ -33,6 +33,7 @@ fn twiml_ok() -> Response {
             ("cache-control", "no-store".to_owned()),
         ],
         body: br#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#.to_vec(),
+        rendered: None,
     }
 }
 
