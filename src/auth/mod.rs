@@ -312,24 +312,48 @@ enum Signer {
     },
 }
 
-/// A token verified in this isolate: what it proved, and with what.
+/// A token verified in this isolate: what it proved, with what, and against which
+/// expectations.
 #[derive(Clone)]
 struct Verified {
     checked: Checked,
     signer: Signer,
+    issuer: Option<Box<str>>,
+    audience: Option<Box<str>>,
 }
 
-/// Tokens verified in this isolate, by (expectations, token): a dashboard sends the same token
-/// on every request, and re-checking its times and its signer is all a repeat needs. Bounded.
+/// Tokens verified in this isolate, by the token itself: a dashboard sends the same token on
+/// every request, and re-checking its expectations, times and signer is all a repeat needs.
+/// Looking one up hashes the token once (SipHash, well under a microsecond for a few hundred
+/// bytes, where SHA-256 in wasm took several). Bounded in count and in bytes.
 const MAX_VERIFIED: usize = 10_000;
+const MAX_VERIFIED_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Default)]
+struct Remembered {
+    by_token: std::collections::HashMap<Box<str>, Verified>,
+    token_bytes: usize,
+}
 
 thread_local! {
-    static VERIFIED: std::cell::RefCell<std::collections::HashMap<[u8; 32], Verified>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+    static VERIFIED: std::cell::RefCell<Remembered> = std::cell::RefCell::new(Remembered::default());
+    /// The last HS256 secret's digest: the secret is the same on every request of an isolate,
+    /// so checking a remembered token's signer costs a comparison, not a SHA-256.
+    static SECRET_DIGEST: std::cell::RefCell<Option<(Box<[u8]>, [u8; 32])>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 fn secret_digest(secret: &[u8]) -> [u8; 32] {
-    Sha256::digest(secret).into()
+    SECRET_DIGEST.with(|memo| {
+        if let Some((known, digest)) = &*memo.borrow() {
+            if **known == *secret {
+                return *digest;
+            }
+        }
+        let digest: [u8; 32] = Sha256::digest(secret).into();
+        *memo.borrow_mut() = Some((secret.into(), digest));
+        digest
+    })
 }
 
 /// Verifies a dashboard bearer token with whichever of `v` its `alg` calls for, and returns
@@ -343,17 +367,17 @@ pub async fn verify_bearer<K: PublicKeys>(
         return Err(TokenError::TooLarge);
     }
     let now_ms = now_secs.saturating_mul(1000);
-    let mut remembered_as = Sha256::new();
-    for part in [
-        v.expect.issuer.unwrap_or(""),
-        v.expect.audience.unwrap_or(""),
-        token,
-    ] {
-        remembered_as.update((part.len() as u32).to_le_bytes());
-        remembered_as.update(part.as_bytes());
-    }
-    let remembered_as: [u8; 32] = remembered_as.finalize().into();
-    if let Some(hit) = VERIFIED.with(|c| c.borrow().get(&remembered_as).cloned()) {
+    let remembered = VERIFIED.with(|c| {
+        c.borrow()
+            .by_token
+            .get(token)
+            .filter(|hit| {
+                hit.issuer.as_deref() == v.expect.issuer
+                    && hit.audience.as_deref() == v.expect.audience
+            })
+            .cloned()
+    });
+    if let Some(hit) = remembered {
         let still_trusted = match &hit.signer {
             Signer::Secret(digest) => v.secret.map(secret_digest).as_ref() == Some(digest),
             Signer::Key {
@@ -372,16 +396,29 @@ pub async fn verify_bearer<K: PublicKeys>(
             check_window(hit.checked.exp, hit.checked.nbf, now_secs)?;
             return Ok(hit.checked.user);
         }
-        VERIFIED.with(|c| c.borrow_mut().remove(&remembered_as));
+        VERIFIED.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.by_token.remove(token).is_some() {
+                c.token_bytes = c.token_bytes.saturating_sub(token.len());
+            }
+        });
     }
     let (checked, signer) = verify_fresh(token, v, now_ms, now_secs).await?;
     let user = checked.user.clone();
     VERIFIED.with(|c| {
         let mut c = c.borrow_mut();
-        if c.len() >= MAX_VERIFIED {
-            c.clear();
+        if c.by_token.len() >= MAX_VERIFIED || c.token_bytes + token.len() > MAX_VERIFIED_BYTES {
+            *c = Remembered::default();
         }
-        c.insert(remembered_as, Verified { checked, signer });
+        let verified = Verified {
+            checked,
+            signer,
+            issuer: v.expect.issuer.map(Into::into),
+            audience: v.expect.audience.map(Into::into),
+        };
+        if c.by_token.insert(token.into(), verified).is_none() {
+            c.token_bytes += token.len();
+        }
     });
     Ok(user)
 }
