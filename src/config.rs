@@ -1,6 +1,7 @@
-//! Settings read once per isolate from the Worker's vars and secrets (API.md's configuration
-//! table). Built from a lookup function so host tests need no runtime. Empty values count as
-//! unset. `Debug` never prints a secret.
+//! Settings read once per isolate from the Worker's vars (`wrangler.toml` `[vars]`) and
+//! secrets (`wrangler secret put`), each named where the README describes what it sets.
+//! Built from a lookup function so host tests need no runtime. Empty values count as unset.
+//! `Debug` never prints a secret.
 
 use std::fmt;
 

@@ -1,8 +1,10 @@
 //! The HTTP surface: plain request/response values, authentication, the route table and the
 //! handlers. Nothing here touches the Workers runtime, so [`App::handle`] runs in host tests
-//! exactly as in production; `lib.rs` only converts to and from `worker` types.
+//! exactly as in production; the runtime entry (`entry.rs`) only converts to and from the
+//! runtime's request and response.
 //!
-//! Route table (API.md):
+//! Routes ([`routes::ROUTES`] is the table routing and the 405 answers are both built from;
+//! `openapi.yaml` documents each path, and a test holds the two to the same paths and methods):
 //!
 //! | path | methods | handler |
 //! | --- | --- | --- |
@@ -33,6 +35,7 @@ mod intents;
 mod live;
 pub mod params;
 pub mod respond;
+pub mod routes;
 mod webhooks;
 
 use crate::auth;
@@ -260,77 +263,47 @@ impl<S: Services> App<'_, S> {
     }
 
     async fn route(&self, req: &Request, aside: &Aside) -> AppResult<Response> {
+        use routes::RouteId as R;
         let note = &aside.note;
+        if req.method == Method::Options {
+            return Ok(respond::no_content());
+        }
         let segments: Vec<&str> = req
             .path
             .trim_start_matches('/')
             .trim_end_matches('/')
             .split('/')
             .collect();
-        if req.method == Method::Options {
-            return Ok(respond::no_content());
+        let (route, param) = routes::find(&segments).ok_or(AppError::NotFound)?;
+        if !route.allows(req.method) {
+            return Err(AppError::MethodNotAllowed { allow: route.allow });
         }
-        let get = matches!(req.method, Method::Get | Method::Head);
-        let post = req.method == Method::Post;
-        const GET: &str = "GET, HEAD, OPTIONS";
-        match segments.as_slice() {
-            ["api", "health"] if get => Ok(health()),
-            ["api", "webhook-calls"] if get => calls::list(self, req).await,
-            ["api", "webhook-calls", id] if get => calls::detail(self, req, id).await,
-            ["api", "webhook-calls", id] if req.method == Method::Delete => {
-                calls::delete(self, req, id).await
+        // The row's `{…}` segment; every row that has one has exactly one.
+        let id = param.unwrap_or("");
+        match route.id {
+            R::Health => Ok(health()),
+            R::Calls => calls::list(self, req).await,
+            R::Call if req.method == Method::Delete => calls::delete(self, req, id).await,
+            R::Call => calls::detail(self, req, id).await,
+            R::CallEnhanced => calls::enhanced(self, req, id).await,
+            R::IntentSummary => intents::summary(self, req).await,
+            R::IntentAnalysis => intents::analysis(self, req, id).await,
+            R::CacheStats => cache::stats(self, req).await,
+            R::CacheKeys => cache::keys(self, req).await,
+            R::CacheWarm => cache::warm(self, req).await,
+            R::CachePurge => cache::purge(self, req).await,
+            R::LiveTickets => live::ticket(self, req).await,
+            R::Live => live::connect(self, req, &aside.upgrade),
+            R::TwilioVoiceStatus => webhooks::twilio_voice_status(self, req, note).await,
+            R::TwilioRecordingStatus => webhooks::twilio_recording_status(self, req, note).await,
+            R::Events => webhooks::standard_event(self, req, note).await,
+            R::Retell => webhooks::retell_event(self, req, note).await,
+            R::AdminParked => admin::parked(self, req).await,
+            R::AdminRequeueParked => admin::requeue_parked(self, req).await,
+            R::AdminPhoneNumber if req.method == Method::Delete => {
+                admin::delete_phone_number(self, req, id).await
             }
-            ["api", "webhook-calls", id, "enhanced"] if get => calls::enhanced(self, req, id).await,
-            ["api", "intent-analysis"] if get => intents::summary(self, req).await,
-            ["api", "intent-analysis", id] if get => intents::analysis(self, req, id).await,
-            ["api", "webhook-calls", _] => Err(AppError::MethodNotAllowed {
-                allow: "GET, HEAD, DELETE, OPTIONS",
-            }),
-            ["api", "cache", "stats"] if get => cache::stats(self, req).await,
-            ["api", "cache", "keys"] if get => cache::keys(self, req).await,
-            ["api", "cache", "warm"] if post => cache::warm(self, req).await,
-            ["api", "cache", "purge"] if post => cache::purge(self, req).await,
-            ["api", "cache", "stats" | "keys"] => Err(AppError::MethodNotAllowed { allow: GET }),
-            ["api", "cache", "warm" | "purge"] => Err(AppError::MethodNotAllowed {
-                allow: "POST, OPTIONS",
-            }),
-            ["api", "live", "tickets"] if post => live::ticket(self, req).await,
-            ["api", "live", "tickets"] => Err(AppError::MethodNotAllowed {
-                allow: "POST, OPTIONS",
-            }),
-            ["api", "live"] if get => live::connect(self, req, &aside.upgrade),
-            ["api", "live"] => Err(AppError::MethodNotAllowed { allow: GET }),
-            ["webhooks", "twilio", "voice-status"] if post => {
-                webhooks::twilio_voice_status(self, req, note).await
-            }
-            ["webhooks", "twilio", "recording-status"] if post => {
-                webhooks::twilio_recording_status(self, req, note).await
-            }
-            ["webhooks", "events"] if post => webhooks::standard_event(self, req, note).await,
-            ["webhooks", "retell"] if post => webhooks::retell_event(self, req, note).await,
-            ["webhooks", "twilio", "voice-status" | "recording-status"]
-            | ["webhooks", "events" | "retell"] => Err(AppError::MethodNotAllowed {
-                allow: "POST, OPTIONS",
-            }),
-            ["api", "admin", "parked"] if get => admin::parked(self, req).await,
-            ["api", "admin", "parked", "requeue"] if post => admin::requeue_parked(self, req).await,
-            ["api", "admin", "parked"] => Err(AppError::MethodNotAllowed { allow: GET }),
-            ["api", "admin", "parked", "requeue"] => Err(AppError::MethodNotAllowed {
-                allow: "POST, OPTIONS",
-            }),
-            ["api", "admin", "phone-numbers", number] => match req.method {
-                Method::Put => admin::put_phone_number(self, req, number).await,
-                Method::Delete => admin::delete_phone_number(self, req, number).await,
-                _ => Err(AppError::MethodNotAllowed {
-                    allow: "PUT, DELETE, OPTIONS",
-                }),
-            },
-            ["api", "health"]
-            | ["api", "webhook-calls"]
-            | ["api", "webhook-calls", _, "enhanced"]
-            | ["api", "intent-analysis"]
-            | ["api", "intent-analysis", _] => Err(AppError::MethodNotAllowed { allow: GET }),
-            _ => Err(AppError::NotFound),
+            R::AdminPhoneNumber => admin::put_phone_number(self, req, id).await,
         }
     }
 
@@ -484,8 +457,8 @@ struct HealthData {
     version: &'static str,
 }
 
-/// Both the envelope and the flat `{"ok","version"}` of API.md, for uptime checkers that read
-/// either.
+/// Both the envelope and the flat `{"ok","version"}` (`openapi.yaml`, `/api/health`), for
+/// uptime checkers that read either.
 #[derive(serde::Serialize)]
 struct Health {
     success: bool,
