@@ -11,6 +11,7 @@
 //! | `/webhooks/retell` | Retell | [`retell::verify`] | `call_id` + `event` |
 
 pub mod form;
+mod json;
 #[cfg(target_arch = "wasm32")]
 pub mod kv_parking;
 pub mod parking;

@@ -6,11 +6,12 @@
 //! `call_analysis.custom_analysis_data`). Calls are attributed through the registered number:
 //! `to_number` for inbound calls, `from_number` for outbound.
 
+use super::json::{self, Fields};
 use super::ParseError;
 use crate::domain::{AnalysisReport, CallReport, Delivery, Event, Owner, RecordingReport};
 use crate::domain::{AnalysisStatus, CallId, CallStatus, Direction, Provider, Timestamp, E164};
 use hmac::{Hmac, Mac};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::Sha256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,26 +65,12 @@ pub fn verify(
     mac.verify_slice(&digest).map_err(|_| E::Mismatch)
 }
 
-fn field<'a>(call: &'a Map<String, Value>, name: &'static str) -> Option<&'a Value> {
-    call.get(name).filter(|v| !v.is_null())
+fn opt_str(call: &Fields, name: &'static str) -> Result<Option<String>, ParseError> {
+    json::opt_string(call, name, "must be a string")
 }
 
-fn opt_str(call: &Map<String, Value>, name: &'static str) -> Result<Option<String>, ParseError> {
-    match field(call, name) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ParseError::field(name, "must be a string")),
-    }
-}
-
-fn opt_ms(call: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, ParseError> {
-    match field(call, name) {
-        None => Ok(None),
-        Some(v) => v
-            .as_i64()
-            .map(Some)
-            .ok_or_else(|| ParseError::field(name, "must be epoch milliseconds")),
-    }
+fn opt_ms(call: &Fields, name: &'static str) -> Result<Option<i64>, ParseError> {
+    json::optional(call, name, Value::as_i64, "must be epoch milliseconds")
 }
 
 /// Maps Retell's end-of-call reason onto our statuses; anything unknown ended normally.
@@ -96,39 +83,73 @@ fn ended_status(reason: Option<&str>) -> CallStatus {
     }
 }
 
+/// Reads one event's `call` object into the events it reports.
+type EventsParser = fn(&Fields, &str, Timestamp) -> Result<Vec<Event>, ParseError>;
+
+/// The parser for each event this service applies; others are recorded and acknowledged.
+fn events_parser(event: &str) -> Option<EventsParser> {
+    match event {
+        "call_started" => Some(call_started),
+        "call_ended" => Some(call_ended),
+        "call_analyzed" => Some(call_analyzed),
+        _ => None,
+    }
+}
+
 pub fn parse(body: &[u8], now: Timestamp) -> Result<Delivery, ParseError> {
-    let root: Value = serde_json::from_slice(body)
-        .map_err(|e| ParseError::Malformed(format!("the body is not JSON: {e}")))?;
-    let root = root
-        .as_object()
-        .ok_or_else(|| ParseError::Malformed("the body must be a JSON object".into()))?;
-    let event = root
-        .get("event")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ParseError::field("event", "is required and must be a string"))?;
-    let call = root
-        .get("call")
-        .and_then(Value::as_object)
-        .ok_or_else(|| ParseError::field("call", "is required and must be an object"))?;
+    let root = json::object(body)?;
+    let event = json::required_str(&root, "event")?;
+    let call = json::required_object(&root, "call")?;
     let call_id = call
         .get("call_id")
         .and_then(Value::as_str)
         .and_then(CallId::parse)
         .ok_or_else(|| ParseError::field("call_id", "is required and must be a call id"))?
         .to_string();
+    let event_type: String = event.chars().take(64).collect();
     let mut delivery = Delivery {
         provider: Provider::Retell,
-        key: format!("{call_id}:{}", event.chars().take(64).collect::<String>()),
-        event_type: event.chars().take(64).collect(),
+        key: format!("{call_id}:{event_type}"),
+        event_type,
         call_id: Some(call_id.clone()),
         events: Vec::new(),
         received_at: now.millis(),
         payload: None,
     };
-    if !matches!(event, "call_started" | "call_ended" | "call_analyzed") {
-        delivery.payload = Some(String::from_utf8_lossy(body).into_owned());
-        return Ok(delivery);
+    match events_parser(event) {
+        Some(parse_events) => delivery.events = parse_events(call, &call_id, now)?,
+        None => delivery.payload = Some(String::from_utf8_lossy(body).into_owned()),
     }
+    Ok(delivery)
+}
+
+/// `call_started`: the call, in progress.
+fn call_started(call: &Fields, call_id: &str, now: Timestamp) -> Result<Vec<Event>, ParseError> {
+    Ok(vec![Event::Call(call_report(call, call_id, false, now)?)])
+}
+
+/// `call_ended`: the call as it ended, and its recording when it has one.
+fn call_ended(call: &Fields, call_id: &str, now: Timestamp) -> Result<Vec<Event>, ParseError> {
+    ended_events(call, call_report(call, call_id, true, now)?)
+}
+
+/// `call_analyzed`: what `call_ended` reports, and the analysis.
+fn call_analyzed(call: &Fields, call_id: &str, now: Timestamp) -> Result<Vec<Event>, ParseError> {
+    let report = call_report(call, call_id, true, now)?;
+    let owner = report.owner.clone();
+    let mut events = ended_events(call, report)?;
+    events.push(Event::Analysis(analysis(call, call_id, owner, now)?));
+    Ok(events)
+}
+
+/// The call as an event reports it: in progress until it has `ended`, then with the status
+/// its disconnection reason gives.
+fn call_report(
+    call: &Fields,
+    call_id: &str,
+    ended: bool,
+    now: Timestamp,
+) -> Result<CallReport, ParseError> {
     let direction = match opt_str(call, "direction")?.as_deref() {
         None | Some("inbound") => Direction::Inbound,
         Some("outbound") => Direction::Outbound,
@@ -151,7 +172,6 @@ pub fn parse(body: &[u8], now: Timestamp) -> Result<Delivery, ParseError> {
     };
     let start = opt_ms(call, "start_timestamp")?;
     let end = opt_ms(call, "end_timestamp")?;
-    let ended = event != "call_started";
     let status = if ended {
         ended_status(opt_str(call, "disconnection_reason")?.as_deref())
     } else {
@@ -165,9 +185,9 @@ pub fn parse(body: &[u8], now: Timestamp) -> Result<Delivery, ParseError> {
             .map(|d| d / 1000),
         _ => None,
     };
-    delivery.events.push(Event::Call(CallReport {
-        call_id: call_id.clone(),
-        owner: owner.clone(),
+    Ok(CallReport {
+        call_id: call_id.to_owned(),
+        owner,
         provider: Provider::Retell,
         direction,
         from,
@@ -177,55 +197,65 @@ pub fn parse(body: &[u8], now: Timestamp) -> Result<Delivery, ParseError> {
         ended_at: if ended { end.or(Some(at)) } else { None },
         duration_seconds: duration,
         at,
-    }));
-    if ended {
-        if let Some(url) = opt_str(call, "recording_url")? {
-            delivery.events.push(Event::Recording(RecordingReport {
-                call_id: call_id.clone(),
-                recording_id: format!("rec_{call_id}"),
-                url: Some(url),
-                duration_seconds: duration,
-                status: "completed".to_owned(),
-                at,
-            }));
-        }
+    })
+}
+
+/// An ended call's events: the call, then its recording when `recording_url` is given.
+fn ended_events(call: &Fields, report: CallReport) -> Result<Vec<Event>, ParseError> {
+    let recording = opt_str(call, "recording_url")?.map(|url| RecordingReport {
+        call_id: report.call_id.clone(),
+        recording_id: format!("rec_{}", report.call_id),
+        url: Some(url),
+        duration_seconds: report.duration_seconds,
+        status: "completed".to_owned(),
+        at: report.at,
+    });
+    let mut events = vec![Event::Call(report)];
+    events.extend(recording.map(Event::Recording));
+    Ok(events)
+}
+
+/// The analysis `call_analyzed` carries in `call_analysis`: the intent and its confidence
+/// from `custom_analysis_data`, the summary from `call_summary`.
+fn analysis(
+    call: &Fields,
+    call_id: &str,
+    owner: Owner,
+    now: Timestamp,
+) -> Result<AnalysisReport, ParseError> {
+    let analysis = call
+        .get("call_analysis")
+        .and_then(Value::as_object)
+        .ok_or_else(|| ParseError::field("call_analysis", "is required for call_analyzed"))?;
+    let custom = analysis
+        .get("custom_analysis_data")
+        .and_then(Value::as_object);
+    let intent = custom
+        .and_then(|c| c.get("intent"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown");
+    let confidence = custom
+        .and_then(|c| c.get("intent_confidence").or_else(|| c.get("confidence")))
+        .and_then(Value::as_f64);
+    if confidence.is_some_and(|c| !(0.0..=1.0).contains(&c)) {
+        return Err(ParseError::field(
+            "intent_confidence",
+            "must be between 0 and 1",
+        ));
     }
-    if event == "call_analyzed" {
-        let analysis = call
-            .get("call_analysis")
-            .and_then(Value::as_object)
-            .ok_or_else(|| ParseError::field("call_analysis", "is required for call_analyzed"))?;
-        let custom = analysis
-            .get("custom_analysis_data")
-            .and_then(Value::as_object);
-        let intent = custom
-            .and_then(|c| c.get("intent"))
+    Ok(AnalysisReport {
+        call_id: call_id.to_owned(),
+        owner,
+        status: AnalysisStatus::Completed,
+        intent: Some(intent.to_owned()),
+        confidence,
+        summary: analysis
+            .get("call_summary")
             .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .unwrap_or("unknown");
-        let confidence = custom
-            .and_then(|c| c.get("intent_confidence").or_else(|| c.get("confidence")))
-            .and_then(Value::as_f64);
-        if confidence.is_some_and(|c| !(0.0..=1.0).contains(&c)) {
-            return Err(ParseError::field(
-                "intent_confidence",
-                "must be between 0 and 1",
-            ));
-        }
-        delivery.events.push(Event::Analysis(AnalysisReport {
-            call_id,
-            owner,
-            status: AnalysisStatus::Completed,
-            intent: Some(intent.to_owned()),
-            confidence,
-            summary: analysis
-                .get("call_summary")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            at: now.millis(),
-        }));
-    }
-    Ok(delivery)
+            .map(str::to_owned),
+        at: now.millis(),
+    })
 }
 
 #[cfg(test)]
