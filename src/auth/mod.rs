@@ -494,24 +494,10 @@ pub fn secrets_match(given: &str, expected: &str) -> bool {
     bool::from(a.ct_eq(&b))
 }
 
-/// Signs claims as an HS256 JWT; used by tests and the dev-token helper.
-pub fn sign_hs256(claims: &serde_json::Value, key: &[u8]) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let body = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let signing_input = format!("{header}.{body}");
-    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => return String::new(), // HMAC accepts keys of any length; unreachable
-    };
-    mac.update(signing_input.as_bytes());
-    let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    format!("{signing_input}.{sig}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::block_on;
+    use crate::testing::{block_on, sign_hs256};
     use jwks::KeyMaterial;
     use serde_json::json;
     use std::cell::{Cell, RefCell};

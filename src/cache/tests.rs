@@ -6,11 +6,11 @@
 use super::testing::{FakeKv, TestRuntime, YieldOnce};
 use super::*;
 use crate::clock::ManualClock;
-use crate::domain::{CallId, Limit, PagePosition, PageRequest, UserId};
+use crate::domain::{CallId, CallStatus, Limit, PagePosition, PageRequest, UserId};
 use crate::reads::{Outcome, Source};
 use crate::store::sqlite::SqliteDatabase;
 use crate::store::{CallDeletion, Store, VersionSource};
-use crate::testing::block_on;
+use crate::testing::{block_on, insert_call, SeedCall};
 use std::cell::{Cell, RefCell};
 
 const T0: i64 = 1_800_000_000_000;
@@ -133,12 +133,19 @@ impl World {
     fn with_policy(policy: Policy) -> Self {
         let store = Store::new(SqliteDatabase::migrated());
         for i in 0..3 {
-            store.db_exec(&format!(
-                "INSERT INTO calls (id, user_id, provider, direction, from_number, to_number, status, \
-                 status_rank, answered, started_at, created_at, updated_at) VALUES \
-                 ('CA{i}', 'ada', 'twilio', 'inbound', '+1', '+2', 'completed', 3, 1, {t}, {t}, {t})",
-                t = T0 - i * 1000
-            ));
+            insert_call(
+                &store,
+                &SeedCall {
+                    from: "+1",
+                    to: "+2",
+                    ..SeedCall::new(
+                        &format!("CA{i}"),
+                        "ada",
+                        CallStatus::Completed,
+                        T0 - i * 1000,
+                    )
+                },
+            );
         }
         Self {
             origin: Rc::new(Origin {
@@ -173,11 +180,14 @@ impl World {
 
     /// Writes a call for `user` the way a webhook does, returning the version D1 moved to.
     fn write_call_for(&self, user: &str, id: &str, started: i64) -> Version {
-        self.origin.store.db_exec(&format!(
-            "INSERT INTO calls (id, user_id, provider, direction, from_number, to_number, status, \
-             status_rank, answered, started_at, created_at, updated_at) VALUES \
-             ('{id}', '{user}', 'twilio', 'inbound', '+1', '+2', 'ringing', 1, 0, {started}, {started}, {started})"
-        ));
+        insert_call(
+            &self.origin.store,
+            &SeedCall {
+                from: "+1",
+                to: "+2",
+                ..SeedCall::new(id, user, CallStatus::Ringing, started)
+            },
+        );
         self.version_of(user)
     }
 
@@ -431,10 +441,15 @@ fn a_load_that_began_before_a_write_never_puts_the_old_value_back() {
     let writer = cache.clone();
     let origin = w.origin.clone();
     *w.origin.after_load.borrow_mut() = Some(Box::new(move || {
-        origin.store.db_exec(
-            "INSERT INTO calls (id, user_id, provider, direction, from_number, to_number, status, \
-             status_rank, answered, started_at, created_at, updated_at) VALUES \
-             ('CAlate', 'ada', 'twilio', 'inbound', '+1', '+2', 'ringing', 1, 0, 1900000000000, 1, 1)",
+        insert_call(
+            &origin.store,
+            &SeedCall {
+                from: "+1",
+                to: "+2",
+                created_at: 1,
+                updated_at: 1,
+                ..SeedCall::new("CAlate", "ada", CallStatus::Ringing, 1_900_000_000_000)
+            },
         );
         let version = block_on(origin.store.current_versions(&[ada()])).expect("reads")[0];
         writer.invalidate(&ada(), Some(version));
@@ -989,7 +1004,7 @@ fn a_summary_of_days_that_have_ended_lives_an_hour_and_one_including_today_the_s
 
 #[test]
 fn a_filtered_page_is_cached_under_its_canonical_filter_and_retired_by_the_users_version() {
-    use crate::domain::{CallFilter, CallStatus};
+    use crate::domain::CallFilter;
     let w = World::new();
     let cache = w.isolate();
     let filtered = |statuses: &[CallStatus]| {
