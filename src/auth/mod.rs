@@ -339,9 +339,12 @@ thread_local! {
     static VERIFIED: std::cell::RefCell<Remembered> = std::cell::RefCell::new(Remembered::default());
     /// The last HS256 secret's digest: the secret is the same on every request of an isolate,
     /// so checking a remembered token's signer costs a comparison, not a SHA-256.
-    static SECRET_DIGEST: std::cell::RefCell<Option<(Box<[u8]>, [u8; 32])>> =
+    static SECRET_DIGEST: std::cell::RefCell<Option<SecretDigest>> =
         const { std::cell::RefCell::new(None) };
 }
+
+/// A secret, and its SHA-256.
+type SecretDigest = (Box<[u8]>, [u8; 32]);
 
 fn secret_digest(secret: &[u8]) -> [u8; 32] {
     SECRET_DIGEST.with(|memo| {
