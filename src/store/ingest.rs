@@ -2,7 +2,8 @@
 //! events (the aggregate triggers move with them) and reads back the outcome.
 
 use super::{sql, Database, RowSet, SqlValue, Statement, Store};
-use crate::domain::{CallId, Delivery, Event, IntentStats, LandingView, UserId};
+use crate::domain::{AnalysisReport, CallReport, EnrichmentReport, RecordingReport};
+use crate::domain::{AnalysisStatus, CallId, Delivery, Event, IntentStats, LandingView, UserId};
 use crate::error::{AppError, AppResult, Context};
 use crate::reads::Payload;
 use serde::Deserialize;
@@ -133,6 +134,35 @@ fn digest(tag: &str, parts: &[&str]) -> String {
     format!("{tag}:{}", hex::encode(&h.finalize()[..16]))
 }
 
+/// The parameters every statement of a delivery's batch starts with: ?1 provider, ?2 delivery
+/// key digest, ?3 claim (see `sql::CLAIM_DELIVERY`).
+struct Guard<'a> {
+    provider: &'static str,
+    key: String,
+    claim: &'a str,
+}
+
+impl Guard<'_> {
+    fn params(&self) -> Vec<SqlValue> {
+        vec![text(self.provider), text(&self.key), text(self.claim)]
+    }
+
+    /// A statement of the batch: the guard's parameters, then the statement's own.
+    fn statement(&self, sql: &'static str, own: impl IntoIterator<Item = SqlValue>) -> Statement {
+        let mut params = self.params();
+        params.extend(own);
+        Statement::new(sql, params)
+    }
+}
+
+/// Where a batch's refresh reads stand, so their rows can be found in its results.
+struct RefreshAt {
+    /// The first refresh read (the results up to the last are what refreshing cost).
+    first: usize,
+    views: Vec<(LandingView, usize)>,
+    changed_call: Option<usize>,
+}
+
 impl<D: Database> Store<D> {
     /// Applies `delivery` once: `claim` must be unique per attempt (a random nonce).
     pub async fn ingest(&self, delivery: &Delivery, claim: &str) -> AppResult<Ingested> {
@@ -148,24 +178,56 @@ impl<D: Database> Store<D> {
         claim: &str,
         ask: &RefreshAsk,
     ) -> AppResult<Ingested> {
-        let key = delivery_digest(delivery);
-        let guard = || vec![text(delivery.provider.as_str()), text(&key), text(claim)];
-        let owner = delivery.owner();
-        let call_id = delivery.call_id();
-        let call_key = call_id.map(call_digest);
-        let needs_owner = delivery
-            .events
-            .iter()
-            .any(|e| !matches!(e, Event::Recording(_)));
-        // What to keep when the delivery cannot be applied now: the raw body of an unknown
-        // type, or the normalized delivery itself, so it can be re-applied later.
-        let kept = match &delivery.payload {
-            Some(raw) => raw.clone(),
-            None => serde_json::to_string(delivery)
-                .map_err(|e| AppError::internal(format!("serializing a delivery: {e}")))?,
+        let guard = Guard {
+            provider: delivery.provider.as_str(),
+            key: delivery_digest(delivery),
+            claim,
         };
-        let mut claim_params = guard();
-        claim_params.extend([
+        let mut statements = vec![
+            claim_statement(delivery, &guard)?,
+            guard.statement(sql::VERSION_BEFORE, []),
+        ];
+        for event in &delivery.events {
+            statements.extend(event_statements(event, &guard, delivery.received_at));
+        }
+        let refresh_at = push_refreshes(&mut statements, &guard, delivery, ask)?;
+        statements.push(guard.statement(sql::DELIVERY_RESULT, []));
+        let results = self
+            .batch(statements)
+            .await
+            .context("applying a webhook delivery")?;
+        let mut ingested = outcome(&results)?;
+        if let Some(last) = results.len().checked_sub(1) {
+            ingested.refresh.rows_read = results
+                .get(refresh_at.first..last)
+                .map_or(0, |r| r.iter().map(|rows| rows.meta().rows_read).sum());
+        }
+        if ingested.changed_data() {
+            read_refreshes(&mut ingested, &results, &refresh_at, ask)?;
+        }
+        Ok(ingested)
+    }
+}
+
+/// The claim that decides, once for the whole batch, whose data the delivery is and whether
+/// it applies.
+fn claim_statement(delivery: &Delivery, guard: &Guard<'_>) -> AppResult<Statement> {
+    let owner = delivery.owner();
+    let call_id = delivery.call_id();
+    let needs_owner = delivery
+        .events
+        .iter()
+        .any(|e| !matches!(e, Event::Recording(_)));
+    // What to keep when the delivery cannot be applied now: the raw body of an unknown
+    // type, or the normalized delivery itself, so it can be re-applied later.
+    let kept = match &delivery.payload {
+        Some(raw) => raw.clone(),
+        None => serde_json::to_string(delivery)
+            .map_err(|e| AppError::internal(format!("serializing a delivery: {e}")))?,
+    };
+    Ok(guard.statement(
+        sql::CLAIM_DELIVERY,
+        [
             text(&delivery.event_type),
             opt_text(owner.user.as_deref()),
             opt_text(owner.number.as_deref()),
@@ -176,204 +238,225 @@ impl<D: Database> Store<D> {
             SqlValue::Integer(delivery.received_at),
             opt_int(delivery.reported_start()),
             text(&delivery.key),
-            opt_text(call_key.as_deref()),
-        ]);
-        let mut statements = vec![
-            Statement::new(sql::CLAIM_DELIVERY, claim_params),
-            Statement::new(sql::VERSION_BEFORE, guard()),
-        ];
-        for event in &delivery.events {
-            let mut p = guard();
-            let sql = match event {
-                Event::Call(c) => {
-                    let mut lift = guard();
-                    lift.extend([text(&c.call_id), text(&call_digest(&c.call_id))]);
-                    statements.push(Statement::new(sql::LIFT_DELETION, lift));
-                    p.extend([
-                        text(&c.call_id),
-                        text(c.provider.as_str()),
-                        text(c.direction.as_str()),
-                        text(&c.from),
-                        text(&c.to),
-                        text(c.status.as_str()),
-                        SqlValue::Integer(i64::from(c.status.rank())),
-                        SqlValue::Integer(i64::from(c.status.is_answered())),
-                        opt_int(c.started_at),
-                        opt_int(c.ended_at),
-                        opt_int(c.duration_seconds),
-                        SqlValue::Integer(delivery.received_at),
-                        SqlValue::Integer(c.at),
-                    ]);
-                    sql::UPSERT_CALL
-                }
-                Event::Recording(r) => {
-                    p.extend([
-                        text(&r.call_id),
-                        text(&r.recording_id),
-                        opt_text(r.url.as_deref()),
-                        opt_int(r.duration_seconds),
-                        text(&r.status),
-                        SqlValue::Integer(r.at),
-                    ]);
-                    sql::UPSERT_RECORDING
-                }
-                Event::Analysis(a) => {
-                    let completed = matches!(a.status, crate::domain::AnalysisStatus::Completed);
-                    p.extend([
-                        text(&a.call_id),
-                        text(a.status.as_str()),
-                        opt_text(a.intent.as_deref()),
-                        a.confidence.into(),
-                        opt_text(a.summary.as_deref()),
-                        if completed {
-                            SqlValue::Integer(a.at)
-                        } else {
-                            SqlValue::Null
-                        },
-                        SqlValue::Integer(a.at),
-                    ]);
-                    sql::UPSERT_ANALYSIS
-                }
-                Event::Enrichment(e) => {
-                    p.extend([
-                        text(&e.call_id),
-                        text(&e.phone_number),
-                        opt_text(e.caller_name.as_deref()),
-                        opt_text(e.caller_type.as_deref()),
-                        opt_text(e.line_type.as_deref()),
-                        opt_text(e.carrier.as_deref()),
-                        e.spam_score.into(),
-                        SqlValue::Integer(e.at),
-                    ]);
-                    sql::UPSERT_ENRICHMENT
-                }
-            };
-            statements.push(Statement::new(sql, p));
-        }
-        let first_refresh = statements.len();
-        let mut refresh_at = Vec::new();
-        if !ask.users.is_empty() && !ask.views.is_empty() {
-            let watched =
-                serde_json::to_string(&ask.users.iter().map(UserId::as_str).collect::<Vec<_>>())
-                    .map_err(|e| AppError::internal(format!("serializing watched users: {e}")))?;
-            let owner = || {
-                let mut p = guard();
-                p.push(text(&watched));
-                p
-            };
-            let with_limit = |n: i64| {
-                let mut p = owner();
-                p.push(SqlValue::Integer(n));
-                p
-            };
-            for view in &ask.views {
-                refresh_at.push((*view, statements.len()));
-                match view {
-                    LandingView::FirstPage(limit) => statements.push(Statement::new(
-                        sql::REFRESH_FIRST_PAGE,
-                        with_limit(i64::from(limit.get()) + 1),
-                    )),
-                    LandingView::Summary(limit) => statements.extend([
-                        Statement::new(sql::REFRESH_USER_STATS, owner()),
-                        Statement::new(sql::REFRESH_USER_INTENTS, owner()),
-                        Statement::new(
-                            sql::REFRESH_ANALYZED_CALLS,
-                            with_limit(i64::from(limit.get())),
-                        ),
-                    ]),
-                }
-            }
-        }
-        // A patch holds only when every change of the batch was about the one call it reads.
-        let one_call = delivery.events.iter().all(|e| Some(e.call_id()) == call_id);
-        let changed_at = (ask.changed_call && one_call).then(|| {
-            let at = statements.len();
-            statements.push(Statement::new(sql::REFRESH_CHANGED_CALL, guard()));
-            if ask.aggregates {
-                statements.extend([
-                    Statement::new(sql::REFRESH_OWNER_STATS, guard()),
-                    Statement::new(sql::REFRESH_OWNER_INTENTS, guard()),
-                ]);
-            }
-            at
-        });
-        statements.push(Statement::new(sql::DELIVERY_RESULT, guard()));
-        let results = self
-            .batch(statements)
-            .await
-            .context("applying a webhook delivery")?;
-        let row: ResultRow = results
-            .last()
-            .ok_or_else(|| AppError::internal("ingest batch returned no results"))?
-            .decode::<ResultRow>()?
-            .into_iter()
-            .next()
-            .ok_or_else(|| AppError::internal("delivery row missing after its claim"))?;
-        let mut ingested = Ingested {
-            fresh: row.fresh.unwrap_or(0) != 0,
-            user: row.user_id.as_deref().and_then(UserId::parse),
-            call: row.call_id.as_deref().and_then(CallId::parse),
-            outcome: row.outcome,
-            version: row
-                .version
-                .and_then(|v| u64::try_from(v).ok())
-                .map(crate::domain::Version::new),
-            refresh: Refreshed::default(),
-            version_before: results
-                .get(1)
-                .map(|rows| rows.decode::<VersionRow>())
-                .transpose()?
-                .and_then(|rows| rows.into_iter().next())
-                .and_then(|r| u64::try_from(r.version).ok())
-                .map(crate::domain::Version::new),
-        };
-        if let Some(last) = results.len().checked_sub(1) {
-            ingested.refresh.rows_read = results
-                .get(first_refresh..last)
-                .map_or(0, |r| r.iter().map(|rows| rows.meta().rows_read).sum());
-        }
-        if !ingested.changed_data() {
-            return Ok(ingested);
-        }
-        let rows = |i: usize| {
-            results
-                .get(i)
-                .ok_or_else(|| AppError::internal("refresh results missing"))
-        };
-        let watched = ingested
-            .user
-            .as_ref()
-            .is_some_and(|u| ask.users.contains(u));
-        if watched {
-            for (view, at) in refresh_at {
-                let payload = match view {
-                    LandingView::FirstPage(limit) => {
-                        super::page_from_json(super::call_jsons(rows(at)?)?, limit)?
-                    }
-                    LandingView::Summary(_) => {
-                        super::summary_from_json(rows(at)?, rows(at + 1)?, rows(at + 2)?)?
-                    }
-                };
-                ingested.refresh.views.push((view, payload));
-            }
-        }
-        if let Some(at) = changed_at {
-            let found = rows(at)?.decode::<ChangedRow>()?.into_iter().next();
-            let analyzed = found.as_ref().is_some_and(|f| f.analyzed != 0);
-            let json = found
-                .map(|f| super::rows::with_rfc3339_times(&f.j))
-                .transpose()?;
-            let stats = if ask.aggregates {
-                Some(super::stats_from_rows(rows(at + 1)?, rows(at + 2)?)?)
-            } else {
-                None
-            };
-            ingested.refresh.changed = Some(ChangedCall {
-                json,
-                analyzed,
-                stats,
-            });
-        }
-        Ok(ingested)
+            opt_text(call_id.map(call_digest).as_deref()),
+        ],
+    ))
+}
+
+/// The statements that write one event (each runs only if the claim applied).
+fn event_statements(event: &Event, guard: &Guard<'_>, received_at: i64) -> Vec<Statement> {
+    match event {
+        Event::Call(c) => call_statements(c, guard, received_at).into(),
+        Event::Recording(r) => vec![recording_statement(r, guard)],
+        Event::Analysis(a) => vec![analysis_statement(a, guard)],
+        Event::Enrichment(e) => vec![enrichment_statement(e, guard)],
     }
+}
+
+/// A call report lifts the id's deletion mark (when the claim found it starts after the
+/// deletion), then upserts the call.
+fn call_statements(c: &CallReport, guard: &Guard<'_>, received_at: i64) -> [Statement; 2] {
+    [
+        guard.statement(
+            sql::LIFT_DELETION,
+            [text(&c.call_id), text(&call_digest(&c.call_id))],
+        ),
+        guard.statement(
+            sql::UPSERT_CALL,
+            [
+                text(&c.call_id),
+                text(c.provider.as_str()),
+                text(c.direction.as_str()),
+                text(&c.from),
+                text(&c.to),
+                text(c.status.as_str()),
+                SqlValue::Integer(i64::from(c.status.rank())),
+                SqlValue::Integer(i64::from(c.status.is_answered())),
+                opt_int(c.started_at),
+                opt_int(c.ended_at),
+                opt_int(c.duration_seconds),
+                SqlValue::Integer(received_at),
+                SqlValue::Integer(c.at),
+            ],
+        ),
+    ]
+}
+
+fn recording_statement(r: &RecordingReport, guard: &Guard<'_>) -> Statement {
+    guard.statement(
+        sql::UPSERT_RECORDING,
+        [
+            text(&r.call_id),
+            text(&r.recording_id),
+            opt_text(r.url.as_deref()),
+            opt_int(r.duration_seconds),
+            text(&r.status),
+            SqlValue::Integer(r.at),
+        ],
+    )
+}
+
+fn analysis_statement(a: &AnalysisReport, guard: &Guard<'_>) -> Statement {
+    let completed_at = if matches!(a.status, AnalysisStatus::Completed) {
+        SqlValue::Integer(a.at)
+    } else {
+        SqlValue::Null
+    };
+    guard.statement(
+        sql::UPSERT_ANALYSIS,
+        [
+            text(&a.call_id),
+            text(a.status.as_str()),
+            opt_text(a.intent.as_deref()),
+            a.confidence.into(),
+            opt_text(a.summary.as_deref()),
+            completed_at,
+            SqlValue::Integer(a.at),
+        ],
+    )
+}
+
+fn enrichment_statement(e: &EnrichmentReport, guard: &Guard<'_>) -> Statement {
+    guard.statement(
+        sql::UPSERT_ENRICHMENT,
+        [
+            text(&e.call_id),
+            text(&e.phone_number),
+            opt_text(e.caller_name.as_deref()),
+            opt_text(e.caller_type.as_deref()),
+            opt_text(e.line_type.as_deref()),
+            opt_text(e.carrier.as_deref()),
+            e.spam_score.into(),
+            SqlValue::Integer(e.at),
+        ],
+    )
+}
+
+/// Appends the reads `ask` wants after the writes, and says where they stand.
+fn push_refreshes(
+    statements: &mut Vec<Statement>,
+    guard: &Guard<'_>,
+    delivery: &Delivery,
+    ask: &RefreshAsk,
+) -> AppResult<RefreshAt> {
+    let mut at = RefreshAt {
+        first: statements.len(),
+        views: Vec::new(),
+        changed_call: None,
+    };
+    if !ask.users.is_empty() && !ask.views.is_empty() {
+        let watched =
+            serde_json::to_string(&ask.users.iter().map(UserId::as_str).collect::<Vec<_>>())
+                .map_err(|e| AppError::internal(format!("serializing watched users: {e}")))?;
+        let for_watched = |sql| guard.statement(sql, [text(&watched)]);
+        let with_limit = |sql, n: i64| guard.statement(sql, [text(&watched), SqlValue::Integer(n)]);
+        for view in &ask.views {
+            at.views.push((*view, statements.len()));
+            match view {
+                LandingView::FirstPage(limit) => statements.push(with_limit(
+                    sql::REFRESH_FIRST_PAGE,
+                    i64::from(limit.get()) + 1,
+                )),
+                LandingView::Summary(limit) => statements.extend([
+                    for_watched(sql::REFRESH_USER_STATS),
+                    for_watched(sql::REFRESH_USER_INTENTS),
+                    with_limit(sql::REFRESH_ANALYZED_CALLS, i64::from(limit.get())),
+                ]),
+            }
+        }
+    }
+    // A patch holds only when every change of the batch was about the one call it reads.
+    let call_id = delivery.call_id();
+    let one_call = delivery.events.iter().all(|e| Some(e.call_id()) == call_id);
+    if ask.changed_call && one_call {
+        at.changed_call = Some(statements.len());
+        statements.push(guard.statement(sql::REFRESH_CHANGED_CALL, []));
+        if ask.aggregates {
+            statements.extend([
+                guard.statement(sql::REFRESH_OWNER_STATS, []),
+                guard.statement(sql::REFRESH_OWNER_INTENTS, []),
+            ]);
+        }
+    }
+    Ok(at)
+}
+
+/// What the batch did, from its last result (`sql::DELIVERY_RESULT`) and its second
+/// (`sql::VERSION_BEFORE`); nothing refreshed yet.
+fn outcome<R: RowSet>(results: &[R]) -> AppResult<Ingested> {
+    let row: ResultRow = results
+        .last()
+        .ok_or_else(|| AppError::internal("ingest batch returned no results"))?
+        .decode::<ResultRow>()?
+        .into_iter()
+        .next()
+        .ok_or_else(|| AppError::internal("delivery row missing after its claim"))?;
+    Ok(Ingested {
+        fresh: row.fresh.unwrap_or(0) != 0,
+        user: row.user_id.as_deref().and_then(UserId::parse),
+        call: row.call_id.as_deref().and_then(CallId::parse),
+        outcome: row.outcome,
+        version: row
+            .version
+            .and_then(|v| u64::try_from(v).ok())
+            .map(crate::domain::Version::new),
+        refresh: Refreshed::default(),
+        version_before: results
+            .get(1)
+            .map(|rows| rows.decode::<VersionRow>())
+            .transpose()?
+            .and_then(|rows| rows.into_iter().next())
+            .and_then(|r| u64::try_from(r.version).ok())
+            .map(crate::domain::Version::new),
+    })
+}
+
+/// Reads what the refreshes found into `ingested` (which changed data): the views, for a
+/// watched owner, and the changed call.
+fn read_refreshes<R: RowSet>(
+    ingested: &mut Ingested,
+    results: &[R],
+    at: &RefreshAt,
+    ask: &RefreshAsk,
+) -> AppResult<()> {
+    let rows = |i: usize| {
+        results
+            .get(i)
+            .ok_or_else(|| AppError::internal("refresh results missing"))
+    };
+    let watched = ingested
+        .user
+        .as_ref()
+        .is_some_and(|u| ask.users.contains(u));
+    if watched {
+        for &(view, at) in &at.views {
+            let payload = match view {
+                LandingView::FirstPage(limit) => {
+                    super::page_from_json(super::call_jsons(rows(at)?)?, limit)?
+                }
+                LandingView::Summary(_) => {
+                    super::summary_from_json(rows(at)?, rows(at + 1)?, rows(at + 2)?)?
+                }
+            };
+            ingested.refresh.views.push((view, payload));
+        }
+    }
+    if let Some(at) = at.changed_call {
+        let found = rows(at)?.decode::<ChangedRow>()?.into_iter().next();
+        let analyzed = found.as_ref().is_some_and(|f| f.analyzed != 0);
+        let json = found
+            .map(|f| super::rows::with_rfc3339_times(&f.j))
+            .transpose()?;
+        let stats = if ask.aggregates {
+            Some(super::stats_from_rows(rows(at + 1)?, rows(at + 2)?)?)
+        } else {
+            None
+        };
+        ingested.refresh.changed = Some(ChangedCall {
+            json,
+            analyzed,
+            stats,
+        });
+    }
+    Ok(())
 }
