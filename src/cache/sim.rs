@@ -687,7 +687,7 @@ impl World {
         let label = format!(
             "webhook {} {} for {user} @{isolate}",
             delivery.event_type,
-            delivery.call_id().unwrap_or("-")
+            delivery.call_id().map_or("-", CallId::as_str)
         );
         self.note(label.clone());
         self.model.borrow_mut().sent.push(delivery.clone());
@@ -710,7 +710,7 @@ impl World {
                     }
                     // Refresh on write, as the webhook routes do: the batch reads back the
                     // owner's watched landing views at its own version.
-                    let named = delivery.owner().user.as_deref().and_then(UserId::parse);
+                    let named = delivery.owner().user;
                     let ask = cache.refresh_ask(named.as_ref());
                     let mut ingested = store.ingest_refreshing(&delivery, &claim, &ask).await?;
                     if ingested.fresh {
@@ -729,7 +729,7 @@ impl World {
                             .is_empty();
                         if back {
                             for ack in model.borrow_mut().acks.iter_mut() {
-                                if ack.deleted.as_deref() == Some(call) {
+                                if ack.deleted.as_deref() == Some(call.as_str()) {
                                     ack.deleted = None;
                                 }
                             }
@@ -945,11 +945,11 @@ impl World {
             provider: Provider::Api,
             key: format!("sim-new-{id}"),
             event_type: "call.upserted".into(),
-            call_id: Some(id.clone()),
+            call_id: Some(cid(&id)),
             events: vec![Event::Call(CallReport {
-                call_id: id,
+                call_id: cid(&id),
                 owner: Owner {
-                    user: Some(user.to_owned()),
+                    user: Some(uid(user)),
                     number: None,
                 },
                 provider: Provider::Api,
@@ -983,9 +983,9 @@ impl World {
             0 => (
                 "call.upserted",
                 Event::Call(CallReport {
-                    call_id: call.to_owned(),
+                    call_id: cid(call),
                     owner: Owner {
-                        user: Some(user.to_owned()),
+                        user: Some(uid(user)),
                         number: None,
                     },
                     provider: Provider::Api,
@@ -1002,9 +1002,9 @@ impl World {
             1 => (
                 "call.analysis.completed",
                 Event::Analysis(AnalysisReport {
-                    call_id: call.to_owned(),
+                    call_id: cid(call),
                     owner: Owner {
-                        user: Some(user.to_owned()),
+                        user: Some(uid(user)),
                         number: None,
                     },
                     status: AnalysisStatus::Completed,
@@ -1017,9 +1017,9 @@ impl World {
             _ => (
                 "call.enrichment.completed",
                 Event::Enrichment(EnrichmentReport {
-                    call_id: call.to_owned(),
+                    call_id: cid(call),
                     owner: Owner {
-                        user: Some(user.to_owned()),
+                        user: Some(uid(user)),
                         number: None,
                     },
                     phone_number: "+15550001111".into(),
@@ -1036,7 +1036,7 @@ impl World {
             provider: Provider::Api,
             key: format!("sim-upd-{call}-{n}-{now}"),
             event_type: event_type.into(),
-            call_id: Some(call.to_owned()),
+            call_id: Some(cid(call)),
             events: vec![event],
             received_at: now,
             payload: None,
@@ -1078,7 +1078,10 @@ impl World {
                 let sent = self.model.borrow().sent.clone();
                 if !sent.is_empty() {
                     let d = self.rng().pick(&sent).clone();
-                    let owner = d.owner().user.unwrap_or_else(|| USERS[0].to_owned());
+                    let owner = d
+                        .owner()
+                        .user
+                        .map_or_else(|| USERS[0].to_owned(), |u| u.to_string());
                     self.start_webhook(isolate, d, &owner);
                 }
             }

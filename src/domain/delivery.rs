@@ -2,7 +2,7 @@
 //! (`webhooks/`) produces a [`Delivery`] and the store applies it. A delivery is serializable so
 //! one that cannot be written right now can be parked and replayed.
 
-use crate::domain::{AnalysisStatus, CallStatus, Direction, Provider};
+use crate::domain::{AnalysisStatus, CallId, CallStatus, Direction, Provider, UserId};
 use serde::{Deserialize, Serialize};
 
 /// One verified webhook delivery.
@@ -16,7 +16,7 @@ pub struct Delivery {
     /// The call the delivery names, whether or not it carries an event we apply (an unknown
     /// event type, a transcript update): its stored body is forgotten when that call is deleted.
     #[serde(default)]
-    pub call_id: Option<String>,
+    pub call_id: Option<CallId>,
     pub events: Vec<Event>,
     /// Epoch ms when we received it.
     pub received_at: i64,
@@ -31,7 +31,7 @@ pub struct Delivery {
 /// explicit user, else the user its phone number is routed to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Owner {
-    pub user: Option<String>,
+    pub user: Option<UserId>,
     pub number: Option<String>,
 }
 
@@ -47,7 +47,7 @@ pub enum Event {
 /// A call's state as one event reports it. Absent fields leave what is stored untouched.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallReport {
-    pub call_id: String,
+    pub call_id: CallId,
     pub owner: Owner,
     pub provider: Provider,
     pub direction: Direction,
@@ -65,7 +65,7 @@ pub struct CallReport {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordingReport {
-    pub call_id: String,
+    pub call_id: CallId,
     pub recording_id: String,
     pub url: Option<String>,
     pub duration_seconds: Option<i64>,
@@ -75,7 +75,7 @@ pub struct RecordingReport {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnalysisReport {
-    pub call_id: String,
+    pub call_id: CallId,
     pub owner: Owner,
     pub status: AnalysisStatus,
     pub intent: Option<String>,
@@ -86,7 +86,7 @@ pub struct AnalysisReport {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnrichmentReport {
-    pub call_id: String,
+    pub call_id: CallId,
     pub owner: Owner,
     pub phone_number: String,
     pub caller_name: Option<String>,
@@ -98,7 +98,7 @@ pub struct EnrichmentReport {
 }
 
 impl Event {
-    pub fn call_id(&self) -> &str {
+    pub fn call_id(&self) -> &CallId {
         match self {
             Event::Call(c) => &c.call_id,
             Event::Recording(r) => &r.call_id,
@@ -110,9 +110,9 @@ impl Event {
 
 impl Delivery {
     /// The call the delivery is about, if any.
-    pub fn call_id(&self) -> Option<&str> {
+    pub fn call_id(&self) -> Option<&CallId> {
         self.call_id
-            .as_deref()
+            .as_ref()
             .or_else(|| self.events.first().map(Event::call_id))
     }
 
@@ -135,5 +135,56 @@ impl Delivery {
                 Event::Recording(_) => None,
             })
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A delivery of every event kind as parked before ids were typed (ids as plain strings),
+    /// byte for byte.
+    const PARKED_BEFORE_TYPED_IDS: &str = concat!(
+        r#"{"provider":"api","key":"msg_1","event_type":"call.upserted","call_id":"CA1","#,
+        r#""events":[{"kind":"call","call_id":"CA1","owner":{"user":"auth0|ada","number":null},"#,
+        r#""provider":"twilio","direction":"inbound","from":"+15550001111","to":"+14155550199","#,
+        r#""status":"no-answer","started_at":1000,"ended_at":null,"duration_seconds":null,"#,
+        r#""at":2000},{"kind":"recording","call_id":"CA1","recording_id":"rec_CA1","url":null,"#,
+        r#""duration_seconds":4,"status":"completed","at":2000},{"kind":"analysis","#,
+        r#""call_id":"call_0001","owner":{"user":null,"number":"+14155550199"},"#,
+        r#""status":"completed","intent":"billing","confidence":0.9,"summary":null,"at":3},"#,
+        r#"{"kind":"enrichment","call_id":"CA1.x-y","owner":{"user":"ada@example.com","#,
+        r#""number":null},"phone_number":"+15550001111","caller_name":null,"#,
+        r#""caller_type":null,"line_type":null,"carrier":"c","spam_score":0.5,"at":4}],"#,
+        r#""received_at":5,"payload":null}"#
+    );
+
+    #[test]
+    fn a_delivery_parked_with_string_ids_reads_back_typed_and_serializes_the_same() {
+        let d: Delivery = serde_json::from_str(PARKED_BEFORE_TYPED_IDS).expect("deserializes");
+        assert_eq!(d.call_id().map(CallId::as_str), Some("CA1"));
+        assert_eq!(
+            d.events
+                .iter()
+                .map(|e| e.call_id().as_str())
+                .collect::<Vec<_>>(),
+            ["CA1", "CA1", "call_0001", "CA1.x-y"]
+        );
+        assert_eq!(
+            d.owner().user.as_ref().map(UserId::as_str),
+            Some("auth0|ada")
+        );
+        assert_eq!(
+            serde_json::to_string(&d).expect("serializes"),
+            PARKED_BEFORE_TYPED_IDS
+        );
+    }
+
+    #[test]
+    fn a_delivery_parked_before_it_named_its_call_still_reads_back() {
+        let old = PARKED_BEFORE_TYPED_IDS.replace(r#""call_id":"CA1","events""#, r#""events""#);
+        let d: Delivery = serde_json::from_str(&old).expect("deserializes");
+        assert_eq!(d.call_id, None);
+        assert_eq!(d.call_id().map(CallId::as_str), Some("CA1"));
     }
 }

@@ -1,6 +1,6 @@
 //! Identifier newtypes. Each has one constructor that checks its alphabet and length.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 fn id_ok(s: &str, max: usize, extra: &[u8]) -> bool {
@@ -37,6 +37,22 @@ macro_rules! string_id {
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(&self.0)
+            }
+        }
+
+        /// A plain string, checked as [`Self::parse`] checks it: what was serialized (a parked
+        /// delivery) reads back as the same id, and nothing else becomes one.
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                if id_ok(&s, $max, $extra) {
+                    Ok(Self(s))
+                } else {
+                    Err(serde::de::Error::custom(concat!(
+                        "not a valid ",
+                        stringify!($name)
+                    )))
+                }
             }
         }
     };
@@ -122,6 +138,28 @@ mod tests {
         assert!(CallId::parse("call_0001").is_some());
         for bad in ["", "..%2F", "a/b", "a:b", "a|b", "é"] {
             assert!(CallId::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ids_are_plain_json_strings_and_read_back_only_when_valid() {
+        let call = CallId::parse("CA0123abc").expect("valid");
+        assert_eq!(
+            serde_json::to_string(&call).ok().as_deref(),
+            Some(r#""CA0123abc""#)
+        );
+        assert_eq!(
+            serde_json::from_str::<CallId>(r#""CA0123abc""#).ok(),
+            Some(call)
+        );
+        let user = UserId::parse("auth0|5f1c").expect("valid");
+        assert_eq!(
+            serde_json::from_str::<UserId>(r#""auth0|5f1c""#).ok(),
+            Some(user)
+        );
+        for bad in [r#""a/b""#, r#""""#, "1", "null"] {
+            assert!(serde_json::from_str::<CallId>(bad).is_err(), "{bad}");
+            assert!(serde_json::from_str::<UserId>(bad).is_err(), "{bad}");
         }
     }
 

@@ -5,7 +5,6 @@
 use super::{require_media_type, respond, App, Request, Response, Services};
 use crate::cache::CacheControl;
 use crate::clock::Clock;
-use crate::domain::UserId;
 use crate::error::{AppError, AppResult};
 use crate::live::{ChangeKind, LiveFeed, Notification};
 use crate::webhooks::parking;
@@ -59,7 +58,7 @@ impl<S: Services> App<'_, S> {
     async fn deliver(&self, delivery: Delivery, note: &RefCell<Option<String>>) -> AppResult<()> {
         // Refresh on write: the batch reads back the owner's landing views if someone here is
         // looking at them (see `cache::landing`).
-        let named_owner = delivery.owner().user.as_deref().and_then(UserId::parse);
+        let named_owner = delivery.owner().user;
         let refresh = self.reads.refresh_ask(named_owner.as_ref());
         let applied = async {
             let claim = claim_nonce()?;

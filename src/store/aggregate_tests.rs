@@ -42,7 +42,7 @@ impl History {
             provider: Provider::Api,
             key: format!("step-{}", self.step),
             event_type: event_type.into(),
-            call_id: Some(call.to_owned()),
+            call_id: Some(CallId::parse(call).expect("valid")),
             events: vec![event],
             received_at: T0 + self.step as i64,
             payload: None,
@@ -122,9 +122,9 @@ impl History {
                     id
                 };
                 let report = AnalysisReport {
-                    call_id: target.clone(),
+                    call_id: CallId::parse(&target).expect("valid"),
                     owner: Owner {
-                        user: Some(user.to_owned()),
+                        user: Some(UserId::parse(user).expect("valid")),
                         number: None,
                     },
                     status,
@@ -159,9 +159,9 @@ impl History {
 
 fn call_event(id: &str, user: &str, status: CallStatus, started_at: Option<i64>, at: i64) -> Event {
     Event::Call(CallReport {
-        call_id: id.to_owned(),
+        call_id: CallId::parse(id).expect("valid"),
         owner: Owner {
-            user: Some(user.to_owned()),
+            user: Some(UserId::parse(user).expect("valid")),
             number: None,
         },
         provider: Provider::Api,

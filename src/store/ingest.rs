@@ -213,7 +213,7 @@ impl<D: Database> Store<D> {
 /// it applies.
 fn claim_statement(delivery: &Delivery, guard: &Guard<'_>) -> AppResult<Statement> {
     let owner = delivery.owner();
-    let call_id = delivery.call_id();
+    let call_id = delivery.call_id().map(CallId::as_str);
     let needs_owner = delivery
         .events
         .iter()
@@ -229,7 +229,7 @@ fn claim_statement(delivery: &Delivery, guard: &Guard<'_>) -> AppResult<Statemen
         sql::CLAIM_DELIVERY,
         [
             text(&delivery.event_type),
-            opt_text(owner.user.as_deref()),
+            opt_text(owner.user.as_ref().map(UserId::as_str)),
             opt_text(owner.number.as_deref()),
             opt_text(call_id),
             SqlValue::Integer(i64::from(!delivery.events.is_empty())),
@@ -259,12 +259,15 @@ fn call_statements(c: &CallReport, guard: &Guard<'_>, received_at: i64) -> [Stat
     [
         guard.statement(
             sql::LIFT_DELETION,
-            [text(&c.call_id), text(&call_digest(&c.call_id))],
+            [
+                text(c.call_id.as_str()),
+                text(&call_digest(c.call_id.as_str())),
+            ],
         ),
         guard.statement(
             sql::UPSERT_CALL,
             [
-                text(&c.call_id),
+                text(c.call_id.as_str()),
                 text(c.provider.as_str()),
                 text(c.direction.as_str()),
                 text(&c.from),
@@ -286,7 +289,7 @@ fn recording_statement(r: &RecordingReport, guard: &Guard<'_>) -> Statement {
     guard.statement(
         sql::UPSERT_RECORDING,
         [
-            text(&r.call_id),
+            text(r.call_id.as_str()),
             text(&r.recording_id),
             opt_text(r.url.as_deref()),
             opt_int(r.duration_seconds),
@@ -305,7 +308,7 @@ fn analysis_statement(a: &AnalysisReport, guard: &Guard<'_>) -> Statement {
     guard.statement(
         sql::UPSERT_ANALYSIS,
         [
-            text(&a.call_id),
+            text(a.call_id.as_str()),
             text(a.status.as_str()),
             opt_text(a.intent.as_deref()),
             a.confidence.into(),
@@ -320,7 +323,7 @@ fn enrichment_statement(e: &EnrichmentReport, guard: &Guard<'_>) -> Statement {
     guard.statement(
         sql::UPSERT_ENRICHMENT,
         [
-            text(&e.call_id),
+            text(e.call_id.as_str()),
             text(&e.phone_number),
             opt_text(e.caller_name.as_deref()),
             opt_text(e.caller_type.as_deref()),

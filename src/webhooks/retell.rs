@@ -84,7 +84,7 @@ fn ended_status(reason: Option<&str>) -> CallStatus {
 }
 
 /// Reads one event's `call` object into the events it reports.
-type EventsParser = fn(&Fields, &str, Timestamp) -> Result<Vec<Event>, ParseError>;
+type EventsParser = fn(&Fields, &CallId, Timestamp) -> Result<Vec<Event>, ParseError>;
 
 /// The parser for each event this service applies; others are recorded and acknowledged.
 fn events_parser(event: &str) -> Option<EventsParser> {
@@ -104,8 +104,7 @@ pub fn parse(body: &[u8], now: Timestamp) -> Result<Delivery, ParseError> {
         .get("call_id")
         .and_then(Value::as_str)
         .and_then(CallId::parse)
-        .ok_or_else(|| ParseError::field("call_id", "is required and must be a call id"))?
-        .to_string();
+        .ok_or_else(|| ParseError::field("call_id", "is required and must be a call id"))?;
     let event_type: String = event.chars().take(64).collect();
     let mut delivery = Delivery {
         provider: Provider::Retell,
@@ -124,17 +123,21 @@ pub fn parse(body: &[u8], now: Timestamp) -> Result<Delivery, ParseError> {
 }
 
 /// `call_started`: the call, in progress.
-fn call_started(call: &Fields, call_id: &str, now: Timestamp) -> Result<Vec<Event>, ParseError> {
+fn call_started(call: &Fields, call_id: &CallId, now: Timestamp) -> Result<Vec<Event>, ParseError> {
     Ok(vec![Event::Call(call_report(call, call_id, false, now)?)])
 }
 
 /// `call_ended`: the call as it ended, and its recording when it has one.
-fn call_ended(call: &Fields, call_id: &str, now: Timestamp) -> Result<Vec<Event>, ParseError> {
+fn call_ended(call: &Fields, call_id: &CallId, now: Timestamp) -> Result<Vec<Event>, ParseError> {
     ended_events(call, call_report(call, call_id, true, now)?)
 }
 
 /// `call_analyzed`: what `call_ended` reports, and the analysis.
-fn call_analyzed(call: &Fields, call_id: &str, now: Timestamp) -> Result<Vec<Event>, ParseError> {
+fn call_analyzed(
+    call: &Fields,
+    call_id: &CallId,
+    now: Timestamp,
+) -> Result<Vec<Event>, ParseError> {
     let report = call_report(call, call_id, true, now)?;
     let owner = report.owner.clone();
     let mut events = ended_events(call, report)?;
@@ -146,7 +149,7 @@ fn call_analyzed(call: &Fields, call_id: &str, now: Timestamp) -> Result<Vec<Eve
 /// its disconnection reason gives.
 fn call_report(
     call: &Fields,
-    call_id: &str,
+    call_id: &CallId,
     ended: bool,
     now: Timestamp,
 ) -> Result<CallReport, ParseError> {
@@ -186,7 +189,7 @@ fn call_report(
         _ => None,
     };
     Ok(CallReport {
-        call_id: call_id.to_owned(),
+        call_id: call_id.clone(),
         owner,
         provider: Provider::Retell,
         direction,
@@ -219,7 +222,7 @@ fn ended_events(call: &Fields, report: CallReport) -> Result<Vec<Event>, ParseEr
 /// from `custom_analysis_data`, the summary from `call_summary`.
 fn analysis(
     call: &Fields,
-    call_id: &str,
+    call_id: &CallId,
     owner: Owner,
     now: Timestamp,
 ) -> Result<AnalysisReport, ParseError> {
@@ -245,7 +248,7 @@ fn analysis(
         ));
     }
     Ok(AnalysisReport {
-        call_id: call_id.to_owned(),
+        call_id: call_id.clone(),
         owner,
         status: AnalysisStatus::Completed,
         intent: Some(intent.to_owned()),

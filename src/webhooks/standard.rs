@@ -126,27 +126,24 @@ fn opt_instant(data: &Fields, name: &'static str) -> Result<Option<i64>, ParseEr
     }
 }
 
-fn user(data: &Fields) -> Result<String, ParseError> {
+fn user(data: &Fields) -> Result<UserId, ParseError> {
     UserId::parse(json::non_empty_str(data, "userId")?)
-        .map(|u| u.to_string())
         .ok_or_else(|| ParseError::field("userId", "is not a user id"))
 }
 
-fn call_id(data: &Fields, name: &'static str) -> Result<String, ParseError> {
+fn call_id(data: &Fields, name: &'static str) -> Result<CallId, ParseError> {
     CallId::parse(json::non_empty_str(data, name)?)
-        .map(|c| c.to_string())
         .ok_or_else(|| ParseError::field(name, "is not a call id"))
 }
 
 /// The call an event names, whatever its type: `data.callId`, else `data.id`, when it is a
 /// well-formed call id. Recorded with the delivery so deleting the call forgets its body.
-fn named_call(root: &Fields) -> Option<String> {
+fn named_call(root: &Fields) -> Option<CallId> {
     let data = root.get("data")?.as_object()?;
     ["callId", "id"]
         .iter()
         .filter_map(|k| data.get(*k).and_then(Value::as_str))
         .find_map(CallId::parse)
-        .map(|c| c.to_string())
 }
 
 /// The event types this service applies; others are recorded and acknowledged.
@@ -527,7 +524,10 @@ mod tests {
             panic!("analysis")
         };
         assert_eq!(
-            (a.owner.user.as_deref(), a.intent.as_deref()),
+            (
+                a.owner.user.as_ref().map(UserId::as_str),
+                a.intent.as_deref()
+            ),
             (Some("ada"), Some("billing"))
         );
         assert_eq!(

@@ -124,11 +124,9 @@ fn required<'a>(p: &'a [(String, String)], name: &'static str) -> Result<&'a str
         .ok_or_else(|| ParseError::field(name, "is required"))
 }
 
-fn call_id(p: &[(String, String)]) -> Result<String, ParseError> {
+fn call_id(p: &[(String, String)]) -> Result<CallId, ParseError> {
     let raw = required(p, "CallSid")?;
-    CallId::parse(raw)
-        .map(|c| c.to_string())
-        .ok_or_else(|| ParseError::field("CallSid", "is not a call id"))
+    CallId::parse(raw).ok_or_else(|| ParseError::field("CallSid", "is not a call id"))
 }
 
 fn optional_int(p: &[(String, String)], name: &'static str) -> Result<Option<i64>, ParseError> {

@@ -23,9 +23,13 @@ fn limit(n: u32) -> Limit {
     Limit::new(n, 500).expect("limit")
 }
 
+fn cid(s: &str) -> crate::domain::CallId {
+    crate::domain::CallId::parse(s).expect("call id")
+}
+
 fn owner() -> Owner {
     Owner {
-        user: Some("ada".into()),
+        user: Some(ada()),
         number: None,
     }
 }
@@ -35,7 +39,7 @@ fn delivery(n: usize, call: &str, event: Event, at: i64) -> Delivery {
         provider: Provider::Api,
         key: format!("patch-{n}"),
         event_type: "call.upserted".into(),
-        call_id: Some(call.to_owned()),
+        call_id: Some(cid(call)),
         events: vec![event],
         received_at: at,
         payload: None,
@@ -44,7 +48,7 @@ fn delivery(n: usize, call: &str, event: Event, at: i64) -> Delivery {
 
 fn call_event(call: &str, started_at: Option<i64>, at: i64) -> Event {
     Event::Call(CallReport {
-        call_id: call.to_owned(),
+        call_id: cid(call),
         owner: owner(),
         provider: Provider::Api,
         direction: Direction::Inbound,
@@ -74,7 +78,7 @@ fn random_delivery(rng: &mut Rng, n: usize, calls: &mut Vec<String>) -> Delivery
     let event = match rng.below(4) {
         0 => call_event(&id, Some(start(rng)), at),
         1 | 2 => Event::Analysis(AnalysisReport {
-            call_id: id.clone(),
+            call_id: cid(&id),
             owner: owner(),
             status: if rng.chance(0.7) {
                 AnalysisStatus::Completed
@@ -87,7 +91,7 @@ fn random_delivery(rng: &mut Rng, n: usize, calls: &mut Vec<String>) -> Delivery
             at,
         }),
         _ => Event::Enrichment(EnrichmentReport {
-            call_id: id.clone(),
+            call_id: cid(&id),
             owner: owner(),
             phone_number: "+15550001111".into(),
             caller_name: Some(format!("caller {n}")),

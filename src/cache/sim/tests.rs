@@ -128,7 +128,7 @@ fn drain(w: &mut World) {
 
 fn new_call(w: &mut World, isolate: usize, user: &str) -> String {
     let d = w.new_call_delivery(user);
-    let id = d.call_id().unwrap_or_default().to_owned();
+    let id = d.call_id().map(CallId::to_string).unwrap_or_default();
     w.start_webhook(isolate, d, user);
     drain(w);
     id
@@ -213,9 +213,9 @@ fn scenario_a_call_reported_to_start_after_its_deletion_is_a_new_call_every_isol
     let now = w.env.clock.now().millis();
     let mut again = w.new_call_delivery("ada");
     again.key = format!("sim-again-{id}");
-    again.call_id = Some(id.clone());
+    again.call_id = Some(cid(&id));
     if let Some(Event::Call(report)) = again.events.first_mut() {
-        report.call_id = id.clone();
+        report.call_id = cid(&id);
         report.started_at = Some(now);
     }
     w.start_webhook(2, again, "ada");
