@@ -3,8 +3,7 @@
 # here, with rustup's llvm-tools, when missing). Fails under 90 % of lines.
 #
 # Not counted, because it only compiles for wasm32 and is exercised by the end-to-end tests in
-# workerd instead: src/entry.rs (the runtime entry), src/store/d1.rs (D1 adapter),
-# src/cache/workers.rs (KV and waitUntil adapters), src/webhooks/kv_parking.rs (KV parking).
+# workerd instead: src/runtime/ (every runtime adapter).
 # Test-only code (tests.rs files, testing.rs, store/sqlite.rs) is left out of the figure.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,22 +1,11 @@
 //! Time comes from a [`Clock`] so that tests can hold it still or move it by hand.
-//! On wasm32 `std::time` aborts the instance; the runtime clock reads `Date.now()`.
+//! On wasm32 `std::time` aborts the instance; the runtime's clock (`runtime::clock`) reads
+//! `Date.now()`.
 
 use crate::domain::Timestamp;
 
 pub trait Clock {
     fn now(&self) -> Timestamp;
-}
-
-/// The Workers clock. Inside a request it only advances across I/O.
-#[cfg(target_arch = "wasm32")]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RuntimeClock;
-
-#[cfg(target_arch = "wasm32")]
-impl Clock for RuntimeClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_millis(worker::Date::now().as_millis() as i64)
-    }
 }
 
 /// A clock that stands still until a test moves it.

@@ -1,11 +1,15 @@
 //! Edge API for a voice-AI call dashboard.
 //!
 //! Layers (see README.md):
-//! - `entry` (wasm only): the Workers runtime glue — reads bindings once, converts requests and
-//!   responses, maps errors. Nothing else touches `worker` types but the store's D1 adapter.
-//! - [`http`]: routing, authentication, parameters, the response envelope.
-//! - [`reads`]: the read model the routes use; the store implements it, the cache will wrap it.
+//! - `runtime` (wasm32 only): every adapter to the Workers runtime — the `fetch` and
+//!   `scheduled` entry, D1, KV, the JWKS fetch and WebCrypto, the live feed's Durable Object,
+//!   the clock. Nothing else touches `worker` types (`tests/layering.rs` holds that).
+//! - [`http`]: the route table, authentication, parameters, the handlers, the envelope.
+//! - [`reads`]: the read model the routes use; the store implements it, the cache wraps it.
+//! - [`cache`]: memory, then KV, then the store, under versions that never go back.
 //! - [`store`]: the D1 repository; all SQL lives there.
+//! - [`webhooks`]: each sender's signature check and parser into the normalized delivery.
+//! - [`auth`], [`live`]: bearer tokens and the live feed's rules.
 //! - [`domain`]: identifiers, the call model and the normalized webhook delivery, parsed at the
 //!   boundary.
 
@@ -22,7 +26,7 @@ pub mod store;
 pub mod webhooks;
 
 #[cfg(target_arch = "wasm32")]
-mod entry;
+pub mod runtime;
 
 #[cfg(test)]
 mod testing;

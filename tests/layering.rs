@@ -55,10 +55,9 @@ fn the_cache_imports_no_transport_or_sender() {
     assert_no_imports("src/cache", &["http", "webhooks"]);
 }
 
-/// `dir`'s files other than `adapter` (its runtime adapter, which may use everything) import
-/// none of `forbidden`, and do not touch the runtime (`worker::`).
-fn assert_rules_stand_alone(dir: &str, adapter: &str, forbidden: &[&str]) {
-    for (file, text) in sources(dir).into_iter().filter(|(f, _)| f != adapter) {
+/// `dir`'s files import none of `forbidden`.
+fn assert_rules_stand_alone(dir: &str, forbidden: &[&str]) {
+    for (file, text) in sources(dir) {
         let code = text.split("#[cfg(test)]").next().unwrap_or_default();
         for module in forbidden {
             assert!(
@@ -66,26 +65,51 @@ fn assert_rules_stand_alone(dir: &str, adapter: &str, forbidden: &[&str]) {
                 "{dir}/{file} imports crate::{module}"
             );
         }
-        assert!(!code.contains("worker::"), "{dir}/{file} uses the runtime");
     }
 }
 
 #[test]
 fn the_live_feeds_rules_import_no_transport_store_cache_or_sender() {
-    // `src/live/workers.rs` is the runtime adapter (the Durable Object).
-    assert_rules_stand_alone(
-        "src/live",
-        "workers.rs",
-        &["http", "store", "cache", "webhooks"],
-    );
+    assert_rules_stand_alone("src/live", &["http", "store", "cache", "webhooks"]);
 }
 
 #[test]
 fn token_rules_import_no_transport_store_cache_or_sender() {
-    // `src/auth/workers.rs` is the runtime adapter (fetch, KV, WebCrypto).
-    assert_rules_stand_alone(
-        "src/auth",
-        "workers.rs",
-        &["http", "store", "cache", "webhooks", "live"],
-    );
+    assert_rules_stand_alone("src/auth", &["http", "store", "cache", "webhooks", "live"]);
+}
+
+/// Every `.rs` file below `dir`, with its path.
+fn all_sources(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).expect("the folder exists") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(all_sources(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = fs::read_to_string(&path).expect("readable");
+            out.push((path.display().to_string(), text));
+        }
+    }
+    out
+}
+
+#[test]
+fn only_the_runtime_adapters_in_src_runtime_touch_the_runtime() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let runtime = src.join("runtime");
+    let mut adapters = 0;
+    for (file, text) in all_sources(&src) {
+        let touches = ["worker::", "web_sys", "js_sys", "wasm_bindgen"]
+            .iter()
+            .any(|name| text.contains(name));
+        if file.starts_with(&runtime.display().to_string()) {
+            adapters += usize::from(touches);
+        } else {
+            assert!(
+                !touches,
+                "{file} touches the runtime; its adapter belongs in src/runtime/"
+            );
+        }
+    }
+    assert!(adapters > 0, "src/runtime/ holds the adapters");
 }

@@ -20,8 +20,6 @@
 
 pub mod jwks;
 pub mod keyring;
-#[cfg(target_arch = "wasm32")]
-pub mod workers;
 
 use crate::domain::UserId;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

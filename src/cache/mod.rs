@@ -101,8 +101,6 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 mod versions;
-#[cfg(target_arch = "wasm32")]
-pub mod workers;
 
 use crate::clock::Clock;
 use crate::domain::{CallId, Limit, PageRequest, UserId, Version};

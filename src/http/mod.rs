@@ -1,6 +1,6 @@
 //! The HTTP surface: plain request/response values, authentication, the route table and the
 //! handlers. Nothing here touches the Workers runtime, so [`App::handle`] runs in host tests
-//! exactly as in production; the runtime entry (`entry.rs`) only converts to and from the
+//! exactly as in production; the runtime entry (`runtime/entry.rs`) only converts to and from the
 //! runtime's request and response.
 //!
 //! Routes ([`routes::ROUTES`] is the table routing and the 405 answers are both built from;

@@ -1,6 +1,6 @@
 //! The live feed: a dashboard learns of committed changes over a WebSocket instead of polling.
 //!
-//! One Durable Object per user (binding `LIVE`, `workers.rs`) holds that user's sockets with the
+//! One Durable Object per user (binding `LIVE`, `runtime/live.rs`) holds that user's sockets with the
 //! WebSocket Hibernation API, so an idle dashboard costs nothing. Everything here is plain Rust
 //! the object and the routes share: tickets, the messages on the wire, the answer to a client
 //! frame, and the [`LiveFeed`] port the routes talk to.
@@ -269,9 +269,6 @@ impl LiveFeed for NoLiveFeed {
 
     fn notify(&self, _user: &UserId, _notification: Notification) {}
 }
-
-#[cfg(target_arch = "wasm32")]
-pub mod workers;
 
 /// A feed for host tests: issues tickets from one book per user and records notifications.
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! (`sql::call_json!`), with the user's version in the same statement: a page crosses from D1
 //! as one string per call, which the response and the cache use as they are. (The
 //! column-by-column reads into domain values remain, for the tests, which hold the two to the
-//! same bytes.) On Workers that is D1 (`d1.rs`); in host tests it is a
+//! same bytes.) On Workers that is D1 (`runtime/d1.rs`); in host tests it is a
 //! real SQLite with the same migrations (`sqlite.rs`), so the queries, the aggregate triggers
 //! and the query plans are all tested off the runtime.
 //!
@@ -18,8 +18,6 @@
 
 #[cfg(test)]
 mod aggregate_tests;
-#[cfg(target_arch = "wasm32")]
-pub mod d1;
 mod filtered;
 #[cfg(test)]
 mod filtered_tests;

@@ -12,8 +12,6 @@
 
 pub mod form;
 mod json;
-#[cfg(target_arch = "wasm32")]
-pub mod kv_parking;
 pub mod parking;
 pub mod retell;
 pub mod standard;

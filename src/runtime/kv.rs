@@ -1,7 +1,7 @@
 //! The cache's runtime adapters on Workers: KV as the second tier, and `ctx.waitUntil` plus
 //! `setTimeout` as the [`Runtime`].
 
-use super::{KvTier, LocalFuture, Runtime};
+use crate::cache::{KvTier, LocalFuture, Runtime};
 use crate::error::{AppError, AppResult};
 use std::cell::RefCell;
 use std::rc::Rc;

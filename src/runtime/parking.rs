@@ -2,8 +2,8 @@
 //! has taken it. (KV listings are eventually consistent, so a just-parked key may appear in
 //! the replay's listing a little later; the cron picks it up on a following run.)
 
-use super::parking::Parking;
 use crate::error::{AppError, AppResult};
+use crate::webhooks::parking::Parking;
 use worker::kv::KvStore;
 
 pub struct KvParking(pub std::rc::Rc<KvStore>);

@@ -5,9 +5,9 @@
 //! Per isolate: one [`KeyRing`] and the `CryptoKey`s imported from it (an import is parsed
 //! once, then reused for every token that key signed).
 
-use super::jwks::{Algorithm, KeyMaterial, PublicKey, MAX_JWKS_BYTES};
-use super::keyring::{key_for, JwksShelf, JwksSource, KeyMiss, KeyRing, Shelved};
-use super::PublicKeys;
+use crate::auth::jwks::{Algorithm, KeyMaterial, PublicKey, MAX_JWKS_BYTES};
+use crate::auth::keyring::{key_for, JwksShelf, JwksSource, KeyMiss, KeyRing, Shelved};
+use crate::auth::PublicKeys;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};

@@ -1,12 +1,12 @@
-//! The D1 adapter: binds [`Statement`]s to the runtime's D1 binding. The only file in the
-//! store that touches the runtime.
+//! The D1 adapter: binds the store's [`Statement`]s to the runtime's D1 binding (the store
+//! itself never touches the runtime).
 //!
 //! It drives the binding's own objects (`prepare`, `all`, `batch`) rather than
 //! `worker::D1Result`, so that a read's JSON texts can leave D1's result as bytes
 //! ([`RowSet::texts`]); everything else still decodes through serde.
 
-use super::{Database, QueryMeta, RowSet, SqlValue, Statement};
 use crate::error::{AppError, AppResult};
+use crate::store::{Database, QueryMeta, RowSet, SqlValue, Statement};
 use serde::de::DeserializeOwned;
 use std::cell::RefCell;
 use std::collections::HashMap;

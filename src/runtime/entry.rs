@@ -2,19 +2,21 @@
 //! [`App`], convert the response; and the cron that replays parked webhook deliveries. Errors
 //! are mapped by the app; no error text from the runtime reaches a response.
 
-use crate::auth::workers::EnvKeys;
+use super::clock::RuntimeClock;
+use super::d1::D1;
+use super::jwks::EnvKeys;
+use super::kv::{WorkersKv, WorkersRuntime};
+use super::live::{forward_upgrade, EnvLive};
+use super::parking::KvParking;
 use crate::cache::state::CacheState;
-use crate::cache::workers::{WorkersKv, WorkersRuntime};
 use crate::cache::{CacheControl, TieredReads};
-use crate::clock::{Clock, RuntimeClock};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::Timestamp;
 use crate::error::AppError;
 use crate::http::{respond, App, Handled, Method, Rendering, Request, Services};
-use crate::live::workers::{forward_upgrade, EnvLive};
 use crate::live::{ChangeKind, LiveFeed, Notification};
-use crate::store::{d1::D1, ActivityLog, Store};
-use crate::webhooks::kv_parking::KvParking;
+use crate::store::{ActivityLog, Store};
 use crate::webhooks::{claim_nonce, parking};
 use futures_util::StreamExt;
 use std::cell::RefCell;

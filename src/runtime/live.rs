@@ -9,15 +9,16 @@
 //!   socket open it touches no storage: most webhooks are for users nobody is watching live,
 //!   and a socket opened later says hello with the version D1 gives it.
 
-use super::{
-    answer_client_frame, change, hello, secret_digest, ClientFrameAnswer, IssuedTicket, LiveFeed,
-    Notification, Ticket, TicketBook, TicketRefusal, MAX_SOCKETS_PER_USER,
-};
-use crate::cache::workers::WorkersRuntime;
+use super::d1::D1;
+use super::kv::WorkersRuntime;
 use crate::cache::Runtime;
 use crate::domain::{UserId, Version};
 use crate::error::{AppError, AppResult};
-use crate::store::{d1::D1, Store, VersionSource};
+use crate::live::{
+    answer_client_frame, change, hello, secret_digest, ClientFrameAnswer, IssuedTicket, LiveFeed,
+    Notification, Ticket, TicketBook, TicketRefusal, MAX_SOCKETS_PER_USER,
+};
+use crate::store::{Store, VersionSource};
 use std::cell::Cell;
 use worker::{
     durable_object, DurableObject, Env, Headers, Method, ObjectNamespace, Request, RequestInit,
@@ -42,7 +43,7 @@ struct IssueAnswer {
 }
 
 fn error_response(e: &AppError) -> Result<Response> {
-    crate::entry::to_runtime_response(crate::http::respond::error(e)).map(Response::from)
+    super::entry::to_runtime_response(crate::http::respond::error(e)).map(Response::from)
 }
 
 fn now_ms() -> i64 {
@@ -327,7 +328,7 @@ pub async fn forward_upgrade(env: &Env, ticket: &Ticket, req: &Request) -> Resul
 /// routes, nothing sent after writes).
 pub enum EnvLive {
     Bound(WorkersLive),
-    Absent(super::NoLiveFeed),
+    Absent(crate::live::NoLiveFeed),
 }
 
 impl EnvLive {
@@ -335,7 +336,7 @@ impl EnvLive {
     pub fn from_namespace(namespace: Option<ObjectNamespace>, rt: WorkersRuntime) -> Self {
         match namespace {
             Some(namespace) => EnvLive::Bound(WorkersLive { namespace, rt }),
-            None => EnvLive::Absent(super::NoLiveFeed),
+            None => EnvLive::Absent(crate::live::NoLiveFeed),
         }
     }
 }
