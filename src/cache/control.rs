@@ -14,12 +14,8 @@ use crate::domain::{CallId, LandingView, Limit, PagePosition, PageRequest, UserI
 use crate::error::{AppError, AppResult};
 use crate::store::{RefreshAsk, Refreshed};
 
-impl<R, K, C, T> TieredReads<R, K, C, T>
-where
-    R: Origin + 'static,
-    K: KvTier + 'static,
-    C: Clock + Clone + 'static,
-    T: Runtime,
+impl<R: Origin + 'static, K: KvTier + 'static, C: Clock + Clone + 'static, T: Runtime>
+    TieredReads<R, K, C, T>
 {
     /// Loads `load` unless memory already holds it fresh at the current version; counted as
     /// background work, not as a read.
@@ -61,12 +57,8 @@ where
     }
 }
 
-impl<R, K, C, T> CacheControl for TieredReads<R, K, C, T>
-where
-    R: Origin + 'static,
-    K: KvTier + 'static,
-    C: Clock + Clone + 'static,
-    T: Runtime,
+impl<R: Origin + 'static, K: KvTier + 'static, C: Clock + Clone + 'static, T: Runtime> CacheControl
+    for TieredReads<R, K, C, T>
 {
     async fn warm(&self, user: &UserId) -> AppResult<()> {
         self.warm_user(user).await

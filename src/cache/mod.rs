@@ -310,12 +310,8 @@ impl<R, K, C: Clone, T: Clone> Clone for TieredReads<R, K, C, T> {
     }
 }
 
-impl<R, K, C, T> TieredReads<R, K, C, T>
-where
-    R: Origin + 'static,
-    K: KvTier + 'static,
-    C: Clock + Clone + 'static,
-    T: Runtime,
+impl<R: Origin + 'static, K: KvTier + 'static, C: Clock + Clone + 'static, T: Runtime>
+    TieredReads<R, K, C, T>
 {
     pub fn new(
         origin: Rc<R>,
@@ -396,12 +392,8 @@ fn page_value(served: Served<Option<Payload>>) -> AppResult<Served<Payload>> {
     })
 }
 
-impl<R, K, C, T> ReadModel for TieredReads<R, K, C, T>
-where
-    R: Origin + 'static,
-    K: KvTier + 'static,
-    C: Clock + Clone + 'static,
-    T: Runtime,
+impl<R: Origin + 'static, K: KvTier + 'static, C: Clock + Clone + 'static, T: Runtime> ReadModel
+    for TieredReads<R, K, C, T>
 {
     async fn call_page(
         &self,

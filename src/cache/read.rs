@@ -27,12 +27,8 @@ struct Loaded {
     rows: u64,
 }
 
-impl<R, K, C, T> TieredReads<R, K, C, T>
-where
-    R: Origin + 'static,
-    K: KvTier + 'static,
-    C: Clock + Clone + 'static,
-    T: Runtime,
+impl<R: Origin + 'static, K: KvTier + 'static, C: Clock + Clone + 'static, T: Runtime>
+    TieredReads<R, K, C, T>
 {
     fn served(&self, user: &UserId, found: &Found, outcome: Outcome) -> Served<Option<Payload>> {
         let rows = found.entry.rows_read;

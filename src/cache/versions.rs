@@ -37,12 +37,8 @@ pub(super) struct Known {
     pub vouched: bool,
 }
 
-impl<R, K, C, T> TieredReads<R, K, C, T>
-where
-    R: Origin + 'static,
-    K: KvTier + 'static,
-    C: Clock + Clone + 'static,
-    T: Runtime,
+impl<R: Origin + 'static, K: KvTier + 'static, C: Clock + Clone + 'static, T: Runtime>
+    TieredReads<R, K, C, T>
 {
     /// The version `user`'s reads must have now: the view's, if it is recent and at least
     /// `at_least`; else D1's, asked before answering. `None` when D1 cannot be asked and the

@@ -65,6 +65,19 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method's name, as `Allow` lists it (`OTHER` for one the app does not know).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Other => "OTHER",
+        }
+    }
+
     pub fn parse(s: &str) -> Self {
         match s {
             "GET" => Method::Get,

@@ -176,7 +176,7 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
     let line = || {
         format!(
             "{} {} -> {}",
-            method_name(request.method),
+            request.method.as_str(),
             request.path,
             handled.response.status
         )
@@ -198,7 +198,7 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
 /// work. Never a header value, a token or a body.
 fn log_request(req: &Request, handled: &Handled, started: i64, usage: crate::store::Usage) {
     let line = serde_json::json!({
-        "method": method_name(req.method),
+        "method": req.method.as_str(),
         "path": req.path,
         "status": handled.response.status,
         "tier": handled.response.header("x-cache"),
@@ -268,18 +268,6 @@ async fn replay_parked(parking: &KvParking, store: &Store<D1>, reads: &Reads, li
             }
         }
         Err(e) => worker::console_error!("replaying parked deliveries: {e}"),
-    }
-}
-
-fn method_name(m: Method) -> &'static str {
-    match m {
-        Method::Get => "GET",
-        Method::Head => "HEAD",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Delete => "DELETE",
-        Method::Options => "OPTIONS",
-        Method::Other => "OTHER",
     }
 }
 

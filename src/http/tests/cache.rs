@@ -22,8 +22,7 @@ fn a_webhook_makes_the_next_read_in_this_isolate_fresh() {
     let t = token("ada");
     let before = body(&w.send(get("/api/intent-analysis", Some(&t))));
     assert_eq!(
-        w.send(get("/api/intent-analysis", Some(&t)))
-            .header("x-cache"),
+        w.tier("/api/intent-analysis", &t).as_deref(),
         Some("HIT-MEMORY")
     );
     w.send(twilio_post(
@@ -71,11 +70,7 @@ fn purge_retires_a_users_entries_and_needs_the_admin_token() {
         (res.status, body(&res)["data"]["purged"].clone()),
         (200, json!("user"))
     );
-    assert_eq!(
-        w.send(get("/api/webhook-calls", Some(&t)))
-            .header("x-cache"),
-        Some("MISS")
-    );
+    assert_eq!(w.tier("/api/webhook-calls", &t).as_deref(), Some("MISS"));
     assert_eq!(
         w.send(post_json("/api/cache/purge", ADMIN, r#"{"all":true}"#))
             .status,
@@ -103,13 +98,11 @@ fn warming_loads_the_landing_view_so_the_first_read_hits() {
     assert_eq!(body(&res)["data"]["warmed"], json!(["ada"]));
     let t = token("ada");
     assert_eq!(
-        w.send(get("/api/webhook-calls", Some(&t)))
-            .header("x-cache"),
+        w.tier("/api/webhook-calls", &t).as_deref(),
         Some("HIT-MEMORY")
     );
     assert_eq!(
-        w.send(get("/api/intent-analysis", Some(&t)))
-            .header("x-cache"),
+        w.tier("/api/intent-analysis", &t).as_deref(),
         Some("HIT-MEMORY")
     );
     let bad = w.send(post_json(
@@ -187,11 +180,7 @@ fn cache_keys_lists_a_users_memory_entries_with_age_ttl_and_kv_presence() {
 fn after_a_webhook_the_landing_view_someone_is_looking_at_is_a_memory_hit_with_the_change() {
     let w = with_webhook_secrets(World::new());
     let t = token("ada");
-    assert_eq!(
-        w.send(get("/api/webhook-calls", Some(&t)))
-            .header("x-cache"),
-        Some("MISS")
-    );
+    assert_eq!(w.tier("/api/webhook-calls", &t).as_deref(), Some("MISS"));
     w.send(get("/api/intent-analysis?limit=20", Some(&t)));
     w.send(twilio_post(
         "/webhooks/twilio/voice-status",
@@ -253,11 +242,7 @@ fn with_refresh_on_write_off_a_webhook_only_retires() {
         TWILIO_DONE,
         "twilio-token",
     ));
-    assert_eq!(
-        w.send(get("/api/webhook-calls", Some(&t)))
-            .header("x-cache"),
-        Some("MISS")
-    );
+    assert_eq!(w.tier("/api/webhook-calls", &t).as_deref(), Some("MISS"));
 }
 
 #[test]
@@ -265,8 +250,7 @@ fn after_a_webhook_about_one_call_the_details_of_the_users_other_calls_are_still
     let w = with_webhook_secrets(World::new());
     let t = token("ada");
     assert_eq!(
-        w.send(get("/api/webhook-calls/CAada0", Some(&t)))
-            .header("x-cache"),
+        w.tier("/api/webhook-calls/CAada0", &t).as_deref(),
         Some("MISS")
     );
     w.send(twilio_post(

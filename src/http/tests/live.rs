@@ -86,17 +86,8 @@ fn a_live_ticket_needs_a_dashboard_token_and_the_upgrade_needs_a_well_formed_tic
 
 #[test]
 fn without_a_live_feed_the_live_routes_are_503_not_configured() {
-    struct NoLive;
-    impl Services for NoLive {
-        type Reads = Reads;
-        type Writes = Store<SqliteDatabase>;
-        type Parking = MemoryParking;
-        type Clock = Rc<ManualClock>;
-        type Live = crate::live::NoLiveFeed;
-        type Keys = crate::auth::NoPublicKeys;
-    }
     let w = World::new();
-    let app: App<'_, NoLive> = App {
+    let app: App<'_, TestServices<crate::live::NoLiveFeed>> = App {
         config: &w.config,
         reads: &w.reads,
         writes: &w.store,

@@ -38,14 +38,16 @@ struct World {
     live: crate::live::RecordingLive,
 }
 
-struct TestServices;
+/// The host services, with the live feed `L` (recorded by default; tests of a worker without
+/// the `LIVE` binding use `NoLiveFeed`).
+struct TestServices<L = crate::live::RecordingLive>(std::marker::PhantomData<L>);
 
-impl Services for TestServices {
+impl<L: crate::live::LiveFeed> Services for TestServices<L> {
     type Reads = Reads;
     type Writes = Store<SqliteDatabase>;
     type Parking = MemoryParking;
     type Clock = Rc<ManualClock>;
-    type Live = crate::live::RecordingLive;
+    type Live = L;
     type Keys = crate::auth::NoPublicKeys;
 }
 
@@ -102,6 +104,13 @@ impl World {
 
     fn send(&self, req: Request) -> Response {
         self.handle(req).response
+    }
+
+    /// The tier (`X-Cache`) that answers `token`'s GET of `path`.
+    fn tier(&self, path: &str, token: &str) -> Option<String> {
+        self.send(get(path, Some(token)))
+            .header("x-cache")
+            .map(str::to_owned)
     }
 
     fn handle(&self, req: Request) -> Handled {
