@@ -174,6 +174,37 @@ fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
 }
 
 #[test]
+fn every_route_answers_each_method_it_lacks_with_405_and_exactly_its_rows_allow() {
+    let w = World::new();
+    let methods = [
+        Method::Get,
+        Method::Head,
+        Method::Post,
+        Method::Put,
+        Method::Delete,
+        Method::Other,
+    ];
+    for route in crate::http::routes::ROUTES {
+        let path = route
+            .path
+            .replace("{callId}", "CAada0")
+            .replace("{e164}", "+14155550100");
+        for method in methods.into_iter().filter(|m| !route.allows(*m)) {
+            let mut req = get(&path, Some(&token("ada")));
+            req.method = method;
+            let res = w.send(req);
+            assert_eq!(res.status, 405, "{method:?} {}", route.path);
+            assert_eq!(
+                res.header("allow"),
+                Some(route.allow),
+                "{method:?} {}",
+                route.path
+            );
+        }
+    }
+}
+
+#[test]
 fn an_allowed_origin_gets_cors_headers_and_a_preflight_204() {
     let w = World::new();
     let mut req = get("/api/webhook-calls", Some(&token("ada")));
