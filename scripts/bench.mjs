@@ -28,6 +28,10 @@ const USERS = 1000;
 const CALLS = 100_000;
 const HEAVY = [12_000, 12_000, 12_000]; // the first users: 10,000+ calls each
 const VARS = BENCH_VARS;
+/** The module's gzip budget, read from scripts/build.sh so the two never disagree. */
+const WASM_BUDGET_KB = Number(
+  /WASM_GZIP_BUDGET_KB:-(\d+)/.exec(readFileSync(join(ROOT, "scripts/build.sh"), "utf8"))?.[1] ?? NaN,
+);
 /** Bump when datasetStatements() changes, so the cached data set is rebuilt. */
 const DATASET_VERSION = 1;
 const INTENTS = ["billing", "support", "sales", "reschedule", "cancellation", "complaint", "other"];
@@ -471,7 +475,7 @@ function render(rows, miss, peakRss, wasmRaw, wasmGz, live) {
     ["page miss ≤ limit + 5 rows read (limit 50)", miss.page.d1RowsRead, (x) => x <= 55, 0],
     ["filtered page its index decides ≤ limit + 5 rows read (status=failed, limit 50)", miss.failed.d1RowsRead, (x) => x <= 55, 0],
     ["90-day summary ≤ 90 + limit + 5 rows read (one per day, whatever the calls or intents; limit 20)", miss.summary90.d1RowsRead, (x) => x <= 115, 0],
-    ["wasm ≤ 322 KB gzipped (the build's budget, scripts/build.sh)", wasmGz / 1024, (x) => x <= 322, 1],
+    [`wasm ≤ ${WASM_BUDGET_KB} KB gzipped (the build's budget, scripts/build.sh)`, wasmGz / 1024, (x) => x <= WASM_BUDGET_KB, 1],
   ];
   lines.push("");
   lines.push("| target | measured | met |");
