@@ -54,7 +54,7 @@ describe("tiers", () => {
     assert.deepEqual(tier(await read(app, "/api/webhook-calls?limit=3", { copy: 1 })), ["HIT-MEMORY", "memory", true]);
   });
 
-  test("repeated memory hits send the same bytes as the first, also after a webhook changes the page; HEAD still sends none", async () => {
+  test("repeated memory hits send the same bytes and headers as the first, CORS only when asked, also after a webhook changes the page; HEAD sends no body", async () => {
     const app = await start();
     const path = "/api/webhook-calls?limit=3";
     assert.equal((await read(app, path)).headers.get("x-cache"), "MISS");
@@ -66,6 +66,14 @@ describe("tiers", () => {
       assert.equal(hit.text, hits[0].text);
       assert.equal(hit.headers.get("etag"), hits[0].headers.get("etag"));
     }
+    // A hit for an allowed origin carries its CORS headers; the next without one carries none.
+    const cors = await read(app, path, { headers: { origin: "https://dash.example" } });
+    assert.equal(cors.headers.get("access-control-allow-origin"), "https://dash.example");
+    assert.equal(cors.text, hits[0].text);
+    const plain = await read(app, path);
+    assert.equal(plain.headers.get("access-control-allow-origin"), null);
+    assert.equal(plain.headers.get("etag"), hits[0].headers.get("etag"));
+    assert.equal(plain.headers.get("cache-control"), hits[0].headers.get("cache-control"));
     const head = await app.request("HEAD", path, { token: app.token("ada") });
     assert.equal(head.status, 200);
     assert.equal(head.text, "");
