@@ -368,6 +368,7 @@ pub async fn verify_bearer<K: PublicKeys>(
         return Err(TokenError::TooLarge);
     }
     let now_ms = now_secs.saturating_mul(1000);
+    // Only what a repeat needs leaves the map: the expectations are compared in place.
     let remembered = VERIFIED.with(|c| {
         c.borrow()
             .by_token
@@ -376,10 +377,10 @@ pub async fn verify_bearer<K: PublicKeys>(
                 hit.issuer.as_deref() == v.expect.issuer
                     && hit.audience.as_deref() == v.expect.audience
             })
-            .cloned()
+            .map(|hit| (hit.checked.clone(), hit.signer.clone()))
     });
-    if let Some(hit) = remembered {
-        let still_trusted = match &hit.signer {
+    if let Some((checked, signer)) = remembered {
+        let still_trusted = match &signer {
             Signer::Secret(digest) => v.secret.map(secret_digest).as_ref() == Some(digest),
             Signer::Key {
                 kid,
@@ -394,8 +395,8 @@ pub async fn verify_bearer<K: PublicKeys>(
             }
         };
         if still_trusted {
-            check_window(hit.checked.exp, hit.checked.nbf, now_secs)?;
-            return Ok(hit.checked.user);
+            check_window(checked.exp, checked.nbf, now_secs)?;
+            return Ok(checked.user);
         }
         VERIFIED.with(|c| {
             let mut c = c.borrow_mut();

@@ -3,30 +3,10 @@
 //! exactly as in production; the runtime entry (`runtime/entry.rs`) only converts to and from the
 //! runtime's request and response.
 //!
-//! Routes ([`routes::ROUTES`] is the table routing and the 405 answers are both built from;
-//! `openapi.yaml` documents each path, and a test holds the two to the same paths and methods):
-//!
-//! | path | methods | handler |
-//! | --- | --- | --- |
-//! | `/api/health` | GET | [`health`] |
-//! | `/api/webhook-calls` | GET | [`calls::list`] |
-//! | `/api/webhook-calls/{callId}` | GET, DELETE | [`calls::detail`], [`calls::delete`] |
-//! | `/api/webhook-calls/{callId}/enhanced` | GET | [`calls::enhanced`] |
-//! | `/api/intent-analysis` | GET | [`intents::summary`] |
-//! | `/api/intent-analysis/{callId}` | GET | [`intents::analysis`] |
-//! | `/api/admin/phone-numbers/{e164}` | PUT, DELETE | [`admin`] |
-//! | `/api/admin/parked` | GET | [`admin::parked`] |
-//! | `/api/admin/parked/requeue` | POST | [`admin::requeue_parked`] |
-//! | `/api/cache/stats` | GET | [`cache::stats`] |
-//! | `/api/cache/warm` | POST | [`cache::warm`] |
-//! | `/api/cache/purge` | POST | [`cache::purge`] |
-//! | `/api/cache/keys` | GET | [`cache::keys`] |
-//! | `/api/live/tickets` | POST | [`live::ticket`] |
-//! | `/api/live` | GET | [`live::connect`] (a WebSocket upgrade; the runtime entry forwards it) |
-//! | `/webhooks/twilio/voice-status` | POST | [`webhooks::twilio_voice_status`] |
-//! | `/webhooks/twilio/recording-status` | POST | [`webhooks::twilio_recording_status`] |
-//! | `/webhooks/events` | POST | [`webhooks::standard_event`] |
-//! | `/webhooks/retell` | POST | [`webhooks::retell_event`] |
+//! Routes: [`routes::ROUTES`] lists every path with its `Allow`, and is what routing and the
+//! 405 answers are both built from (a test holds it to `openapi.yaml`'s paths and methods);
+//! `App::route` picks each row's handler, one match arm per row, in the feature modules below.
+//! The one upgrade, `GET /api/live`, is admitted here and forwarded by the runtime entry.
 
 mod admin;
 mod cache;
