@@ -89,7 +89,8 @@ struct ChangedRow {
 
 #[derive(Deserialize)]
 struct VersionRow {
-    version: i64,
+    /// NULL when the claim did not apply the delivery.
+    version: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -183,10 +184,7 @@ impl<D: Database> Store<D> {
             key: delivery_digest(delivery),
             claim,
         };
-        let mut statements = vec![
-            claim_statement(delivery, &guard)?,
-            guard.statement(sql::VERSION_BEFORE, []),
-        ];
+        let mut statements = vec![claim_statement(delivery, &guard)?];
         for event in &delivery.events {
             statements.extend(event_statements(event, &guard, delivery.received_at));
         }
@@ -384,8 +382,8 @@ fn push_refreshes(
     Ok(at)
 }
 
-/// What the batch did, from its last result (`sql::DELIVERY_RESULT`) and its second
-/// (`sql::VERSION_BEFORE`); nothing refreshed yet.
+/// What the batch did, from its last result (`sql::DELIVERY_RESULT`) and its first (the
+/// version `sql::CLAIM_DELIVERY` returns); nothing refreshed yet.
 fn outcome<R: RowSet>(results: &[R]) -> AppResult<Ingested> {
     let row: ResultRow = results
         .last()
@@ -405,11 +403,12 @@ fn outcome<R: RowSet>(results: &[R]) -> AppResult<Ingested> {
             .map(crate::domain::Version::new),
         refresh: Refreshed::default(),
         version_before: results
-            .get(1)
+            .first()
             .map(|rows| rows.decode::<VersionRow>())
             .transpose()?
             .and_then(|rows| rows.into_iter().next())
-            .and_then(|r| u64::try_from(r.version).ok())
+            .and_then(|r| r.version)
+            .and_then(|v| u64::try_from(v).ok())
             .map(crate::domain::Version::new),
     })
 }

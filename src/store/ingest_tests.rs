@@ -826,3 +826,35 @@ fn nothing_comes_back_for_an_unwatched_owner_a_retry_or_an_unapplied_delivery() 
         ("unattributed", 0)
     );
 }
+
+#[test]
+fn the_claim_reports_the_version_before_only_for_an_attempt_that_applied_it() {
+    let s = store_with_routes();
+    let first = apply(&s, &voice(RINGING));
+    let (before, after) = (
+        first.version_before.expect("an applied claim reports it"),
+        first.version.expect("and the version after"),
+    );
+    assert!(after > before, "{before:?} → {after:?}");
+    let completed = voice(COMPLETED);
+    let second = apply(&s, &completed);
+    assert_eq!(
+        second.version_before,
+        Some(after),
+        "the next delivery starts where the first ended"
+    );
+    let retry = apply(&s, &completed);
+    assert_eq!((retry.fresh, retry.version_before), (false, None));
+    let unrouted = apply(
+        &s,
+        &voice(
+            &RINGING
+                .replace("CA1", "CA9")
+                .replace("%2B14155550199", "%2B19995550000"),
+        ),
+    );
+    assert_eq!(
+        (unrouted.outcome.as_str(), unrouted.version_before),
+        ("unattributed", None)
+    );
+}

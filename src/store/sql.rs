@@ -383,7 +383,13 @@ macro_rules! claimed {
 /// - `conflict`: an explicit user contradicts the existing owner, payload kept, never applied;
 /// - `unattributed`: no owner can be found yet, payload kept;
 /// - `applied`.
-pub const CLAIM_DELIVERY: &str = "INSERT INTO webhook_deliveries \
+///
+/// It returns a row only when this attempt inserted the claim: then, for an applied delivery,
+/// the owner's version as the batch found it, before any of its events (no trigger runs on
+/// this table), so the cache learns that every change between it and the batch's result was
+/// this delivery's. A retry (the claim already there) returns none.
+pub const CLAIM_DELIVERY: &str = concat!(
+    "INSERT INTO webhook_deliveries \
      (provider, delivery_key, provider_ref, event_type, user_id, call_id, outcome, payload, \
       received_at, claim) \
      SELECT ?1, ?2, CASE WHEN r.outcome <> 'deleted' THEN ?13 END, ?4, \
@@ -407,7 +413,11 @@ pub const CLAIM_DELIVERY: &str = "INSERT INTO webhook_deliveries \
                                        (SELECT user_id FROM enrichments WHERE call_id = ?7)) \
                          AS established) e) o) r \
      WHERE true \
-     ON CONFLICT (provider, delivery_key) DO NOTHING";
+     ON CONFLICT (provider, delivery_key) DO NOTHING \
+     RETURNING CASE WHEN outcome = 'applied' THEN ",
+    version_of!("webhook_deliveries.user_id"),
+    " END AS version"
+);
 
 /// ?4 call id, ?5 provider, ?6 direction, ?7 from, ?8 to, ?9 status, ?10 status rank,
 /// ?11 answered, ?12 started at (or NULL: then the event time), ?13 ended at, ?14 duration,
@@ -520,15 +530,6 @@ pub const DELETE_CALL: &str = "DELETE FROM calls WHERE id = ?1 AND user_id = ?2"
 /// retires more, never less.
 pub const FORGET_CHANGES: &str =
     "UPDATE change_log SET call_id = NULL WHERE call_id = ?1 AND user_id = ?2";
-
-/// Right after the claim, before the events: the owner's version as this batch found it, so
-/// the cache learns that every change between it and the batch's result was this delivery's.
-pub const VERSION_BEFORE: &str = concat!(
-    "SELECT ",
-    version_of!("d.user_id"),
-    " AS version ",
-    claimed!()
-);
 
 /// ?1 provider, ?2 delivery key digest, ?3 claim: whether this attempt claimed the delivery,
 /// what it did, and whose it turned out to be.
