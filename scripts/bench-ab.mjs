@@ -2,7 +2,8 @@
 // Miniflare each, measured in turn by the same wrk in the same run (this machine is shared and
 // noisy: only figures from one run compare). Each side gets its own D1 with its own migrations,
 // the same user with the same calls (seeded through signed webhooks, which both accept), and
-// the same read, primed into memory first. Rounds alternate A, B, A, B, … so drift hits both.
+// the same read, primed into memory first; the ingest scenario sends each side new signed
+// webhooks every round. Rounds alternate A, B, A, B, … so drift hits both.
 // Besides req/s it reports each side's workerd CPU time per request (from /proc), which moves
 // far less with the machine's other load than throughput does.
 //
@@ -20,7 +21,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { BENCH_VARS, cpuSeconds, standardHeaders, workerdPids, wrk as wrkCycling } from "./bench-common.mjs";
+import { BENCH_VARS, cpuSeconds, line, standardHeaders, workerdPids, wrk as wrkCycling } from "./bench-common.mjs";
 import { ROOT, applyMigrations, signJwt, startWorker } from "./runtime.mjs";
 
 const BASE = process.argv[2] ?? "609e865";
@@ -36,6 +37,9 @@ const SCENARIOS = [
   ["summary (limit 20), memory hit", "/api/intent-analysis?limit=20", true],
   // Pages over 100 bypass the cache: every request reads D1.
   ["page (limit 101), D1 every time", "/api/webhook-calls?limit=101", true],
+  // Signed call.upserted webhooks never sent before (a fresh set per side and round), so every
+  // one is claimed and applied: the whole ingest batch.
+  ["webhook ingest (call.upserted)", "/webhooks/events", false, "webhooks"],
 ];
 
 const log = (...a) => console.error("[bench:ab]", ...a);
@@ -61,6 +65,20 @@ function baseCheckout(ref) {
     execFileSync("bash", [join(dir, "scripts/build.sh")], { cwd: dir, env, stdio: ["ignore", "ignore", "inherit"] });
   }
   return { sha, dir };
+}
+
+/** `count` signed webhooks for new calls, as wrk replay lines, unique to `tag`. */
+function webhookLines(tag, count) {
+  const out = [];
+  for (let i = 0; i < count; i++) {
+    const id = `msg_ab_${tag}_${i}`;
+    const body = JSON.stringify({
+      type: "call.upserted",
+      data: { userId: USER, id: `CAB${tag}x${i}`, status: "completed", durationSeconds: 30, startedAt: new Date(Date.now() - i * 1000).toISOString() },
+    });
+    out.push(line("POST", "/webhooks/events", standardHeaders(VARS.WEBHOOK_SECRET, id, body), body));
+  }
+  return out.join("\n") + "\n";
 }
 
 function signedCall(i) {
@@ -98,11 +116,18 @@ async function main() {
   const auth = `Bearer ${signJwt(VARS.JWT_SECRET, { sub: USER, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 3600 })}`;
   const results = [];
   try {
-    for (const [name, path, authed] of SCENARIOS) {
+    for (const [name, path, authed, webhooks] of SCENARIOS) {
       const file = join(scratch, `${results.length}.txt`);
       writeFileSync(file, `GET\t${path}\t${authed ? `Authorization: ${auth}` : ""}\t\n`);
+      const stamp = Date.now().toString(36);
+      const fileFor = (label, round) => {
+        if (!webhooks) return file;
+        const f = join(scratch, `${results.length}-${label}-${round}.txt`);
+        writeFileSync(f, webhookLines(`${stamp}${label}${round}`, 20_000));
+        return f;
+      };
       const runs = { A: [], B: [] };
-      for (const s of sides) {
+      for (const s of webhooks ? [] : sides) {
         for (let i = 0; i < 3; i++) {
           const res = await fetch(s.worker.url + path, { headers: authed ? { Authorization: auth } : {} });
           if (!res.ok) throw new Error(`${s.label} ${path}: ${res.status}`);
@@ -116,7 +141,7 @@ async function main() {
         for (const s of order) {
           log(`${name}: ${s.label} round ${round + 1}`);
           const cpu = s.pid ? cpuSeconds(s.pid) : NaN;
-          const r = wrk(s.worker.url, file);
+          const r = wrk(s.worker.url, fileFor(s.label, round));
           r.cpuUsPerRequest = s.pid ? ((cpuSeconds(s.pid) - cpu) * 1e6) / r.requests : NaN;
           if (r.non2xx) throw new Error(`${s.label} ${path}: ${r.non2xx} non-2xx responses`);
           runs[s.label].push(r);
