@@ -12,6 +12,7 @@
 //   BENCH_AB_SECONDS  seconds per round (default 5)
 //   BENCH_AB_ROUNDS   rounds per side (default 3)
 //   BENCH_CONNECTIONS wrk connections (default 8)
+//   BENCH_AB_ONLY     run only the scenarios whose name contains this text (e.g. "ingest")
 //
 // The base is checked out with `git worktree` under bench/.ab/ and built there with this
 // checkout's tools; both sides run without the live feed's binding (the base has no such
@@ -116,7 +117,10 @@ async function main() {
   const auth = `Bearer ${signJwt(VARS.JWT_SECRET, { sub: USER, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 3600 })}`;
   const results = [];
   try {
-    for (const [name, path, authed, webhooks] of SCENARIOS) {
+    const only = process.env.BENCH_AB_ONLY ?? "";
+    const chosen = SCENARIOS.filter(([name]) => name.includes(only));
+    if (!chosen.length) throw new Error(`BENCH_AB_ONLY=${only} names no scenario`);
+    for (const [name, path, authed, webhooks] of chosen) {
       const file = join(scratch, `${results.length}.txt`);
       writeFileSync(file, `GET\t${path}\t${authed ? `Authorization: ${auth}` : ""}\t\n`);
       const stamp = Date.now().toString(36);
