@@ -22,7 +22,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { BENCH_VARS, cpuSeconds, line, standardHeaders, workerdPids, wrk as wrkCycling } from "./bench-common.mjs";
+import { BENCH_VARS, callUpsertLines, cpuSeconds, standardHeaders, workerdPids, wrk as wrkCycling } from "./bench-common.mjs";
 import { ROOT, applyMigrations, signJwt, startWorker } from "./runtime.mjs";
 
 const BASE = process.argv[2] ?? "609e865";
@@ -66,20 +66,6 @@ function baseCheckout(ref) {
     execFileSync("bash", [join(dir, "scripts/build.sh")], { cwd: dir, env, stdio: ["ignore", "ignore", "inherit"] });
   }
   return { sha, dir };
-}
-
-/** `count` signed webhooks for new calls, as wrk replay lines, unique to `tag`. */
-function webhookLines(tag, count) {
-  const out = [];
-  for (let i = 0; i < count; i++) {
-    const id = `msg_ab_${tag}_${i}`;
-    const body = JSON.stringify({
-      type: "call.upserted",
-      data: { userId: USER, id: `CAB${tag}x${i}`, status: "completed", durationSeconds: 30, startedAt: new Date(Date.now() - i * 1000).toISOString() },
-    });
-    out.push(line("POST", "/webhooks/events", standardHeaders(VARS.WEBHOOK_SECRET, id, body), body));
-  }
-  return out.join("\n") + "\n";
 }
 
 function signedCall(i) {
@@ -127,7 +113,8 @@ async function main() {
       const fileFor = (label, round) => {
         if (!webhooks) return file;
         const f = join(scratch, `${results.length}-${label}-${round}.txt`);
-        writeFileSync(f, webhookLines(`${stamp}${label}${round}`, 20_000));
+        const tag = `${stamp}${label}${round}`;
+        writeFileSync(f, callUpsertLines(VARS.WEBHOOK_SECRET, 20_000, (i) => ({ webhookId: `msg_ab_${tag}_${i}`, userId: USER, callId: `CAB${tag}x${i}` })));
         return f;
       };
       const runs = { A: [], B: [] };

@@ -22,6 +22,21 @@ export function line(method, path, headers, body = "") {
   return `${method}\t${path}\t${h}\t${body}`;
 }
 
+/**
+ * `count` signed `call.upserted` webhooks as request-file lines (POST /webhooks/events);
+ * `names(i)` gives the i-th its webhook id, user and call id.
+ */
+export function callUpsertLines(secret, count, names) {
+  const ts = Math.floor(Date.now() / 1000);
+  const out = [];
+  for (let i = 0; i < count; i++) {
+    const { webhookId, userId, callId } = names(i);
+    const body = JSON.stringify({ type: "call.upserted", data: { userId, id: callId, status: "completed", durationSeconds: 30, startedAt: new Date(Date.now() - i * 1000).toISOString() } });
+    out.push(line("POST", "/webhooks/events", standardHeaders(secret, webhookId, body, ts), body));
+  }
+  return out.join("\n") + "\n";
+}
+
 /** Headers that sign `body` as delivery `id` the Standard Webhooks way, with `secret`. */
 export function standardHeaders(secret, id, body, ts = Math.floor(Date.now() / 1000)) {
   const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");

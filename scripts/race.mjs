@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cpuSeconds, line, standardHeaders, workerdPids, wrk as wrkCycling } from "./bench-common.mjs";
+import { callUpsertLines, cpuSeconds, line, workerdPids, wrk as wrkCycling } from "./bench-common.mjs";
 import { ROOT, startWorker } from "./runtime.mjs";
 
 const log = (...a) => console.error("[bench:race]", ...a);
@@ -34,14 +34,10 @@ const wrk = (url, file, seconds, connections) => wrkCycling(url, file, { seconds
 /** Unique signed call.upserted webhooks for `users`, the way scripts/bench.mjs signs them. */
 function webhookLines(secret, users, count) {
   const ts = Math.floor(Date.now() / 1000);
-  const out = [];
-  for (let i = 0; i < count; i++) {
-    const id = `msg_race_${ts}_${i}`;
+  return callUpsertLines(secret, count, (i) => {
     const user = users[i % users.length];
-    const body = JSON.stringify({ type: "call.upserted", data: { userId: user, id: `CR${user}x${i}`, status: "completed", durationSeconds: 30, startedAt: new Date(Date.now() - i * 1000).toISOString() } });
-    out.push(line("POST", "/webhooks/events", standardHeaders(secret, id, body, ts), body));
-  }
-  return out.join("\n") + "\n";
+    return { webhookId: `msg_race_${ts}_${i}`, userId: user, callId: `CR${user}x${i}` };
+  });
 }
 
 /**
