@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 bash scripts/wrk-setup.sh
 export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
-export ESBUILD_BIN="${ESBUILD_BIN:-$PWD/node_modules/.bin/esbuild}"
+export LEAN_ENTRY_ESBUILD="${ESBUILD_BIN:-$PWD/node_modules/.bin/esbuild}"
+export ESBUILD_BIN="$PWD/scripts/lean-entry.mjs" # the shipped entry (scripts/build.sh)
 CARGO_TARGET_DIR=target/profile CARGO_PROFILE_RELEASE_STRIP=false \
   worker-build --release --out-dir build-profile >/dev/null
 node scripts/profile.mjs "$@"

@@ -10,6 +10,7 @@
 //! - [`store`]: the D1 repository; all SQL lives there.
 //! - [`webhooks`]: each sender's signature check and parser into the normalized delivery.
 //! - [`auth`], [`live`]: bearer tokens and the live feed's rules.
+//! - [`first_poll`]: answering a request whose work never waits without an executor task.
 //! - [`domain`]: identifiers, the call model and the normalized webhook delivery, parsed at the
 //!   boundary.
 
@@ -19,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod first_poll;
 pub mod http;
 pub mod live;
 pub mod reads;

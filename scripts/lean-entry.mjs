@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// worker-build's esbuild step, with the worker's entry class exported without its per-request
+// proxies. scripts/build.sh hands this file to worker-build as ESBUILD_BIN; it runs in the
+// staging folder where worker-build has just written `shim.js`, edits that one line, then runs
+// the real esbuild (LEAN_ENTRY_ESBUILD) with the arguments it was given.
+//
+// Why: worker-build's shim exports `new Proxy(Entrypoint, classProxyHooks)`. workerd builds an
+// entrypoint per request, so every request pays for a construct trap, a wrapper object and a
+// `get` trap that allocates a second proxy around `fetch` before the call reaches wasm — work
+// a plain JavaScript worker never does. The proxies exist to re-create instances and to check
+// for a crashed wasm instance around every call. The entrypoint holds no wasm state (it only
+// carries `env` and `ctx`), so re-creating it is moot; the check is kept here, once per call,
+// by wrapping each handler on the prototype once at load: `checkReinitialize()` before the call
+// and `handleMaybeCritical()` on a synchronous throw, exactly what the proxy's apply trap did
+// for these (plain, promise-returning) handlers. The Durable Object class keeps its proxy: it
+// holds wasm state, and its instances live across requests.
+//
+// The edit is checked: if worker-build's template ever changes (another worker-build version),
+// the line is not found and the build fails here rather than shipping the stock entry silently.
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+
+const SHIM = "./shim.js";
+const PROXIED = "export default new Proxy(Entrypoint, classProxyHooks);";
+const LEAN = `// Each handler wrapped once (scripts/lean-entry.mjs): no proxy per request.
+for (const name of Object.getOwnPropertyNames(Entrypoint.prototype)) {
+  const handler = Entrypoint.prototype[name];
+  if (name === "constructor" || typeof handler !== "function") continue;
+  Entrypoint.prototype[name] = function (arg) {
+    checkReinitialize();
+    try {
+      return handler.call(this, arg);
+    } catch (e) {
+      handleMaybeCritical(e);
+      throw e;
+    }
+  };
+}
+export default Entrypoint;`;
+
+const fail = (message) => {
+  console.error(`[lean-entry] ${message}`);
+  process.exit(1);
+};
+
+if (existsSync(SHIM)) {
+  const shim = readFileSync(SHIM, "utf8");
+  const lines = shim.split("\n");
+  const at = lines.indexOf(PROXIED);
+  if (at < 0 || lines.indexOf(PROXIED, at + 1) >= 0) {
+    fail(`${SHIM} does not hold exactly one line \`${PROXIED}\`: worker-build's shim changed; review scripts/lean-entry.mjs against it`);
+  }
+  for (const needed of ["class Entrypoint extends WorkerEntrypoint", "function checkReinitialize()", "function handleMaybeCritical("]) {
+    if (!shim.includes(needed)) fail(`${SHIM} has no \`${needed}\`: worker-build's shim changed`);
+  }
+  lines[at] = LEAN;
+  writeFileSync(SHIM, lines.join("\n"));
+}
+
+const esbuild = process.env.LEAN_ENTRY_ESBUILD;
+if (!esbuild) fail("LEAN_ENTRY_ESBUILD is not set (scripts/build.sh sets it to the real esbuild)");
+const run = spawnSync(esbuild, process.argv.slice(2), { stdio: "inherit" });
+if (run.error) fail(`running ${esbuild}: ${run.error.message}`);
+process.exit(run.status ?? 1);
