@@ -119,8 +119,8 @@ impl<D: Database> Store<D> {
         let [stats, calls, version] = <[D::Rows; 3]>::try_from(results)
             .map_err(|_| AppError::internal("ranged summary batch: wrong result count"))?;
         let (stats, daily) = day_series(range, stats.decode()?)?;
-        let calls = call_jsons(&calls)?;
-        let json = ranged_summary_json(&json_array(&calls), &stats, &daily)?;
+        let calls = super::call_list(&calls)?;
+        let json = ranged_summary_json(&calls.json, &stats, &daily)?;
         Ok((
             Payload::from_json(json, None),
             super::decode_version(&version)?,

@@ -434,7 +434,7 @@ fn read_refreshes<R: RowSet>(
         for &(view, at) in &at.views {
             let payload = match view {
                 LandingView::FirstPage(limit) => {
-                    super::page_from_json(super::call_jsons(rows(at)?)?, limit)?
+                    super::page_from_list(super::call_list(rows(at)?)?, limit)?
                 }
                 LandingView::Summary(_) => {
                     super::summary_from_json(rows(at)?, rows(at + 1)?, rows(at + 2)?)?

@@ -47,7 +47,7 @@ pub(crate) use ingest::delivery_digest;
 pub use ingest::{ChangedCall, Ingested, RefreshAsk, Refreshed};
 #[cfg(test)]
 use rows::CallRow;
-use rows::{AnalysisRow, EnrichmentRow, IntentRow, RowVersion, StatsRow};
+use rows::{AnalysisRow, EnrichmentRow, IntentRow, ListRow, RowVersion, StatsRow};
 use serde::de::DeserializeOwned;
 use std::cell::Cell;
 
@@ -289,8 +289,12 @@ impl<D: Database> Store<D> {
             sql::PAGE_JSON_BY_OFFSET,
             sql::PAGE_JSON_AFTER_CURSOR,
         );
-        let (calls, version) = self.versioned_json(user, st, "loading a call page").await?;
-        Ok((page_from_json(calls, page.limit)?, version))
+        let rows = self.query(st).await.context("loading a call page")?;
+        let list = call_list(&rows)?;
+        let version = list
+            .version
+            .ok_or_else(|| AppError::internal("a page read without its version"))?;
+        Ok((page_from_list(list, page.limit)?, version))
     }
 
     /// One call as D1 writes it, and the version it reflects.
@@ -450,13 +454,60 @@ fn call_jsons<R: RowSet>(rows: &R) -> AppResult<Vec<String>> {
         .collect()
 }
 
-fn page_from_json(mut calls: Vec<String>, limit: Limit) -> AppResult<Payload> {
+/// A call list as one JSON array (`sql::call_json_array!`), timestamps written as the API
+/// writes them.
+struct CallList {
+    json: String,
+    count: usize,
+    /// The version the statement saw, for a page's statement (`versioned_page_json!`).
+    version: Option<Version>,
+}
+
+/// The one row of a call list's statement (`sql::call_json_array!`): one text crossing for
+/// the whole list, where a row per call cost several crossings each.
+fn call_list<R: RowSet>(rows: &R) -> AppResult<CallList> {
+    let lost = || AppError::internal("a call list's statement answered no row");
+    let json = rows.texts("j")?.into_iter().next().ok_or_else(lost)?;
+    let row = rows
+        .decode::<ListRow>()?
+        .into_iter()
+        .next()
+        .ok_or_else(lost)?;
+    let version = row
+        .v
+        .map(|v| u64::try_from(v).map(Version::new))
+        .transpose()
+        .map_err(|_| AppError::internal("a negative version"))?;
+    Ok(CallList {
+        json: rows::with_rfc3339_times(&json)?,
+        count: usize::try_from(row.n).map_err(|_| AppError::internal("a call list's count"))?,
+        version,
+    })
+}
+
+/// A page from its list of `limit + 1` calls: the extra one only says that a next page
+/// exists. A list that holds no more than `limit` calls is the page's data as it is; only a
+/// longer one is split, to drop the extra call and read the cursor off the last one kept.
+fn page_from_list(list: CallList, limit: Limit) -> AppResult<Payload> {
+    if list.count <= limit.get() as usize {
+        let meta = PageMeta {
+            count: list.count,
+            next_cursor: None,
+        };
+        return Ok(Payload::from_json(list.json, Some(meta)));
+    }
+    let (calls, _) = crate::reads::split_json_array(&list.json)
+        .ok_or_else(|| AppError::internal("a call list that is not a JSON array"))?;
+    page_from_json(&calls, limit)
+}
+
+fn page_from_json<S: AsRef<str>>(calls: &[S], limit: Limit) -> AppResult<Payload> {
     let limit = limit.get() as usize;
     let more = calls.len() > limit;
-    calls.truncate(limit);
+    let calls = &calls[..calls.len().min(limit)];
     let next_cursor = match (more, calls.last()) {
         (true, Some(last)) => Some(
-            Cursor::of_listed_call(last)
+            Cursor::of_listed_call(last.as_ref())
                 .ok_or_else(|| AppError::internal("a listed call without its id or start"))?
                 .encode(),
         ),
@@ -466,17 +517,14 @@ fn page_from_json(mut calls: Vec<String>, limit: Limit) -> AppResult<Payload> {
         count: calls.len(),
         next_cursor,
     };
-    Ok(Payload::from_json(json_array(&calls), Some(meta)))
+    Ok(Payload::from_json(json_array(calls), Some(meta)))
 }
 
 /// A summary from the results of `USER_STATS`, `USER_INTENTS` and `ANALYZED_CALLS_JSON`.
 fn summary_from_json<R: RowSet>(stats: &R, intents: &R, calls: &R) -> AppResult<Payload> {
-    let calls = call_jsons(calls)?;
+    let calls = call_list(calls)?;
     let stats = stats_from_rows(stats, intents)?;
-    Ok(Payload::from_json(
-        summary_json(&json_array(&calls), &stats)?,
-        None,
-    ))
+    Ok(Payload::from_json(summary_json(&calls.json, &stats)?, None))
 }
 
 #[cfg(test)]

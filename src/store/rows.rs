@@ -50,6 +50,16 @@ pub(super) fn with_rfc3339_times(json: &str) -> AppResult<String> {
     Ok(out)
 }
 
+/// A call list's row (`sql::call_json_array!`) but its JSON text, which is read apart
+/// ([`super::RowSet::texts`]): how many calls the list holds (`n`) and, for a page, the
+/// version the same statement saw (`v`).
+#[derive(Deserialize)]
+pub(super) struct ListRow {
+    pub n: u64,
+    #[serde(default)]
+    pub v: Option<i64>,
+}
+
 /// A row's version column (`v`), as a versioned read's statement saw it. Only this field is
 /// decoded: serde reads the fields a type names, so the row's JSON text is left alone.
 #[derive(Deserialize)]

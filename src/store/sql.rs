@@ -76,10 +76,33 @@ macro_rules! call_json {
     };
 }
 
-/// One row per call, its JSON in `j`.
-macro_rules! call_json_select {
-    () => {
-        concat!("SELECT ", call_json!(), " AS j FROM calls c ")
+/// A list of calls as one row: `j`, the JSON array of the calls `$list` selects (each call's
+/// JSON as `p.j`, with its `p.started_at` and `p.id`), in the order the API lists them (newest
+/// first); `n`, how many it holds; then `$extra` (more output columns, or nothing). The whole
+/// list crosses from D1 as one string instead of a row per call, and an aggregate always
+/// answers one row, so an empty list still carries `$extra` (a page's version). The order is
+/// the aggregate's own (`ORDER BY` inside `group_concat`), not the subquery's.
+macro_rules! call_json_array {
+    ($list:expr, $extra:expr) => {
+        concat!(
+            "SELECT '[' || COALESCE(group_concat(p.j, ',' ORDER BY p.started_at DESC, p.id DESC), '') \
+             || ']' AS j, COUNT(*) AS n",
+            $extra,
+            " FROM (SELECT ",
+            call_json!(),
+            " AS j, c.started_at, c.id FROM calls c ",
+            $list,
+            ") p"
+        )
+    };
+}
+
+/// A page as one row (`call_json_array!`) whose `v` is the version of the user `?1` as the
+/// same statement saw it: the data and its version in one read, no batch, also for an empty
+/// page. (An uncorrelated subquery: evaluated once per statement.)
+macro_rules! versioned_page_json {
+    ($list:expr) => {
+        call_json_array!($list, concat!(", ", version_of!("?1"), " AS v"))
     };
 }
 
@@ -99,15 +122,13 @@ macro_rules! versioned_call_json_select {
     };
 }
 
-/// ?1 user, ?2 limit, ?3 offset: a page as one JSON text per call, with the version.
-pub const PAGE_JSON_BY_OFFSET: &str = concat!(
-    versioned_call_json_select!("?1"),
+/// ?1 user, ?2 limit, ?3 offset: a page as one JSON array, with its count and the version.
+pub const PAGE_JSON_BY_OFFSET: &str = versioned_page_json!(
     "WHERE c.user_id = ?1 ORDER BY c.started_at DESC, c.id DESC LIMIT ?2 OFFSET ?3"
 );
 
 /// ?1 user, ?2 cursor startedAt, ?3 cursor id, ?4 limit.
-pub const PAGE_JSON_AFTER_CURSOR: &str = concat!(
-    versioned_call_json_select!("?1"),
+pub const PAGE_JSON_AFTER_CURSOR: &str = versioned_page_json!(
     "WHERE c.user_id = ?1 AND (c.started_at, c.id) < (?2, ?3) \
      ORDER BY c.started_at DESC, c.id DESC LIMIT ?4"
 );
@@ -199,10 +220,10 @@ pub const DAY_STATS: &str = "SELECT day, total_calls, answered_calls, completed_
 
 /// ?1 user, ?2 from (ms), ?3 to (ms), ?4 limit: the newest analyzed calls started in the
 /// range. `c.analyzed = 1` must stay literal: it selects the partial index.
-pub const RANGED_ANALYZED_CALLS_JSON: &str = concat!(
-    call_json_select!(),
+pub const RANGED_ANALYZED_CALLS_JSON: &str = call_json_array!(
     "WHERE c.user_id = ?1 AND c.analyzed = 1 AND c.started_at >= ?2 AND c.started_at < ?3 \
-     ORDER BY c.started_at DESC, c.id DESC LIMIT ?4"
+     ORDER BY c.started_at DESC, c.id DESC LIMIT ?4",
+    ""
 );
 
 /// ?1 call, ?2 user.
@@ -212,9 +233,9 @@ pub const CALL_JSON_DETAIL: &str = concat!(
 );
 
 /// ?1 user, ?2 limit. `c.analyzed = 1` must stay literal: it selects the partial index.
-pub const ANALYZED_CALLS_JSON: &str = concat!(
-    call_json_select!(),
-    "WHERE c.user_id = ?1 AND c.analyzed = 1 ORDER BY c.started_at DESC, c.id DESC LIMIT ?2"
+pub const ANALYZED_CALLS_JSON: &str = call_json_array!(
+    "WHERE c.user_id = ?1 AND c.analyzed = 1 ORDER BY c.started_at DESC, c.id DESC LIMIT ?2",
+    ""
 );
 
 // The same reads as domain values, column by column: what the tests compare the JSON with.
@@ -554,11 +575,13 @@ macro_rules! claimed_watched_owner {
 
 /// Refresh on write, in the delivery's own batch after its writes (so at the version the
 /// batch returns): the owner's first page. ?1–?4 as `claimed_watched_owner`, ?5 limit + 1.
-pub const REFRESH_FIRST_PAGE: &str = concat!(
-    call_json_select!(),
-    "WHERE c.user_id = ",
-    claimed_watched_owner!(),
-    " ORDER BY c.started_at DESC, c.id DESC LIMIT ?5"
+pub const REFRESH_FIRST_PAGE: &str = call_json_array!(
+    concat!(
+        "WHERE c.user_id = ",
+        claimed_watched_owner!(),
+        " ORDER BY c.started_at DESC, c.id DESC LIMIT ?5"
+    ),
+    ""
 );
 
 /// Refresh on write: the owner's aggregates. ?1–?4 as `claimed_watched_owner`.
@@ -576,11 +599,13 @@ pub const REFRESH_USER_INTENTS: &str = concat!(
 
 /// Refresh on write: the owner's newest analyzed calls. ?1–?4 as `claimed_watched_owner`,
 /// ?5 limit.
-pub const REFRESH_ANALYZED_CALLS: &str = concat!(
-    call_json_select!(),
-    "WHERE c.user_id = ",
-    claimed_watched_owner!(),
-    " AND c.analyzed = 1 ORDER BY c.started_at DESC, c.id DESC LIMIT ?5"
+pub const REFRESH_ANALYZED_CALLS: &str = call_json_array!(
+    concat!(
+        "WHERE c.user_id = ",
+        claimed_watched_owner!(),
+        " AND c.analyzed = 1 ORDER BY c.started_at DESC, c.id DESC LIMIT ?5"
+    ),
+    ""
 );
 
 /// The user a delivery attempt has just applied its events to (NULL for a retry or an
