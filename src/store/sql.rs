@@ -76,21 +76,26 @@ macro_rules! call_json {
     };
 }
 
-/// A list of calls as one row: `j`, the JSON array of the calls `$list` selects (each call's
-/// JSON as `p.j`, with its `p.started_at` and `p.id`), in the order the API lists them (newest
-/// first); `n`, how many it holds; then `$extra` (more output columns, or nothing). The whole
-/// list crosses from D1 as one string instead of a row per call, and an aggregate always
-/// answers one row, so an empty list still carries `$extra` (a page's version). The order is
-/// the aggregate's own (`ORDER BY` inside `group_concat`), not the subquery's.
+/// A list of calls as one row: `j`, the JSON array of the calls `$list` selects and orders
+/// (newest first, `LIMIT`ed), each call's JSON as the API writes it; `n`, how many it holds;
+/// then `$extra` (more output columns, or nothing). The whole list crosses from D1 as one
+/// string instead of a row per call, and an aggregate always answers one row, so an empty
+/// list still carries `$extra` (a page's version).
+///
+/// The array keeps the subquery's order: a subquery with `LIMIT` under an aggregate is never
+/// flattened, and SQLite runs it as a co-routine whose rows `group_concat` appends as they
+/// come (`store::tests` walks pages with tied start times, and the query-plan test holds the
+/// plan to that shape). An `ORDER BY` inside `group_concat` would say the same again at a
+/// price: its sorter reads the page back, and D1 bills those reads as rows read (a page of
+/// 50 read 104 rows with it).
 macro_rules! call_json_array {
     ($list:expr, $extra:expr) => {
         concat!(
-            "SELECT '[' || COALESCE(group_concat(p.j, ',' ORDER BY p.started_at DESC, p.id DESC), '') \
-             || ']' AS j, COUNT(*) AS n",
+            "SELECT '[' || COALESCE(group_concat(p.j, ','), '') || ']' AS j, COUNT(*) AS n",
             $extra,
             " FROM (SELECT ",
             call_json!(),
-            " AS j, c.started_at, c.id FROM calls c ",
+            " AS j FROM calls c ",
             $list,
             ") p"
         )
