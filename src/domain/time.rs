@@ -108,10 +108,78 @@ impl Timestamp {
     }
 }
 
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Timestamp {
+    /// Appends the instant as [`Display`](fmt::Display) writes it. Years 0 to 9999 (every
+    /// instant a call can carry) are written digit by digit: a page of 100 calls writes 500
+    /// timestamps, and `core::fmt`'s padding machinery was most of a D1 page's own time.
+    pub fn push_rfc3339(self, out: &mut String) {
+        match self.rfc3339_bytes() {
+            Some((bytes, len)) => out.push_str(std::str::from_utf8(&bytes[..len]).unwrap_or("")),
+            None => {
+                use fmt::Write;
+                let _ = write!(out, "{}", Formatted(self));
+            }
+        }
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS[.mmm]Z` as bytes and their length, for years 0 to 9999.
+    fn rfc3339_bytes(self) -> Option<([u8; 24], usize)> {
         let days = self.0.div_euclid(MS_PER_DAY);
         let ms_of_day = self.0.rem_euclid(MS_PER_DAY);
+        let (y, m, d) = civil_from_days(days);
+        if !(0..=9999).contains(&y) {
+            return None;
+        }
+        let secs = ms_of_day / 1000;
+        let millis = ms_of_day % 1000;
+        let mut out = [0u8; 24];
+        let digit = |n: i64, place: i64| b'0' + (n / place % 10) as u8;
+        out[..4].copy_from_slice(&[digit(y, 1000), digit(y, 100), digit(y, 10), digit(y, 1)]);
+        out[4] = b'-';
+        out[5..7].copy_from_slice(&[digit(m, 10), digit(m, 1)]);
+        out[7] = b'-';
+        out[8..10].copy_from_slice(&[digit(d, 10), digit(d, 1)]);
+        out[10] = b'T';
+        let (hh, mm, ss) = (secs / 3600, secs / 60 % 60, secs % 60);
+        out[11..13].copy_from_slice(&[digit(hh, 10), digit(hh, 1)]);
+        out[13] = b':';
+        out[14..16].copy_from_slice(&[digit(mm, 10), digit(mm, 1)]);
+        out[16] = b':';
+        out[17..19].copy_from_slice(&[digit(ss, 10), digit(ss, 1)]);
+        let mut len = 19;
+        if millis != 0 {
+            out[19..23].copy_from_slice(&[
+                b'.',
+                digit(millis, 100),
+                digit(millis, 10),
+                digit(millis, 1),
+            ]);
+            len = 23;
+        }
+        out[len] = b'Z';
+        Some((out, len + 1))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.rfc3339_bytes() {
+            Some((bytes, len)) => {
+                f.write_str(std::str::from_utf8(&bytes[..len]).map_err(|_| fmt::Error)?)
+            }
+            None => Formatted(*self).fmt(f),
+        }
+    }
+}
+
+/// The general writer behind [`Timestamp`]'s `Display`, for years outside 0 to 9999 too
+/// (a sign, and more than four digits).
+struct Formatted(Timestamp);
+
+impl fmt::Display for Formatted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let days = self.0 .0.div_euclid(MS_PER_DAY);
+        let ms_of_day = self.0 .0.rem_euclid(MS_PER_DAY);
         let (y, m, d) = civil_from_days(days);
         let secs = ms_of_day / 1000;
         let (hh, mm, ss) = (secs / 3600, secs / 60 % 60, secs % 60);
@@ -154,6 +222,42 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_digit_by_digit_writer_writes_what_the_general_one_does_for_every_year() {
+        let mut instants = vec![
+            0,
+            1,
+            999,
+            1_000,
+            -1,
+            -999,
+            -1_000,
+            -1_001,
+            1_800_000_000_123,
+            253_402_300_799_999, // 9999-12-31T23:59:59.999Z, the last four-digit instant
+            253_402_300_800_000, // year 10000: the general writer
+            -62_167_219_200_000, // 0000-01-01T00:00:00Z
+            -62_167_219_200_001, // year -1: the general writer
+            i64::MAX,
+            i64::MIN,
+        ];
+        let mut x: i64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..2_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            instants.push(x % 400_000_000_000_000);
+        }
+        for ms in instants {
+            let t = Timestamp::from_millis(ms);
+            let general = Formatted(t).to_string();
+            let mut pushed = String::from("x");
+            t.push_rfc3339(&mut pushed);
+            assert_eq!(t.to_string(), general, "{ms}");
+            assert_eq!(pushed, format!("x{general}"), "{ms}");
+        }
+    }
 
     #[test]
     fn a_full_date_is_its_first_instant_and_days_count_from_the_epoch_both_ways() {
