@@ -35,23 +35,7 @@ pub fn read(
         };
     }
     headers.push(("content-type", JSON.to_owned()));
-    let mut meta = serde_json::Map::new();
-    for (k, v) in extra_meta {
-        meta.insert((*k).to_owned(), v.clone());
-    }
-    if let Some(page) = &payload.page {
-        meta.insert("count".into(), page.count.into());
-        meta.insert(
-            "nextCursor".into(),
-            page.next_cursor
-                .clone()
-                .map_or(serde_json::Value::Null, Into::into),
-        );
-    }
-    meta.insert("source".into(), served.source.as_str().into());
-    meta.insert("cacheHit".into(), served.outcome.is_hit().into());
-    meta.insert("version".into(), served.version.token().into());
-    let meta = serde_json::Value::Object(meta).to_string();
+    let meta = meta_json(served, extra_meta);
     if let Some(copy) = payload.rendered.get(&meta) {
         return Response {
             status: 200,
@@ -77,6 +61,51 @@ pub fn read(
         body,
         rendered,
     }
+}
+
+/// A read's `meta` as JSON: `extra_meta`, the page's `count` and `nextCursor`, then `source`,
+/// `cacheHit` and `version` (these win over an extra of the same name), keys in byte order —
+/// the text a `serde_json::Map` of them writes, built without the map: it is the key a memory
+/// hit's kept body is found by, so it is made on every hit.
+fn meta_json(served: &Served<Payload>, extra_meta: &[(&str, serde_json::Value)]) -> String {
+    let quoted = |s: &str| serde_json::Value::from(s).to_string();
+    let mut fields: Vec<(&str, String)> = Vec::with_capacity(extra_meta.len() + 5);
+    if let Some(page) = &served.value.page {
+        fields.push(("count", page.count.to_string()));
+        fields.push((
+            "nextCursor",
+            page.next_cursor
+                .as_deref()
+                .map_or("null".to_owned(), quoted),
+        ));
+    }
+    fields.push(("source", quoted(served.source.as_str())));
+    fields.push(("cacheHit", served.outcome.is_hit().to_string()));
+    fields.push(("version", quoted(&served.version.token())));
+    for (k, v) in extra_meta {
+        if !fields.iter().any(|(name, _)| name == k) {
+            fields.push((k, v.to_string()));
+        }
+    }
+    fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut out = String::with_capacity(
+        fields
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 4)
+            .sum::<usize>()
+            + 2,
+    );
+    out.push('{');
+    for (n, (k, v)) in fields.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push_str(&quoted(k));
+        out.push(':');
+        out.push_str(v);
+    }
+    out.push('}');
+    out
 }
 
 /// `{"success": true, "data": …, "meta": …}`, fields in that order.
@@ -258,6 +287,65 @@ mod tests {
             source,
             outcome,
             version: crate::domain::Version::new(version),
+        }
+    }
+
+    #[test]
+    fn meta_is_the_text_a_serde_map_of_its_fields_writes() {
+        use crate::reads::{PageMeta, Source};
+        let by_map = |served: &Served<Payload>, extra: &[(&str, serde_json::Value)]| {
+            let mut meta = serde_json::Map::new();
+            for (k, v) in extra {
+                meta.insert((*k).to_owned(), v.clone());
+            }
+            if let Some(page) = &served.value.page {
+                meta.insert("count".into(), page.count.into());
+                meta.insert("nextCursor".into(), page.next_cursor.clone().into());
+            }
+            meta.insert("source".into(), served.source.as_str().into());
+            meta.insert("cacheHit".into(), served.outcome.is_hit().into());
+            meta.insert("version".into(), served.version.token().into());
+            serde_json::Value::Object(meta).to_string()
+        };
+        let page = |next: Option<&str>| {
+            Payload::from_json(
+                "[]".into(),
+                Some(PageMeta {
+                    count: 3,
+                    next_cursor: next.map(str::to_owned),
+                }),
+            )
+        };
+        let filters = serde_json::json!({"status": ["failed"], "from": "2026-01-01T00:00:00Z"});
+        let cases: [(Payload, Vec<(&str, serde_json::Value)>); 5] = [
+            (page(None), vec![("limit", 50.into()), ("offset", 0.into())]),
+            (
+                page(Some("f1:ab\"c")),
+                vec![
+                    ("limit", 2.into()),
+                    ("cursor", "x\"y".into()),
+                    ("filters", filters),
+                ],
+            ),
+            (
+                Payload::from_json("{}".into(), None),
+                vec![("limit", 20.into())],
+            ),
+            (Payload::from_json("{}".into(), None), vec![]),
+            // An extra named like a field the read sets: the read's own wins.
+            (
+                page(None),
+                vec![("source", "x".into()), ("aa", serde_json::Value::Null)],
+            ),
+        ];
+        for (payload, extra) in cases {
+            for (outcome, source) in [
+                (Outcome::HitMemory, Source::Memory),
+                (Outcome::Miss, Source::D1),
+            ] {
+                let served = served(&payload, outcome, source, 9_007_199_254_740_993);
+                assert_eq!(meta_json(&served, &extra), by_map(&served, &extra));
+            }
         }
     }
 
