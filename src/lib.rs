@@ -22,6 +22,7 @@ pub mod error;
 pub mod http;
 pub mod live;
 pub mod reads;
+pub mod sort;
 pub mod store;
 pub mod webhooks;
 
