@@ -5,6 +5,7 @@
 //! Per isolate: one [`KeyRing`] and the `CryptoKey`s imported from it (an import is parsed
 //! once, then reused for every token that key signed).
 
+use super::kv::KvStore;
 use crate::auth::jwks::{Algorithm, KeyMaterial, PublicKey, MAX_JWKS_BYTES};
 use crate::auth::keyring::{key_for, JwksShelf, JwksSource, KeyMiss, KeyRing, Shelved};
 use crate::auth::PublicKeys;
@@ -17,7 +18,6 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
 use worker::js_sys::{self, Object, Reflect};
-use worker::kv::KvStore;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys;
@@ -179,7 +179,7 @@ impl JwksShelf for WorkersKeys {
     async fn load(&self) -> Option<Shelved> {
         let kv = self.kv.as_ref()?;
         // KV trouble only means no shelved set: the provider is asked instead.
-        let text = kv.get(&self.shelf_key()).text().await.ok()??;
+        let text = kv.get_text(&self.shelf_key()).await.ok()??;
         let entry: ShelfEntry = serde_json::from_str(&text).ok()?;
         Some(Shelved {
             fetched_at_ms: entry.fetched_at_ms,
@@ -196,10 +196,9 @@ impl JwksShelf for WorkersKeys {
         let Ok(text) = serde_json::to_string(&entry) else {
             return;
         };
-        if let Ok(put) = kv.put(&self.shelf_key(), text) {
-            if let Err(e) = put.expiration_ttl(SHELF_TTL_SECS).execute().await {
-                worker::console_warn!("JWKS not shelved in KV: {e}");
-            }
+        let key = self.shelf_key();
+        if let Err(e) = kv.put(&key, &text, Some(SHELF_TTL_SECS)).await {
+            worker::console_warn!("JWKS not shelved in KV: {e}");
         }
     }
 }
