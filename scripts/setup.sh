@@ -47,9 +47,10 @@ for component in rustfmt clippy; do
   fi
 done
 
-# Node 22 (wrangler and miniflare need it), wrangler, miniflare and esbuild come from npm and
-# are pinned in package-lock.json.
+# Node 22 (wrangler and miniflare need it), wrangler, miniflare, esbuild and binaryen (the
+# build's wasm-opt) come from npm and are pinned in package-lock.json.
 if [ ! -x node_modules/.bin/wrangler ] || [ ! -x node_modules/.bin/esbuild ] \
+  || [ ! -x node_modules/.bin/wasm-opt ] \
   || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "installing npm packages"
   npm ci --no-audit --no-fund --loglevel=error

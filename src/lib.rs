@@ -24,6 +24,7 @@ pub mod first_poll;
 pub mod http;
 pub mod live;
 pub mod reads;
+pub mod sort;
 pub mod store;
 pub mod webhooks;
 

@@ -93,11 +93,42 @@ pub struct Expectations<'a> {
 /// still a `crit`).
 type Header = serde_json::Map<String, serde_json::Value>;
 
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum Audience {
     One(String),
     Many(Vec<String>),
+}
+
+/// A string or an array of strings, read by hand rather than by `#[serde(untagged)]`, whose
+/// buffering into serde's `Content` costs the module more than this (see
+/// `domain::delivery::Event`). Anything else fails, as the untagged derive fails (and the
+/// token is malformed either way).
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = Audience;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Audience, E> {
+                Ok(Audience::One(s.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Audience, E> {
+                Ok(Audience::One(s))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Audience, A::Error> {
+                let mut all = Vec::new();
+                while let Some(a) = seq.next_element::<String>()? {
+                    all.push(a);
+                }
+                Ok(Audience::Many(all))
+            }
+        }
+        d.deserialize_any(Either)
+    }
 }
 
 #[derive(Deserialize)]

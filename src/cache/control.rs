@@ -206,7 +206,7 @@ impl<R: Origin + 'static, K: KvTier + 'static, C: Clock + Clone + 'static, T: Ru
                         .collect::<Vec<_>>()
                 })
                 .collect();
-            found.sort_by(|a, b| a.0.cmp(&b.0));
+            crate::sort::sort_by(&mut found, |a, b| a.0.cmp(&b.0));
             found.truncate(MAX_LISTED_KEYS);
             found
         };

@@ -27,6 +27,11 @@ pub const MAX_WATCHED_USERS: usize = 1024;
 /// rows plus its calls).
 pub const MAX_VIEWS_PER_WRITE: usize = 4;
 
+/// The sort key of views newest first (one function for both sorts: one copy in the module).
+fn newest_first(view: &(LandingView, i64)) -> std::cmp::Reverse<i64> {
+    std::cmp::Reverse(view.1)
+}
+
 #[derive(Debug, Default)]
 pub struct Watched {
     /// Per user: each view and when it was last read (epoch ms).
@@ -74,7 +79,7 @@ impl Watched {
                 views.push((view, now));
                 // A user switching limits keeps only the newest few.
                 if views.len() > MAX_VIEWS_PER_WRITE {
-                    views.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
+                    crate::sort::sort_by_key(views, newest_first);
                     views.truncate(MAX_VIEWS_PER_WRITE);
                 }
             }
@@ -118,7 +123,7 @@ impl Watched {
                 }
             }
         }
-        views.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
+        crate::sort::sort_by_key(&mut views, newest_first);
         views.truncate(MAX_VIEWS_PER_WRITE);
         RefreshAsk {
             users,

@@ -37,7 +37,7 @@ impl CallFilter {
     /// `statuses` in canonical order, each once.
     pub fn with_statuses(mut self, statuses: impl IntoIterator<Item = CallStatus>) -> Self {
         let mut all: Vec<CallStatus> = statuses.into_iter().collect();
-        all.sort_by_key(|s| *s as u8);
+        crate::sort::sort_by_key(&mut all, |s| *s as u8);
         all.dedup();
         self.statuses = all;
         self

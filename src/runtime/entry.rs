@@ -54,7 +54,7 @@ struct Isolate {
 /// live as long as the isolate, so a request should not pay for them again.
 struct Bindings {
     db: Option<Rc<worker::D1Database>>,
-    kv: Option<Rc<worker::kv::KvStore>>,
+    kv: Option<Rc<super::kv::KvStore>>,
     live: Option<worker::ObjectNamespace>,
 }
 
@@ -83,7 +83,7 @@ fn isolate(env: &Env) -> IsolateParts {
                 config: Rc::new(config),
                 bindings: Rc::new(Bindings {
                     db: env.d1("DB").ok().map(Rc::new),
-                    kv: env.kv("CACHE").ok().map(Rc::new),
+                    kv: super::kv::KvStore::from_env(env, "CACHE").map(Rc::new),
                     live: env.durable_object("LIVE").ok(),
                 }),
             }

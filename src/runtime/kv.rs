@@ -1,16 +1,135 @@
-//! The cache's runtime adapters on Workers: KV as the second tier, and `ctx.waitUntil` plus
-//! `setTimeout` as the [`Runtime`].
+//! The KV binding ([`KvStore`], also the parking place and the JWKS shelf), and the cache's
+//! runtime adapters on Workers: KV as the second tier, and `ctx.waitUntil` plus `setTimeout`
+//! as the [`Runtime`].
 
 use crate::cache::{KvTier, LocalFuture, Runtime};
 use crate::error::{AppError, AppResult};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
-use worker::kv::KvStore;
+use worker::js_sys::{Array, ArrayBuffer, Function, Object, Promise, Reflect, Uint8Array};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+
+/// A KV namespace binding, its methods called directly with the arguments `worker::kv` passes
+/// them. `worker::kv` builds each call's options with serde (and a put's value through
+/// `serde_wasm_bindgen`, and lists' keys back through it): 5 KB of the gzipped module for the
+/// five calls made here.
+pub struct KvStore {
+    this: Object,
+    get: Function,
+    put: Function,
+    list: Function,
+    delete: Function,
+}
+
+/// A failed KV call, worded as `worker::kv::KvError` words it (for the log line only).
+pub struct KvError(JsValue);
+
+impl std::fmt::Display for KvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "js error: {:?}", self.0)
+    }
+}
+
+impl From<JsValue> for KvError {
+    fn from(value: JsValue) -> Self {
+        KvError(value)
+    }
+}
+
+fn field(of: &JsValue, name: &str) -> Result<JsValue, KvError> {
+    Ok(Reflect::get(of, &JsValue::from_str(name))?)
+}
+
+/// A plain object of `fields` (the options argument of a KV call).
+fn options(fields: &[(&str, JsValue)]) -> Result<Object, KvError> {
+    let o = Object::new();
+    for (k, v) in fields {
+        Reflect::set(&o, &JsValue::from_str(k), v)?;
+    }
+    Ok(o)
+}
+
+impl KvStore {
+    /// The namespace bound as `binding` (`env.kv(binding)`): `None` when there is none.
+    pub fn from_env(env: &worker::Env, binding: &str) -> Option<Self> {
+        let this = field(env, binding).ok()?;
+        if this.is_undefined() {
+            return None;
+        }
+        let method = |name| field(&this, name).map(JsValue::unchecked_into::<Function>);
+        Some(KvStore {
+            get: method("get").ok()?,
+            put: method("put").ok()?,
+            list: method("list").ok()?,
+            delete: method("delete").ok()?,
+            this: this.unchecked_into(),
+        })
+    }
+
+    async fn call(&self, promise: Result<JsValue, JsValue>) -> Result<JsValue, KvError> {
+        Ok(JsFuture::from(promise?.unchecked_into::<Promise>()).await?)
+    }
+
+    async fn get_as(&self, key: &str, kind: &str) -> Result<JsValue, KvError> {
+        let opts = options(&[("type", JsValue::from_str(kind))])?;
+        self.call(self.get.call2(&self.this, &JsValue::from_str(key), &opts))
+            .await
+    }
+
+    /// The value as bytes (`get(key, { type: "arrayBuffer" })`).
+    pub async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        let v = self.get_as(key, "arrayBuffer").await?;
+        Ok(v.dyn_ref::<ArrayBuffer>()
+            .map(|b| Uint8Array::new(b).to_vec()))
+    }
+
+    /// The value as text (`get(key, { type: "text" })`).
+    pub async fn get_text(&self, key: &str) -> Result<Option<String>, KvError> {
+        Ok(self.get_as(key, "text").await?.as_string())
+    }
+
+    /// `put(key, value, { expirationTtl })`, or `put(key, value, {})` without a TTL.
+    pub async fn put(&self, key: &str, value: &str, ttl_secs: Option<u64>) -> Result<(), KvError> {
+        let opts = match ttl_secs {
+            Some(ttl) => options(&[("expirationTtl", JsValue::from_f64(ttl as f64))])?,
+            None => Object::new(),
+        };
+        let (key, value) = (JsValue::from_str(key), JsValue::from_str(value));
+        self.call(self.put.call3(&self.this, &key, &value, &opts))
+            .await
+            .map(drop)
+    }
+
+    /// The names of up to `limit` keys under `prefix` (`list({ limit, prefix })`).
+    pub async fn list_names(&self, prefix: &str, limit: u64) -> Result<Vec<String>, KvError> {
+        let opts = options(&[
+            ("limit", JsValue::from_f64(limit as f64)),
+            ("prefix", JsValue::from_str(prefix)),
+        ])?;
+        let listed = self.call(self.list.call1(&self.this, &opts)).await?;
+        let keys: Array = field(&listed, "keys")?.dyn_into()?;
+        keys.iter()
+            .map(|k| {
+                field(&k, "name")?
+                    .as_string()
+                    .ok_or_else(|| KvError(JsValue::from_str("a listed key without a name")))
+            })
+            .collect()
+    }
+
+    /// `delete(key)`.
+    pub async fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.call(self.delete.call1(&self.this, &JsValue::from_str(key)))
+            .await
+            .map(drop)
+    }
+}
 
 pub struct WorkersKv(pub std::rc::Rc<KvStore>);
 
-fn kv_err(e: worker::kv::KvError) -> AppError {
+fn kv_err(e: KvError) -> AppError {
     AppError::unavailable(format!("KV: {e}"))
 }
 
@@ -19,7 +138,7 @@ impl KvTier for WorkersKv {
     /// copies into wasm memory one character at a time, which for a 32 KB page was the largest
     /// cost of a KV hit; the bytes cross in one copy and are checked as UTF-8 here.
     async fn get(&self, key: &str) -> AppResult<Option<String>> {
-        match self.0.get(key).bytes().await.map_err(kv_err)? {
+        match self.0.get_bytes(key).await.map_err(kv_err)? {
             None => Ok(None),
             Some(bytes) => String::from_utf8(bytes)
                 .map(Some)
@@ -28,13 +147,7 @@ impl KvTier for WorkersKv {
     }
 
     async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> AppResult<()> {
-        self.0
-            .put(key, value)
-            .map_err(kv_err)?
-            .expiration_ttl(ttl_secs)
-            .execute()
-            .await
-            .map_err(kv_err)
+        self.0.put(key, value, Some(ttl_secs)).await.map_err(kv_err)
     }
 }
 

@@ -2,40 +2,30 @@
 //! has taken it. (KV listings are eventually consistent, so a just-parked key may appear in
 //! the replay's listing a little later; the cron picks it up on a following run.)
 
+use super::kv::{KvError, KvStore};
 use crate::error::{AppError, AppResult};
 use crate::webhooks::parking::Parking;
-use worker::kv::KvStore;
 
 pub struct KvParking(pub std::rc::Rc<KvStore>);
 
-fn kv_err(e: worker::kv::KvError) -> AppError {
+fn kv_err(e: KvError) -> AppError {
     AppError::unavailable(format!("KV: {e}"))
 }
 
 impl Parking for KvParking {
     async fn put(&self, key: &str, value: &str) -> AppResult<()> {
+        self.0.put(key, value, None).await.map_err(kv_err)
+    }
+
+    async fn list(&self, prefix: &str, limit: usize) -> AppResult<Vec<String>> {
         self.0
-            .put(key, value)
-            .map_err(kv_err)?
-            .execute()
+            .list_names(prefix, limit as u64)
             .await
             .map_err(kv_err)
     }
 
-    async fn list(&self, prefix: &str, limit: usize) -> AppResult<Vec<String>> {
-        let listed = self
-            .0
-            .list()
-            .prefix(prefix.to_owned())
-            .limit(limit as u64)
-            .execute()
-            .await
-            .map_err(kv_err)?;
-        Ok(listed.keys.into_iter().map(|k| k.name).collect())
-    }
-
     async fn load(&self, key: &str) -> AppResult<Option<String>> {
-        self.0.get(key).text().await.map_err(kv_err)
+        self.0.get_text(key).await.map_err(kv_err)
     }
 
     async fn remove(&self, key: &str) -> AppResult<()> {

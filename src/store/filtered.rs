@@ -222,21 +222,21 @@ fn cursor_at(started_at: i64, id: &str, filter: &CallFilter) -> AppResult<String
 fn day_intents(json: &str) -> AppResult<BTreeMap<String, i64>> {
     let bad = || AppError::internal("a day's intents are malformed");
     let by_hex: BTreeMap<String, i64> = serde_json::from_str(json).map_err(|_| bad())?;
-    by_hex
-        .into_iter()
-        .map(|(key, n)| {
-            let intent = hex::decode(&key)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(bad)?;
-            Ok((intent, n))
-        })
-        .collect()
+    // Inserted one by one rather than collected (see `map_of`).
+    let mut by_intent = BTreeMap::new();
+    for (key, n) in by_hex {
+        let intent = hex::decode(&key)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(bad)?;
+        by_intent.insert(intent, n);
+    }
+    Ok(by_intent)
 }
 
 /// The range's totals and one entry per day, oldest first, zeros included.
 fn day_series(range: DayRange, days: Vec<DayRow>) -> AppResult<(IntentStats, Vec<DayStats>)> {
-    let mut by_day: BTreeMap<i64, DayRow> = days.into_iter().map(|d| (d.day, d)).collect();
+    let mut by_day: BTreeMap<i64, DayRow> = super::map_of(days.into_iter().map(|d| (d.day, d)));
     let avg = |micros: i64, n: i64| {
         if n > 0 {
             round4(micros as f64 / 1_000_000.0 / n as f64)

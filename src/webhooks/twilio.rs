@@ -63,7 +63,9 @@ pub fn verify(
 /// The parameter part of the string to sign: all values, and (if it differs) distinct values.
 fn signed_params(params: &[(String, String)]) -> Vec<String> {
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    crate::sort::sort_by(&mut sorted, |a, b| {
+        a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1))
+    });
     let all: String = sorted.iter().map(|(k, v)| format!("{k}{v}")).collect();
     let mut distinct = sorted.clone();
     distinct.dedup();
