@@ -107,24 +107,34 @@ mod tests {
         assert!(matches!(poll_first(async { 7 }), FirstPoll::Ready(7)));
     }
 
-    #[test]
-    fn a_future_that_keeps_its_first_waker_still_wakes_the_task_that_drives_it_later() {
-        let kept = Rc::new(RefCell::new(None));
+    /// A timer that keeps its first waker, after its first poll; and how to fire it (through
+    /// the waker it kept, as the runtime's timer does).
+    fn pending_timer() -> (Relayed<KeepsFirstWaker>, impl Fn()) {
+        let kept = Rc::new(RefCell::new(None::<Waker>));
         let fired = Rc::new(Cell::new(false));
         let timer = KeepsFirstWaker {
             kept: kept.clone(),
             fired: fired.clone(),
         };
-        let FirstPoll::Pending(mut relayed) = poll_first(timer) else {
+        let FirstPoll::Pending(relayed) = poll_first(timer) else {
             panic!("the timer has not fired yet");
         };
+        let fire = move || {
+            fired.set(true);
+            kept.borrow().as_ref().expect("kept a waker").wake_by_ref();
+        };
+        (relayed, fire)
+    }
+
+    #[test]
+    fn a_future_that_keeps_its_first_waker_still_wakes_the_task_that_drives_it_later() {
+        let (mut relayed, fire) = pending_timer();
         let task = Arc::new(CountingTask::default());
         let task_waker = Waker::from(task.clone());
         let mut cx = Context::from_waker(&task_waker);
         assert!(Pin::new(&mut relayed).poll(&mut cx).is_pending());
         // The timer fires through the waker it kept from the first poll...
-        fired.set(true);
-        kept.borrow().as_ref().expect("kept a waker").wake_by_ref();
+        fire();
         // ...and that reaches the task, which polls the future to its end.
         assert_eq!(task.0.load(Ordering::SeqCst), 1);
         assert_eq!(Pin::new(&mut relayed).poll(&mut cx), Poll::Ready("fired"));
@@ -132,17 +142,8 @@ mod tests {
 
     #[test]
     fn a_wake_up_before_any_task_drives_the_future_is_harmless() {
-        let kept = Rc::new(RefCell::new(None));
-        let fired = Rc::new(Cell::new(false));
-        let timer = KeepsFirstWaker {
-            kept: kept.clone(),
-            fired: fired.clone(),
-        };
-        let FirstPoll::Pending(mut relayed) = poll_first(timer) else {
-            panic!("the timer has not fired yet");
-        };
-        fired.set(true);
-        kept.borrow().as_ref().expect("kept a waker").wake_by_ref();
+        let (mut relayed, fire) = pending_timer();
+        fire();
         // A new task polls at once and finds it done.
         let task_waker = Waker::from(Arc::new(CountingTask::default()));
         let mut cx = Context::from_waker(&task_waker);
