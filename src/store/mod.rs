@@ -1,9 +1,11 @@
 //! The D1 repository: SQL lives here and only here.
 //!
 //! [`Store`] builds [`Statement`]s and decodes rows; it talks to the database through the
-//! small [`Database`] trait. A listed call comes back as the JSON text D1 builds for it
-//! (`sql::call_json!`), with the user's version in the same statement: a page crosses from D1
-//! as one string per call, which the response and the cache use as they are. (The
+//! small [`Database`] trait. A call comes back as the JSON text D1 builds for it
+//! (`sql::call_json!`), and a list of calls as one JSON array of those (`sql::call_json_array!`),
+//! with the user's version in the same statement: a page crosses from D1 as one string, which
+//! the response and the cache use as they are. (Filtered pages still read a text per call:
+//! they need each row's place to say where a scan stopped.) (The
 //! column-by-column reads into domain values remain, for the tests, which hold the two to the
 //! same bytes.) On Workers that is D1 (`runtime/d1.rs`); in host tests it is a
 //! real SQLite with the same migrations (`sqlite.rs`), so the queries, the aggregate triggers
@@ -272,9 +274,9 @@ impl<D: Database> Store<D> {
         Ok(([stats, intents, calls], decode_version(&version)?))
     }
 
-    /// A page of the user's calls, newest first, as D1 writes them (one JSON text per call,
-    /// `sql::call_json!`), and the version it reflects. Reads `limit + 1` rows to learn
-    /// whether a next page exists.
+    /// A page of the user's calls, newest first, as D1 writes them (one JSON array for the
+    /// whole page, `sql::call_json_array!`), and the version it reflects, in one query. Reads
+    /// `limit + 1` calls to learn whether a next page exists.
     pub async fn load_page_json(
         &self,
         user: &UserId,
