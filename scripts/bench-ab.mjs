@@ -60,6 +60,9 @@ function baseCheckout(ref) {
       ...process.env,
       PATH: `${join(ROOT, "node_modules/.bin")}:${process.env.HOME}/.cargo/bin:${process.env.PATH}`,
       ESBUILD_BIN: join(ROOT, "node_modules/.bin/esbuild"),
+      // The base's build runs binaryen's wasm-opt (from scripts/build.sh on) with this
+      // checkout's copy: the worktree has no node_modules of its own.
+      WASM_OPT_BIN: join(ROOT, "node_modules/.bin/wasm-opt"),
     };
     // The base's own build script (it builds the checkout it stands in); its crates compile
     // into the base's own target/, so this checkout's incremental state is left alone.
