@@ -11,6 +11,7 @@
 //! - [`webhooks`]: each sender's signature check and parser into the normalized delivery.
 //! - [`auth`], [`live`]: bearer tokens and the live feed's rules.
 //! - [`first_poll`]: answering a request whose work never waits without an executor task.
+//! - [`sort`]: one stable sort for the whole crate (one copy of the sort in the module).
 //! - [`domain`]: identifiers, the call model and the normalized webhook delivery, parsed at the
 //!   boundary.
 
