@@ -4,7 +4,7 @@
 //!
 //! The first poll has no executor task to wake, yet a future may keep the waker of its first
 //! poll only (the runtime crate's `Delay` hands that waker to its timer once and never looks
-//! at later ones). So the first poll's waker is a [`Relay`]: once an executor drives the future
+//! at later ones). So the first poll's waker is a `Relay`: once an executor drives the future
 //! ([`Relayed`]), every wake-up through it wakes that executor's task. A wake-up that comes
 //! before the task exists is not lost: an executor polls a new task at once.
 
