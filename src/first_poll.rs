@@ -49,7 +49,7 @@ impl Wake for Relay {
     }
 }
 
-/// A future after its first poll: each poll tells the [`Relay`] which task to wake.
+/// A future after its first poll: each poll tells the `Relay` which task to wake.
 pub struct Relayed<F> {
     relay: Arc<Relay>,
     inner: Pin<Box<F>>,
