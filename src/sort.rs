@@ -1,7 +1,7 @@
 //! One stable sort for the whole crate, for module size. `slice::sort_by` is compiled anew
 //! for every element type and comparator (driftsort with its merges and small sorts, about
 //! 3 KB of wasm each); [`sort_by`] sorts positions with a `dyn` comparator instead, so the one
-//! copy of driftsort in [`stable_order`] serves every caller, then moves the elements into
+//! copy of driftsort in `stable_order` serves every caller, then moves the elements into
 //! that order. The result is exactly `sort_by`'s: both are stable sorts by the same
 //! comparisons, and `O(n log n)` like it.
 

@@ -1,6 +1,6 @@
 //! Retell AI (`x-retell-signature: v=<ms>,d=<hex>`).
 //!
-//! The digest is hex(HMAC-SHA256(API key, body + "<ms>")); `<ms>` must be within ±5 minutes of
+//! The digest is `hex(HMAC-SHA256(API key, body + "<ms>"))`; `<ms>` must be within ±5 minutes of
 //! `now`. `call_started`, `call_ended` and `call_analyzed` update the call; `call_ended` adds the
 //! recording, `call_analyzed` the analysis (intent and confidence from
 //! `call_analysis.custom_analysis_data`). Calls are attributed through the registered number:
