@@ -100,8 +100,11 @@ fn meta_json(served: &Served<Payload>, extra_meta: &[(&str, serde_json::Value)])
         if n > 0 {
             out.push(',');
         }
-        out.push_str(&quoted(k));
-        out.push(':');
+        // Keys are the code's own identifiers: nothing in them needs escaping.
+        debug_assert!(k.bytes().all(|b| b.is_ascii_alphanumeric()), "meta key {k}");
+        out.push('"');
+        out.push_str(k);
+        out.push_str("\":");
         out.push_str(v);
     }
     out.push('}');

@@ -42,7 +42,7 @@ use crate::domain::{
 #[cfg(test)]
 use crate::domain::{CallPage, IntentSummary};
 use crate::error::{AppError, AppResult, Context};
-use crate::reads::{json_array, summary_json, PageMeta, Payload, ReadModel, Served};
+use crate::reads::{summary_json, PageMeta, Payload, ReadModel, Served};
 pub use filtered::FILTER_SCAN_ROWS;
 #[cfg(test)]
 pub(crate) use ingest::delivery_digest;
@@ -487,9 +487,11 @@ fn call_list<R: RowSet>(rows: &R) -> AppResult<CallList> {
     })
 }
 
-/// A page from its list of `limit + 1` calls: the extra one only says that a next page
-/// exists. A list that holds no more than `limit` calls is the page's data as it is; only a
-/// longer one is split, to drop the extra call and read the cursor off the last one kept.
+/// A page from its list of up to `limit + 1` calls (the statement's `LIMIT`): the extra one
+/// only says that a next page exists. A list of no more than `limit` calls is the page's data
+/// as it is; a longer one is cut before its last call, found from the end of the text instead
+/// of by walking all of it (a page of 100 calls is some 70 KB), and the cursor is read off the
+/// last call kept.
 fn page_from_list(list: CallList, limit: Limit) -> AppResult<Payload> {
     let max = limit.get() as usize;
     if list.count <= max {
@@ -499,67 +501,29 @@ fn page_from_list(list: CallList, limit: Limit) -> AppResult<Payload> {
         };
         return Ok(Payload::from_json(list.json, Some(meta)));
     }
-    // `limit + 1` calls (the statement's `LIMIT`): the extra one is the last.
-    if list.count == max + 1 {
-        if let Some(page) = page_without_its_last_call(&list.json, limit) {
-            return page;
-        }
+    let misshapen = || AppError::internal("a call list of an unexpected shape");
+    let text = &list.json;
+    let cut = text.rfind(BETWEEN_CALLS).ok_or_else(misshapen)?;
+    let last_kept = text[..cut].rfind(BETWEEN_CALLS).map_or(1, |at| at + 1);
+    if list.count != max + 1 || !text.starts_with("[{") || !text.ends_with("}]") {
+        return Err(misshapen());
     }
-    let (calls, _) = crate::reads::split_json_array(&list.json)
-        .ok_or_else(|| AppError::internal("a call list that is not a JSON array"))?;
-    page_from_json(&calls, limit)
+    let cursor = Cursor::of_listed_call(&text[last_kept..cut])
+        .ok_or_else(|| AppError::internal("a listed call without its id or start"))?;
+    let mut data = String::with_capacity(cut + 1);
+    data.push_str(&text[..cut]);
+    data.push(']');
+    let meta = PageMeta {
+        count: max,
+        next_cursor: Some(cursor.encode()),
+    };
+    Ok(Payload::from_json(data, Some(meta)))
 }
 
 /// Two calls of a list meet here: a call's JSON starts `{"id":` (`sql::call_json!`), and this
 /// text occurs nowhere else in a list — inside a string its quote would be escaped, and inside
 /// a call a comma is followed by a key, never by `{`.
 const BETWEEN_CALLS: &str = ",{\"id\":";
-
-/// The page of a list of `limit + 1` calls, cut before the last one, found from the end of the
-/// text instead of by walking all of it (a page of 100 calls is some 70 KB). `None` when the
-/// text does not end as such a list does, so the caller splits it the long way.
-fn page_without_its_last_call(list: &str, limit: Limit) -> Option<AppResult<Payload>> {
-    let cut = list.rfind(BETWEEN_CALLS)?;
-    let last_kept = list[..cut].rfind(BETWEEN_CALLS).map_or(1, |at| at + 1);
-    if !list.starts_with("[{") || !list.ends_with("}]") || last_kept >= cut {
-        return None;
-    }
-    let cursor = match Cursor::of_listed_call(&list[last_kept..cut]) {
-        Some(cursor) => cursor,
-        None => {
-            return Some(Err(AppError::internal(
-                "a listed call without its id or start",
-            )))
-        }
-    };
-    let mut data = String::with_capacity(cut + 1);
-    data.push_str(&list[..cut]);
-    data.push(']');
-    let meta = PageMeta {
-        count: limit.get() as usize,
-        next_cursor: Some(cursor.encode()),
-    };
-    Some(Ok(Payload::from_json(data, Some(meta))))
-}
-
-fn page_from_json<S: AsRef<str>>(calls: &[S], limit: Limit) -> AppResult<Payload> {
-    let limit = limit.get() as usize;
-    let more = calls.len() > limit;
-    let calls = &calls[..calls.len().min(limit)];
-    let next_cursor = match (more, calls.last()) {
-        (true, Some(last)) => Some(
-            Cursor::of_listed_call(last.as_ref())
-                .ok_or_else(|| AppError::internal("a listed call without its id or start"))?
-                .encode(),
-        ),
-        _ => None,
-    };
-    let meta = PageMeta {
-        count: calls.len(),
-        next_cursor,
-    };
-    Ok(Payload::from_json(json_array(calls), Some(meta)))
-}
 
 /// A summary from the results of `USER_STATS`, `USER_INTENTS` and `ANALYZED_CALLS_JSON`.
 fn summary_from_json<R: RowSet>(stats: &R, intents: &R, calls: &R) -> AppResult<Payload> {

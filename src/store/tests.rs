@@ -236,27 +236,30 @@ fn a_page_as_json_is_one_query_full_short_or_empty_and_lists_what_the_reference_
     for i in 0..9 {
         insert_call(&s, "ada", &format!("CA{i}"), 1_000 + i / 3, "completed");
     }
-    let mut position = PagePosition::Offset(0);
-    let mut seen = Vec::new();
-    loop {
-        let request = page(4, position.clone());
-        let before = s.usage().queries;
-        let (json, version) = block_on(s.load_page_json(&uid("ada"), &request)).expect("loads");
-        assert_eq!(s.usage().queries - before, 1, "one query per page");
-        let (calls, reference_version) =
-            block_on(s.load_call_page(&uid("ada"), &request)).expect("loads");
-        assert_eq!(json, page_payload(&calls).expect("payload"));
-        assert_eq!(version, reference_version);
-        seen.extend(calls.calls.iter().map(|c| c.id.to_string()));
-        match calls.next {
-            Some(cursor) => position = PagePosition::After(cursor),
-            None => break,
+    // Pages of one call too: the cut before the extra call then keeps the list's first.
+    for limit in [1, 4] {
+        let mut position = PagePosition::Offset(0);
+        let mut seen = Vec::new();
+        loop {
+            let request = page(limit, position.clone());
+            let before = s.usage().queries;
+            let (json, version) = block_on(s.load_page_json(&uid("ada"), &request)).expect("loads");
+            assert_eq!(s.usage().queries - before, 1, "one query per page");
+            let (calls, reference_version) =
+                block_on(s.load_call_page(&uid("ada"), &request)).expect("loads");
+            assert_eq!(json, page_payload(&calls).expect("payload"));
+            assert_eq!(version, reference_version);
+            seen.extend(calls.calls.iter().map(|c| c.id.to_string()));
+            match calls.next {
+                Some(cursor) => position = PagePosition::After(cursor),
+                None => break,
+            }
         }
+        assert_eq!(
+            seen,
+            ["CA8", "CA7", "CA6", "CA5", "CA4", "CA3", "CA2", "CA1", "CA0"]
+        );
     }
-    assert_eq!(
-        seen,
-        ["CA8", "CA7", "CA6", "CA5", "CA4", "CA3", "CA2", "CA1", "CA0"]
-    );
     // Past the end, and for a user with no calls: an empty page, still one query, and still
     // the user's version (`nobody` has never been written: zero).
     let before = s.usage().queries;
