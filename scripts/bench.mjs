@@ -16,7 +16,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { prng, zipfSampler } from "./demo-data.mjs";
-import { BENCH_VARS, line, standardHeaders, wrk as wrkCycling, wrkInBackground, wrkOnce } from "./bench-common.mjs";
+import { BENCH_VARS, cpuSeconds, line, standardHeaders, workerdPids, wrk as wrkCycling, wrkInBackground, wrkOnce } from "./bench-common.mjs";
 import { race } from "./race.mjs";
 import { ROOT, applyMigrations, signJwt, startWorker } from "./runtime.mjs";
 
@@ -335,12 +335,15 @@ async function main() {
           await new Promise((r) => setTimeout(r, 200));
         }
         const before = await stats(worker.url);
+        const cpu = () => workerdPids().reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+        const cpuBefore = cpu();
         log(`${label}: ${name} ${opts?.once ? "(the whole list, once)" : `for ${SECONDS}s`}`);
         const r = opts?.once ? await wrkOnce(worker.url, file, { capSeconds: MIXED_CAP_SECONDS, connections: CONNECTIONS }) : wrk(worker.url, file);
+        const cpuUs = ((cpu() - cpuBefore) * 1e6) / r.requests;
         const d = delta(before, await stats(worker.url));
         const reads = d.hitsMemory + d.hitsKv + d.misses + d.staleServed + d.bypassed + d.coalesced;
-        rows.push({ mode: label, name, ...r, d, reads });
-        log(`${label}: ${name}: ${r.requests} requests, counters ${JSON.stringify(d)}`);
+        rows.push({ mode: label, name, ...r, cpuUs, d, reads });
+        log(`${label}: ${name}: ${r.requests} requests, ${Math.round(r.rps)} req/s, ${Math.round(cpuUs)} workerd CPU µs/req, counters ${JSON.stringify(d)}`);
         peakRss = Math.max(peakRss, workerdPeakRssMb());
       };
       if (mode === "all") await run("floor: /api/health", files.health);
@@ -432,16 +435,17 @@ function render(rows, miss, peakRss, wasmRaw, wasmGz, live) {
   lines.push("");
   lines.push(
     `Mixed runs replay all ${MIXED_REQUESTS} requests once, in order, after each distinct read among them was made once (steady state); ` +
-      "reads are page 1, the summary, and details/analyses of ten calls per user; their non-2xx are analyses that do not exist (404).",
+      "reads are page 1, the summary, and details/analyses of ten calls per user; their non-2xx are analyses that do not exist (404). " +
+      "workerd CPU is the whole workerd process's (the worker, Miniflare's D1 and KV simulators, its static-asset router, the live feed's objects) per request: less noisy than req/s on a shared machine.",
   );
   lines.push("");
-  lines.push("| mode | scenario | req/s | p50 ms | p99 ms | non-2xx | D1 queries/read | D1 rows/req | version syncs/read | sync rows/read | memory hit | KV hit | miss | × cache off | × floor |");
-  lines.push("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+  lines.push("| mode | scenario | req/s | workerd CPU µs/req | p50 ms | p99 ms | non-2xx | D1 queries/read | D1 rows/req | version syncs/read | sync rows/read | memory hit | KV hit | miss | × cache off | × floor |");
+  lines.push("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const r of rows) {
     const off = rows.find((o) => o.mode === "cache off" && o.name.startsWith(r.name.split(":")[0].split(" (")[0]));
     const per = (x) => (r.requests ? x / r.requests : NaN);
     const share = (x) => (r.reads ? `${fmt((100 * x) / r.reads, 1)} %` : "–");
-    lines.push(`| ${r.mode} | ${r.name} | ${fmt(r.rps)} | ${fmt(r.p50_us / 1000, 2)} | ${fmt(r.p99_us / 1000, 2)} | ${r.non2xx + r.socket_errors} | ${fmt(r.reads ? (r.d.misses + r.d.bypassed) / r.reads : 0, 3)} | ${fmt(per(r.d.d1RowsRead + (r.d.refreshRowsRead ?? 0)), 1)} | ${fmt(r.reads ? r.d.versionSyncs / r.reads : 0, 4)} | ${fmt(r.reads ? r.d.versionRowsRead / r.reads : 0, 3)} | ${share(r.d.hitsMemory + r.d.coalesced)} | ${share(r.d.hitsKv)} | ${share(r.d.misses + r.d.bypassed)} | ${off && r.name !== "floor: /api/health" ? fmt(r.rps / off.rps, 2) : "–"} | ${fmt(r.rps / floor.rps, 2)} |`);
+    lines.push(`| ${r.mode} | ${r.name} | ${fmt(r.rps)} | ${fmt(r.cpuUs)} | ${fmt(r.p50_us / 1000, 2)} | ${fmt(r.p99_us / 1000, 2)} | ${r.non2xx + r.socket_errors} | ${fmt(r.reads ? (r.d.misses + r.d.bypassed) / r.reads : 0, 3)} | ${fmt(per(r.d.d1RowsRead + (r.d.refreshRowsRead ?? 0)), 1)} | ${fmt(r.reads ? r.d.versionSyncs / r.reads : 0, 4)} | ${fmt(r.reads ? r.d.versionRowsRead / r.reads : 0, 3)} | ${share(r.d.hitsMemory + r.d.coalesced)} | ${share(r.d.hitsKv)} | ${share(r.d.misses + r.d.bypassed)} | ${off && r.name !== "floor: /api/health" ? fmt(r.rps / off.rps, 2) : "–"} | ${fmt(r.rps / floor.rps, 2)} |`);
   }
   const all = (p) => find("all tiers", p);
   const kv = (p) => find("KV only", p);

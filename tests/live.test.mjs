@@ -152,6 +152,33 @@ describe("GET /api/live", () => {
     feed.ws.close();
   });
 
+  test("a webhook asks a user's feed object only while the user may be listening", async () => {
+    const mark = async () => (await app.exec("SELECT listening FROM live_listeners WHERE user_id = ?1", "lena")).results[0]?.listening;
+    assert.equal((await upsert(app, "lena", "CAlisten1")).status, 200);
+    assert.equal(await mark(), undefined, "never opened: no mark, and no request to the object");
+    const feed = connect(app, await ticket(app, "lena"));
+    await feed.opened;
+    await feed.next((m) => m.type === "hello");
+    assert.equal(await mark(), 1, "marked before the socket was accepted");
+    assert.equal((await upsert(app, "lena", "CAlisten2")).status, 200);
+    assert.deepEqual((await feed.next((m) => m.type === "changed", 1000)).callIds, ["CAlisten2"]);
+    feed.ws.close();
+    await feed.closed;
+    // The next webhook finds no socket at the object, which clears the mark (after the 2xx).
+    assert.equal((await upsert(app, "lena", "CAlisten3")).status, 200);
+    for (let i = 0; i < 50 && (await mark()) !== 0; i++) await sleep(50);
+    assert.equal(await mark(), 0, "cleared by the object that found no socket");
+    // Opening again marks again, and the change is told.
+    const again = connect(app, await ticket(app, "lena"));
+    await again.opened;
+    const hello = await again.next((m) => m.type === "hello");
+    assert.equal((await upsert(app, "lena", "CAlisten4")).status, 200);
+    const changed = await again.next((m) => m.type === "changed", 1000);
+    assert.deepEqual(changed.callIds, ["CAlisten4"]);
+    assert.ok(BigInt(changed.version) > BigInt(hello.version));
+    again.ws.close();
+  });
+
   test("a deletion is sent as deleted, and every socket of the user gets each message", async () => {
     assert.equal((await upsert(app, "ada", "CAlive2")).status, 200);
     const one = connect(app, await ticket(app, "ada"));
@@ -269,9 +296,32 @@ describe("without the LIVE binding, or with a failing object", () => {
     }
   });
 
+  test("while D1 fails a socket is refused 503, never opened unmarked, and opens once D1 is back", async () => {
+    const faults = { d1: false };
+    const flaky = await spawnApp({ faults });
+    try {
+      const t = await ticket(flaky, "ada");
+      faults.d1 = true;
+      const refused = await rawUpgrade(flaky, `/api/live?ticket=${t}`);
+      assert.deepEqual([refused.status, refused.json.error.code], [503, "unavailable"]);
+      faults.d1 = false;
+      const feed = connect(flaky, await ticket(flaky, "ada"));
+      await feed.opened;
+      await feed.next((m) => m.type === "hello");
+      assert.equal((await upsert(flaky, "ada", "CAflaky1")).status, 200);
+      assert.deepEqual((await feed.next((m) => m.type === "changed", 1000)).callIds, ["CAflaky1"]);
+      feed.ws.close();
+    } finally {
+      await flaky.close();
+    }
+  });
+
   test("a failing object never fails a webhook, and nothing is lost", async () => {
     const broken = await spawnApp({ live: "failing" });
     try {
+      // Ada is marked as listening (as if a socket had been opened), so every webhook asks
+      // the failing object.
+      await broken.exec("INSERT INTO live_listeners (user_id, listening, generation) VALUES ('ada', 1, 1)");
       for (let i = 0; i < 5; i++) assert.equal((await upsert(broken, "ada", `CAbroken${i}`)).status, 200);
       const del = await call(broken, "DELETE", "/api/webhook-calls/CAbroken0", { token: broken.token("ada") });
       assert.equal(del.status, 204);

@@ -82,11 +82,15 @@ impl<S: Services> App<'_, S> {
                             ingested.call.as_ref(),
                             std::mem::take(&mut ingested.refresh),
                         );
-                        let calls: Vec<_> = ingested.call.iter().cloned().collect();
-                        self.live.notify(
-                            user,
-                            Notification::new(ChangeKind::Changed, &calls, version),
-                        );
+                        // Told only when someone may be listening (`migrations/0011`): a
+                        // socket opened after this batch says hello at this version or newer.
+                        if ingested.listening {
+                            let calls: Vec<_> = ingested.call.iter().cloned().collect();
+                            self.live.notify(
+                                user,
+                                Notification::new(ChangeKind::Changed, &calls, version),
+                            );
+                        }
                     }
                 }
                 Ok(())

@@ -5,9 +5,9 @@
 //! - `POST /tickets` `{"userId", "digest"}` → `{"expiresAtMs"}`, or 429 past the open-ticket cap;
 //! - `GET /connect?secret=…` with `Upgrade: websocket` → 101 and `hello`, 401 for a ticket it
 //!   cannot redeem, 429 past the socket cap;
-//! - `POST /notify` with a [`Notification`] → 204, after sending it to every socket. With no
-//!   socket open it touches no storage: most webhooks are for users nobody is watching live,
-//!   and a socket opened later says hello with the version D1 gives it.
+//! - `POST /notify` with a [`Notification`] → 204, after sending it to every socket. A webhook
+//!   asks only for a user marked as listening (`migrations/0011`): the object marks its user in
+//!   D1 before it accepts a socket, and clears the mark when a notification finds no socket.
 
 use super::d1::D1;
 use super::kv::WorkersRuntime;
@@ -18,7 +18,7 @@ use crate::live::{
     answer_client_frame, change, hello, secret_digest, ClientFrameAnswer, IssuedTicket, LiveFeed,
     Notification, Ticket, TicketBook, TicketRefusal, MAX_SOCKETS_PER_USER,
 };
-use crate::store::{Store, VersionSource};
+use crate::store::Store;
 use std::cell::Cell;
 use worker::wasm_bindgen::JsValue;
 use worker::web_sys;
@@ -30,6 +30,7 @@ use worker::{
 const TICKETS_KEY: &str = "tickets";
 const USER_KEY: &str = "user";
 const VERSION_KEY: &str = "version";
+const GENERATION_KEY: &str = "generation";
 
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -59,6 +60,13 @@ pub struct LiveFeedObject {
     env: Env,
     /// The largest version sent on this feed, once read from storage (`None` until then).
     last_version: Cell<Option<Version>>,
+    /// The listening mark's generation this object last opened a socket at
+    /// (`migrations/0011`), kept in storage too for after an eviction.
+    generation: Cell<Option<u64>>,
+    /// The newest version a notification brought while no socket was open. A socket being
+    /// opened says hello with at least this: such a notification may have come between the
+    /// mark and the accept (`store::listener_tests` names the case).
+    noted: Cell<Version>,
 }
 
 impl LiveFeedObject {
@@ -130,20 +138,71 @@ impl LiveFeedObject {
         let Some(user) = user.as_deref().and_then(UserId::parse) else {
             return error_response(&AppError::internal("a live object without its user"));
         };
-        let current = match self.env.d1("DB") {
-            Ok(db) => Store::new(D1(std::rc::Rc::new(db)))
-                .current_versions(std::slice::from_ref(&user))
-                .await
-                .ok()
-                .and_then(|v| v.first().copied())
-                .unwrap_or(Version::ZERO),
-            Err(_) => Version::ZERO,
+        // Marked as listening before the socket is accepted, in the batch that reads the
+        // version the hello carries (`migrations/0011`): a webhook committed before the mark
+        // is in that version, one after it sees the mark and is told. Without the mark no
+        // webhook would be told, so a socket that cannot be marked is refused (the console
+        // falls back to polling and retries).
+        let mark = match self.store() {
+            Ok(store) => store.listen(&user).await,
+            Err(e) => Err(e),
         };
-        let version = self.advance(current).await;
+        let mark = match mark {
+            Ok(mark) => mark,
+            Err(e) => {
+                worker::console_warn!("live: marking {user} as listening: {e}");
+                return error_response(&AppError::unavailable("the live feed"));
+            }
+        };
+        let advanced = self.advance(mark.version).await;
+        // No await from here to the accept: a notification that came since the mark (noted,
+        // as it found no socket) is in the hello, and one after it finds the socket.
+        let version = advanced.max(self.noted.get());
+        self.last_version.set(Some(version));
+        self.generation.set(Some(mark.generation));
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
         pair.server.send_with_str(hello(&user, version))?;
+        let stored = storage.put(GENERATION_KEY, mark.generation).await;
+        let stored = match stored {
+            Ok(()) if version > advanced => storage.put(VERSION_KEY, version.get()).await,
+            other => other,
+        };
+        if let Err(e) = stored {
+            worker::console_warn!("live: storing the feed's generation and version: {e}");
+        }
         Response::from_websocket(pair.client)
+    }
+
+    fn store(&self) -> AppResult<Store<D1>> {
+        self.env
+            .d1("DB")
+            .map(|db| Store::new(D1(std::rc::Rc::new(db))))
+            .map_err(|e| AppError::unavailable(format!("the DB binding: {e}")))
+    }
+
+    /// No socket is open: clears the user's listening mark at the generation this object last
+    /// opened a socket at (a socket opened since, by this object, moved it: the clear then
+    /// matches nothing). Unknown generation (never opened, or the record lost): left alone.
+    async fn stop_listening(&self) {
+        let storage = self.state.storage();
+        let generation = match self.generation.get() {
+            Some(g) => Some(g),
+            None => storage.get::<u64>(GENERATION_KEY).await.ok().flatten(),
+        };
+        let user: Option<String> = storage.get(USER_KEY).await.ok().flatten();
+        let (Some(generation), Some(user)) = (generation, user.as_deref().and_then(UserId::parse))
+        else {
+            return;
+        };
+        let cleared = match self.store() {
+            Ok(store) => store.stop_listening(&user, generation).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = cleared {
+            // Left set: the next webhook asks again, at the cost of one more request.
+            worker::console_warn!("live: clearing {user}'s listening mark: {e}");
+        }
     }
 
     async fn broadcast(&self, mut req: Request) -> Result<Response> {
@@ -154,7 +213,11 @@ impl LiveFeedObject {
         let sockets = self.state.get_websockets();
         if sockets.is_empty() {
             // Nobody to tell, and nothing to keep: a socket opened later starts from the
-            // version D1 gives it (`open_socket`), which is at least this one.
+            // version D1 gives it (`open_socket`), which is at least this one. The mark that
+            // brought this request here is stale: cleared, so later webhooks skip this object.
+            // (Unless a socket is being opened: its hello carries the version noted here.)
+            self.noted.set(self.noted.get().max(version));
+            self.stop_listening().await;
             return Response::empty().map(|r| r.with_status(204));
         }
         let version = self.advance(version).await;
@@ -173,6 +236,8 @@ impl DurableObject for LiveFeedObject {
             state,
             env,
             last_version: Cell::new(None),
+            generation: Cell::new(None),
+            noted: Cell::new(Version::ZERO),
         }
     }
 

@@ -28,6 +28,9 @@ pub struct Ingested {
     pub version_before: Option<crate::domain::Version>,
     /// What the batch read back for the cache (refresh on write), at exactly `version`.
     pub refresh: Refreshed,
+    /// Whether the owner may have the live feed open, as the batch found after its writes
+    /// (`migrations/0011`): when false, no socket can miss this change, so the feed is not told.
+    pub listening: bool,
 }
 
 /// Refresh on write: what to read back in the delivery's own batch, after its writes.
@@ -100,6 +103,7 @@ struct ResultRow {
     call_id: Option<String>,
     outcome: String,
     version: Option<i64>,
+    listening: i64,
 }
 
 fn text(s: &str) -> SqlValue {
@@ -402,6 +406,7 @@ fn outcome<R: RowSet>(results: &[R]) -> AppResult<Ingested> {
             .and_then(|v| u64::try_from(v).ok())
             .map(crate::domain::Version::new),
         refresh: Refreshed::default(),
+        listening: row.listening != 0,
         version_before: results
             .first()
             .map(|rows| rows.decode::<VersionRow>())

@@ -26,6 +26,9 @@ mod filtered_tests;
 mod ingest;
 #[cfg(test)]
 mod ingest_tests;
+#[cfg(test)]
+mod listener_tests;
+mod listeners;
 mod rows;
 pub mod sql;
 #[cfg(test)]
@@ -47,6 +50,7 @@ pub use filtered::FILTER_SCAN_ROWS;
 #[cfg(test)]
 pub(crate) use ingest::delivery_digest;
 pub use ingest::{ChangedCall, Ingested, RefreshAsk, Refreshed};
+pub use listeners::Listening;
 #[cfg(test)]
 use rows::CallRow;
 use rows::{AnalysisRow, EnrichmentRow, IntentRow, ListRow, RowVersion, StatsRow};

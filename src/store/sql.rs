@@ -558,13 +558,31 @@ pub const FORGET_CHANGES: &str =
     "UPDATE change_log SET call_id = NULL WHERE call_id = ?1 AND user_id = ?2";
 
 /// ?1 provider, ?2 delivery key digest, ?3 claim: whether this attempt claimed the delivery,
-/// what it did, and whose it turned out to be.
+/// what it did, whose it turned out to be, and whether that user may have the live feed open
+/// (read after the batch's writes: see `migrations/0011`).
 pub const DELIVERY_RESULT: &str = concat!(
     "SELECT claim = ?3 AS fresh, user_id, call_id, outcome, \
        CASE WHEN d.user_id IS NOT NULL THEN ",
     version_of!("d.user_id"),
-    " END AS version FROM webhook_deliveries d WHERE provider = ?1 AND delivery_key = ?2"
+    " END AS version, \
+       EXISTS (SELECT 1 FROM live_listeners l WHERE l.user_id = d.user_id AND l.listening = 1) \
+       AS listening \
+     FROM webhook_deliveries d WHERE provider = ?1 AND delivery_key = ?2"
 );
+
+/// A feed object is about to accept a socket for ?1 (`migrations/0011`): marks the user as
+/// listening and moves the generation, which it returns.
+pub const LISTEN: &str = "INSERT INTO live_listeners (user_id, listening, generation) \
+     VALUES (?1, 1, 1) ON CONFLICT (user_id) DO UPDATE SET listening = 1, \
+     generation = generation + 1 RETURNING generation";
+
+/// The version of ?1, read in `LISTEN`'s batch after it: what the socket's `hello` carries.
+pub const VERSION_OF_USER: &str = concat!("SELECT ", version_of!("?1"), " AS version");
+
+/// A feed object found no socket: ?1 is no longer listening, unless a socket was opened
+/// after generation ?2 (the last one that object opened a socket at).
+pub const STOP_LISTENING: &str =
+    "UPDATE live_listeners SET listening = 0 WHERE user_id = ?1 AND generation = ?2";
 
 /// The user a delivery attempt has just applied its events to, when that user is one the
 /// cache is watching: ?1 provider, ?2 delivery key, ?3 this attempt's claim, ?4 a JSON array

@@ -2,9 +2,15 @@
 
 use super::*;
 
+fn listening(w: &World, user: &str) -> crate::store::Listening {
+    let user = crate::domain::UserId::parse(user).expect("a user id");
+    crate::testing::block_on(w.store.listen(&user)).expect("marked as listening")
+}
+
 #[test]
 fn a_committed_webhook_tells_the_owners_feed_once_with_the_call_and_its_new_version() {
     let w = with_webhook_secrets(World::new());
+    listening(&w, "ada");
     let req = twilio_post("/webhooks/twilio/voice-status", TWILIO_DONE, "twilio-token");
     assert_eq!(w.send(req.clone()).status, 200);
     assert_eq!(w.send(req).status, 200, "a retry");
@@ -20,6 +26,35 @@ fn a_committed_webhook_tells_the_owners_feed_once_with_the_call_and_its_new_vers
     assert_eq!(n.call_ids, vec!["CAtw1".to_owned()]);
     let page = body(&w.send(get("/api/webhook-calls", Some(&token("ada")))));
     assert_eq!(page["meta"]["version"], json!(n.version));
+}
+
+#[test]
+fn a_webhook_for_a_user_nobody_listens_to_tells_no_feed_and_one_cleared_listener_is_not_told() {
+    let w = with_webhook_secrets(World::new());
+    let req = twilio_post("/webhooks/twilio/voice-status", TWILIO_DONE, "twilio-token");
+    assert_eq!(w.send(req).status, 200);
+    assert!(
+        w.live.sent.borrow().is_empty(),
+        "ada never opened the feed: no request to her object"
+    );
+    // Ada's object opened a socket, then found none and cleared the mark at its generation.
+    let ada = crate::domain::UserId::parse("ada").expect("a user id");
+    let mark = listening(&w, "ada");
+    assert!(crate::testing::block_on(w.store.stop_listening(&ada, mark.generation)).expect("D1"));
+    let another_call = TWILIO_DONE.replace("CAtw1", "CAtw2");
+    let req = twilio_post(
+        "/webhooks/twilio/voice-status",
+        &another_call,
+        "twilio-token",
+    );
+    assert_eq!(w.send(req).status, 200);
+    assert!(w.live.sent.borrow().is_empty(), "the mark was cleared");
+    // A socket opened again: the next change is told.
+    listening(&w, "ada");
+    let third_call = TWILIO_DONE.replace("CAtw1", "CAtw3");
+    let req = twilio_post("/webhooks/twilio/voice-status", &third_call, "twilio-token");
+    assert_eq!(w.send(req).status, 200);
+    assert_eq!(w.live.sent.borrow().len(), 1, "marked again");
 }
 
 #[test]
