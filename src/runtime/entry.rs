@@ -432,16 +432,39 @@ async fn discard_body(req: &web_sys::Request) {
     }
 }
 
+#[wasm_bindgen(inline_js = r#"
+export function response_of(status, lines, body) {
+  const headers = new Headers();
+  const parts = lines.split("\n");
+  for (let i = 0; i + 1 < parts.length; i += 2) headers.append(parts[i], parts[i + 1]);
+  return new Response(body, { status, headers });
+}"#)]
+extern "C" {
+    /// `new Response(body, { status, headers })`, the headers given as `name\nvalue\n…`: one
+    /// crossing and one string, where a `Headers` object filled from wasm took two strings
+    /// and a crossing per header, and the init three more crossings.
+    #[wasm_bindgen(catch)]
+    fn response_of(status: u16, lines: &str, body: &JsValue) -> Result<web_sys::Response, JsValue>;
+}
+
 /// The app's response as the runtime's: status, headers and body set once each, with no
 /// intermediate `worker::Response`.
 pub(crate) fn to_runtime_response(res: crate::http::Response) -> worker::Result<web_sys::Response> {
-    let headers = web_sys::Headers::new()?;
+    // A header's name and value never hold a line break (HTTP forbids it; the app writes
+    // them or echoes a request header), which is what lets one string carry them all.
+    let mut lines =
+        String::with_capacity(res.headers.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
     for (k, v) in &res.headers {
-        headers.append(k, v)?;
+        if k.contains('\n') || v.contains('\n') {
+            return Err(worker::Error::RustError(format!(
+                "a line break in header {k}"
+            )));
+        }
+        lines.push_str(k);
+        lines.push('\n');
+        lines.push_str(v);
+        lines.push('\n');
     }
-    let init = web_sys::ResponseInit::new();
-    init.set_status(res.status);
-    init.set_headers(&headers);
     let body = match res.rendered {
         Some(Rendering::Kept(copy)) => match copy.downcast_ref::<KeptBody>() {
             Some(kept) => Some(kept.bytes.clone()),
@@ -464,10 +487,8 @@ pub(crate) fn to_runtime_response(res: crate::http::Response) -> worker::Result<
         }
         None => Some(js_sys::Uint8Array::from(res.body.as_slice())),
     };
-    let body = body.as_deref();
-    Ok(web_sys::Response::new_with_opt_buffer_source_and_init(
-        body, &init,
-    )?)
+    let body = body.map_or(JsValue::NULL, JsValue::from);
+    Ok(response_of(res.status, &lines, &body)?)
 }
 
 /// Bytes the runtime keeps of memory hits' bodies, at most, per isolate: a kept body is a
