@@ -155,25 +155,7 @@ impl Timestamp {
     /// weekday is optional and, when present, must be the date's. `None` for anything the RFC
     /// refuses: signed or out-of-range fields, malformed zones, impossible dates.
     pub fn parse_rfc2822(s: &str) -> Option<Self> {
-        // Tokens are separated by spaces and tabs only, and each field is one token: chrono
-        // alone would also skip other whitespace and whitespace inside the time, and take
-        // comments, which the RFC allows but no provider sends.
-        let allowed = |b: u8| b == b' ' || b == b'\t' || (b.is_ascii_graphic() && b != b'(');
-        if !s.bytes().all(allowed) {
-            return None;
-        }
-        let normalized = s
-            .split([' ', '\t'])
-            .filter(|t| !t.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
-        // Numbers are at most four digits (day, year): no zero-padded giant years.
-        let short_numbers = normalized
-            .split(' ')
-            .all(|t| t.len() <= 4 || !t.bytes().all(|b| b.is_ascii_digit()));
-        if !short_numbers || normalized.contains(": ") || normalized.contains(" :") {
-            return None;
-        }
+        let normalized = rfc2822_tokens(s)?;
         // `[day-of-week ","] date`: a comma can only end the weekday, which may touch the day.
         let (weekday, date) = match normalized.split_once(',') {
             Some((name, rest)) => (Some(name_index(name, &WEEKDAYS)?), rest.trim_start()),
@@ -301,6 +283,29 @@ impl Serialize for Timestamp {
 }
 
 // Howard Hinnant's civil-from-days algorithm, proleptic Gregorian calendar.
+/// The gate in front of the RFC 2822 grammar: the text's tokens joined by single spaces.
+/// Tokens are separated by spaces and tabs only, and each field is one token (no other
+/// whitespace, none inside the time, no comments: the RFC allows them, no provider sends
+/// them); numbers are at most four digits (day, year: no zero-padded giant years).
+fn rfc2822_tokens(s: &str) -> Option<String> {
+    let allowed = |b: u8| b == b' ' || b == b'\t' || (b.is_ascii_graphic() && b != b'(');
+    if !s.bytes().all(allowed) {
+        return None;
+    }
+    let normalized = s
+        .split([' ', '\t'])
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let short_numbers = normalized
+        .split(' ')
+        .all(|t| t.len() <= 4 || !t.bytes().all(|b| b.is_ascii_digit()));
+    if !short_numbers || normalized.contains(": ") || normalized.contains(" :") {
+        return None;
+    }
+    Some(normalized)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (the inverse of `civil_from_days`).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -455,22 +460,8 @@ mod tests {
     }
 
     fn chrono_2822(s: &str) -> Option<i64> {
-        // The gate `parse_rfc2822` keeps in front of the grammar, as it stood with chrono.
-        let allowed = |b: u8| b == b' ' || b == b'\t' || (b.is_ascii_graphic() && b != b'(');
-        if !s.bytes().all(allowed) {
-            return None;
-        }
-        let normalized = s
-            .split([' ', '\t'])
-            .filter(|t| !t.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
-        let short_numbers = normalized
-            .split(' ')
-            .all(|t| t.len() <= 4 || !t.bytes().all(|b| b.is_ascii_digit()));
-        if !short_numbers || normalized.contains(": ") || normalized.contains(" :") {
-            return None;
-        }
+        // Behind the same gate as `parse_rfc2822`, as it stood with chrono.
+        let normalized = rfc2822_tokens(s)?;
         chrono::DateTime::parse_from_rfc2822(&normalized)
             .ok()
             .and_then(|t| Timestamp::within_years(t.timestamp_millis()))
