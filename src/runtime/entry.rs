@@ -308,15 +308,71 @@ async fn replay_parked(parking: &KvParking, store: &Store<D1>, reads: &Reads, li
     }
 }
 
+#[wasm_bindgen(inline_js = r#"
+export function request_head(req, reads, options, writes) {
+  const method = req.method;
+  const names = method === "GET" || method === "HEAD" ? reads : method === "OPTIONS" ? options : writes;
+  let out = method + "\n" + req.url;
+  for (const name of names) {
+    const value = req.headers.get(name);
+    out += value === null ? "\n" : "\n=" + value;
+  }
+  return out;
+}"#)]
+extern "C" {
+    /// The method, the URL and the value of each header `http::read_headers` lists for the
+    /// method (`=value`, or an empty line when absent), one per line: one crossing and one
+    /// string, where reading them one by one took a crossing and two strings each.
+    fn request_head(
+        req: &web_sys::Request,
+        reads: &JsValue,
+        options: &JsValue,
+        writes: &JsValue,
+    ) -> String;
+}
+
+thread_local! {
+    /// `http::read_headers`' lists as the runtime's arrays, made once per isolate.
+    static HEADER_NAMES: [JsValue; 3] = [Method::Get, Method::Options, Method::Post].map(|m| {
+        crate::http::read_headers(m)
+            .iter()
+            .map(|name| JsValue::from_str(name))
+            .collect::<js_sys::Array>()
+            .into()
+    });
+}
+
+/// The method, the URL as the runtime holds it and the headers the app reads for the method.
+fn read_head(req: &web_sys::Request) -> (Method, String, Vec<(String, String)>) {
+    let head =
+        HEADER_NAMES.with(|[reads, options, writes]| request_head(req, reads, options, writes));
+    let mut lines = head.split('\n');
+    if let (Some(method), Some(url)) = (lines.next(), lines.next()) {
+        let method = Method::parse(method);
+        let names = crate::http::read_headers(method);
+        let values: Vec<&str> = lines.collect();
+        // A line break cannot occur in a header value or a URL the runtime serialized; if a
+        // count ever disagrees, the headers are read one by one instead.
+        if values.len() == names.len() {
+            let headers = names
+                .iter()
+                .zip(values)
+                .filter_map(|(name, v)| Some(((*name).to_owned(), v.strip_prefix('=')?.to_owned())))
+                .collect();
+            return (method, url.to_owned(), headers);
+        }
+    }
+    let method = Method::parse(&req.method());
+    (method, req.url(), read_headers(&req.headers(), method))
+}
+
 async fn read_request(req: &web_sys::Request) -> Result<Request, AppError> {
     // The runtime's own string, not a re-serialization: Twilio signs the URL exactly as it
     // called it, and a parse-and-print round trip may change characters such as `'`.
-    let url = req.url();
+    let (method, url, headers) = read_head(req);
     let (path, query) =
         crate::http::split_url(&url).ok_or_else(|| AppError::InvalidRequest("bad URL".into()))?;
     let (path, query) = (path.to_owned(), query.to_owned());
-    let method = Method::parse(&req.method());
-    let headers = read_headers(&req.headers(), method);
     let declared_len = headers
         .iter()
         .find(|(k, _)| k == "content-length")
