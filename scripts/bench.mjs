@@ -293,6 +293,11 @@ async function stats(url) {
   return (await res.json()).data.counters;
 }
 
+/** CPU seconds used so far by this process's workerd children (each Miniflare runs one). */
+function workerdCpu() {
+  return workerdPids().reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+}
+
 function delta(a, b) {
   return Object.fromEntries(Object.keys(b).map((k) => [k, b[k] - a[k]]));
 }
@@ -342,11 +347,10 @@ async function main() {
           await new Promise((r) => setTimeout(r, 200));
         }
         const before = await stats(worker.url);
-        const cpu = () => workerdPids().reduce((sum, pid) => sum + cpuSeconds(pid), 0);
-        const cpuBefore = cpu();
+        const cpuBefore = workerdCpu();
         log(`${label}: ${name} ${opts?.once ? "(the whole list, once)" : `for ${SECONDS}s`}`);
         const r = opts?.once ? await wrkOnce(worker.url, file, { capSeconds: MIXED_CAP_SECONDS, connections: CONNECTIONS }) : wrk(worker.url, file);
-        const cpuUs = ((cpu() - cpuBefore) * 1e6) / r.requests;
+        const cpuUs = ((workerdCpu() - cpuBefore) * 1e6) / r.requests;
         const d = delta(before, await stats(worker.url));
         const reads = d.hitsMemory + d.hitsKv + d.misses + d.staleServed + d.bypassed + d.coalesced;
         rows.push({ mode: label, name, ...r, cpuUs, d, reads });
@@ -358,11 +362,11 @@ async function main() {
         cpSync(template, join(scratch, "routed"), { recursive: true });
         const routed = await startWorker({ persistDir: join(scratch, "routed"), vars: { ...VARS, ...vars } });
         try {
-          const before = { cpu: workerdPids().reduce((sum, pid) => sum + cpuSeconds(pid), 0) };
+          const cpuBefore = workerdCpu();
           log(`${label}: floor behind Miniflare's asset router for ${SECONDS}s`);
           const r = wrk(routed.url, files.health);
           // Both workerd processes run meanwhile; the idle one's CPU is noise.
-          const cpuUs = ((workerdPids().reduce((sum, pid) => sum + cpuSeconds(pid), 0) - before.cpu) * 1e6) / r.requests;
+          const cpuUs = ((workerdCpu() - cpuBefore) * 1e6) / r.requests;
           rows.push({ mode: label, name: "floor: /api/health, behind Miniflare's static-asset router", ...r, cpuUs, d: delta({}, {}), reads: 0 });
         } finally {
           await routed.dispose();

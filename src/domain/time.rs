@@ -360,7 +360,7 @@ fn zone_2822(token: &str) -> Option<i64> {
             h * 60 + m
         });
     }
-    const NAMED: [(&str, i64); 10] = [
+    const NAMED: [(&str, i64); 11] = [
         ("ut", 0),
         ("gmt", 0),
         ("z", 0),
@@ -371,12 +371,10 @@ fn zone_2822(token: &str) -> Option<i64> {
         ("mdt", -6),
         ("mst", -7),
         ("pdt", -7),
+        ("pst", -8),
     ];
     if let Some((_, hours)) = NAMED.iter().find(|(n, _)| n.eq_ignore_ascii_case(token)) {
         return Some(hours * 60);
-    }
-    if token.eq_ignore_ascii_case("pst") {
-        return Some(-8 * 60);
     }
     match b {
         [c] if c.is_ascii_alphabetic() && !c.eq_ignore_ascii_case(&b'j') => Some(0),
