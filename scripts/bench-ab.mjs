@@ -36,6 +36,8 @@ const SCENARIOS = [
   ["floor: /api/health", "/api/health", false],
   ["page 1 (limit 50), memory hit", "/api/webhook-calls", true],
   ["summary (limit 20), memory hit", "/api/intent-analysis?limit=20", true],
+  // Each side's second worker keeps no memory tier: every read is a KV hit.
+  ["page 1 (limit 50), KV hit", "/api/webhook-calls", true, undefined, { CACHE_MEMORY_ENABLED: "false" }],
   // Pages over 100 bypass the cache: every request reads D1.
   ["page (limit 101), D1 every time", "/api/webhook-calls?limit=101", true],
   // Signed call.upserted webhooks never sent before (a fresh set per side and round), so every
@@ -80,11 +82,11 @@ function signedCall(i) {
   return { body, headers: standardHeaders(VARS.WEBHOOK_SECRET, id, body) };
 }
 
-async function side(label, root) {
+async function side(label, root, vars = {}) {
   const dir = mkdtempSync(join(tmpdir(), `bench-ab-${label}-`));
   applyMigrations(dir, root);
   const before = new Set(workerdPids());
-  const worker = await startWorker({ persistDir: dir, vars: VARS, root, live: false, assets: null });
+  const worker = await startWorker({ persistDir: dir, vars: { ...VARS, ...vars }, root, live: false, assets: null });
   const pid = workerdPids().find((p) => !before.has(p));
   for (let i = 0; i < CALLS; i++) {
     const { body, headers } = signedCall(i);
@@ -101,7 +103,13 @@ async function main() {
   const base = baseCheckout(BASE);
   const head = git("rev-parse", "--short=12", "HEAD");
   const dirty = git("status", "--porcelain", "--untracked-files=no") !== "";
-  const sides = [await side("A", base.dir), await side("B", ROOT)];
+  // A pair of sides per distinct set of scenario vars, started when first needed.
+  const pairs = new Map();
+  const sidesFor = async (vars = {}) => {
+    const key = JSON.stringify(vars);
+    if (!pairs.has(key)) pairs.set(key, [await side("A", base.dir, vars), await side("B", ROOT, vars)]);
+    return pairs.get(key);
+  };
   const scratch = mkdtempSync(join(tmpdir(), "bench-ab-"));
   const auth = `Bearer ${signJwt(VARS.JWT_SECRET, { sub: USER, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 3600 })}`;
   const results = [];
@@ -109,7 +117,8 @@ async function main() {
     const only = process.env.BENCH_AB_ONLY ?? "";
     const chosen = SCENARIOS.filter(([name]) => name.includes(only));
     if (!chosen.length) throw new Error(`BENCH_AB_ONLY=${only} names no scenario`);
-    for (const [name, path, authed, webhooks] of chosen) {
+    for (const [name, path, authed, webhooks, vars] of chosen) {
+      const sides = await sidesFor(vars);
       const file = join(scratch, `${results.length}.txt`);
       writeFileSync(file, `GET\t${path}\t${authed ? `Authorization: ${auth}` : ""}\t\n`);
       const stamp = Date.now().toString(36);
@@ -144,7 +153,7 @@ async function main() {
       results.push({ name, runs });
     }
   } finally {
-    for (const s of sides) {
+    for (const s of [...pairs.values()].flat()) {
       await s.worker.dispose();
       rmSync(s.dir, { recursive: true, force: true });
     }

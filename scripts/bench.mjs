@@ -18,7 +18,8 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { prng, zipfSampler } from "./demo-data.mjs";
+import { prng } from "./demo-data.mjs";
+import { CALLS, HEAVY, USERS, callCounts, callId, MIXED_REQUESTS, mixedRequests, prime as primeReads, token, userId } from "./bench-mixed.mjs";
 import { BENCH_VARS, cpuSeconds, line, standardHeaders, workerdPids, wrk as wrkCycling, wrkInBackground, wrkOnce } from "./bench-common.mjs";
 import { race } from "./race.mjs";
 import { ROOT, applyMigrations, signJwt, startWorker } from "./runtime.mjs";
@@ -27,9 +28,6 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 /** The mixed workload's share of signed webhooks (the targets are stated for 0.05). */
 const WEBHOOK_SHARE = Number(process.env.BENCH_WEBHOOK_SHARE ?? 0.05);
-const USERS = 1000;
-const CALLS = 100_000;
-const HEAVY = [12_000, 12_000, 12_000]; // the first users: 10,000+ calls each
 const VARS = BENCH_VARS;
 /** The module's gzip budget, read from scripts/build.sh so the two never disagree. */
 const WASM_BUDGET_KB = Number(
@@ -41,24 +39,7 @@ const INTENTS = ["billing", "support", "sales", "reschedule", "cancellation", "c
 
 const log = (...a) => console.error("[bench]", ...a);
 
-const userId = (i) => `u${String(i).padStart(4, "0")}`;
-const callId = (u, n) => `CB${u}x${n}`;
 
-/** Calls per user: three heavy users, the rest spread with a Zipf-like skew. */
-function callCounts() {
-  const counts = [...HEAVY];
-  const rest = CALLS - HEAVY.reduce((a, b) => a + b, 0);
-  const weights = Array.from({ length: USERS - HEAVY.length }, (_, i) => 1 / Math.pow(i + 1, 0.6));
-  const total = weights.reduce((a, b) => a + b, 0);
-  let assigned = 0;
-  for (const w of weights) {
-    const n = Math.max(1, Math.floor((w / total) * rest));
-    counts.push(n);
-    assigned += n;
-  }
-  counts[HEAVY.length] += rest - assigned;
-  return counts;
-}
 
 const q = (s) => (s === null || s === undefined ? "NULL" : typeof s === "number" ? String(s) : `'${String(s).replaceAll("'", "''")}'`);
 
@@ -145,75 +126,11 @@ async function datasetTemplate(now) {
   return dir;
 }
 
-function token(user) {
-  const now = Math.floor(Date.now() / 1000);
-  return signJwt(VARS.JWT_SECRET, { sub: user, iat: now, exp: now + 3600 });
-}
 
-/** 95 % reads over users with a Zipf skew, 5 % signed webhooks (none when `webhookShare` is 0). */
-function mixedRequests(count, counts, { seed = 99, webhookShare = 0.05 } = {}) {
-  const rand = prng(seed);
-  const pickUser = zipfSampler(USERS, 1.1, rand);
-  const tokens = new Map();
-  const auth = (u) => {
-    if (!tokens.has(u)) tokens.set(u, `Bearer ${token(u)}`);
-    return { Authorization: tokens.get(u) };
-  };
-  const ts = Math.floor(Date.now() / 1000);
-  const out = [];
-  let webhooks = 0;
-  for (let i = 0; i < count; i++) {
-    const u = pickUser();
-    const user = userId(u);
-    const r = rand();
-    if (r < webhookShare) {
-      const id = `msg_bench_${i}`;
-      const body = JSON.stringify({ type: "call.upserted", data: { userId: user, id: `CW${user}x${i}`, status: "completed", durationSeconds: 30 } });
-      out.push(line("POST", "/webhooks/events", standardHeaders(VARS.WEBHOOK_SECRET, id, body, ts), body));
-      webhooks++;
-    } else if (r < 0.6) {
-      out.push(line("GET", "/api/webhook-calls", auth(user)));
-    } else if (r < 0.85) {
-      out.push(line("GET", "/api/intent-analysis", auth(user)));
-    } else if (r < 0.95) {
-      // People open a handful of the calls they see, not the whole history.
-      out.push(line("GET", `/api/webhook-calls/${callId(user, Math.floor(rand() * Math.min(counts[u], 10)))}`, auth(user)));
-    } else {
-      out.push(line("GET", `/api/intent-analysis/${callId(user, Math.floor(rand() * Math.min(counts[u], 10)))}`, auth(user)));
-    }
-  }
-  return { lines: out, webhooks };
-}
 
-/**
- * Requests in the mixed list. Each mixed run replays the whole list once, in order, after the
- * priming below: a few seconds' window starting at a random line measured mostly where that
- * window fell relative to the priming order (68.8 % and 96.5 % memory hits in two identical
- * runs), not the cache.
- */
-const MIXED_REQUESTS = 8_000;
 /** The most a mixed run may take (the whole list with the cache off takes about a minute). */
 const MIXED_CAP_SECONDS = 240;
 
-/**
- * Steady state: a seconds-long run would otherwise measure mostly the first read of each key
- * in the long tail, which a long-lived deployment has long since cached. Every distinct read
- * of the mixed list is made once (8 at a time) before it is measured.
- */
-async function prime(url, lines, label) {
-  const reads = [...new Set(lines.filter((l) => l.startsWith("GET\t")))];
-  log(`${label}: priming ${reads.length} distinct reads`);
-  let next = 0;
-  const worker = async () => {
-    while (next < reads.length) {
-      const [, path, headers] = reads[next++].split("\t");
-      const h = Object.fromEntries(headers.split("\u0001").filter(Boolean).map((kv) => kv.split(": ")));
-      await (await fetch(url + path, { headers: h })).arrayBuffer();
-    }
-  };
-  await Promise.all(Array.from({ length: 8 }, worker));
-  await new Promise((r) => setTimeout(r, 300)); // KV writes finish after their responses
-}
 
 const wrk = (url, file, seconds = SECONDS) => wrkCycling(url, file, { seconds, connections: CONNECTIONS });
 const wrkAsync = (url, file, seconds) => wrkInBackground(url, file, { seconds, connections: CONNECTIONS });
@@ -378,7 +295,7 @@ async function main() {
         await run("summary (limit 20), 12k-call user", files.summary, { path: "/api/intent-analysis?limit=20", headers: auth });
       }
       const mixed = mixedRequests(MIXED_REQUESTS, counts, { webhookShare: WEBHOOK_SHARE });
-      await prime(worker.url, mixed.lines, label);
+      await primeReads(worker.url, mixed.lines, label, log);
       const mixedFile = join(scratch, `mixed-${mode}.txt`);
       writeFileSync(mixedFile, mixed.lines.join("\n") + "\n");
       const pct = Math.round(WEBHOOK_SHARE * 100);

@@ -12,15 +12,19 @@
 //
 //   scenario: health | page | summary | kv-page | d1-page | webhook (the user's page and
 //             summary watched, the live feed bound) | ingest (webhooks as the race sends
-//             them: cache off, no live feed) (default: page)
+//             them: cache off, no live feed) | mixed (the bench's mixed list, all tiers,
+//             primed as the bench primes it and replayed once; needs PROFILE_DATA=bench)
+//             (default: page)
 //   PROFILE_SECONDS  seconds of load (default 8); PROFILE_TOP  rows printed (default 40)
+//   PROFILE_WEBHOOK_SHARE  the mixed scenario's share of webhooks (default 0.05, as the bench)
 //   PROFILE_DATA=bench  read the benchmark's data set instead (the newest one `npm run bench`
 //                    left in bench/.state/; its user u0000 has 12,000 calls with recordings,
 //                    analyses and enrichments), so pages weigh what the bench's pages weigh
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BENCH_VARS, line, standardHeaders, wrk } from "./bench-common.mjs";
+import { BENCH_VARS, cpuSeconds, line, standardHeaders, workerdPids, wrk, wrkOnce } from "./bench-common.mjs";
+import { MIXED_REQUESTS, callCounts, mixedRequests, prime } from "./bench-mixed.mjs";
 import { ROOT, applyMigrations, signJwt, startWorker } from "./runtime.mjs";
 
 const SCENARIO = process.argv[2] ?? "page";
@@ -29,6 +33,8 @@ const TOP = Number(process.env.PROFILE_TOP ?? 40);
 const BENCH_DATA = process.env.PROFILE_DATA === "bench";
 const USER = BENCH_DATA ? "u0000" : "profile-user";
 const CALLS = 120;
+/** The mixed scenario's share of signed webhooks (the bench's default). */
+const WEBHOOK_SHARE = Number(process.env.PROFILE_WEBHOOK_SHARE ?? 0.05);
 const INSPECTOR_PORT = 9300 + Math.floor(Math.random() * 500);
 const log = (...a) => console.error("[profile]", ...a);
 
@@ -65,8 +71,11 @@ function scenario(name) {
         lines: Array.from({ length: 20_000 }, (_, i) => signedCall(i, "load")).map(({ body, headers }) => line("POST", "/webhooks/events", headers, body)),
         vars: name === "ingest" ? { CACHE_ENABLED: "false" } : {},
       };
+    case "mixed":
+      if (!BENCH_DATA) throw new Error("the mixed scenario reads the benchmark's data set: PROFILE_DATA=bench");
+      return { lines: mixedRequests(MIXED_REQUESTS, callCounts(), { webhookShare: WEBHOOK_SHARE }).lines, vars: {} };
     default:
-      throw new Error(`unknown scenario ${name} (health | page | summary | kv-page | d1-page | webhook | ingest)`);
+      throw new Error(`unknown scenario ${name} (health | page | summary | kv-page | d1-page | webhook | ingest | mixed)`);
   }
 }
 
@@ -127,21 +136,23 @@ async function main() {
   const worker = await startWorker({
     persistDir: dir,
     vars: { ...BENCH_VARS, ...vars },
-    live: SCENARIO === "webhook",
+    live: SCENARIO === "webhook" || SCENARIO === "mixed",
     assets: null,
     scriptPath: join(ROOT, "build-profile/index.js"),
     inspectorPort: INSPECTOR_PORT,
   });
   const scratch = mkdtempSync(join(tmpdir(), "profile-wrk-"));
   try {
-    for (let i = 0; i < CALLS; i++) {
+    for (let i = 0; i < (SCENARIO === "mixed" ? 0 : CALLS); i++) {
       const { body, headers } = signedCall(i);
       const res = await fetch(`${worker.url}/webhooks/events`, { method: "POST", headers, body });
       if (!res.ok) throw new Error(`seeding webhook ${i} answered ${res.status}`);
     }
     const file = join(scratch, "lines.txt");
     writeFileSync(file, lines.join("\n") + "\n");
-    if (SCENARIO === "ingest") {
+    if (SCENARIO === "mixed") {
+      await prime(worker.url, lines, SCENARIO, log);
+    } else if (SCENARIO === "ingest") {
       // nothing to warm: every webhook is new
     } else if (SCENARIO === "webhook") {
       // The user's first page and summary read just now: the webhooks refresh them on write,
@@ -162,8 +173,14 @@ async function main() {
     await cdp.send("Profiler.enable");
     await cdp.send("Profiler.setSamplingInterval", { interval: 100 }); // µs
     await cdp.send("Profiler.start");
+    const workerdCpu = () => workerdPids().reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+    const cpuBefore = workerdCpu();
     log(`${SCENARIO}: wrk for ${SECONDS}s while sampling ${target.title ?? target.id}`);
-    const r = wrk(worker.url, file, { seconds: SECONDS, connections: 8 });
+    const r =
+      SCENARIO === "mixed"
+        ? await wrkOnce(worker.url, file, { capSeconds: 240, connections: 8 })
+        : wrk(worker.url, file, { seconds: SECONDS, connections: 8 });
+    const cpuMs = (workerdCpu() - cpuBefore) * 1000;
     const { profile } = await cdp.send("Profiler.stop");
     cdp.close();
     const out = join(ROOT, `bench/profile-${SCENARIO}.cpuprofile`);
@@ -173,7 +190,7 @@ async function main() {
     const idle = times.filter(([k]) => /^\((idle|program|garbage collector)\)/.test(k)).reduce((a, [, ms]) => a + ms, 0);
     const busy = total - idle;
     const perRequest = (ms) => (r.requests ? (ms * 1000) / r.requests : NaN);
-    console.log(`\n${SCENARIO}: ${r.requests} requests, ${Math.round(r.rps)} req/s; the isolate busy ${busy.toFixed(0)} ms of ${total.toFixed(0)} sampled (${perRequest(busy).toFixed(1)} µs per request)\n`);
+    console.log(`\n${SCENARIO}: ${r.requests} requests, ${Math.round(r.rps)} req/s; the isolate busy ${busy.toFixed(0)} ms of ${total.toFixed(0)} sampled (${perRequest(busy).toFixed(1)} µs per request); workerd CPU ${perRequest(cpuMs).toFixed(0)} µs per request, the sampler's own cost included\n`);
     console.log("| self ms | µs/request | % of busy | function |");
     console.log("| ---: | ---: | ---: | --- |");
     for (const [k, ms] of times.slice(0, TOP)) {

@@ -63,17 +63,63 @@ pub struct Payload {
     /// Present for pages: the number of items and where the next page starts.
     pub page: Option<PageMeta>,
     pub etag: String,
-    /// The runtime's copy of the last memory hit's body built from this payload.
+    /// The last memory hit's body built from this payload, as the runtime keeps it.
     pub rendered: RenderedBody,
+    /// Where the calls a page or summary lists sit in `data_json` (`cache::patch`).
+    pub listing: Listing,
 }
 
-/// The runtime's own copy of a response body built from a payload, kept with the payload so
-/// that the memory hits after it send that copy as it is: no envelope assembled, nothing
-/// copied into JavaScript again (a page is tens of KB, a summary up to ~120 KB, and those
-/// copies led a memory hit's profile). One copy is kept, under the envelope's `meta` — the
-/// only part of the body the payload does not decide (tier, version, position) — so a read
-/// whose `meta` differs builds its body afresh. The slot is shared by the payload's clones:
-/// it lives as long as the cache entry does and only ever holds that entry's bytes.
+/// Where each call a page or summary lists sits in its payload's `data_json`, and where it
+/// sorts: found once per payload (on its first patch, or handed over by the patch that made
+/// it), so that refreshing a view on write copies the calls around the one that changed
+/// instead of scanning the whole list again for each webhook (the scan was most of a
+/// webhook's time for a user with a page and a summary watched). Shared by the payload's
+/// clones; `None` inside once the list was found not to be one a patch can use.
+#[derive(Clone, Default)]
+pub struct Listing(Rc<std::cell::OnceCell<Option<Rc<[Listed]>>>>);
+
+/// One listed call: its JSON at `start..end` of the payload's text, and its sort key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    pub start: usize,
+    pub end: usize,
+    pub started_at: i64,
+    pub id: Box<str>,
+}
+
+impl Listing {
+    /// The listing, found by `find` the first time it is asked for.
+    pub fn get_or_find(&self, find: impl FnOnce() -> Option<Rc<[Listed]>>) -> Option<Rc<[Listed]>> {
+        self.0.get_or_init(find).clone()
+    }
+
+    /// A listing already known (the patch that built the text knows where it put each call).
+    pub fn known(listed: Rc<[Listed]>) -> Self {
+        Listing(Rc::new(std::cell::OnceCell::from(Some(listed))))
+    }
+}
+
+/// Derived from the text: no part of the payload's value.
+impl PartialEq for Listing {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Listing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let found = self.0.get().map(|l| l.as_ref().map(|l| l.len()));
+        f.debug_struct("Listing").field("found", &found).finish()
+    }
+}
+
+/// A response body built from a payload, kept with the payload by the runtime so that the
+/// memory hits after it send it as it is: no envelope assembled again (a page is tens of KB, a
+/// summary up to ~120 KB, and assembling them led a memory hit's profile). One body is kept,
+/// under the envelope's `meta` — the only part of the body the payload does not decide (tier,
+/// version, position) — so a read whose `meta` differs builds its body afresh. The slot is
+/// shared by the payload's clones: it lives as long as the cache entry does and only ever
+/// holds that entry's bytes.
 #[derive(Clone, Default)]
 pub struct RenderedBody(Rc<std::cell::RefCell<Option<KeptCopy>>>);
 
@@ -135,6 +181,7 @@ impl Payload {
             page,
             etag,
             rendered: RenderedBody::default(),
+            listing: Listing::default(),
         }
     }
 }

@@ -69,6 +69,7 @@ pub fn decode(raw: &str) -> Option<Entry> {
             }),
             etag: h.etag.clone(),
             rendered: Default::default(),
+            listing: Default::default(),
         })
     });
     Some(Entry {

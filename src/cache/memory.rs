@@ -127,6 +127,7 @@ mod tests {
                 page: None,
                 etag: "\"e\"".into(),
                 rendered: Default::default(),
+                listing: Default::default(),
             })),
             version: Version::ZERO,
             life: Lifetime {

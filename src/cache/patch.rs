@@ -13,36 +13,68 @@
 //! exist (a page with a next cursor) or may exist (a summary listing exactly `limit` calls).
 
 use crate::domain::{CallId, Cursor, Limit, Timestamp};
-use crate::reads::{json_array, split_json_array, summary_json, PageMeta, Payload};
+use crate::reads::{split_json_array, summary_json, Listed, Listing, PageMeta, Payload};
 use crate::store::ChangedCall;
 use std::borrow::Cow;
+use std::rc::Rc;
+
+/// Where a summary's list starts in its `data` (`summary_json`'s layout: the calls first,
+/// then the aggregates, which a patch replaces).
+const SUMMARY_CALLS: &str = "{\"calls\":";
 
 /// One listed call: where it sorts, and its JSON as listed.
 struct Item<'a> {
     started_at: i64,
-    id: String,
-    json: Cow<'a, str>,
+    id: Cow<'a, str>,
+    json: &'a str,
 }
 
 impl Item<'_> {
-    fn of(json: &str) -> Option<Item<'_>> {
-        let place = Cursor::of_listed_call(json)?;
-        Some(Item {
-            started_at: place.started_at.millis(),
-            id: place.id.as_str().to_owned(),
-            json: Cow::Borrowed(json),
-        })
-    }
-
     /// Whether `self` is listed before `other` (`started_at DESC, id DESC`; SQLite compares
     /// text bytewise, as `str` does).
     fn sorts_before(&self, other: &Item<'_>) -> bool {
-        (self.started_at, self.id.as_str()) > (other.started_at, other.id.as_str())
+        (self.started_at, self.id.as_ref()) > (other.started_at, other.id.as_ref())
     }
 }
 
-fn items<'a>(list: &[&'a str]) -> Option<Vec<Item<'a>>> {
-    list.iter().map(|json| Item::of(json)).collect()
+/// The calls listed in `text` by the array at `at`, found once per payload (`Listing`):
+/// `None` when that is not a well-formed list of calls, or (`page`) when text follows it.
+fn listed(payload: &Payload, at: usize, whole: bool) -> Option<Rc<[Listed]>> {
+    payload.listing.get_or_find(|| {
+        let text = payload.data_json.get(at..)?;
+        let (list, rest) = split_json_array(text)?;
+        if whole && !rest.is_empty() {
+            return None;
+        }
+        let listed: Option<Vec<Listed>> = list
+            .iter()
+            .map(|json| {
+                let place = Cursor::of_listed_call(json)?;
+                // `json` is a slice of `text`: its offset is where it starts.
+                let start = at + (json.as_ptr() as usize - text.as_ptr() as usize);
+                Some(Listed {
+                    start,
+                    end: start + json.len(),
+                    started_at: place.started_at.millis(),
+                    id: place.id.as_str().into(),
+                })
+            })
+            .collect();
+        listed.map(Rc::from)
+    })
+}
+
+fn items<'a>(text: &'a str, listed: &'a [Listed]) -> Option<Vec<Item<'a>>> {
+    listed
+        .iter()
+        .map(|l| {
+            Some(Item {
+                started_at: l.started_at,
+                id: Cow::Borrowed(&l.id),
+                json: text.get(l.start..l.end)?,
+            })
+        })
+        .collect()
 }
 
 /// `items` (newest first, at most `limit`, `more` when calls beyond them exist or may) with
@@ -82,8 +114,28 @@ fn splice<'a>(
     Some((items, more))
 }
 
-fn join(items: &[Item<'_>]) -> String {
-    json_array(&items.iter().map(|i| i.json.as_ref()).collect::<Vec<_>>())
+/// The JSON array of `items` (as `reads::json_array` writes it), with where each item will
+/// sit in a text that has the array at `at`.
+fn join(items: &[Item<'_>], at: usize) -> (String, Rc<[Listed]>) {
+    let len = items.iter().map(|i| i.json.len() + 1).sum::<usize>();
+    let mut out = String::with_capacity(len + 2);
+    out.push('[');
+    let mut listed = Vec::with_capacity(items.len());
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        let start = at + out.len();
+        out.push_str(item.json);
+        listed.push(Listed {
+            start,
+            end: at + out.len(),
+            started_at: item.started_at,
+            id: item.id.as_ref().into(),
+        });
+    }
+    out.push(']');
+    (out, listed.into())
 }
 
 /// The changed call as a list holds it; `Some(None)` when it is in no list; `None` when its
@@ -92,8 +144,12 @@ fn listed_item<'a>(changed: &'a ChangedCall, id: &CallId) -> Option<Option<Item<
     match changed.json.as_deref() {
         None => Some(None),
         Some(json) => {
-            let item = Item::of(json)?;
-            (item.id == id.as_str()).then_some(Some(item))
+            let place = Cursor::of_listed_call(json)?;
+            (place.id == *id).then_some(Some(Item {
+                started_at: place.started_at.millis(),
+                id: Cow::Owned(place.id.as_str().to_owned()),
+                json,
+            }))
         }
     }
 }
@@ -102,12 +158,10 @@ fn listed_item<'a>(changed: &'a ChangedCall, id: &CallId) -> Option<Option<Item<
 /// the delivery's call `id` as it is now.
 pub fn page(old: &Payload, limit: Limit, id: &CallId, changed: &ChangedCall) -> Option<Payload> {
     let more = old.page.as_ref()?.next_cursor.is_some();
-    let (list, rest) = split_json_array(&old.data_json)?;
-    if !rest.is_empty() {
-        return None;
-    }
+    let listed = listed(old, 0, true)?;
     let now = listed_item(changed, id)?;
-    let (items, more) = splice(items(&list)?, limit.get() as usize, more, id.as_str(), now)?;
+    let items = items(&old.data_json, &listed)?;
+    let (items, more) = splice(items, limit.get() as usize, more, id.as_str(), now)?;
     let next_cursor = match (more, items.last()) {
         (false, _) => None,
         (true, Some(last)) => Some(
@@ -123,23 +177,32 @@ pub fn page(old: &Payload, limit: Limit, id: &CallId, changed: &ChangedCall) -> 
         count: items.len(),
         next_cursor,
     };
-    Some(Payload::from_json(join(&items), Some(meta)))
+    let (data, listed) = join(&items, 0);
+    let mut patched = Payload::from_json(data, Some(meta));
+    patched.listing = Listing::known(listed);
+    Some(patched)
 }
 
 /// An intent summary listing `limit` analyzed calls, `old` at the version before the
 /// delivery, patched with the delivery's call `id` as it is now and the owner's aggregates.
 pub fn summary(old: &Payload, limit: Limit, id: &CallId, changed: &ChangedCall) -> Option<Payload> {
     let stats = changed.stats.as_ref()?;
-    // `summary_json`'s layout: the calls first, then the aggregates (which are replaced).
-    let listed = old.data_json.strip_prefix("{\"calls\":")?;
-    let (calls, _) = split_json_array(listed)?;
+    if !old.data_json.starts_with(SUMMARY_CALLS) {
+        return None;
+    }
+    let listed = listed(old, SUMMARY_CALLS.len(), false)?;
     let limit = limit.get() as usize;
     // A summary does not say whether more analyzed calls exist: a full list may have more.
-    let more = calls.len() >= limit;
+    let more = listed.len() >= limit;
     let now = listed_item(changed, id)?.filter(|_| changed.analyzed);
-    let (items, _) = splice(items(&calls)?, limit, more, id.as_str(), now)?;
-    let data = summary_json(&join(&items), stats).ok()?;
-    Some(Payload::from_json(data, None))
+    let items = items(&old.data_json, &listed)?;
+    let (items, _) = splice(items, limit, more, id.as_str(), now)?;
+    // `summary_json` writes the list right after `SUMMARY_CALLS`, the aggregates after it.
+    let (calls, listed) = join(&items, SUMMARY_CALLS.len());
+    let data = summary_json(&calls, stats).ok()?;
+    let mut patched = Payload::from_json(data, None);
+    patched.listing = Listing::known(listed);
+    Some(patched)
 }
 
 #[cfg(test)]

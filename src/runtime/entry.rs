@@ -489,18 +489,36 @@ async fn discard_body(req: &web_sys::Request) {
 }
 
 #[wasm_bindgen(inline_js = r#"
-export function response_of(status, lines, body) {
-  const headers = new Headers();
+export function response_of(status, lines, body, empty) {
   const parts = lines.split("\n");
-  for (let i = 0; i + 1 < parts.length; i += 2) headers.append(parts[i], parts[i + 1]);
-  return new Response(body, { status, headers });
+  let headers = {};
+  for (let i = 0; i + 1 < parts.length; i += 2) {
+    if (Object.hasOwn(headers, parts[i])) {
+      headers = new Headers();
+      for (let j = 0; j + 1 < parts.length; j += 2) headers.append(parts[j], parts[j + 1]);
+      break;
+    }
+    headers[parts[i]] = parts[i + 1];
+  }
+  return new Response(empty ? null : body, { status, headers });
 }"#)]
 extern "C" {
     /// `new Response(body, { status, headers })`, the headers given as `name\nvalue\n…`: one
     /// crossing and one string, where a `Headers` object filled from wasm took two strings
-    /// and a crossing per header, and the init three more crossings.
+    /// and a crossing per header, and the init three more crossings. They reach the runtime
+    /// as a plain object, its cheapest init (a `Headers` filled by `append` cost 3–4 µs more
+    /// per response); a name given twice goes through `Headers`, which keeps both values. `body` arrives as a view
+    /// of wasm memory, valid during the call only: the constructor copies a `BufferSource`
+    /// body as it extracts it (Fetch, "extract a body": "a copy of the bytes held by
+    /// object"), so the bytes cross once, with no JavaScript array made first. `empty` gives
+    /// a null body (204 and 304 must not have an empty one).
     #[wasm_bindgen(catch)]
-    fn response_of(status: u16, lines: &str, body: &JsValue) -> Result<web_sys::Response, JsValue>;
+    fn response_of(
+        status: u16,
+        lines: &str,
+        body: &[u8],
+        empty: bool,
+    ) -> Result<web_sys::Response, JsValue>;
 }
 
 /// The app's response as the runtime's: status, headers and body set once each, with no
@@ -521,59 +539,52 @@ pub(crate) fn to_runtime_response(res: crate::http::Response) -> worker::Result<
         lines.push_str(v);
         lines.push('\n');
     }
-    let body = match res.rendered {
+    let answer = |body: &[u8], empty: bool| -> worker::Result<web_sys::Response> {
+        Ok(response_of(res.status, &lines, body, empty)?)
+    };
+    match res.rendered {
         Some(Rendering::Kept(copy)) => match copy.downcast_ref::<KeptBody>() {
-            Some(kept) => Some(kept.bytes.clone()),
-            None => {
-                return Err(worker::Error::RustError(
-                    "a kept body of another kind".into(),
-                ))
-            }
+            Some(kept) => answer(&kept.bytes, false),
+            None => Err(worker::Error::RustError(
+                "a kept body of another kind".into(),
+            )),
         },
         // 204 and 304 must have a null body, not an empty one.
-        _ if res.body.is_empty() => None,
-        // Bytes, copied once into a JavaScript array: a string body would be decoded from
-        // UTF-8 here and encoded back by the runtime, two passes over a page of tens of KB.
+        _ if res.body.is_empty() => answer(&[], true),
         Some(Rendering::Keep { slot, meta }) => {
-            let bytes = js_sys::Uint8Array::from(res.body.as_slice());
-            if let Some(kept) = KeptBody::within_budget(&bytes, res.body.len()) {
+            let response = answer(&res.body, false)?;
+            if let Some(kept) = KeptBody::within_budget(res.body) {
                 slot.keep(meta, Rc::new(kept));
             }
-            Some(bytes)
+            Ok(response)
         }
-        None => Some(js_sys::Uint8Array::from(res.body.as_slice())),
-    };
-    let body = body.map_or(JsValue::NULL, JsValue::from);
-    Ok(response_of(res.status, &lines, &body)?)
+        None => answer(&res.body, false),
+    }
 }
 
-/// Bytes the runtime keeps of memory hits' bodies, at most, per isolate: a kept body is a
-/// second copy of an entry the memory tier already holds, so this bounds what they add to the
-/// isolate's 128 MB (the memory tier's own default bound is 32 MiB).
+/// Bytes kept of memory hits' bodies, at most, per isolate: a kept body is a second copy of
+/// an entry the memory tier already holds, so this bounds what they add to the isolate's
+/// 128 MB (the memory tier's own default bound is 32 MiB).
 const KEPT_BODY_BUDGET: usize = 16 * 1024 * 1024;
 
 thread_local! {
     static KEPT_BODY_BYTES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// A memory hit's body as a JavaScript array that later responses send as it is. The runtime
-/// does not copy a buffer it is given as a body (workerd takes the array's backing store), so
-/// several responses share it; nothing here ever writes to it after it is made.
+/// A memory hit's body, kept as built so that later hits with the same envelope send it as it
+/// is: nothing assembled again. It stays in wasm memory (the runtime copies a body it is
+/// given), and nothing ever writes to it after it is made.
 struct KeptBody {
-    bytes: js_sys::Uint8Array,
-    len: usize,
+    bytes: Vec<u8>,
 }
 
 impl KeptBody {
-    fn within_budget(bytes: &js_sys::Uint8Array, len: usize) -> Option<Self> {
+    fn within_budget(bytes: Vec<u8>) -> Option<Self> {
         KEPT_BODY_BYTES.with(|held| {
-            let total = held.get().checked_add(len)?;
+            let total = held.get().checked_add(bytes.len())?;
             (total <= KEPT_BODY_BUDGET).then(|| {
                 held.set(total);
-                KeptBody {
-                    bytes: bytes.clone(),
-                    len,
-                }
+                KeptBody { bytes }
             })
         })
     }
@@ -581,6 +592,6 @@ impl KeptBody {
 
 impl Drop for KeptBody {
     fn drop(&mut self) {
-        KEPT_BODY_BYTES.with(|held| held.set(held.get().saturating_sub(self.len)));
+        KEPT_BODY_BYTES.with(|held| held.set(held.get().saturating_sub(self.bytes.len())));
     }
 }

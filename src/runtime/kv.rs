@@ -72,22 +72,29 @@ impl KvStore {
         Ok(JsFuture::from(promise?.unchecked_into::<Promise>()).await?)
     }
 
-    async fn get_as(&self, key: &str, kind: &str) -> Result<JsValue, KvError> {
-        let opts = options(&[("type", JsValue::from_str(kind))])?;
-        self.call(self.get.call2(&self.this, &JsValue::from_str(key), &opts))
+    async fn get_as(&self, key: &str, opts: &Object) -> Result<JsValue, KvError> {
+        self.call(self.get.call2(&self.this, &JsValue::from_str(key), opts))
             .await
     }
 
     /// The value as bytes (`get(key, { type: "arrayBuffer" })`).
     pub async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        let v = self.get_as(key, "arrayBuffer").await?;
+        // Every KV hit asks this: its options object is made once per isolate (the binding
+        // only reads it).
+        thread_local! {
+            static AS_BYTES: Result<Object, JsValue> =
+                options(&[("type", JsValue::from_str("arrayBuffer"))]).map_err(|e| e.0);
+        }
+        let opts = AS_BYTES.with(|o| o.clone()).map_err(KvError)?;
+        let v = self.get_as(key, &opts).await?;
         Ok(v.dyn_ref::<ArrayBuffer>()
             .map(|b| Uint8Array::new(b).to_vec()))
     }
 
     /// The value as text (`get(key, { type: "text" })`).
     pub async fn get_text(&self, key: &str) -> Result<Option<String>, KvError> {
-        Ok(self.get_as(key, "text").await?.as_string())
+        let opts = options(&[("type", JsValue::from_str("text"))])?;
+        Ok(self.get_as(key, &opts).await?.as_string())
     }
 
     /// `put(key, value, { expirationTtl })`, or `put(key, value, {})` without a TTL.

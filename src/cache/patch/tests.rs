@@ -132,10 +132,17 @@ fn every_patch_equals_a_fresh_read_at_the_deliverys_version() {
         let s = Store::new(SqliteDatabase::migrated());
         let (page_limit, summary_limit) = (1 + rng.below(4) as u32, 1 + rng.below(3) as u32);
         let mut calls = Vec::new();
+        // The views as a run of patches left them (a patch of a patch, as an isolate that
+        // holds a watched view sees it), or as loaded after a patch declined.
+        let (mut held_page, mut held_summary) = (None, None);
         for n in 0..40 {
             let d = random_delivery(&mut rng, n, &mut calls);
             let (old_page, before) = first_page(&s, page_limit);
             let (old_summary, _) = summary_of(&s, summary_limit);
+            let held = held_page.take().unwrap_or_else(|| old_page.clone());
+            let held_sum = held_summary.take().unwrap_or_else(|| old_summary.clone());
+            assert_eq!(held, old_page, "held page, seed {seed} step {n}");
+            assert_eq!(held_sum, old_summary, "held summary, seed {seed} step {n}");
             let ask = RefreshAsk {
                 changed_call: true,
                 aggregates: true,
@@ -163,6 +170,31 @@ fn every_patch_equals_a_fresh_read_at_the_deliverys_version() {
                 }
                 None => summaries.declined += 1,
             }
+            // The held views, patched with where the patch before put each call.
+            let chained = page(&held, limit(page_limit), &call, &changed);
+            if let Some(p) = &chained {
+                assert_eq!(*p, new_page, "chained page, seed {seed} step {n}: {d:?}");
+                assert_eq!(
+                    listing_of(p, 0),
+                    listing_of(&new_page, 0),
+                    "seed {seed} step {n}"
+                );
+            }
+            held_page = chained;
+            let chained = summary(&held_sum, limit(summary_limit), &call, &changed);
+            if let Some(p) = &chained {
+                assert_eq!(
+                    *p, new_summary,
+                    "chained summary, seed {seed} step {n}: {d:?}"
+                );
+                let at = SUMMARY_CALLS.len();
+                assert_eq!(
+                    listing_of(p, at),
+                    listing_of(&new_summary, at),
+                    "seed {seed} step {n}"
+                );
+            }
+            held_summary = chained;
         }
     }
     // Patching is the common outcome. A summary declines when a failed re-analysis takes a
@@ -175,11 +207,17 @@ fn every_patch_equals_a_fresh_read_at_the_deliverys_version() {
     assert!(summaries.declined > 0, "{summaries:?}");
 }
 
+/// Where `payload` lists its calls: as a patch handed it over, or found in its text for a
+/// payload just loaded.
+fn listing_of(payload: &Payload, at: usize) -> Option<Vec<Listed>> {
+    super::listed(payload, at, at == 0).map(|l| l.to_vec())
+}
+
 fn item(started_at: i64, id: &str) -> Item<'_> {
     Item {
         started_at,
-        id: id.to_owned(),
-        json: Cow::Borrowed(id),
+        id: Cow::Borrowed(id),
+        json: id,
     }
 }
 
