@@ -21,8 +21,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
-import { gzipSync } from "node:zlib";
-import { BENCH_VARS, callUpsertLines, cpuSeconds, standardHeaders, workerdPids, wrk as wrkCycling } from "./bench-common.mjs";
+import { BENCH_VARS, callUpsertLines, cpuSeconds, gzipBytes, standardHeaders, workerdPids, wrk as wrkCycling } from "./bench-common.mjs";
 import { ROOT, applyMigrations, signJwt, startWorker } from "./runtime.mjs";
 
 const BASE = process.argv[2] ?? "609e865";
@@ -179,7 +178,7 @@ async function main() {
   }
   const wasm = (root) => {
     const raw = readFileSync(join(root, "build/index_bg.wasm"));
-    return { raw: raw.length / 1024, gz: gzipSync(raw, { level: 9 }).length / 1024 };
+    return { raw: raw.length / 1024, gz: gzipBytes(join(root, "build/index_bg.wasm")) / 1024 };
   };
   const [wa, wb] = [wasm(base.dir), wasm(ROOT)];
   lines.push("");

@@ -17,10 +17,9 @@ import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
-import { gzipSync } from "node:zlib";
 import { prng } from "./demo-data.mjs";
 import { CALLS, HEAVY, USERS, callCounts, callId, MIXED_REQUESTS, mixedRequests, prime as primeReads, token, userId } from "./bench-mixed.mjs";
-import { BENCH_VARS, cpuSeconds, line, standardHeaders, workerdPids, wrk as wrkCycling, wrkInBackground, wrkOnce } from "./bench-common.mjs";
+import { BENCH_VARS, cpuSeconds, gzipBytes, line, standardHeaders, workerdPids, wrk as wrkCycling, wrkInBackground, wrkOnce } from "./bench-common.mjs";
 import { race } from "./race.mjs";
 import { ROOT, applyMigrations, signJwt, startWorker } from "./runtime.mjs";
 
@@ -356,8 +355,8 @@ async function main() {
           connections: CONNECTIONS,
         });
 
-  const wasm = readFileSync(join(ROOT, "build/index_bg.wasm"));
-  const report = [render(rows, miss, peakRss, wasm.length, gzipSync(wasm, { level: 9 }).length, live), ...(raced.length ? ["", ...raced] : [])].join("\n");
+  const wasmFile = join(ROOT, "build/index_bg.wasm");
+  const report = [render(rows, miss, peakRss, readFileSync(wasmFile).length, gzipBytes(wasmFile), live), ...(raced.length ? ["", ...raced] : [])].join("\n");
   console.log(report);
   mkdirSync(join(ROOT, "bench"), { recursive: true });
   writeFileSync(join(ROOT, "bench/results.md"), report + "\n");

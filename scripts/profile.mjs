@@ -17,6 +17,7 @@
 //             (default: page)
 //   PROFILE_SECONDS  seconds of load (default 8); PROFILE_TOP  rows printed (default 40)
 //   PROFILE_WEBHOOK_SHARE  the mixed scenario's share of webhooks (default 0.05, as the bench)
+//   PROFILE_VARS  JSON object of extra worker vars (e.g. a CACHE_* setting)
 //   PROFILE_DATA=bench  read the benchmark's data set instead (the newest one `npm run bench`
 //                    left in bench/.state/; its user u0000 has 12,000 calls with recordings,
 //                    analyses and enrichments), so pages weigh what the bench's pages weigh
@@ -135,7 +136,7 @@ async function main() {
   }
   const worker = await startWorker({
     persistDir: dir,
-    vars: { ...BENCH_VARS, ...vars },
+    vars: { ...BENCH_VARS, ...vars, ...JSON.parse(process.env.PROFILE_VARS ?? "{}") },
     live: SCENARIO === "webhook" || SCENARIO === "mixed",
     assets: null,
     scriptPath: join(ROOT, "build-profile/index.js"),
