@@ -124,7 +124,8 @@ pub type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
 #[allow(async_fn_in_trait)] // single-threaded wasm: the futures never cross threads
 pub trait KvTier {
     async fn get(&self, key: &str) -> AppResult<Option<String>>;
-    async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> AppResult<()>;
+    /// Stores the concatenation of `value`'s parts.
+    async fn put(&self, key: &str, value: &[&str], ttl_secs: u64) -> AppResult<()>;
 }
 
 /// Work after the response (`ctx.waitUntil`) and timers.

@@ -205,7 +205,8 @@ impl KvTier for SimKv {
         }))
     }
 
-    async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> AppResult<()> {
+    async fn put(&self, key: &str, value: &[&str], ttl_secs: u64) -> AppResult<()> {
+        let value = value.concat();
         assert!(ttl_secs >= 60, "KV refuses TTLs under 60 s");
         let (ms, fail) = {
             let mut rng = self.env.rng.borrow_mut();
@@ -223,7 +224,7 @@ impl KvTier for SimKv {
             .borrow_mut()
             .entry(key.to_owned())
             .or_default()
-            .push((now, value.to_owned()));
+            .push((now, value));
         Ok(())
     }
 }

@@ -27,13 +27,14 @@ impl KvTier for FakeKv {
         }
         Ok(self.data.borrow().get(key).cloned())
     }
-    async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> AppResult<()> {
+    async fn put(&self, key: &str, value: &[&str], ttl_secs: u64) -> AppResult<()> {
+        let value = value.concat();
         assert!(ttl_secs >= 60, "KV refuses TTLs under 60 s");
         if self.fail.get() {
             return Err(AppError::unavailable("KV: injected"));
         }
         self.writes.borrow_mut().push(key.to_owned());
-        self.data.borrow_mut().insert(key.into(), value.into());
+        self.data.borrow_mut().insert(key.into(), value);
         Ok(())
     }
 }
