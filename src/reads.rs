@@ -76,7 +76,7 @@ pub struct Payload {
 /// webhook's time for a user with a page and a summary watched). Shared by the payload's
 /// clones; `None` inside once the list was found not to be one a patch can use.
 #[derive(Clone, Default)]
-pub struct Listing(Rc<std::cell::OnceCell<Option<Rc<[Listed]>>>>);
+pub struct Listing(Rc<std::cell::OnceCell<Option<Vec<Listed>>>>);
 
 /// One listed call: its JSON at `start..end` of the payload's text, and its sort key.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,12 +89,12 @@ pub struct Listed {
 
 impl Listing {
     /// The listing, found by `find` the first time it is asked for.
-    pub fn get_or_find(&self, find: impl FnOnce() -> Option<Rc<[Listed]>>) -> Option<Rc<[Listed]>> {
-        self.0.get_or_init(find).clone()
+    pub fn get_or_find(&self, find: impl FnOnce() -> Option<Vec<Listed>>) -> Option<&[Listed]> {
+        self.0.get_or_init(find).as_deref()
     }
 
     /// A listing already known (the patch that built the text knows where it put each call).
-    pub fn known(listed: Rc<[Listed]>) -> Self {
+    pub fn known(listed: Vec<Listed>) -> Self {
         Listing(Rc::new(std::cell::OnceCell::from(Some(listed))))
     }
 }

@@ -124,8 +124,9 @@ pub type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
 #[allow(async_fn_in_trait)] // single-threaded wasm: the futures never cross threads
 pub trait KvTier {
     async fn get(&self, key: &str) -> AppResult<Option<String>>;
-    /// Stores the concatenation of `value`'s parts.
-    async fn put(&self, key: &str, value: &[&str], ttl_secs: u64) -> AppResult<()>;
+    /// Stores `head` then `data` as one value (a cache entry's header and its data, so the
+    /// data need not be copied into one string with the header first).
+    async fn put(&self, key: &str, head: &str, data: &str, ttl_secs: u64) -> AppResult<()>;
 }
 
 /// Work after the response (`ctx.waitUntil`) and timers.

@@ -16,7 +16,6 @@ use crate::domain::{CallId, Cursor, Limit, Timestamp};
 use crate::reads::{split_json_array, summary_json, Listed, Listing, PageMeta, Payload};
 use crate::store::ChangedCall;
 use std::borrow::Cow;
-use std::rc::Rc;
 
 /// Where a summary's list starts in its `data` (`summary_json`'s layout: the calls first,
 /// then the aggregates, which a patch replaces).
@@ -39,15 +38,14 @@ impl Item<'_> {
 
 /// The calls listed in `text` by the array at `at`, found once per payload (`Listing`):
 /// `None` when that is not a well-formed list of calls, or (`page`) when text follows it.
-fn listed(payload: &Payload, at: usize, whole: bool) -> Option<Rc<[Listed]>> {
+fn listed(payload: &Payload, at: usize, whole: bool) -> Option<&[Listed]> {
     payload.listing.get_or_find(|| {
         let text = payload.data_json.get(at..)?;
         let (list, rest) = split_json_array(text)?;
         if whole && !rest.is_empty() {
             return None;
         }
-        let listed: Option<Vec<Listed>> = list
-            .iter()
+        list.iter()
             .map(|json| {
                 let place = Cursor::of_listed_call(json)?;
                 // `json` is a slice of `text`: its offset is where it starts.
@@ -59,8 +57,7 @@ fn listed(payload: &Payload, at: usize, whole: bool) -> Option<Rc<[Listed]>> {
                     id: place.id.as_str().into(),
                 })
             })
-            .collect();
-        listed.map(Rc::from)
+            .collect()
     })
 }
 
@@ -116,7 +113,7 @@ fn splice<'a>(
 
 /// The JSON array of `items` (as `reads::json_array` writes it), with where each item will
 /// sit in a text that has the array at `at`.
-fn join(items: &[Item<'_>], at: usize) -> (String, Rc<[Listed]>) {
+fn join(items: &[Item<'_>], at: usize) -> (String, Vec<Listed>) {
     let len = items.iter().map(|i| i.json.len() + 1).sum::<usize>();
     let mut out = String::with_capacity(len + 2);
     out.push('[');
@@ -135,7 +132,7 @@ fn join(items: &[Item<'_>], at: usize) -> (String, Rc<[Listed]>) {
         });
     }
     out.push(']');
-    (out, listed.into())
+    (out, listed)
 }
 
 /// The changed call as a list holds it; `Some(None)` when it is in no list; `None` when its
@@ -160,7 +157,7 @@ pub fn page(old: &Payload, limit: Limit, id: &CallId, changed: &ChangedCall) -> 
     let more = old.page.as_ref()?.next_cursor.is_some();
     let listed = listed(old, 0, true)?;
     let now = listed_item(changed, id)?;
-    let items = items(&old.data_json, &listed)?;
+    let items = items(&old.data_json, listed)?;
     let (items, more) = splice(items, limit.get() as usize, more, id.as_str(), now)?;
     let next_cursor = match (more, items.last()) {
         (false, _) => None,
@@ -195,7 +192,7 @@ pub fn summary(old: &Payload, limit: Limit, id: &CallId, changed: &ChangedCall) 
     // A summary does not say whether more analyzed calls exist: a full list may have more.
     let more = listed.len() >= limit;
     let now = listed_item(changed, id)?.filter(|_| changed.analyzed);
-    let items = items(&old.data_json, &listed)?;
+    let items = items(&old.data_json, listed)?;
     let (items, _) = splice(items, limit, more, id.as_str(), now)?;
     // `summary_json` writes the list right after `SUMMARY_CALLS`, the aggregates after it.
     let (calls, listed) = join(&items, SUMMARY_CALLS.len());

@@ -158,7 +158,7 @@ impl<R: Origin + 'static, K: KvTier + 'static, C: Clock + Clone + 'static, T: Ru
                 }
                 let ttl = this.policy.kv_ttl_secs(&entry.life, now);
                 let (head, data) = codec::encode_parts(&entry);
-                let put = this.kv.put(&key, &[&head, &data], ttl).await;
+                let put = this.kv.put(&key, &head, &data, ttl).await;
                 this.kv_result(Some(&spec.user), put, now);
             }));
         }

@@ -205,8 +205,8 @@ impl KvTier for SimKv {
         }))
     }
 
-    async fn put(&self, key: &str, value: &[&str], ttl_secs: u64) -> AppResult<()> {
-        let value = value.concat();
+    async fn put(&self, key: &str, head: &str, data: &str, ttl_secs: u64) -> AppResult<()> {
+        let value = [head, data].concat();
         assert!(ttl_secs >= 60, "KV refuses TTLs under 60 s");
         let (ms, fail) = {
             let mut rng = self.env.rng.borrow_mut();

@@ -27,8 +27,8 @@ impl KvTier for FakeKv {
         }
         Ok(self.data.borrow().get(key).cloned())
     }
-    async fn put(&self, key: &str, value: &[&str], ttl_secs: u64) -> AppResult<()> {
-        let value = value.concat();
+    async fn put(&self, key: &str, head: &str, data: &str, ttl_secs: u64) -> AppResult<()> {
+        let value = [head, data].concat();
         assert!(ttl_secs >= 60, "KV refuses TTLs under 60 s");
         if self.fail.get() {
             return Err(AppError::unavailable("KV: injected"));

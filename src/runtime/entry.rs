@@ -507,11 +507,11 @@ extern "C" {
     /// crossing and one string, where a `Headers` object filled from wasm took two strings
     /// and a crossing per header, and the init three more crossings. They reach the runtime
     /// as a plain object, its cheapest init (a `Headers` filled by `append` cost 3–4 µs more
-    /// per response); a name given twice goes through `Headers`, which keeps both values. `body` arrives as a view
-    /// of wasm memory, valid during the call only: the constructor copies a `BufferSource`
-    /// body as it extracts it (Fetch, "extract a body": "a copy of the bytes held by
-    /// object"), so the bytes cross once, with no JavaScript array made first. `empty` gives
-    /// a null body (204 and 304 must not have an empty one).
+    /// per response); a name given twice goes through `Headers`, which keeps both values.
+    /// `body` arrives as a view of wasm memory, valid during the call only: the constructor
+    /// copies a `BufferSource` body as it extracts it (Fetch, "extract a body": "a copy of
+    /// the bytes held by object"), so the bytes cross once, with no JavaScript array made
+    /// first. `empty` gives a null body (204 and 304 must not have an empty one).
     #[wasm_bindgen(catch)]
     fn response_of(
         status: u16,

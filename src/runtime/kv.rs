@@ -193,12 +193,11 @@ impl KvTier for WorkersKv {
         }
     }
 
-    async fn put(&self, key: &str, value: &[&str], ttl_secs: u64) -> AppResult<()> {
-        let put = match value {
-            [head, rest] => self.0.put_two(key, head, rest, Some(ttl_secs)).await,
-            parts => self.0.put(key, &parts.concat(), Some(ttl_secs)).await,
-        };
-        put.map_err(kv_err)
+    async fn put(&self, key: &str, head: &str, data: &str, ttl_secs: u64) -> AppResult<()> {
+        self.0
+            .put_two(key, head, data, Some(ttl_secs))
+            .await
+            .map_err(kv_err)
     }
 }
 
