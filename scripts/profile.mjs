@@ -18,6 +18,14 @@
 //   PROFILE_SECONDS  seconds of load (default 8); PROFILE_TOP  rows printed (default 40)
 //   PROFILE_WEBHOOK_SHARE  the mixed scenario's share of webhooks (default 0.05, as the bench)
 //   PROFILE_VARS  JSON object of extra worker vars (e.g. a CACHE_* setting)
+//   PROFILE_MIXED_ONLY  a regular expression: replay only the mixed list's requests whose
+//                    path matches it, to price one kind of request
+//   PROFILE_BUILD  the build directory to serve (default build-profile, which profile.sh
+//                    makes): another build of the same kind, to compare two versions
+//   PROFILE_SAMPLE=0  run the scenario without the profiler and print only workerd's CPU per
+//                    request: V8's sampler (every 100 µs) adds about a third to it and
+//                    inflates wasm functions most, so compare variants (PROFILE_VARS, two
+//                    builds) this way and look for where the time goes with the sampler on
 //   PROFILE_DATA=bench  read the benchmark's data set instead (the newest one `npm run bench`
 //                    left in bench/.state/; its user u0000 has 12,000 calls with recordings,
 //                    analyses and enrichments), so pages weigh what the bench's pages weigh
@@ -36,6 +44,9 @@ const USER = BENCH_DATA ? "u0000" : "profile-user";
 const CALLS = 120;
 /** The mixed scenario's share of signed webhooks (the bench's default). */
 const WEBHOOK_SHARE = Number(process.env.PROFILE_WEBHOOK_SHARE ?? 0.05);
+const SAMPLE = process.env.PROFILE_SAMPLE !== "0";
+/** Only the mixed list's requests whose path matches (e.g. `^/api/webhook-calls/`). */
+const MIXED_ONLY = new RegExp(process.env.PROFILE_MIXED_ONLY ?? "");
 const INSPECTOR_PORT = 9300 + Math.floor(Math.random() * 500);
 const log = (...a) => console.error("[profile]", ...a);
 
@@ -74,7 +85,7 @@ function scenario(name) {
       };
     case "mixed":
       if (!BENCH_DATA) throw new Error("the mixed scenario reads the benchmark's data set: PROFILE_DATA=bench");
-      return { lines: mixedRequests(MIXED_REQUESTS, callCounts(), { webhookShare: WEBHOOK_SHARE }).lines, vars: {} };
+      return { lines: mixedRequests(MIXED_REQUESTS, callCounts(), { webhookShare: WEBHOOK_SHARE }).lines.filter((l) => MIXED_ONLY.test(l.split("\t")[1])), vars: {} };
     default:
       throw new Error(`unknown scenario ${name} (health | page | summary | kv-page | d1-page | webhook | ingest | mixed)`);
   }
@@ -139,8 +150,8 @@ async function main() {
     vars: { ...BENCH_VARS, ...vars, ...JSON.parse(process.env.PROFILE_VARS ?? "{}") },
     live: SCENARIO === "webhook" || SCENARIO === "mixed",
     assets: null,
-    scriptPath: join(ROOT, "build-profile/index.js"),
-    inspectorPort: INSPECTOR_PORT,
+    scriptPath: join(ROOT, process.env.PROFILE_BUILD ?? "build-profile", "index.js"),
+    inspectorPort: SAMPLE ? INSPECTOR_PORT : undefined,
   });
   const scratch = mkdtempSync(join(tmpdir(), "profile-wrk-"));
   try {
@@ -167,21 +178,38 @@ async function main() {
       for (let i = 0; i < 3; i++) await (await fetch(worker.url + path, { headers: h })).arrayBuffer();
       await new Promise((r) => setTimeout(r, 300));
     }
-    const targets = await (await fetch(`http://127.0.0.1:${INSPECTOR_PORT}/json/list`)).json();
-    const target = targets.find((t) => t.title?.includes("main") || t.id?.includes("main")) ?? targets[0];
-    if (!target) throw new Error("the inspector lists no worker");
-    const cdp = await inspect(target.webSocketDebuggerUrl);
-    await cdp.send("Profiler.enable");
-    await cdp.send("Profiler.setSamplingInterval", { interval: 100 }); // µs
-    await cdp.send("Profiler.start");
+    let cdp;
+    if (SAMPLE) {
+      const targets = await (await fetch(`http://127.0.0.1:${INSPECTOR_PORT}/json/list`)).json();
+      const target = targets.find((t) => t.title?.includes("main") || t.id?.includes("main")) ?? targets[0];
+      if (!target) throw new Error("the inspector lists no worker");
+      cdp = await inspect(target.webSocketDebuggerUrl);
+      await cdp.send("Profiler.enable");
+      await cdp.send("Profiler.setSamplingInterval", { interval: 100 }); // µs
+      await cdp.send("Profiler.start");
+    }
     const workerdCpu = () => workerdPids().reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+    const counters = async () => {
+      const res = await fetch(`${worker.url}/api/cache/stats`, { headers: { Authorization: `Bearer ${BENCH_VARS.ADMIN_TOKEN}` } });
+      return res.ok ? (await res.json()).data.counters : {};
+    };
+    const countersBefore = await counters();
     const cpuBefore = workerdCpu();
-    log(`${SCENARIO}: wrk for ${SECONDS}s while sampling ${target.title ?? target.id}`);
+    log(`${SCENARIO}: wrk ${SCENARIO === "mixed" ? "over the list once" : `for ${SECONDS}s`}${SAMPLE ? " while sampling the worker's isolate" : ", not sampled"}`);
     const r =
       SCENARIO === "mixed"
         ? await wrkOnce(worker.url, file, { capSeconds: 240, connections: 8 })
         : wrk(worker.url, file, { seconds: SECONDS, connections: 8 });
     const cpuMs = (workerdCpu() - cpuBefore) * 1000;
+    const perRequest = (ms) => (r.requests ? (ms * 1000) / r.requests : NaN);
+    if (!SAMPLE) {
+      console.log(`\n${SCENARIO}: ${r.requests} requests, ${Math.round(r.rps)} req/s; workerd CPU ${perRequest(cpuMs).toFixed(0)} µs per request (not sampled)`);
+      await new Promise((done) => setTimeout(done, 300)); // work left for after the responses
+      const after = await counters();
+      const moved = Object.entries(after).filter(([k, v]) => typeof v === "number" && v !== countersBefore[k]);
+      console.log(`counters: ${moved.map(([k, v]) => `${k} ${v - (countersBefore[k] ?? 0)}`).join(", ")}`);
+      return;
+    }
     const { profile } = await cdp.send("Profiler.stop");
     cdp.close();
     const out = join(ROOT, `bench/profile-${SCENARIO}.cpuprofile`);
@@ -190,7 +218,6 @@ async function main() {
     const total = times.reduce((a, [, ms]) => a + ms, 0);
     const idle = times.filter(([k]) => /^\((idle|program|garbage collector)\)/.test(k)).reduce((a, [, ms]) => a + ms, 0);
     const busy = total - idle;
-    const perRequest = (ms) => (r.requests ? (ms * 1000) / r.requests : NaN);
     console.log(`\n${SCENARIO}: ${r.requests} requests, ${Math.round(r.rps)} req/s; the isolate busy ${busy.toFixed(0)} ms of ${total.toFixed(0)} sampled (${perRequest(busy).toFixed(1)} µs per request); workerd CPU ${perRequest(cpuMs).toFixed(0)} µs per request, the sampler's own cost included\n`);
     console.log("| self ms | µs/request | % of busy | function |");
     console.log("| ---: | ---: | ---: | --- |");

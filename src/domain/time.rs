@@ -207,41 +207,42 @@ impl Timestamp {
     }
 
     /// `YYYY-MM-DDTHH:MM:SS[.mmm]Z` as bytes and their length, for years 0 to 9999.
+    ///
+    /// In 32-bit arithmetic after one 64-bit division: wasm32 has no 64-bit multiply-high, so
+    /// every 64-bit division by a constant became a call to a software 128-bit multiply, and
+    /// those were two thirds of the time here.
     fn rfc3339_bytes(self) -> Option<([u8; 24], usize)> {
-        let days = self.0.div_euclid(MS_PER_DAY);
-        let ms_of_day = self.0.rem_euclid(MS_PER_DAY);
-        let (y, m, d) = civil_from_days(days);
-        if !(0..=9999).contains(&y) {
+        const FIRST: i64 = -62_167_219_200_000; // 0000-01-01T00:00:00Z
+        const LAST: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+        if !(FIRST..=LAST).contains(&self.0) {
             return None;
         }
-        let secs = ms_of_day / 1000;
-        let millis = ms_of_day % 1000;
-        let mut out = [0u8; 24];
-        let digit = |n: i64, place: i64| b'0' + (n / place % 10) as u8;
-        out[..4].copy_from_slice(&[digit(y, 1000), digit(y, 100), digit(y, 10), digit(y, 1)]);
-        out[4] = b'-';
-        out[5..7].copy_from_slice(&[digit(m, 10), digit(m, 1)]);
-        out[7] = b'-';
-        out[8..10].copy_from_slice(&[digit(d, 10), digit(d, 1)]);
-        out[10] = b'T';
-        let (hh, mm, ss) = (secs / 3600, secs / 60 % 60, secs % 60);
-        out[11..13].copy_from_slice(&[digit(hh, 10), digit(hh, 1)]);
-        out[13] = b':';
-        out[14..16].copy_from_slice(&[digit(mm, 10), digit(mm, 1)]);
-        out[16] = b':';
-        out[17..19].copy_from_slice(&[digit(ss, 10), digit(ss, 1)]);
-        let mut len = 19;
-        if millis != 0 {
-            out[19..23].copy_from_slice(&[
-                b'.',
-                digit(millis, 100),
-                digit(millis, 10),
-                digit(millis, 1),
-            ]);
-            len = 23;
+        let since = self.0.abs_diff(FIRST); // below 2^49
+                                            // An opaque divisor makes this one `i64.div_u`, not the multiply-high call.
+        let days = since / std::hint::black_box(MS_PER_DAY as u64);
+        let of_day = u32::try_from(since - days * MS_PER_DAY as u64).ok()?;
+        let (y, m, d) = civil_from_day_number(u32::try_from(days).ok()?);
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let two = |out: &mut [u8; 24], at: usize, n: u32| {
+            out[at] = b'0' + (n / 10 % 10) as u8;
+            out[at + 1] = b'0' + (n % 10) as u8;
+        };
+        two(&mut out, 0, y / 100);
+        two(&mut out, 2, y % 100);
+        two(&mut out, 5, m);
+        two(&mut out, 8, d);
+        let secs = of_day / 1000;
+        two(&mut out, 11, secs / 3600);
+        two(&mut out, 14, secs / 60 % 60);
+        two(&mut out, 17, secs % 60);
+        let millis = of_day % 1000;
+        if millis == 0 {
+            out[19] = b'Z';
+            return Some((out, 20));
         }
-        out[len] = b'Z';
-        Some((out, len + 1))
+        out[20] = b'0' + (millis / 100) as u8;
+        two(&mut out, 21, millis % 100);
+        Some((out, 24))
     }
 }
 
@@ -442,6 +443,22 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
         m,
         d,
     )
+}
+
+/// [`civil_from_days`] for day `n` counted from 0000-01-01 (up to 9999-12-31), in 32-bit
+/// arithmetic: shifted one 400-year era later, so that every intermediate is unsigned.
+fn civil_from_day_number(n: u32) -> (u32, u32, u32) {
+    // Days since -0400-03-01, an era before the algorithm's 0000-03-01 (and 0000-01-01 is
+    // 60 days before that: 0000 is a leap year).
+    let z = n + 146_097 - 60;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    ((yoe + era * 400 + u32::from(m <= 2)) - 400, m, d)
 }
 
 #[cfg(test)]
@@ -759,6 +776,37 @@ mod tests {
             Timestamp::from_millis(1_709_662_933_045).to_string(),
             "2024-03-05T18:22:13.045Z"
         );
+    }
+
+    #[test]
+    fn every_instant_from_year_0_to_9999_formats_as_chrono_writes_it() {
+        const FIRST: i64 = -62_167_219_200_000;
+        const LAST: i64 = 253_402_300_799_999;
+        let mut samples = vec![
+            FIRST,
+            FIRST + 1,
+            FIRST + 59 * MS_PER_DAY,
+            FIRST + 60 * MS_PER_DAY,
+        ];
+        samples.extend([-1, 0, 1, 951_782_399_999, 951_868_799_999, LAST - 1, LAST]);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let span = (LAST - FIRST) as u64 + 1;
+            let ms = FIRST + (x % span) as i64;
+            // Whole seconds and whole days too, where the fraction and the time go.
+            samples.extend([ms, ms - ms.rem_euclid(1000), ms - ms.rem_euclid(MS_PER_DAY)]);
+        }
+        for ms in samples {
+            let expected = chrono::DateTime::from_timestamp_millis(ms)
+                .expect("in chrono's range")
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+            assert_eq!(Timestamp::from_millis(ms).to_string(), expected, "{ms}");
+        }
+        assert_eq!(Timestamp::from_millis(FIRST - 1).rfc3339_bytes(), None);
+        assert_eq!(Timestamp::from_millis(LAST + 1).rfc3339_bytes(), None);
     }
 
     #[test]
