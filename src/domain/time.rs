@@ -428,20 +428,11 @@ impl Scan<'_> {
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let (yoe, m, d) = day_of_era((z - era * 146_097) as u32); // 0..146_097
     (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
+        i64::from(yoe) + era * 400 + i64::from(m <= 2),
+        i64::from(m),
+        i64::from(d),
     )
 }
 
@@ -452,13 +443,19 @@ fn civil_from_day_number(n: u32) -> (u32, u32, u32) {
     // 60 days before that: 0000 is a leap year).
     let z = n + 146_097 - 60;
     let era = z / 146_097;
-    let doe = z - era * 146_097;
+    let (yoe, m, d) = day_of_era(z - era * 146_097);
+    ((yoe + era * 400 + u32::from(m <= 2)) - 400, m, d)
+}
+
+/// The year of its era (counted from March), month and day of day `doe` of a 400-year era
+/// that starts on a 1 March.
+fn day_of_era(doe: u32) -> (u32, u32, u32) {
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    ((yoe + era * 400 + u32::from(m <= 2)) - 400, m, d)
+    (yoe, m, d)
 }
 
 #[cfg(test)]
