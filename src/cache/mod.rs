@@ -30,9 +30,10 @@
 //!   webhook's batch, with the one call the batch changed (read back in that batch, after the
 //!   writes: a few rows); a watched view not held here is read back whole in the same batch.
 //!   Either way it is kept under the version the batch returns — so it is fenced exactly like
-//!   a load — in memory at once and in KV `CACHE_REFRESH_KV_DELAY_MS` (1 s) later, unless a
-//!   newer refresh of the same view came meanwhile. At most 1 024 watched users and 4 views
-//!   per webhook.
+//!   a load — in memory at once, and in KV once no newer refresh of the view has come for
+//!   `CACHE_REFRESH_KV_DELAY_MS` (1 s), or at the latest 10 s after the first refresh
+//!   waiting (one task per view waits out a burst; `read::write_behind`). At most 1 024
+//!   watched users and 4 views per webhook.
 //! - Memory holds at most `CACHE_MEMORY_MAX_ENTRIES` (10 000) entries and
 //!   `CACHE_MEMORY_MAX_BYTES` (32 MiB) per isolate; the version view at most 10 000 users,
 //!   in-flight marks 1 024 keys, the background-sync queue 500 users, per-user counters

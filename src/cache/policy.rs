@@ -44,9 +44,10 @@ pub struct Policy {
     /// Refresh on write: a webhook's own batch reads back the landing views of its owner when
     /// this isolate saw them read within the watch window (`CACHE_REFRESH_ON_WRITE`).
     pub refresh_on_write: bool,
-    /// How long after a refresh on write its KV copy is written (ms,
-    /// `CACHE_REFRESH_KV_DELAY_MS`): a newer refresh of the same view within it writes
-    /// instead, so a burst of webhooks for one user costs one KV write per view.
+    /// How long a refreshed view's KV copy waits for a pause in its refreshes (ms,
+    /// `CACHE_REFRESH_KV_DELAY_MS`): a newer refresh of the same view within it is written
+    /// instead, so a burst of webhooks for one user costs one KV write per view (at the
+    /// latest 10 s after the first refresh waiting, `read::MAX_WRITE_WAIT_MS`).
     pub refresh_kv_delay_ms: u32,
     /// Log one structured line per request.
     pub debug: bool,

@@ -14,6 +14,65 @@ use crate::reads::{Outcome, Payload, Served, Source};
 use futures_util::future::{select, Either};
 use std::rc::Rc;
 
+/// The longest a refreshed view waits for a pause in its refreshes before it is written to
+/// KV anyway (well inside the 30 s a request's `waitUntil` may outlive its response).
+pub(super) const MAX_WRITE_WAIT_MS: i64 = 10_000;
+
+/// How far past any wait it could have a write-behind task is taken for lost.
+const LOST_TASK_MS: i64 = 30_000;
+
+/// A write-behind task's hold on its view's waiting write: dropped unfinished (canceled), it
+/// lets the view's next refresh start another task.
+struct WriteBehindTask<
+    R: Origin + 'static,
+    K: KvTier + 'static,
+    C: Clock + Clone + 'static,
+    T: Runtime,
+> {
+    reads: TieredReads<R, K, C, T>,
+    logical: String,
+    done: bool,
+}
+
+impl<R: Origin + 'static, K: KvTier + 'static, C: Clock + Clone + 'static, T: Runtime>
+    WriteBehindTask<R, K, C, T>
+{
+    /// At `now`: the waiting write, taken, when it is due (no refresh for `delay_ms`, or
+    /// waited long enough); `Err(ms)` to wait that much longer; `None` when nothing waits
+    /// for this task any more.
+    fn due(&mut self, now: i64, delay_ms: u32) -> Option<Result<super::state::WaitingWrite, u32>> {
+        let mut waiting = self.reads.state.waiting_writes.borrow_mut();
+        let w = waiting.get(&self.logical)?;
+        let since = w.task_since?;
+        let quiet_at = w.refreshed_at.saturating_add(i64::from(delay_ms));
+        let deadline = since.saturating_add(MAX_WRITE_WAIT_MS);
+        if now < quiet_at && now < deadline {
+            let wait = quiet_at
+                .min(deadline)
+                .saturating_sub(now)
+                .clamp(1, i64::from(u32::MAX));
+            return Some(Err(u32::try_from(wait).unwrap_or(u32::MAX)));
+        }
+        self.done = true;
+        waiting.remove(&self.logical).map(Ok)
+    }
+}
+
+impl<R: Origin + 'static, K: KvTier + 'static, C: Clock + Clone + 'static, T: Runtime> Drop
+    for WriteBehindTask<R, K, C, T>
+{
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if let Ok(mut waiting) = self.reads.state.waiting_writes.try_borrow_mut() {
+            if let Some(w) = waiting.get_mut(&self.logical) {
+                w.task_since = None;
+            }
+        }
+    }
+}
+
 /// A value from some tier, with its lifetime, before it becomes a response.
 struct Found {
     entry: Entry,
@@ -125,8 +184,8 @@ impl<R: Origin + 'static, K: KvTier + 'static, C: Clock + Clone + 'static, T: Ru
         self.keep_with_kv_delay(spec, entry, now, to_kv.then_some(0));
     }
 
-    /// [`Self::keep`], writing KV `kv_delay_ms` later (`None`: not at all) — and then only if
-    /// memory holds no newer version of the key by then (that one's own write covers it).
+    /// [`Self::keep`], writing KV `kv_delay_ms` later (`None`: not at all; a delay: see
+    /// [`Self::write_behind`]).
     fn keep_with_kv_delay(&self, spec: &KeySpec, entry: Entry, now: i64, kv_delay_ms: Option<u32>) {
         if entry.version < self.view_version(&spec.user) {
             return;
@@ -138,30 +197,108 @@ impl<R: Origin + 'static, K: KvTier + 'static, C: Clock + Clone + 'static, T: Ru
                 .insert(spec.logical().to_owned(), entry.clone());
         }
         let Some(delay) = kv_delay_ms else { return };
-        if self.policy.kv_enabled && self.kv_usable(now) {
-            let this = self.clone();
-            let (spec, key) = (spec.clone(), spec.kv_key(entry.version));
-            self.rt.spawn(Box::pin(async move {
-                if delay > 0 {
-                    this.rt.sleep(delay).await;
-                    let superseded = this
-                        .state
-                        .memory
-                        .borrow()
-                        .get(spec.logical())
-                        .is_some_and(|held| held.version > entry.version);
-                    if superseded {
-                        this.state
-                            .record(Some(&spec.user), |c| c.kv_writes_coalesced += 1);
+        if !(self.policy.kv_enabled && self.kv_usable(now)) {
+            return;
+        }
+        if delay > 0 {
+            self.write_behind(spec, entry, now, delay);
+            return;
+        }
+        let this = self.clone();
+        let spec = spec.clone();
+        self.rt.spawn(Box::pin(async move {
+            this.put_entry(&spec, &entry, now).await;
+        }));
+    }
+
+    async fn put_entry(&self, spec: &KeySpec, entry: &Entry, at: i64) {
+        let ttl = self.policy.kv_ttl_secs(&entry.life, at);
+        let (head, data) = codec::encode_parts(entry);
+        let put = self
+            .kv
+            .put(&spec.kv_key(entry.version), &head, &data, ttl)
+            .await;
+        self.kv_result(Some(&spec.user), put, at);
+    }
+
+    /// Writes a refreshed view to KV once no newer refresh of it has come for `delay_ms` —
+    /// a burst of webhooks for one user costs one write per view — and at the latest
+    /// [`MAX_WRITE_WAIT_MS`] after the first refresh waiting, so a view refreshed without a
+    /// pause still reaches KV now and then. One task per view waits for the whole burst: a
+    /// newer refresh only replaces the entry waiting (the task and timer each refresh started
+    /// were a tenth of a watched user's webhook). The write is left out when memory holds
+    /// the view at a newer version by then (that one's own write covers it).
+    fn write_behind(&self, spec: &KeySpec, entry: Entry, now: i64, delay_ms: u32) {
+        let logical = spec.logical().to_owned();
+        {
+            let mut waiting = self.state.waiting_writes.borrow_mut();
+            if let Some(w) = waiting.get_mut(&logical) {
+                w.spec = spec.clone();
+                w.entry = entry;
+                w.refreshed_at = now;
+                self.state
+                    .record(Some(&spec.user), |c| c.kv_writes_coalesced += 1);
+                // A task still waiting past any wait it could have was never woken again
+                // (its request's `waitUntil` cut short): another takes over.
+                let lost = w.task_since.is_none_or(|since| {
+                    now.saturating_sub(since)
+                        > MAX_WRITE_WAIT_MS + i64::from(delay_ms) + LOST_TASK_MS
+                });
+                if !lost {
+                    return;
+                }
+                w.task_since = Some(now);
+            } else {
+                if waiting.len() >= super::state::MAX_WAITING_WRITES {
+                    return;
+                }
+                waiting.insert(
+                    logical.clone(),
+                    super::state::WaitingWrite {
+                        spec: spec.clone(),
+                        entry,
+                        refreshed_at: now,
+                        task_since: Some(now),
+                    },
+                );
+            }
+        }
+        // Made before the task, so that a task dropped before its first poll lets go too.
+        let mut task = WriteBehindTask {
+            reads: self.clone(),
+            logical,
+            done: false,
+        };
+        let this = self.clone();
+        self.rt.spawn(Box::pin(async move {
+            let mut wait = delay_ms;
+            loop {
+                this.rt.sleep(wait).await;
+                let now = this.now();
+                let Some(due) = task.due(now, delay_ms) else {
+                    return; // written or taken over meanwhile
+                };
+                match due {
+                    Err(later) => wait = later,
+                    Ok(waiting) => {
+                        let superseded = this
+                            .state
+                            .memory
+                            .borrow()
+                            .get(waiting.spec.logical())
+                            .is_some_and(|held| held.version > waiting.entry.version);
+                        if superseded {
+                            this.state
+                                .record(Some(&waiting.spec.user), |c| c.kv_writes_coalesced += 1);
+                        } else {
+                            this.put_entry(&waiting.spec, &waiting.entry, waiting.refreshed_at)
+                                .await;
+                        }
                         return;
                     }
                 }
-                let ttl = this.policy.kv_ttl_secs(&entry.life, now);
-                let (head, data) = codec::encode_parts(&entry);
-                let put = this.kv.put(&key, &head, &data, ttl).await;
-                this.kv_result(Some(&spec.user), put, now);
-            }));
-        }
+            }
+        }));
     }
 
     /// Keeps a value a write's own batch read back at `version` (refresh on write): the same

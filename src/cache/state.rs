@@ -2,7 +2,8 @@
 //! the KV breaker, loads in flight and counters. Every map here is bounded. On Workers there is one per
 //! isolate (a thread-local); tests make as many as they need, one per simulated isolate.
 
-use super::memory::MemoryTier;
+use super::keys::KeySpec;
+use super::memory::{Entry, MemoryTier};
 use super::policy::{Breaker, Policy};
 use crate::domain::{CallId, UserId, Version};
 use quick_cache::unsync::Cache;
@@ -41,7 +42,7 @@ pub struct Counters {
     /// Of those, views held here patched with the one call the webhook changed.
     pub patched_on_write: u64,
     /// KV writes of refreshed views left out because a newer refresh of the same view came
-    /// within `CACHE_REFRESH_KV_DELAY_MS`.
+    /// within `CACHE_REFRESH_KV_DELAY_MS` (or memory held a newer version by then).
     pub kv_writes_coalesced: u64,
     /// Rows those read-backs cost, in the webhooks' own batches.
     pub refresh_rows_read: u64,
@@ -460,6 +461,26 @@ pub struct CacheState {
     /// Landing views read recently here (refresh on write).
     pub watched: RefCell<super::landing::Watched>,
     pub feed: Cell<Feed>,
+    /// Refreshed views waiting for their KV write, by logical key (`read::write_behind`).
+    pub waiting_writes: RefCell<HashMap<String, WaitingWrite>>,
+}
+
+/// Views waiting for their KV write at most: refreshed views are watched ones
+/// (`landing::MAX_WATCHED_USERS` users, 4 views each), and each waits seconds at most.
+/// Past it, a refreshed view is kept in memory only.
+pub const MAX_WAITING_WRITES: usize = 4096;
+
+/// A refreshed view's newest entry, waiting for its KV write, and the task waiting to write
+/// it.
+pub struct WaitingWrite {
+    pub spec: KeySpec,
+    pub entry: Entry,
+    /// When this entry was refreshed: it is written once no newer refresh of the view has
+    /// come for the delay after it.
+    pub refreshed_at: i64,
+    /// When the task now waiting for this view started; `None` when none is (it was
+    /// canceled: the next refresh starts another).
+    pub task_since: Option<i64>,
 }
 
 impl CacheState {
@@ -484,6 +505,7 @@ impl CacheState {
                 started_at: i64::MIN,
                 ..Feed::default()
             }),
+            waiting_writes: RefCell::new(HashMap::new()),
         }
     }
 

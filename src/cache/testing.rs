@@ -60,18 +60,46 @@ pub struct TestRuntime {
     queue: Rc<RefCell<Vec<LocalFuture>>>,
     /// When set, timers fire at once: anything that yields loses a race against them.
     pub timers_fire_at_once: Rc<Cell<bool>>,
+    /// When set, a timer moves this clock on by its delay as it is set (then yields once):
+    /// for background work that waits until the clock says a time has come.
+    pub timers_advance: Rc<RefCell<Option<Rc<crate::clock::ManualClock>>>>,
 }
 
 impl Runtime for TestRuntime {
     fn spawn(&self, fut: LocalFuture) {
         self.queue.borrow_mut().push(fut);
     }
-    fn sleep(&self, _ms: u32) -> LocalFuture {
+    fn sleep(&self, ms: u32) -> LocalFuture {
+        if let Some(clock) = self.timers_advance.borrow().as_ref() {
+            clock.advance(i64::from(ms));
+        }
         Box::pin(YieldOnce(self.timers_fire_at_once.get()))
     }
 }
 
 impl TestRuntime {
+    /// Polls each queued task once, keeping those not finished; returns how many finished.
+    pub fn poll_background_once(&self) -> usize {
+        let tasks: Vec<LocalFuture> = self.queue.borrow_mut().drain(..).collect();
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut finished = 0;
+        for mut task in tasks {
+            match task.as_mut().poll(&mut cx) {
+                Poll::Ready(()) => finished += 1,
+                Poll::Pending => self.queue.borrow_mut().push(task),
+            }
+        }
+        finished
+    }
+
+    /// Drops the background work queued so far unrun, as a runtime does when it cancels a
+    /// request's `waitUntil`; returns how many tasks it dropped.
+    pub fn cancel_background(&self) -> usize {
+        let dropped: Vec<LocalFuture> = self.queue.borrow_mut().drain(..).collect();
+        dropped.len()
+    }
+
     pub fn run_background(&self) -> usize {
         let mut ran = 0;
         loop {

@@ -1038,3 +1038,123 @@ fn a_filtered_page_is_cached_under_its_canonical_filter_and_retired_by_the_users
     assert_eq!(ids(&after), ["CA9"]);
     assert_eq!(after.version, v);
 }
+
+// ---- Write-behind: refreshed views' KV copies ----
+
+/// A refresh on write as a webhook's batch hands it over: `load` read from D1 at the
+/// version the batch left, then kept (in memory now, in KV behind).
+fn refresh(w: &World, cache: &Cache, load: &Load) -> Version {
+    let served = match load {
+        Load::Page(p) => block_on(w.origin.store.call_page(&ada(), p, Version::ZERO)),
+        Load::Summary(limit) => block_on(w.origin.store.intent_summary(
+            &ada(),
+            &crate::domain::SummaryRequest::all_time(*limit),
+            Version::ZERO,
+        )),
+        _ => unreachable!("only landing views are refreshed"),
+    }
+    .expect("reads");
+    cache.remember_refreshed(&ada(), load, served.value, served.version);
+    served.version
+}
+
+fn summary(limit: u32) -> Load {
+    Load::Summary(Limit::new(limit, 500).expect("valid"))
+}
+
+/// A world whose background timers move its clock on by their delay.
+fn timed_world() -> World {
+    let w = World::new();
+    *w.rt.timers_advance.borrow_mut() = Some(w.clock.clone());
+    w
+}
+
+#[test]
+fn a_burst_of_refreshes_costs_one_task_and_one_kv_write_per_view_the_newest() {
+    let w = timed_world();
+    let cache = w.isolate();
+    let mut newest = Version::ZERO;
+    for i in 0..4 {
+        w.write_call(&format!("CW{i}"), T0 + 10 + i);
+        newest = refresh(&w, &cache, &page(10));
+        w.clock.advance(100);
+    }
+    let summary_version = refresh(&w, &cache, &summary(5));
+    assert_eq!(
+        w.rt.run_background(),
+        2,
+        "one task per view, none per refresh"
+    );
+    let written = w.kv.writes.borrow().clone();
+    assert_eq!(
+        written,
+        vec![
+            page(10).spec(&ada()).kv_key(newest),
+            summary(5).spec(&ada()).kv_key(summary_version)
+        ]
+    );
+    assert_eq!(cache.stats(None).counters.kv_writes_coalesced, 3);
+    let other = w.isolate();
+    let there = block_on(other.read(&ada(), page(10), newest)).expect("reads");
+    assert_eq!((there.outcome, there.version), (Outcome::HitKv, newest));
+}
+
+#[test]
+fn a_view_refreshed_without_a_pause_still_reaches_kv_within_the_longest_wait() {
+    let w = timed_world();
+    let cache = w.isolate();
+    let started = w.clock.now().millis();
+    refresh(&w, &cache, &page(10));
+    let mut i = 0;
+    // Each poll lets the task's timer run; a refresh lands before every wake-up.
+    while w.rt.poll_background_once() == 0 {
+        i += 1;
+        assert!(i < 1_000, "the write never came");
+        w.write_call(&format!("CW{i}"), T0 + 10 + i);
+        refresh(&w, &cache, &page(10));
+    }
+    let waited = w.clock.now().millis() - started;
+    assert_eq!(w.kv.writes.borrow().len(), 1);
+    assert!(
+        (super::read::MAX_WRITE_WAIT_MS..super::read::MAX_WRITE_WAIT_MS + 2_000).contains(&waited),
+        "written after {waited} ms"
+    );
+}
+
+#[test]
+fn a_write_behind_task_canceled_before_it_ran_lets_the_next_refresh_start_another() {
+    let w = timed_world();
+    let cache = w.isolate();
+    refresh(&w, &cache, &page(10));
+    assert_eq!(w.rt.cancel_background(), 1);
+    w.write_call("CW1", T0 + 10);
+    let version = refresh(&w, &cache, &page(10));
+    assert_eq!(w.rt.run_background(), 1);
+    assert_eq!(
+        *w.kv.writes.borrow(),
+        vec![page(10).spec(&ada()).kv_key(version)]
+    );
+}
+
+#[test]
+fn a_write_behind_task_never_woken_again_is_replaced_once_its_longest_wait_is_long_past() {
+    let w = timed_world();
+    let cache = w.isolate();
+    refresh(&w, &cache, &page(10));
+    // Its task stays queued (its request's `waitUntil` stopped waking it): a refresh soon
+    // after waits for it, one long after starts another.
+    w.clock.advance(500);
+    refresh(&w, &cache, &page(10));
+    w.clock.advance(super::read::MAX_WRITE_WAIT_MS + 31_001);
+    w.write_call("CW1", T0 + 10);
+    let version = refresh(&w, &cache, &page(10));
+    assert_eq!(
+        w.rt.run_background(),
+        2,
+        "the stuck task and the one that took over"
+    );
+    assert_eq!(
+        *w.kv.writes.borrow(),
+        vec![page(10).spec(&ada()).kv_key(version)]
+    );
+}
