@@ -64,7 +64,7 @@ const ROWS = [
   ["kv-get-31k-text", "KV: get a 31 KB value as text"],
   ["kv-put-1k", "KV: put a 1 KB value (new key)"],
   ["kv-put-31k", "KV: put a 31 KB value (new key)"],
-  ["kv-delete", "KV: delete a key"],
+  ["kv-delete", "KV: delete a key that is not there"],
 ];
 
 async function main() {

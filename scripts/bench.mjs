@@ -379,9 +379,10 @@ async function main() {
  * copies of the same data, the mixed list replayed once on each in turn (off, all; then all,
  * off; …), its webhooks renamed each round (a delivery seen before is not applied again).
  * A new list each round measured something else: the all-tiers side slowed round after round
- * (3.14, 2.60, 2.40), likely as each round's new reads crowded the memory tier. The modes above run minutes
- * apart, and this host's speed drifts by a fifth within minutes; here both sides of a round
- * meet the same drift, and the median of the rounds is the figure the target reads. Each run's
+ * (3.14, 2.60, 2.40), likely as each round's new reads crowded the memory tier. The modes
+ * above run minutes apart, and this host's speed drifts by a fifth within minutes; here both
+ * sides of a round meet the same drift, and the median of the rounds is the figure the target
+ * reads. Each run's
  * CPU window includes SETTLE_MS after its last response, so the refreshed views' KV writes
  * (1 s later) are charged to the run that caused them.
  */

@@ -229,11 +229,10 @@ impl<R: Origin + 'static, K: KvTier + 'static, C: Clock + Clone + 'static, T: Ru
     /// were a tenth of a watched user's webhook). The write is left out when memory holds
     /// the view at a newer version by then (that one's own write covers it).
     fn write_behind(&self, spec: &KeySpec, entry: Entry, now: i64, delay_ms: u32) {
-        let logical = spec.logical().to_owned();
         {
             let mut waiting = self.state.waiting_writes.borrow_mut();
-            if let Some(w) = waiting.get_mut(&logical) {
-                w.spec = spec.clone();
+            // The common case, a view already waiting: its key and spec stay as they are.
+            if let Some(w) = waiting.get_mut(spec.logical()) {
                 w.entry = entry;
                 w.refreshed_at = now;
                 self.state
@@ -253,7 +252,7 @@ impl<R: Origin + 'static, K: KvTier + 'static, C: Clock + Clone + 'static, T: Ru
                     return;
                 }
                 waiting.insert(
-                    logical.clone(),
+                    spec.logical().to_owned(),
                     super::state::WaitingWrite {
                         spec: spec.clone(),
                         entry,
@@ -266,7 +265,7 @@ impl<R: Origin + 'static, K: KvTier + 'static, C: Clock + Clone + 'static, T: Ru
         // Made before the task, so that a task dropped before its first poll lets go too.
         let mut task = WriteBehindTask {
             reads: self.clone(),
-            logical,
+            logical: spec.logical().to_owned(),
             done: false,
         };
         let this = self.clone();
