@@ -47,9 +47,10 @@ export function token(user) {
 /**
  * 95 % reads over users with a Zipf skew, 5 % signed webhooks (none when `webhookShare` is 0).
  * `round` names the webhooks apart (a delivery seen before is not applied again), so a list
- * per round can be replayed on the same data.
+ * per round can be replayed on the same data. `webhookUser`, when given, owns every webhook's
+ * call instead of the user drawn (a user nobody reads: webhooks that leave the cache alone).
  */
-export function mixedRequests(count, counts, { seed = 99, webhookShare = 0.05, round = 0 } = {}) {
+export function mixedRequests(count, counts, { seed = 99, webhookShare = 0.05, round = 0, webhookUser } = {}) {
   const rand = prng(seed);
   const pickUser = zipfSampler(USERS, 1.1, rand);
   const tokens = new Map();
@@ -67,7 +68,7 @@ export function mixedRequests(count, counts, { seed = 99, webhookShare = 0.05, r
     if (r < webhookShare) {
       const tag = round ? `r${round}x${i}` : `${i}`;
       const id = `msg_bench_${tag}`;
-      const body = JSON.stringify({ type: "call.upserted", data: { userId: user, id: `CW${user}x${tag}`, status: "completed", durationSeconds: 30 } });
+      const body = JSON.stringify({ type: "call.upserted", data: { userId: webhookUser ?? user, id: `CW${user}x${tag}`, status: "completed", durationSeconds: 30 } });
       out.push(line("POST", "/webhooks/events", standardHeaders(VARS.WEBHOOK_SECRET, id, body, ts), body));
       webhooks++;
     } else if (r < 0.6) {

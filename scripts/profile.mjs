@@ -14,21 +14,32 @@
 //             summary watched, the live feed bound) | ingest (webhooks as the race sends
 //             them: cache off, no live feed) | mixed (the bench's mixed list, all tiers,
 //             primed as the bench primes it and replayed once; needs PROFILE_DATA=bench)
+//             | mixed-parts (unsampled: the mixed list whole, its reads alone and its
+//             webhooks alone, with the webhooks for their users and for a user nobody
+//             reads, all tiers and cache off; prints what the whole costs beyond its parts)
 //             (default: page)
 //   PROFILE_SECONDS  seconds of load (default 8); PROFILE_TOP  rows printed (default 40)
+//   PROFILE_CONNECTIONS  wrk's connections (default 8, as the bench)
 //   PROFILE_WEBHOOK_SHARE  the mixed scenario's share of webhooks (default 0.05, as the bench)
+//   PROFILE_WEBHOOK_USER  the mixed scenario's webhooks all for this user (e.g. one nobody
+//                    reads, so that they leave the cache alone)
 //   PROFILE_VARS  JSON object of extra worker vars (e.g. a CACHE_* setting)
 //   PROFILE_MIXED_ONLY  a regular expression: replay only the mixed list's requests whose
 //                    path matches it, to price one kind of request
+//   PROFILE_PRIME_ALL=1  prime every read of the whole mixed list even when PROFILE_MIXED_ONLY
+//                    replays only some of it (e.g. webhooks for users whose views are watched)
 //   PROFILE_BUILD  the build directory to serve (default build-profile, which profile.sh
 //                    makes): another build of the same kind, to compare two versions
 //   PROFILE_SAMPLE=0  run the scenario without the profiler and print only workerd's CPU per
-//                    request: V8's sampler (every 100 µs) adds about a third to it and
-//                    inflates wasm functions most, so compare variants (PROFILE_VARS, two
-//                    builds) this way and look for where the time goes with the sampler on
+//                    request, counting PROFILE_SETTLE_MS after the last response (default
+//                    1500, as the bench does, for the KV writes a run leaves behind): V8's
+//                    sampler (every 100 µs) adds about a third to it and inflates wasm
+//                    functions most, so compare variants (PROFILE_VARS, two builds) this way
+//                    and look for where the time goes with the sampler on
 //   PROFILE_DATA=bench  read the benchmark's data set instead (the newest one `npm run bench`
 //                    left in bench/.state/; its user u0000 has 12,000 calls with recordings,
 //                    analyses and enrichments), so pages weigh what the bench's pages weigh
+import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -38,6 +49,8 @@ import { ROOT, applyMigrations, signJwt, startWorker } from "./runtime.mjs";
 
 const SCENARIO = process.argv[2] ?? "page";
 const SECONDS = Number(process.env.PROFILE_SECONDS ?? 8);
+/** wrk's connections (the bench's 8 unless told). */
+const CONNECTIONS = Number(process.env.PROFILE_CONNECTIONS ?? 8);
 const TOP = Number(process.env.PROFILE_TOP ?? 40);
 const BENCH_DATA = process.env.PROFILE_DATA === "bench";
 const USER = BENCH_DATA ? "u0000" : "profile-user";
@@ -45,6 +58,8 @@ const CALLS = 120;
 /** The mixed scenario's share of signed webhooks (the bench's default). */
 const WEBHOOK_SHARE = Number(process.env.PROFILE_WEBHOOK_SHARE ?? 0.05);
 const SAMPLE = process.env.PROFILE_SAMPLE !== "0";
+/** Unsampled: how long after the last response the CPU window stays open (the bench's). */
+const SETTLE_MS = Number(process.env.PROFILE_SETTLE_MS ?? 1500);
 /** Only the mixed list's requests whose path matches (e.g. `^/api/webhook-calls/`). */
 const MIXED_ONLY = new RegExp(process.env.PROFILE_MIXED_ONLY ?? "");
 const INSPECTOR_PORT = 9300 + Math.floor(Math.random() * 500);
@@ -85,9 +100,14 @@ function scenario(name) {
       };
     case "mixed":
       if (!BENCH_DATA) throw new Error("the mixed scenario reads the benchmark's data set: PROFILE_DATA=bench");
-      return { lines: mixedRequests(MIXED_REQUESTS, callCounts(), { webhookShare: WEBHOOK_SHARE }).lines.filter((l) => MIXED_ONLY.test(l.split("\t")[1])), vars: {} };
+    {
+      const webhookUser = process.env.PROFILE_WEBHOOK_USER || undefined;
+      const all = mixedRequests(MIXED_REQUESTS, callCounts(), { webhookShare: WEBHOOK_SHARE, webhookUser }).lines;
+      const lines = all.filter((l) => MIXED_ONLY.test(l.split("\t")[1]));
+      return { lines, primed: process.env.PROFILE_PRIME_ALL === "1" ? all : lines, vars: {} };
+    }
     default:
-      throw new Error(`unknown scenario ${name} (health | page | summary | kv-page | d1-page | webhook | ingest | mixed)`);
+      throw new Error(`unknown scenario ${name} (health | page | summary | kv-page | d1-page | webhook | ingest | mixed | mixed-parts)`);
   }
 }
 
@@ -133,8 +153,49 @@ function selfTimes(profile) {
   return [...totals].sort((a, b) => b[1] - a[1]);
 }
 
+/**
+ * `mixed-parts`: each mode's mixed list run whole, then its reads alone and its webhooks alone
+ * (on fresh copies of the data, the views primed as for the whole), each unsampled in a child
+ * run of this script; the whole's CPU less the sum of its parts is what reads and webhooks
+ * cost each other when they meet. The webhooks go to the users drawn, then to a user nobody
+ * reads (they leave the cache alone: what is left of the excess then is not the cache's).
+ */
+async function mixedParts() {
+  const nobody = "u-nobody-reads";
+  const modes = [
+    ["all tiers", "{}", undefined],
+    ["all tiers, webhooks for a user nobody reads", "{}", nobody],
+    ["cache off", JSON.stringify({ CACHE_ENABLED: "false" }), undefined],
+  ];
+  const run = (env) => {
+    const res = spawnSync(process.execPath, [process.argv[1], "mixed"], {
+      encoding: "utf8",
+      env: { ...process.env, PROFILE_SAMPLE: "0", PROFILE_DATA: "bench", ...env },
+    });
+    const m = res.stdout?.match(/mixed: (\d+) requests, .*; workerd CPU (\d+) µs per request/);
+    if (!m) throw new Error(`mixed-parts: a child run failed: ${res.stderr}`);
+    return { requests: Number(m[1]), cpuUs: Number(m[2]) };
+  };
+  const seconds = (r) => (r.requests * r.cpuUs) / 1e6;
+  console.log("\n| mode | whole: µs/req | reads alone: µs/req | webhooks alone: µs/webhook | whole s | sum of the parts s | excess s | excess per webhook ms |");
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+  for (const [name, vars, webhookUser] of modes) {
+    const common = { PROFILE_VARS: vars, ...(webhookUser ? { PROFILE_WEBHOOK_USER: webhookUser } : {}) };
+    log(`mixed-parts: ${name}`);
+    const whole = run(common);
+    const reads = run({ ...common, PROFILE_MIXED_ONLY: "^/api/" });
+    const hooks = run({ ...common, PROFILE_MIXED_ONLY: "^/webhooks", PROFILE_PRIME_ALL: "1" });
+    const parts = seconds(reads) + seconds(hooks);
+    const excess = seconds(whole) - parts;
+    console.log(
+      `| ${name} | ${whole.cpuUs} | ${reads.cpuUs} | ${hooks.cpuUs} | ${seconds(whole).toFixed(2)} | ${parts.toFixed(2)} | ${excess.toFixed(2)} | ${((excess * 1000) / hooks.requests).toFixed(1)} |`,
+    );
+  }
+}
+
 async function main() {
-  const { lines, vars } = scenario(SCENARIO);
+  if (SCENARIO === "mixed-parts") return mixedParts();
+  const { lines, vars, primed = lines } = scenario(SCENARIO);
   const dir = mkdtempSync(join(tmpdir(), "profile-"));
   if (BENCH_DATA) {
     const state = join(ROOT, "bench/.state");
@@ -163,7 +224,7 @@ async function main() {
     const file = join(scratch, "lines.txt");
     writeFileSync(file, lines.join("\n") + "\n");
     if (SCENARIO === "mixed") {
-      await prime(worker.url, lines, SCENARIO, log);
+      await prime(worker.url, primed, SCENARIO, log);
     } else if (SCENARIO === "ingest") {
       // nothing to warm: every webhook is new
     } else if (SCENARIO === "webhook") {
@@ -189,17 +250,21 @@ async function main() {
       await cdp.send("Profiler.start");
     }
     const workerdCpu = () => workerdPids().reduce((sum, pid) => sum + cpuSeconds(pid), 0);
-    const counters = async () => {
+    const stats = async () => {
       const res = await fetch(`${worker.url}/api/cache/stats`, { headers: { Authorization: `Bearer ${BENCH_VARS.ADMIN_TOKEN}` } });
-      return res.ok ? (await res.json()).data.counters : {};
+      return res.ok ? (await res.json()).data : {};
     };
+    const counters = async () => (await stats()).counters ?? {};
     const countersBefore = await counters();
     const cpuBefore = workerdCpu();
     log(`${SCENARIO}: wrk ${SCENARIO === "mixed" ? "over the list once" : `for ${SECONDS}s`}${SAMPLE ? " while sampling the worker's isolate" : ", not sampled"}`);
     const r =
       SCENARIO === "mixed"
-        ? await wrkOnce(worker.url, file, { capSeconds: 240, connections: 8 })
-        : wrk(worker.url, file, { seconds: SECONDS, connections: 8 });
+        ? await wrkOnce(worker.url, file, { capSeconds: 240, connections: CONNECTIONS })
+        : wrk(worker.url, file, { seconds: SECONDS, connections: CONNECTIONS });
+    // Unsampled, the CPU window takes in the work a run leaves for after its responses
+    // (refreshed views reach KV 1 s after their webhook), as the bench's mixed rounds do.
+    if (!SAMPLE) await new Promise((done) => setTimeout(done, SETTLE_MS));
     const cpuMs = (workerdCpu() - cpuBefore) * 1000;
     const perRequest = (ms) => (r.requests ? (ms * 1000) / r.requests : NaN);
     if (!SAMPLE) {
@@ -208,6 +273,8 @@ async function main() {
       const after = await counters();
       const moved = Object.entries(after).filter(([k, v]) => typeof v === "number" && v !== countersBefore[k]);
       console.log(`counters: ${moved.map(([k, v]) => `${k} ${v - (countersBefore[k] ?? 0)}`).join(", ")}`);
+      const memory = (await stats()).memory;
+      if (memory) console.log(`memory tier: ${memory.entries} entries, ${(memory.bytes / 1048576).toFixed(1)} MiB of ${(memory.maxBytes / 1048576).toFixed(0)}`);
       return;
     }
     const { profile } = await cdp.send("Profiler.stop");
