@@ -16,7 +16,8 @@
 //             primed as the bench primes it and replayed once; needs PROFILE_DATA=bench)
 //             | mixed-parts (unsampled: the mixed list whole, its reads alone and its
 //             webhooks alone, with the webhooks for their users and for a user nobody
-//             reads, all tiers and cache off; prints what the whole costs beyond its parts)
+//             reads, all tiers, cache off and the race's plain JavaScript worker; prints
+//             what the whole costs beyond its parts)
 //             (default: page)
 //   PROFILE_SECONDS  seconds of load (default 8); PROFILE_TOP  rows printed (default 40)
 //   PROFILE_CONNECTIONS  wrk's connections (default 8, as the bench)
@@ -28,6 +29,8 @@
 //                    path matches it, to price one kind of request
 //   PROFILE_PRIME_ALL=1  prime every read of the whole mixed list even when PROFILE_MIXED_ONLY
 //                    replays only some of it (e.g. webhooks for users whose views are watched)
+//   PROFILE_SCRIPT  another worker to serve instead (a path in the repository, e.g.
+//                    bench/reference/js/worker.mjs, the race's plain JavaScript worker)
 //   PROFILE_BUILD  the build directory to serve (default build-profile, which profile.sh
 //                    makes): another build of the same kind, to compare two versions
 //   PROFILE_SAMPLE=0  run the scenario without the profiler and print only workerd's CPU per
@@ -60,6 +63,8 @@ const WEBHOOK_SHARE = Number(process.env.PROFILE_WEBHOOK_SHARE ?? 0.05);
 const SAMPLE = process.env.PROFILE_SAMPLE !== "0";
 /** Unsampled: how long after the last response the CPU window stays open (the bench's). */
 const SETTLE_MS = Number(process.env.PROFILE_SETTLE_MS ?? 1500);
+/** Another worker's script to serve instead of a build of this one (no live feed bound). */
+const SCRIPT = process.env.PROFILE_SCRIPT ? join(ROOT, process.env.PROFILE_SCRIPT) : undefined;
 /** Only the mixed list's requests whose path matches (e.g. `^/api/webhook-calls/`). */
 const MIXED_ONLY = new RegExp(process.env.PROFILE_MIXED_ONLY ?? "");
 const INSPECTOR_PORT = 9300 + Math.floor(Math.random() * 500);
@@ -163,9 +168,12 @@ function selfTimes(profile) {
 async function mixedParts() {
   const nobody = "u-nobody-reads";
   const modes = [
-    ["all tiers", "{}", undefined],
-    ["all tiers, webhooks for a user nobody reads", "{}", nobody],
-    ["cache off", JSON.stringify({ CACHE_ENABLED: "false" }), undefined],
+    ["all tiers", {}, undefined],
+    ["all tiers, webhooks for a user nobody reads", {}, nobody],
+    ["cache off", { PROFILE_VARS: JSON.stringify({ CACHE_ENABLED: "false" }) }, undefined],
+    // The reference a team would otherwise write, on the same list: Map, KV, D1 (its details
+    // and analyses answer 404; a webhook deletes its user's two landing keys).
+    ["plain JavaScript worker, webhooks for a user nobody reads", { PROFILE_SCRIPT: "bench/reference/js/worker.mjs" }, nobody],
   ];
   const run = (env) => {
     const res = spawnSync(process.execPath, [process.argv[1], "mixed"], {
@@ -180,7 +188,7 @@ async function mixedParts() {
   console.log("\n| mode | whole: µs/req | reads alone: µs/req | webhooks alone: µs/webhook | whole s | sum of the parts s | excess s | excess per webhook ms |");
   console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const [name, vars, webhookUser] of modes) {
-    const common = { PROFILE_VARS: vars, ...(webhookUser ? { PROFILE_WEBHOOK_USER: webhookUser } : {}) };
+    const common = { PROFILE_VARS: "{}", ...vars, ...(webhookUser ? { PROFILE_WEBHOOK_USER: webhookUser } : {}) };
     log(`mixed-parts: ${name}`);
     const whole = run(common);
     const reads = run({ ...common, PROFILE_MIXED_ONLY: "^/api/" });
@@ -209,9 +217,9 @@ async function main() {
   const worker = await startWorker({
     persistDir: dir,
     vars: { ...BENCH_VARS, ...vars, ...JSON.parse(process.env.PROFILE_VARS ?? "{}") },
-    live: SCENARIO === "webhook" || SCENARIO === "mixed",
+    live: !SCRIPT && (SCENARIO === "webhook" || SCENARIO === "mixed"),
     assets: null,
-    scriptPath: join(ROOT, process.env.PROFILE_BUILD ?? "build-profile", "index.js"),
+    scriptPath: SCRIPT ?? join(ROOT, process.env.PROFILE_BUILD ?? "build-profile", "index.js"),
     inspectorPort: SAMPLE ? INSPECTOR_PORT : undefined,
   });
   const scratch = mkdtempSync(join(tmpdir(), "profile-wrk-"));
