@@ -71,6 +71,12 @@ impl MemoryTier {
         self.cache.get(key)
     }
 
+    /// [`Self::get`] without counting as a use: for looking at what memory holds on the side
+    /// (a KV write checking it is still needed), which must not keep an entry from eviction.
+    pub fn peek(&self, key: &str) -> Option<&Entry> {
+        self.cache.peek(key)
+    }
+
     pub fn insert(&mut self, key: String, entry: Entry) {
         self.cache.insert(key, entry);
     }
@@ -157,6 +163,31 @@ mod tests {
         }
         assert!(m.bytes() <= 100_000, "{} bytes", m.bytes());
         assert!(m.len() <= 10);
+    }
+
+    /// A 10-entry tier, full, then `target` inserted and 30 more after it while `look` is done
+    /// on `target` before each: whether `target` is still held at the end.
+    fn survives(look: impl Fn(&MemoryTier)) -> bool {
+        let mut m = MemoryTier::new(1_000_000, 10);
+        for i in 0..30 {
+            m.insert(format!("k{i}"), entry(1));
+        }
+        m.insert("target".into(), entry(1));
+        for i in 30..60 {
+            look(&m);
+            m.insert(format!("k{i}"), entry(1));
+        }
+        m.peek("target").is_some()
+    }
+
+    #[test]
+    fn a_peek_does_not_keep_an_entry_from_eviction_where_a_get_does() {
+        assert!(survives(|m| {
+            m.get("target");
+        }));
+        assert!(!survives(|m| {
+            m.peek("target");
+        }));
     }
 
     #[test]

@@ -280,11 +280,13 @@ impl<R: Origin + 'static, K: KvTier + 'static, C: Clock + Clone + 'static, T: Ru
                 match due {
                     Err(later) => wait = later,
                     Ok(waiting) => {
+                        // A look on the side: `peek`, so that it does not count as a read
+                        // that keeps the view from eviction.
                         let superseded = this
                             .state
                             .memory
                             .borrow()
-                            .get(waiting.spec.logical())
+                            .peek(waiting.spec.logical())
                             .is_some_and(|held| held.version > waiting.entry.version);
                         if superseded {
                             this.state

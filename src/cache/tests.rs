@@ -1100,6 +1100,44 @@ fn a_burst_of_refreshes_costs_one_task_and_one_kv_write_per_view_the_newest() {
 }
 
 #[test]
+fn a_write_behind_looking_at_memory_does_not_keep_its_view_from_eviction() {
+    // A 10-entry tier, so that entries nobody reads are evicted as others come.
+    let w = World::with_policy(Policy {
+        jitter: 0.0,
+        memory_max_entries: 10,
+        ..Policy::default()
+    });
+    *w.rt.timers_advance.borrow_mut() = Some(w.clock.clone());
+    let cache = w.isolate();
+    let fill = |from: usize, to: usize| {
+        for i in from..to {
+            let spec = Load::Call(CallId::parse(&format!("CF{i}")).expect("valid")).spec(&ada());
+            let entry = memory::Entry {
+                payload: None,
+                version: Version::ZERO,
+                life: cache.policy.lifetime(w.clock.now().millis(), 60, 0.5),
+                rows_read: 0,
+            };
+            cache.keep(&spec, entry, w.clock.now().millis(), false);
+        }
+    };
+    fill(0, 30);
+    refresh(&w, &cache, &page(10));
+    assert_eq!(w.rt.run_background(), 1);
+    assert_eq!(
+        w.kv.writes.borrow().len(),
+        1,
+        "the write-behind wrote the view"
+    );
+    fill(30, 60);
+    let logical = page(10).spec(&ada()).logical().to_owned();
+    assert!(
+        cache.state.memory.borrow().peek(&logical).is_none(),
+        "unread since its refresh, the view went the way of other unread entries"
+    );
+}
+
+#[test]
 fn a_view_refreshed_without_a_pause_still_reaches_kv_within_the_longest_wait() {
     let w = timed_world();
     let cache = w.isolate();
