@@ -16,6 +16,12 @@ export const BENCH_VARS = {
   ALLOWED_ORIGINS: "http://localhost",
 };
 
+/**
+ * After a mixed run, how long its CPU window stays open: time for the work it leaves past its
+ * responses (refreshed views reach KV 1 s after their webhook) to be charged to that run.
+ */
+export const SETTLE_MS = 1500;
+
 /** One line of a request file: method \t path \t headers joined by \1 \t body. */
 export function line(method, path, headers, body = "") {
   const h = Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join("\u0001");

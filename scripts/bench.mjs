@@ -20,7 +20,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { prng } from "./demo-data.mjs";
 import { CALLS, HEAVY, USERS, callCounts, callId, MIXED_REQUESTS, mixedRequests, prime as primeReads, token, userId } from "./bench-mixed.mjs";
-import { BENCH_VARS, cpuSeconds, gzipBytes, line, standardHeaders, workerdPids, wrk as wrkCycling, wrkInBackground, wrkOnce } from "./bench-common.mjs";
+import { BENCH_VARS, SETTLE_MS, cpuSeconds, gzipBytes, line, standardHeaders, workerdPids, wrk as wrkCycling, wrkInBackground, wrkOnce } from "./bench-common.mjs";
 import { race } from "./race.mjs";
 import { ROOT, applyMigrations, signJwt, startWorker } from "./runtime.mjs";
 
@@ -31,9 +31,6 @@ const WEBHOOK_SHARE = Number(process.env.BENCH_WEBHOOK_SHARE ?? 0.05);
 const VARS = BENCH_VARS;
 /** Rounds of the mixed list on a cache-off and an all-tiers worker in turn (`interleavedMixed`). */
 const MIXED_ROUNDS = Number(process.env.BENCH_MIXED_ROUNDS ?? 3);
-/** After a mixed run, time for its work past the responses (refreshed views reach KV 1 s
- * after their webhook) to land in that run's CPU, not the next one's. */
-const SETTLE_MS = 1500;
 /** The module's gzip budget, read from scripts/build.sh so the two never disagree. */
 const WASM_BUDGET_KB = Number(
   /WASM_GZIP_BUDGET_KB:-(\d+)/.exec(readFileSync(join(ROOT, "scripts/build.sh"), "utf8"))?.[1] ?? NaN,
@@ -382,9 +379,8 @@ async function main() {
  * (3.14, 2.60, 2.40), likely as each round's new reads crowded the memory tier. The modes
  * above run minutes apart, and this host's speed drifts by a fifth within minutes; here both
  * sides of a round meet the same drift, and the median of the rounds is the figure the target
- * reads. Each run's
- * CPU window includes SETTLE_MS after its last response, so the refreshed views' KV writes
- * (1 s later) are charged to the run that caused them.
+ * reads. Each run's CPU window includes SETTLE_MS after its last response, so the refreshed
+ * views' KV writes (1 s later) are charged to the run that caused them.
  */
 async function interleavedMixed(template, counts, extraVars) {
   const sides = [];

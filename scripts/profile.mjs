@@ -46,7 +46,7 @@ import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BENCH_VARS, cpuSeconds, line, standardHeaders, workerdPids, wrk, wrkOnce } from "./bench-common.mjs";
+import { BENCH_VARS, SETTLE_MS as BENCH_SETTLE_MS, cpuSeconds, line, standardHeaders, workerdPids, wrk, wrkOnce } from "./bench-common.mjs";
 import { MIXED_REQUESTS, callCounts, mixedRequests, prime } from "./bench-mixed.mjs";
 import { ROOT, applyMigrations, signJwt, startWorker } from "./runtime.mjs";
 
@@ -62,7 +62,7 @@ const CALLS = 120;
 const WEBHOOK_SHARE = Number(process.env.PROFILE_WEBHOOK_SHARE ?? 0.05);
 const SAMPLE = process.env.PROFILE_SAMPLE !== "0";
 /** Unsampled: how long after the last response the CPU window stays open (the bench's). */
-const SETTLE_MS = Number(process.env.PROFILE_SETTLE_MS ?? 1500);
+const SETTLE_MS = Number(process.env.PROFILE_SETTLE_MS ?? BENCH_SETTLE_MS);
 /** Another worker's script to serve instead of a build of this one (no live feed bound). */
 const SCRIPT = process.env.PROFILE_SCRIPT ? join(ROOT, process.env.PROFILE_SCRIPT) : undefined;
 /** Only the mixed list's requests whose path matches (e.g. `^/api/webhook-calls/`). */
@@ -103,9 +103,8 @@ function scenario(name) {
         lines: Array.from({ length: 20_000 }, (_, i) => signedCall(i, "load")).map(({ body, headers }) => line("POST", "/webhooks/events", headers, body)),
         vars: name === "ingest" ? { CACHE_ENABLED: "false" } : {},
       };
-    case "mixed":
+    case "mixed": {
       if (!BENCH_DATA) throw new Error("the mixed scenario reads the benchmark's data set: PROFILE_DATA=bench");
-    {
       const webhookUser = process.env.PROFILE_WEBHOOK_USER || undefined;
       const all = mixedRequests(MIXED_REQUESTS, callCounts(), { webhookShare: WEBHOOK_SHARE, webhookUser }).lines;
       const lines = all.filter((l) => MIXED_ONLY.test(l.split("\t")[1]));
@@ -277,7 +276,6 @@ async function main() {
     const perRequest = (ms) => (r.requests ? (ms * 1000) / r.requests : NaN);
     if (!SAMPLE) {
       console.log(`\n${SCENARIO}: ${r.requests} requests, ${Math.round(r.rps)} req/s; workerd CPU ${perRequest(cpuMs).toFixed(0)} µs per request (not sampled)`);
-      await new Promise((done) => setTimeout(done, 300)); // work left for after the responses
       const after = await counters();
       const moved = Object.entries(after).filter(([k, v]) => typeof v === "number" && v !== countersBefore[k]);
       console.log(`counters: ${moved.map(([k, v]) => `${k} ${v - (countersBefore[k] ?? 0)}`).join(", ")}`);

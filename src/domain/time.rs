@@ -212,13 +212,12 @@ impl Timestamp {
     /// every 64-bit division by a constant became a call to a software 128-bit multiply, and
     /// those were two thirds of the time here.
     fn rfc3339_bytes(self) -> Option<([u8; 24], usize)> {
-        const FIRST: i64 = -62_167_219_200_000; // 0000-01-01T00:00:00Z
-        const LAST: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
-        if !(FIRST..=LAST).contains(&self.0) {
+        if !(FIRST_FORMATTED_MS..=LAST_FORMATTED_MS).contains(&self.0) {
             return None;
         }
-        let since = self.0.abs_diff(FIRST); // below 2^49
-                                            // An opaque divisor makes this one `i64.div_u`, not the multiply-high call.
+        // Below 2^49; an opaque divisor makes the division one `i64.div_u`, not the
+        // multiply-high call.
+        let since = self.0.abs_diff(FIRST_FORMATTED_MS);
         let days = since / std::hint::black_box(MS_PER_DAY as u64);
         let of_day = u32::try_from(since - days * MS_PER_DAY as u64).ok()?;
         let (y, m, d) = civil_from_day_number(u32::try_from(days).ok()?);
@@ -424,6 +423,11 @@ impl Scan<'_> {
         &self.b[start..self.i]
     }
 }
+
+/// The first instant RFC 3339 text is written for: 0000-01-01T00:00:00Z.
+const FIRST_FORMATTED_MS: i64 = -62_167_219_200_000;
+/// The last: 9999-12-31T23:59:59.999Z.
+const LAST_FORMATTED_MS: i64 = 253_402_300_799_999;
 
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
@@ -777,8 +781,8 @@ mod tests {
 
     #[test]
     fn every_instant_from_year_0_to_9999_formats_as_chrono_writes_it() {
-        const FIRST: i64 = -62_167_219_200_000;
-        const LAST: i64 = 253_402_300_799_999;
+        const FIRST: i64 = super::FIRST_FORMATTED_MS;
+        const LAST: i64 = super::LAST_FORMATTED_MS;
         let mut samples = vec![
             FIRST,
             FIRST + 1,
