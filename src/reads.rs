@@ -59,13 +59,11 @@ impl Source {
 /// page or summary is tens of KB that a clone per hit would copy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Payload {
-    pub data_json: Rc<str>,
+    text: SharedText,
     /// Present for pages: the number of items and where the next page starts.
     pub page: Option<PageMeta>,
     pub etag: String,
-    /// The last memory hit's body built from this payload, as the runtime keeps it.
-    pub rendered: RenderedBody,
-    /// Where the calls a page or summary lists sit in `data_json` (`cache::patch`).
+    /// Where the calls a page or summary lists sit in the data's text (`cache::patch`).
     pub listing: Listing,
 }
 
@@ -113,46 +111,106 @@ impl std::fmt::Debug for Listing {
     }
 }
 
-/// A response body built from a payload, kept with the payload by the runtime so that the
-/// memory hits after it send it as it is: no envelope assembled again (a page is tens of KB, a
-/// summary up to ~120 KB, and assembling them led a memory hit's profile). One body is kept,
-/// under the envelope's `meta` — the only part of the body the payload does not decide (tier,
-/// version, position) — so a read whose `meta` differs builds its body afresh. The slot is
-/// shared by the payload's clones: it lives as long as the cache entry does and only ever
-/// holds that entry's bytes.
-#[derive(Clone, Default)]
-pub struct RenderedBody(Rc<std::cell::RefCell<Option<KeptCopy>>>);
+/// A payload's data as JSON text: a slice of a shared string, which is either the data alone
+/// or the whole response body last sent around it ([`Payload::body`]). Cloning it shares the
+/// string.
+#[derive(Clone)]
+pub struct DataText {
+    text: Rc<String>,
+    start: usize,
+    end: usize,
+}
 
-/// A runtime's copy of a body, and the envelope `meta` it was built with.
-type KeptCopy = (Box<str>, Rc<dyn std::any::Any>);
-
-impl RenderedBody {
-    /// The copy kept for a body whose envelope `meta` is exactly `meta`.
-    pub fn get(&self, meta: &str) -> Option<Rc<dyn std::any::Any>> {
-        match &*self.0.borrow() {
-            Some((kept_for, copy)) if **kept_for == *meta => Some(copy.clone()),
-            _ => None,
+impl DataText {
+    fn whole(mut text: String) -> Self {
+        // The memory tier weighs an entry by the data's length: spare capacity would make
+        // that bound untrue of the heap.
+        text.shrink_to_fit();
+        let end = text.len();
+        DataText {
+            text: Rc::new(text),
+            start: 0,
+            end,
         }
     }
 
-    /// Keeps `copy`, the runtime's copy of the body whose envelope `meta` is `meta`, in place
-    /// of any other.
-    pub fn keep(&self, meta: Box<str>, copy: Rc<dyn std::any::Any>) {
-        *self.0.borrow_mut() = Some((meta, copy));
+    /// The part of `text` from `start` on (a KV value past its header), without a copy.
+    /// `None` when `start` is not a character boundary of `text`.
+    pub fn after(text: String, start: usize) -> Option<Self> {
+        text.get(start..)?;
+        let end = text.len();
+        Some(DataText {
+            text: Rc::new(text),
+            start,
+            end,
+        })
     }
 }
 
-/// A copy of bytes the payload already decides: no part of its value.
-impl PartialEq for RenderedBody {
-    fn eq(&self, _: &Self) -> bool {
-        true
+impl std::ops::Deref for DataText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // `start..end` is a character range of `text` by construction.
+        self.text.get(self.start..self.end).unwrap_or_default()
     }
 }
 
-impl std::fmt::Debug for RenderedBody {
+impl std::fmt::Debug for DataText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kept = self.0.borrow().is_some();
-        f.debug_struct("RenderedBody").field("kept", &kept).finish()
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl PartialEq for DataText {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+/// The opening of every read's body, up to its `data`.
+const BODY_OPEN: &str = "{\"success\":true,\"data\":";
+/// What follows the data in a read's body, up to its `meta`.
+const BODY_META: &str = ",\"meta\":";
+/// What a read's body holds besides its data, at most: the opening, `meta` (count, cursor,
+/// limit, tier, version) and the closing.
+pub const BODY_ENVELOPE_BYTES: usize = 256;
+
+/// A payload's data, kept inside the response body last built around it, and that body's
+/// envelope `meta` — the only part of a read's body the payload does not decide (tier,
+/// version, position) — when it is one. A memory hit whose `meta` is the same sends that body
+/// as it is (no envelope assembled again: a page is tens of KB, a summary up to ~120 KB, and
+/// assembling them led a memory hit's profile); any other read builds its body afresh, and
+/// the payload then holds the data inside that one instead. The data is held once either way:
+/// an entry costs the memory tier what it weighs. Shared by the payload's clones.
+#[derive(Clone)]
+struct SharedText(Rc<std::cell::RefCell<Framed>>);
+
+struct Framed {
+    data: DataText,
+    /// The envelope `meta` of the body `data.text` is, or `None` when it is the data alone.
+    meta: Option<Box<str>>,
+}
+
+impl SharedText {
+    fn new(data: DataText) -> Self {
+        SharedText(Rc::new(std::cell::RefCell::new(Framed {
+            data,
+            meta: None,
+        })))
+    }
+}
+
+/// The same data, whatever body holds it.
+impl PartialEq for SharedText {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.borrow().data == other.0.borrow().data
+    }
+}
+
+impl std::fmt::Debug for SharedText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0.borrow().data, f)
     }
 }
 
@@ -170,19 +228,66 @@ impl Payload {
     }
 
     /// A payload around `data` already serialized (as `serde_json` writes it), with its ETag.
-    /// The text moves into an allocation of exactly its length: the memory tier weighs an
-    /// entry by its length, so that is all it may hold.
     pub fn from_json(data_json: String, page: Option<PageMeta>) -> Self {
+        Self::from_text(DataText::whole(data_json), page)
+    }
+
+    /// [`Self::from_json`] for a text already shared.
+    pub fn from_text(data: DataText, page: Option<PageMeta>) -> Self {
         let next = page.as_ref().and_then(|p| p.next_cursor.as_deref());
-        let [a, b] = content_digest(data_json.as_bytes(), next.map(str::as_bytes));
+        let [a, b] = content_digest(data.as_bytes(), next.map(str::as_bytes));
         let etag = format!("\"{a:016x}{b:016x}\"");
+        Self::with_etag(data, page, etag)
+    }
+
+    /// A payload whose ETag is already known (read back from KV with its data).
+    pub fn with_etag(data: DataText, page: Option<PageMeta>, etag: String) -> Self {
         Self {
-            data_json: Rc::from(data_json),
+            text: SharedText::new(data),
             page,
             etag,
-            rendered: RenderedBody::default(),
             listing: Listing::default(),
         }
+    }
+
+    /// The data as JSON text (shared, not copied).
+    pub fn data_json(&self) -> DataText {
+        self.text.0.borrow().data.clone()
+    }
+
+    /// The length of [`Self::data_json`], in bytes.
+    pub fn data_len(&self) -> usize {
+        self.text.0.borrow().data.len()
+    }
+
+    /// The read's response body around this data with `meta` as its envelope's `meta`:
+    /// `{"success":true,"data":…,"meta":…}`. The body last built is kept, and holds the data
+    /// from then on, so the next read with the same `meta` costs no copy.
+    pub fn body(&self, meta: &str) -> Rc<String> {
+        let mut framed = self.text.0.borrow_mut();
+        if framed.meta.as_deref() == Some(meta) {
+            return framed.data.text.clone();
+        }
+        let data: &str = &framed.data;
+        let mut body =
+            String::with_capacity(BODY_OPEN.len() + data.len() + BODY_META.len() + meta.len() + 1);
+        body.push_str(BODY_OPEN);
+        body.push_str(data);
+        body.push_str(BODY_META);
+        body.push_str(meta);
+        body.push('}');
+        let start = BODY_OPEN.len();
+        let end = start + data.len();
+        let body = Rc::new(body);
+        *framed = Framed {
+            data: DataText {
+                text: body.clone(),
+                start,
+                end,
+            },
+            meta: Some(meta.into()),
+        };
+        body
     }
 }
 
@@ -486,8 +591,44 @@ mod tests {
         let mut grown = String::with_capacity(4096);
         grown.push_str("[1,2]");
         let p = Payload::from_json(grown, None);
-        assert_eq!(std::mem::size_of_val(&*p.data_json), p.data_json.len());
+        let data = p.data_json();
+        assert_eq!(data.text.capacity(), data.len());
         let copy = p.clone();
-        assert!(Rc::ptr_eq(&p.data_json, &copy.data_json));
+        assert!(Rc::ptr_eq(&data.text, &copy.data_json().text));
+    }
+
+    #[test]
+    fn a_body_built_once_is_sent_again_for_the_same_meta_and_then_holds_the_data() {
+        let p = Payload::from_json(r#"[{"id":"CA1"}]"#.into(), None);
+        let copy = p.clone();
+        let first = p.body(r#"{"source":"memory"}"#);
+        assert_eq!(
+            *first,
+            r#"{"success":true,"data":[{"id":"CA1"}],"meta":{"source":"memory"}}"#
+        );
+        // The same meta, from any clone: the same string, nothing built.
+        assert!(Rc::ptr_eq(&first, &copy.body(r#"{"source":"memory"}"#)));
+        // The data now lives inside that body: one copy of it, not two.
+        let data = p.data_json();
+        assert!(Rc::ptr_eq(&data.text, &first));
+        assert_eq!(&*data, r#"[{"id":"CA1"}]"#);
+        // Another meta builds another body, which then holds the data instead.
+        let other = copy.body(r#"{"source":"kv"}"#);
+        assert_eq!(
+            *other,
+            r#"{"success":true,"data":[{"id":"CA1"}],"meta":{"source":"kv"}}"#
+        );
+        assert!(Rc::ptr_eq(&p.data_json().text, &other));
+        assert_eq!(p, copy);
+        assert_eq!(&*p.data_json(), r#"[{"id":"CA1"}]"#);
+    }
+
+    #[test]
+    fn a_text_after_a_header_is_the_rest_of_it_or_nothing_inside_a_character() {
+        let t = DataText::after("head\n[1]".into(), 5).expect("a boundary");
+        assert_eq!(&*t, "[1]");
+        assert!(DataText::after("é".into(), 1).is_none());
+        assert!(DataText::after("ab".into(), 3).is_none());
+        assert_eq!(&*DataText::after("ab".into(), 2).expect("the end"), "");
     }
 }

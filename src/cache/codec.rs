@@ -10,7 +10,7 @@ use super::keys::FORMAT;
 use super::memory::Entry;
 use super::policy::Lifetime;
 use crate::domain::Version;
-use crate::reads::{PageMeta, Payload};
+use crate::reads::{DataText, PageMeta, Payload};
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
 
@@ -28,15 +28,15 @@ struct Header {
 /// An entry's KV value as two parts, stored as their concatenation: the format tag and the
 /// header, then the payload's data as it is held (so a write copies the data once, into the
 /// runtime's value, instead of first into one string with the header).
-pub fn encode_parts(entry: &Entry) -> (String, Rc<str>) {
+pub fn encode_parts(entry: &Entry) -> (String, Option<DataText>) {
     let (etag, count, next, data) = match &entry.payload {
         Some(p) => (
             p.etag.clone(),
             p.page.as_ref().map(|m| m.count),
             p.page.as_ref().and_then(|m| m.next_cursor.clone()),
-            p.data_json.clone(),
+            Some(p.data_json()),
         ),
-        None => (String::new(), None, None, Rc::from("")),
+        None => (String::new(), None, None, None),
     };
     let l = entry.life;
     let header = Header {
@@ -61,26 +61,27 @@ pub fn encode_parts(entry: &Entry) -> (String, Rc<str>) {
 #[cfg(test)]
 pub fn encode(entry: &Entry) -> String {
     let (head, data) = encode_parts(entry);
-    head + &data
+    head + data.as_deref().unwrap_or_default()
 }
 
-/// `None` for anything not written by this format version.
-pub fn decode(raw: &str) -> Option<Entry> {
+/// `None` for anything not written by this format version. The payload's data stays in
+/// `raw`, past the header: a KV hit copies nothing more.
+pub fn decode(raw: String) -> Option<Entry> {
     let rest = raw.strip_prefix(FORMAT)?.strip_prefix('\n')?;
-    let (header, data) = rest.split_once('\n')?;
+    let (header, _) = rest.split_once('\n')?;
     let h: Header = serde_json::from_str(header).ok()?;
-    let payload = (!h.absent).then(|| {
-        Rc::new(Payload {
-            data_json: Rc::from(data),
-            page: h.count.map(|count| PageMeta {
+    let data_at = FORMAT.len() + 1 + header.len() + 1;
+    let payload = match h.absent {
+        true => None,
+        false => Some(Rc::new(Payload::with_etag(
+            DataText::after(raw, data_at)?,
+            h.count.map(|count| PageMeta {
                 count,
-                next_cursor: h.next.clone(),
+                next_cursor: h.next,
             }),
-            etag: h.etag.clone(),
-            rendered: Default::default(),
-            listing: Default::default(),
-        })
-    });
+            h.etag,
+        ))),
+    };
     Some(Entry {
         payload,
         version: Version::new(h.version),
@@ -123,7 +124,7 @@ mod tests {
         )
         .expect("serializes");
         let e = sample(Some(p.clone()));
-        let back = decode(&encode(&e)).expect("decodes");
+        let back = decode(encode(&e)).expect("decodes");
         assert_eq!(back.payload.as_deref(), Some(&p));
         assert_eq!(back.life, e.life);
         assert_eq!(back.version, e.version);
@@ -132,14 +133,14 @@ mod tests {
 
     #[test]
     fn a_remembered_not_found_round_trips() {
-        let back = decode(&encode(&sample(None))).expect("decodes");
+        let back = decode(encode(&sample(None))).expect("decodes");
         assert!(back.payload.is_none());
     }
 
     #[test]
     fn other_formats_are_ignored() {
-        assert!(decode("v0\n{}\n[]").is_none());
-        assert!(decode("garbage").is_none());
-        assert!(decode("v2\nnot json\n[]").is_none());
+        assert!(decode("v0\n{}\n[]".into()).is_none());
+        assert!(decode("garbage".into()).is_none());
+        assert!(decode("v2\nnot json\n[]".into()).is_none());
     }
 }

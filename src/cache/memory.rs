@@ -5,7 +5,7 @@
 
 use super::policy::Lifetime;
 use crate::domain::Version;
-use crate::reads::Payload;
+use crate::reads::{Payload, BODY_ENVELOPE_BYTES};
 use quick_cache::unsync::Cache;
 use quick_cache::Weighter;
 use std::rc::Rc;
@@ -22,10 +22,12 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// Approximate heap size, for the byte bound.
+    /// Approximate heap size, for the byte bound: the payload's data inside the response body
+    /// a hit builds around it ([`Payload::body`]), its ETag and cursor.
     pub fn bytes(&self) -> u64 {
         let payload = self.payload.as_ref().map_or(0, |p| {
-            p.data_json.len()
+            p.data_len()
+                + BODY_ENVELOPE_BYTES
                 + p.etag.len()
                 + p.page
                     .as_ref()
@@ -128,13 +130,7 @@ mod tests {
 
     fn entry(bytes: usize) -> Entry {
         Entry {
-            payload: Some(Rc::new(Payload {
-                data_json: "x".repeat(bytes).into(),
-                page: None,
-                etag: "\"e\"".into(),
-                rendered: Default::default(),
-                listing: Default::default(),
-            })),
+            payload: Some(Rc::new(Payload::from_json("x".repeat(bytes), None))),
             version: Version::ZERO,
             life: Lifetime {
                 stored_at: 0,
@@ -188,6 +184,24 @@ mod tests {
         assert!(!survives(|m| {
             m.peek("target");
         }));
+    }
+
+    #[test]
+    fn an_entry_weighs_at_least_the_body_a_hit_builds_around_its_data() {
+        let e = entry(40_000);
+        let payload = e.payload.clone().expect("a payload");
+        // The longest `meta` a read writes: a page's, with a cursor, at a 20-digit version.
+        let meta = format!(
+            r#"{{"count":500,"cacheHit":true,"limit":500,"nextCursor":"{}","source":"memory","version":"18446744073709551615"}}"#,
+            "c".repeat(80)
+        );
+        let body = payload.body(&meta);
+        assert!(
+            e.bytes() >= body.len() as u64,
+            "{} < {}",
+            e.bytes(),
+            body.len()
+        );
     }
 
     #[test]

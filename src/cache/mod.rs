@@ -35,7 +35,8 @@
 //!   waiting (one task per view waits out a burst; `read::write_behind`). At most 1 024
 //!   watched users and 4 views per webhook.
 //! - Memory holds at most `CACHE_MEMORY_MAX_ENTRIES` (10 000) entries and
-//!   `CACHE_MEMORY_MAX_BYTES` (32 MiB) per isolate; the version view at most 10 000 users,
+//!   `CACHE_MEMORY_MAX_BYTES` (48 MiB, an entry weighed with the response body its data is
+//!   held in) per isolate; the version view at most 10 000 users,
 //!   in-flight marks 1 024 keys, the background-sync queue 500 users, per-user counters
 //!   10 000 users.
 //!

@@ -40,7 +40,8 @@ impl Item<'_> {
 /// `None` when that is not a well-formed list of calls, or (`page`) when text follows it.
 fn listed(payload: &Payload, at: usize, whole: bool) -> Option<&[Listed]> {
     payload.listing.get_or_find(|| {
-        let text = payload.data_json.get(at..)?;
+        let data = payload.data_json();
+        let text = data.get(at..)?;
         let (list, rest) = split_json_array(text)?;
         if whole && !rest.is_empty() {
             return None;
@@ -157,7 +158,8 @@ pub fn page(old: &Payload, limit: Limit, id: &CallId, changed: &ChangedCall) -> 
     let more = old.page.as_ref()?.next_cursor.is_some();
     let listed = listed(old, 0, true)?;
     let now = listed_item(changed, id)?;
-    let items = items(&old.data_json, listed)?;
+    let text = old.data_json();
+    let items = items(&text, listed)?;
     let (items, more) = splice(items, limit.get() as usize, more, id.as_str(), now)?;
     let next_cursor = match (more, items.last()) {
         (false, _) => None,
@@ -184,7 +186,8 @@ pub fn page(old: &Payload, limit: Limit, id: &CallId, changed: &ChangedCall) -> 
 /// delivery, patched with the delivery's call `id` as it is now and the owner's aggregates.
 pub fn summary(old: &Payload, limit: Limit, id: &CallId, changed: &ChangedCall) -> Option<Payload> {
     let stats = changed.stats.as_ref()?;
-    if !old.data_json.starts_with(SUMMARY_CALLS) {
+    let text = old.data_json();
+    if !text.starts_with(SUMMARY_CALLS) {
         return None;
     }
     let listed = listed(old, SUMMARY_CALLS.len(), false)?;
@@ -192,7 +195,7 @@ pub fn summary(old: &Payload, limit: Limit, id: &CallId, changed: &ChangedCall) 
     // A summary does not say whether more analyzed calls exist: a full list may have more.
     let more = listed.len() >= limit;
     let now = listed_item(changed, id)?.filter(|_| changed.analyzed);
-    let items = items(&old.data_json, listed)?;
+    let items = items(&text, listed)?;
     let (items, _) = splice(items, limit, more, id.as_str(), now)?;
     // `summary_json` writes the list right after `SUMMARY_CALLS`, the aggregates after it.
     let (calls, listed) = join(&items, SUMMARY_CALLS.len());

@@ -216,7 +216,12 @@ impl<R: Origin + 'static, K: KvTier + 'static, C: Clock + Clone + 'static, T: Ru
         let (head, data) = codec::encode_parts(entry);
         let put = self
             .kv
-            .put(&spec.kv_key(entry.version), &head, &data, ttl)
+            .put(
+                &spec.kv_key(entry.version),
+                &head,
+                data.as_deref().unwrap_or_default(),
+                ttl,
+            )
             .await;
         self.kv_result(Some(&spec.user), put, at);
     }
@@ -453,7 +458,7 @@ impl<R: Origin + 'static, K: KvTier + 'static, C: Clock + Clone + 'static, T: Ru
             let entry = self
                 .kv_result(Some(user), read, now)
                 .flatten()
-                .and_then(|raw| codec::decode(&raw))
+                .and_then(codec::decode)
                 .and_then(|e| self.at_version(&spec, e, known.version));
             if let Some(entry) = entry {
                 let freshness = entry.life.at(now);

@@ -503,7 +503,7 @@ fn answer_of(store: &Store<SqliteDatabase>, user: &UserId, load: &Load) -> Optio
     };
     served
         .unwrap_or_else(|e| panic!("snapshot read: {e}"))
-        .map(|p| p.data_json.to_string())
+        .map(|p| p.data_json().to_string())
 }
 
 /// Records what D1 holds for `user` now, at its current version. Runs synchronously right
@@ -1256,7 +1256,7 @@ impl World {
                 v.get()
             )));
         };
-        let got = served.value.as_ref().map(|p| p.data_json.to_string());
+        let got = served.value.as_ref().map(|p| p.data_json().to_string());
         if let Some(expected) = snapshot.answers.get(what) {
             if *expected != got {
                 drop(model);

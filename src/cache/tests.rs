@@ -223,7 +223,7 @@ fn read(cache: &Cache, load: Load) -> Served<Option<Payload>> {
 
 fn ids(s: &Served<Option<Payload>>) -> Vec<String> {
     let v: serde_json::Value =
-        serde_json::from_str(&s.value.as_ref().expect("present").data_json).expect("json");
+        serde_json::from_str(&s.value.as_ref().expect("present").data_json()).expect("json");
     v.as_array()
         .into_iter()
         .flatten()

@@ -72,7 +72,6 @@ pub fn connect<S: Services>(
     Ok(Response {
         status: 101,
         headers: Vec::new(),
-        body: Vec::new(),
-        rendered: None,
+        body: Default::default(),
     })
 }

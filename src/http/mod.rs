@@ -134,30 +134,44 @@ impl Request {
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
-    pub body: Vec<u8>,
-    /// For a read's body: the runtime's copy to send instead, or where to keep one.
-    pub rendered: Option<Rendering>,
+    pub body: Body,
 }
 
-/// A read's body and the runtime's copy of it ([`crate::reads::RenderedBody`]).
-#[derive(Clone)]
-pub enum Rendering {
-    /// The copy the runtime kept of exactly this body: `body` is left empty, send this.
-    Kept(std::rc::Rc<dyn std::any::Any>),
-    /// `body` is a memory hit's, built afresh: the runtime may keep its copy in `slot`, under
-    /// the envelope's `meta`.
-    Keep {
-        slot: crate::reads::RenderedBody,
-        meta: Box<str>,
-    },
+/// A response's body: bytes of its own, or a read's body shared with the payload that keeps
+/// it ([`crate::reads::Payload::body`]), which the runtime copies out as it sends it.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Owned(Vec<u8>),
+    Shared(std::rc::Rc<String>),
 }
 
-impl std::fmt::Debug for Rendering {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Default for Body {
+    fn default() -> Self {
+        Body::Owned(Vec::new())
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Self {
+        Body::Owned(bytes)
+    }
+}
+
+impl std::ops::Deref for Body {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
         match self {
-            Rendering::Kept(_) => f.write_str("Kept"),
-            Rendering::Keep { meta, .. } => f.debug_struct("Keep").field("meta", meta).finish(),
+            Body::Owned(bytes) => bytes,
+            Body::Shared(text) => text.as_bytes(),
         }
+    }
+}
+
+/// The same bytes, however they are held.
+impl PartialEq for Body {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
     }
 }
 
@@ -244,8 +258,7 @@ impl<S: Services> App<'_, S> {
         };
         let mut response = respond::with_cors(response, req, &self.config.allowed_origins);
         if req.method == Method::Head {
-            response.body.clear();
-            response.rendered = None;
+            response.body = Body::default();
         }
         Handled {
             response,

@@ -1,9 +1,9 @@
 //! Building responses: the success and error envelopes, conditional GETs and CORS.
 
-use super::{Method, Rendering, Request, Response};
+use super::{Body, Method, Request, Response};
 use crate::config::AllowedOrigins;
 use crate::error::AppError;
-use crate::reads::{Outcome, Payload, Served};
+use crate::reads::{Payload, Served};
 use serde::Serialize;
 
 const JSON: &str = "application/json; charset=utf-8";
@@ -30,43 +30,22 @@ pub fn read(
         return Response {
             status: 304,
             headers,
-            body: Vec::new(),
-            rendered: None,
+            body: Body::default(),
         };
     }
     headers.push(("content-type", JSON.to_owned()));
     let meta = meta_json(served, extra_meta);
-    if let Some(copy) = payload.rendered.get(&meta) {
-        return Response {
-            status: 200,
-            headers,
-            body: Vec::new(),
-            rendered: Some(Rendering::Kept(copy)),
-        };
-    }
-    let mut body = Vec::with_capacity(payload.data_json.len() + meta.len() + 40);
-    body.extend_from_slice(b"{\"success\":true,\"data\":");
-    body.extend_from_slice(payload.data_json.as_bytes());
-    body.extend_from_slice(b",\"meta\":");
-    body.extend_from_slice(meta.as_bytes());
-    body.push(b'}');
-    // Only a memory hit's body is worth a copy: it is the one the next hit sends again.
-    let rendered = (served.outcome == Outcome::HitMemory).then(|| Rendering::Keep {
-        slot: payload.rendered.clone(),
-        meta: meta.into_boxed_str(),
-    });
     Response {
         status: 200,
         headers,
-        body,
-        rendered,
+        body: Body::Shared(payload.body(&meta)),
     }
 }
 
 /// A read's `meta` as JSON: `extra_meta`, the page's `count` and `nextCursor`, then `source`,
 /// `cacheHit` and `version` (these win over an extra of the same name), keys in byte order —
-/// the text a `serde_json::Map` of them writes, built without the map: it is the key a memory
-/// hit's kept body is found by, so it is made on every hit.
+/// the text a `serde_json::Map` of them writes, built without the map: it is what a hit's body
+/// already built is found by (`Payload::body`), so it is made on every hit.
 fn meta_json(served: &Served<Payload>, extra_meta: &[(&str, serde_json::Value)]) -> String {
     let quoted = |s: &str| serde_json::Value::from(s).to_string();
     let mut fields: Vec<(&str, String)> = Vec::with_capacity(extra_meta.len() + 5);
@@ -140,8 +119,7 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
             ("cache-control", "no-store".to_owned()),
         ],
         // Serializing plain data structures cannot fail.
-        body: serde_json::to_vec(body).unwrap_or_default(),
-        rendered: None,
+        body: serde_json::to_vec(body).unwrap_or_default().into(),
     }
 }
 
@@ -149,8 +127,7 @@ pub fn no_content() -> Response {
     Response {
         status: 204,
         headers: vec![("cache-control", "no-store".to_owned())],
-        body: Vec::new(),
-        rendered: None,
+        body: Body::default(),
     }
 }
 
@@ -237,6 +214,7 @@ pub fn with_cors(mut res: Response, req: &Request, origins: &AllowedOrigins) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reads::Outcome;
     use std::rc::Rc;
 
     #[test]
@@ -353,7 +331,7 @@ mod tests {
     }
 
     #[test]
-    fn a_memory_hit_offers_its_body_to_keep_and_the_next_identical_hit_sends_the_kept_copy() {
+    fn a_hit_with_the_same_envelope_sends_the_body_already_built_and_any_other_builds_its_own() {
         use crate::reads::{PageMeta, Source};
         let payload = Payload::from_json(
             r#"[{"id":"CA1"}]"#.into(),
@@ -365,24 +343,17 @@ mod tests {
         let limit = [("limit", serde_json::Value::from(50))];
         let hit = served(&payload, Outcome::HitMemory, Source::Memory, 7);
         let first = read(&get(None), &hit, &limit);
-        let Some(Rendering::Keep { slot, meta }) = first.rendered.clone() else {
-            panic!(
-                "a memory hit's fresh body is offered to keep: {:?}",
-                first.rendered
-            );
-        };
-        // The runtime keeps its own copy; here, the bytes themselves.
-        slot.keep(meta, Rc::new(first.body.clone()));
-
         let again = read(&get(None), &hit, &limit);
-        let Some(Rendering::Kept(copy)) = &again.rendered else {
-            panic!("the same hit again sends the copy: {:?}", again.rendered);
+        let (Body::Shared(a), Body::Shared(b)) = (&first.body, &again.body) else {
+            panic!("a read's body is the payload's: {:?}", first.body);
         };
-        assert_eq!(copy.downcast_ref::<Vec<u8>>(), Some(&first.body));
-        assert!(again.body.is_empty(), "nothing is assembled for it");
+        assert!(Rc::ptr_eq(a, b), "nothing is assembled for the second");
         assert_eq!(again.headers, first.headers);
+        let sent: serde_json::Value = serde_json::from_slice(&first.body).expect("JSON");
+        assert_eq!(sent["data"][0]["id"], "CA1");
+        assert_eq!(sent["meta"]["version"], "7");
 
-        // Whatever else the envelope says builds the body afresh: the copy would be wrong.
+        // Whatever else the envelope says builds the body afresh: the first would be wrong.
         for other in [
             read(
                 &get(None),
@@ -396,27 +367,20 @@ mod tests {
                 &limit,
             ),
         ] {
-            assert!(!matches!(other.rendered, Some(Rendering::Kept(_))));
             assert!(!other.body.is_empty());
             assert_ne!(other.body, first.body);
         }
+        // The first body is still whole for whoever holds it.
+        assert_eq!(first.body, again.body);
     }
 
     #[test]
-    fn only_a_memory_hits_body_is_offered_to_keep_and_a_304_has_none() {
+    fn a_304_has_no_body() {
         use crate::reads::Source;
         let payload = Payload::from_json("{}".into(), None);
-        for (outcome, source) in [
-            (Outcome::Miss, Source::D1),
-            (Outcome::HitKv, Source::Kv),
-            (Outcome::Stale, Source::Memory),
-        ] {
-            let res = read(&get(None), &served(&payload, outcome, source, 1), &[]);
-            assert!(res.rendered.is_none(), "{outcome:?}");
-        }
         let hit = served(&payload, Outcome::HitMemory, Source::Memory, 1);
         let unchanged = read(&get(Some(&payload.etag)), &hit, &[]);
         assert_eq!(unchanged.status, 304);
-        assert!(unchanged.rendered.is_none() && unchanged.body.is_empty());
+        assert!(unchanged.body.is_empty());
     }
 }

@@ -31,8 +31,9 @@ fn twiml_ok() -> Response {
             ("content-type", "text/xml; charset=utf-8".to_owned()),
             ("cache-control", "no-store".to_owned()),
         ],
-        body: br#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#.to_vec(),
-        rendered: None,
+        body: br#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#
+            .to_vec()
+            .into(),
     }
 }
 

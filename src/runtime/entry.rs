@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::domain::Timestamp;
 use crate::error::AppError;
 use crate::first_poll::FirstPoll;
-use crate::http::{respond, App, Handled, Method, Rendering, Request, Services};
+use crate::http::{respond, App, Handled, Method, Request, Services};
 use crate::live::{ChangeKind, LiveFeed, Notification};
 use crate::store::{ActivityLog, Store};
 use crate::webhooks::{claim_nonce, parking};
@@ -539,59 +539,11 @@ pub(crate) fn to_runtime_response(res: crate::http::Response) -> worker::Result<
         lines.push_str(v);
         lines.push('\n');
     }
-    let answer = |body: &[u8], empty: bool| -> worker::Result<web_sys::Response> {
-        Ok(response_of(res.status, &lines, body, empty)?)
-    };
-    match res.rendered {
-        Some(Rendering::Kept(copy)) => match copy.downcast_ref::<KeptBody>() {
-            Some(kept) => answer(&kept.bytes, false),
-            None => Err(worker::Error::RustError(
-                "a kept body of another kind".into(),
-            )),
-        },
-        // 204 and 304 must have a null body, not an empty one.
-        _ if res.body.is_empty() => answer(&[], true),
-        Some(Rendering::Keep { slot, meta }) => {
-            let response = answer(&res.body, false)?;
-            if let Some(kept) = KeptBody::within_budget(res.body) {
-                slot.keep(meta, Rc::new(kept));
-            }
-            Ok(response)
-        }
-        None => answer(&res.body, false),
-    }
-}
-
-/// Bytes kept of memory hits' bodies, at most, per isolate: a kept body is a second copy of
-/// an entry the memory tier already holds, so this bounds what they add to the isolate's
-/// 128 MB (the memory tier's own default bound is 32 MiB).
-const KEPT_BODY_BUDGET: usize = 16 * 1024 * 1024;
-
-thread_local! {
-    static KEPT_BODY_BYTES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// A memory hit's body, kept as built so that later hits with the same envelope send it as it
-/// is: nothing assembled again. It stays in wasm memory (the runtime copies a body it is
-/// given), and nothing ever writes to it after it is made.
-struct KeptBody {
-    bytes: Vec<u8>,
-}
-
-impl KeptBody {
-    fn within_budget(bytes: Vec<u8>) -> Option<Self> {
-        KEPT_BODY_BYTES.with(|held| {
-            let total = held.get().checked_add(bytes.len())?;
-            (total <= KEPT_BODY_BUDGET).then(|| {
-                held.set(total);
-                KeptBody { bytes }
-            })
-        })
-    }
-}
-
-impl Drop for KeptBody {
-    fn drop(&mut self) {
-        KEPT_BODY_BYTES.with(|held| held.set(held.get().saturating_sub(self.bytes.len())));
-    }
+    // 204 and 304 must have a null body, not an empty one.
+    Ok(response_of(
+        res.status,
+        &lines,
+        &res.body,
+        res.body.is_empty(),
+    )?)
 }

@@ -320,7 +320,7 @@ fn a_ranged_summary_adds_up_its_days_and_matches_the_all_time_one_over_every_day
     for user in USERS {
         let u = UserId::parse(user).expect("valid");
         let (ranged, _) = block_on(h.store.load_ranged_summary(&u, limit, range)).expect("loads");
-        let v: serde_json::Value = serde_json::from_str(&ranged.data_json).expect("JSON");
+        let v: serde_json::Value = serde_json::from_str(&ranged.data_json()).expect("JSON");
         let daily = v["daily"].as_array().expect("a daily series");
         assert_eq!(daily.len(), 16, "every day of the range, zeros included");
         let sum = |k: &str| {
@@ -381,7 +381,7 @@ fn any_intent_a_pipeline_sends_comes_back_as_it_was_in_the_daily_distribution() 
     let limit = crate::domain::Limit::new(10, 500).expect("valid");
     let u = UserId::parse("ada").expect("valid");
     let (summary, _) = block_on(h.store.load_ranged_summary(&u, limit, range)).expect("loads");
-    let v: serde_json::Value = serde_json::from_str(&summary.data_json).expect("JSON");
+    let v: serde_json::Value = serde_json::from_str(&summary.data_json()).expect("JSON");
     let mut want: Vec<&str> = odd.to_vec();
     want.sort_unstable();
     let got: Vec<&str> = v["daily"][0]["intentDistribution"]

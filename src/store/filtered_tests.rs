@@ -155,7 +155,7 @@ fn page_of(
         filter: filter.clone(),
     };
     let (payload, _) = block_on(s.load_page_json(&ada(), &page)).expect("loads");
-    let calls: Vec<serde_json::Value> = serde_json::from_str(&payload.data_json).expect("JSON");
+    let calls: Vec<serde_json::Value> = serde_json::from_str(&payload.data_json()).expect("JSON");
     let ids = calls
         .iter()
         .map(|c| c["id"].as_str().expect("an id").to_owned())

@@ -269,8 +269,8 @@ fn a_page_as_json_is_one_query_full_short_or_empty_and_lists_what_the_reference_
         block_on(s.load_page_json(&uid("nobody"), &page(4, PagePosition::Offset(0))))
             .expect("loads");
     assert_eq!(s.usage().queries - before, 2);
-    assert_eq!(&*past.data_json, "[]");
-    assert_eq!(&*none.data_json, "[]");
+    assert_eq!(&*past.data_json(), "[]");
+    assert_eq!(&*none.data_json(), "[]");
     assert_eq!(version, Version::ZERO);
 }
 
@@ -576,7 +576,7 @@ fn every_call_d1_writes_as_json_is_the_bytes_serializing_the_call_gives() {
         let (json, _) = block_on(s.load_call_json(&uid("ada"), &cid(&id))).expect("loads");
         let (call, _) = block_on(s.load_call(&uid("ada"), &cid(&id))).expect("loads");
         let serde = serde_json::to_string(&call.expect("the call")).expect("serializes");
-        assert_eq!(&*json.expect("the call").data_json, serde, "call {n}");
+        assert_eq!(&*json.expect("the call").data_json(), serde, "call {n}");
     }
     // Whole pages too, with their cursors, and summaries.
     for (limit, position) in [(7, PagePosition::Offset(0)), (50, PagePosition::Offset(13))] {
