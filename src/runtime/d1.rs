@@ -3,11 +3,10 @@
 //!
 //! It drives the binding's own objects (`prepare`, `all`, `batch`) rather than
 //! `worker::D1Result`, so that a read's JSON texts can leave D1's result as bytes
-//! ([`RowSet::texts`]); everything else still decodes through serde.
+//! ([`RowSet::texts`]); everything else is read column by column ([`Row`]).
 
 use crate::error::{AppError, AppResult};
-use crate::store::{Database, QueryMeta, RowSet, SqlValue, Statement};
-use serde::de::DeserializeOwned;
+use crate::store::{Columns, Database, FromRow, QueryMeta, Row, RowSet, SqlValue, Statement};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -113,10 +112,39 @@ impl D1 {
     }
 }
 
-/// Serde over the runtime's rows: for the small shapes (versions, counts, aggregates).
-fn from_js<T: DeserializeOwned>(value: JsValue) -> AppResult<T> {
-    serde_wasm_bindgen::from_value(value)
-        .map_err(|e| AppError::internal(format!("decoding D1 rows: {e}")))
+/// A row as the runtime returned it: a JavaScript object of its columns.
+struct JsRow(JsValue);
+
+impl Row for JsRow {
+    fn value(&self, column: &str) -> Option<SqlValue> {
+        let value = Reflect::get(&self.0, &JsValue::from_str(column)).ok()?;
+        if value.is_undefined() {
+            return None;
+        }
+        if let Some(n) = value.as_f64() {
+            // D1 hands INTEGER and REAL alike to JavaScript as a number; a whole one within
+            // f64's exact range is read as the integer it was.
+            const EXACT: f64 = 9_007_199_254_740_992.0;
+            return Some(if n.fract() == 0.0 && n.abs() <= EXACT {
+                SqlValue::Integer(n as i64)
+            } else {
+                SqlValue::Real(n)
+            });
+        }
+        Some(match value.as_string() {
+            Some(text) => SqlValue::Text(text),
+            None => SqlValue::Null,
+        })
+    }
+}
+
+/// A number field of a result's `meta`, when it is one.
+fn meta_count(meta: &JsValue, name: &str) -> u64 {
+    Reflect::get(meta, &JsValue::from_str(name))
+        .ok()
+        .and_then(|v| v.as_f64())
+        .filter(|n| *n >= 0.0)
+        .map_or(0, |n| n as u64)
 }
 
 impl D1Rows {
@@ -130,8 +158,11 @@ impl D1Rows {
 }
 
 impl RowSet for D1Rows {
-    fn decode<T: DeserializeOwned>(&self) -> AppResult<Vec<T>> {
-        self.rows()?.iter().map(from_js).collect()
+    fn decode<T: FromRow>(&self) -> AppResult<Vec<T>> {
+        self.rows()?
+            .iter()
+            .map(|row| T::from_row(&Columns::new(&JsRow(row))))
+            .collect()
     }
 
     fn texts(&self, column: &str) -> AppResult<Vec<String>> {
@@ -147,19 +178,16 @@ impl RowSet for D1Rows {
     }
 
     fn meta(&self) -> QueryMeta {
-        #[derive(serde::Deserialize)]
-        struct Meta {
-            rows_read: Option<u64>,
-            rows_written: Option<u64>,
-            changes: Option<u64>,
-        }
-        match self.0.meta().map(JsValue::from).map(from_js::<Meta>) {
-            Ok(Ok(m)) => QueryMeta {
-                rows_read: m.rows_read.unwrap_or(0),
-                rows_written: m.rows_written.unwrap_or(0),
-                changes: m.changes.unwrap_or(0),
-            },
-            _ => QueryMeta::default(),
+        match self.0.meta() {
+            Ok(meta) => {
+                let meta = JsValue::from(meta);
+                QueryMeta {
+                    rows_read: meta_count(&meta, "rows_read"),
+                    rows_written: meta_count(&meta, "rows_written"),
+                    changes: meta_count(&meta, "changes"),
+                }
+            }
+            Err(_) => QueryMeta::default(),
         }
     }
 }

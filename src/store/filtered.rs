@@ -7,7 +7,9 @@
 //! `migrations/0010` (one row per day, its intents in it) and the newest analyzed calls
 //! of the range: its cost grows with days, never with the calls it counts.
 
-use super::{call_jsons, round4, sql, Database, RowSet, SqlValue, Statement, Store};
+use super::{
+    call_jsons, round4, sql, Columns, Database, FromRow, RowSet, SqlValue, Statement, Store,
+};
 use crate::domain::{
     CallFilter, CallId, Cursor, DayRange, DayStats, IntentStats, PagePosition, PageRequest,
     SummaryRequest, Timestamp, UserId, Version,
@@ -23,10 +25,18 @@ use std::collections::BTreeMap;
 /// call scanned (finding that call reads the scan's rows once more).
 pub const FILTER_SCAN_ROWS: u32 = 2_000;
 
-#[derive(serde::Deserialize)]
 struct ScannedRow {
     s: i64,
     i: String,
+}
+
+impl FromRow for ScannedRow {
+    fn from_row(row: &Columns<'_>) -> AppResult<Self> {
+        Ok(ScannedRow {
+            s: row.int("s")?,
+            i: row.text("i")?,
+        })
+    }
 }
 
 /// A filtered page's statement, and, when it matches rows its index does not decide, the
@@ -36,7 +46,6 @@ pub(super) struct FilteredStatements {
     pub stop: Option<Statement>,
 }
 
-#[derive(serde::Deserialize)]
 struct DayRow {
     day: i64,
     total_calls: i64,
@@ -45,6 +54,19 @@ struct DayRow {
     confidence_micros: i64,
     /// `{"<hex of the intent>": count, …}` (`migrations/0010`).
     intents: String,
+}
+
+impl FromRow for DayRow {
+    fn from_row(row: &Columns<'_>) -> AppResult<Self> {
+        Ok(DayRow {
+            day: row.int("day")?,
+            total_calls: row.int("total_calls")?,
+            answered_calls: row.int("answered_calls")?,
+            completed_analyses: row.int("completed_analyses")?,
+            confidence_micros: row.int("confidence_micros")?,
+            intents: row.text("intents")?,
+        })
+    }
 }
 
 impl<D: Database> Store<D> {

@@ -2,11 +2,11 @@
 //! events (the aggregate triggers move with them) and reads back the outcome.
 
 use super::{sql, Database, RowSet, SqlValue, Statement, Store};
+use super::{Columns, FromRow};
 use crate::domain::{AnalysisReport, CallReport, EnrichmentReport, RecordingReport};
 use crate::domain::{AnalysisStatus, CallId, Delivery, Event, IntentStats, LandingView, UserId};
 use crate::error::{AppError, AppResult, Context};
 use crate::reads::Payload;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 /// What applying a delivery did.
@@ -84,19 +84,33 @@ impl Ingested {
     }
 }
 
-#[derive(Deserialize)]
 struct ChangedRow {
     j: String,
     analyzed: i64,
 }
 
-#[derive(Deserialize)]
+impl FromRow for ChangedRow {
+    fn from_row(row: &Columns<'_>) -> AppResult<Self> {
+        Ok(ChangedRow {
+            j: row.text("j")?,
+            analyzed: row.int("analyzed")?,
+        })
+    }
+}
+
 struct VersionRow {
     /// NULL when the claim did not apply the delivery.
     version: Option<i64>,
 }
 
-#[derive(Deserialize)]
+impl FromRow for VersionRow {
+    fn from_row(row: &Columns<'_>) -> AppResult<Self> {
+        Ok(VersionRow {
+            version: row.opt_int("version")?,
+        })
+    }
+}
+
 struct ResultRow {
     fresh: Option<i64>,
     user_id: Option<String>,
@@ -104,6 +118,19 @@ struct ResultRow {
     outcome: String,
     version: Option<i64>,
     listening: i64,
+}
+
+impl FromRow for ResultRow {
+    fn from_row(row: &Columns<'_>) -> AppResult<Self> {
+        Ok(ResultRow {
+            fresh: row.opt_int("fresh")?,
+            user_id: row.opt_text("user_id")?,
+            call_id: row.opt_text("call_id")?,
+            outcome: row.text("outcome")?,
+            version: row.opt_int("version")?,
+            listening: row.int("listening")?,
+        })
+    }
 }
 
 fn text(s: &str) -> SqlValue {

@@ -127,8 +127,7 @@ fn a_call_to_an_unrouted_number_is_kept_unattributed() {
         vec![],
     )))
     .expect("query")
-    .decode()
-    .expect("decode");
+    .json();
     let kept: Delivery = serde_json::from_str(rows[0]["payload"].as_str().unwrap_or_default())
         .expect("the kept payload is the delivery");
     assert_eq!(kept, d);
@@ -350,8 +349,7 @@ fn the_owner_deletes_a_call_with_everything_attached_and_aggregates_stay_exact()
             vec![],
         )))
         .expect("counts")
-        .decode()
-        .expect("decodes");
+        .json();
         assert_eq!(rows[0]["n"], 0, "{table}");
     }
 }
@@ -536,8 +534,7 @@ fn an_explicit_user_that_contradicts_the_owner_is_a_conflict_applied_to_no_one()
         vec![],
     )))
     .expect("query")
-    .decode()
-    .expect("decode");
+    .json();
     assert_eq!(kept.len(), 3, "each conflict is recorded with its body");
     assert!(kept.iter().all(|r| r["payload"].as_str().is_some()));
 }

@@ -2,7 +2,7 @@
 //! accepts a socket, read by every webhook's batch (`sql::DELIVERY_RESULT`), cleared by an
 //! object that finds no socket.
 
-use super::{decode_version, sql, Database, RowSet, Statement, Store};
+use super::{decode_version, sql, Columns, Database, FromRow, RowSet, Statement, Store};
 use crate::domain::{UserId, Version};
 use crate::error::{AppError, AppResult, Context};
 
@@ -16,9 +16,16 @@ pub struct Listening {
     pub version: Version,
 }
 
-#[derive(serde::Deserialize)]
 struct GenerationRow {
     generation: i64,
+}
+
+impl FromRow for GenerationRow {
+    fn from_row(row: &Columns<'_>) -> AppResult<Self> {
+        Ok(GenerationRow {
+            generation: row.int("generation")?,
+        })
+    }
 }
 
 impl<D: Database> Store<D> {

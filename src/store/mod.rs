@@ -54,7 +54,6 @@ pub use listeners::Listening;
 #[cfg(test)]
 use rows::CallRow;
 use rows::{AnalysisRow, EnrichmentRow, IntentRow, ListRow, RowVersion, StatsRow};
-use serde::de::DeserializeOwned;
 use std::cell::Cell;
 
 /// A value bound to a statement parameter.
@@ -105,9 +104,82 @@ pub struct QueryMeta {
     pub changes: u64,
 }
 
+/// One row as the database returned it, read column by column.
+pub trait Row {
+    /// The value of `column`: `None` when the row has no such column.
+    fn value(&self, column: &str) -> Option<SqlValue>;
+}
+
+/// A row type, read from a row by its column names. Written out per type: a derived decoder
+/// per row type, through serde and `serde-wasm-bindgen`, was 17 KB of the module (2.4 KB gzipped).
+pub trait FromRow: Sized {
+    fn from_row(row: &Columns<'_>) -> AppResult<Self>;
+}
+
+/// A row's columns, each read as the type its row type declares. A column that is absent or
+/// holds another type is an error naming it; for an optional one, absent is `None`.
+pub struct Columns<'a>(&'a dyn Row);
+
+impl<'a> Columns<'a> {
+    pub fn new(row: &'a dyn Row) -> Self {
+        Columns(row)
+    }
+
+    fn wrong(column: &str, kind: &str) -> AppError {
+        AppError::internal(format!("decoding a row: `{column}` is not {kind}"))
+    }
+
+    pub fn opt_int(&self, column: &str) -> AppResult<Option<i64>> {
+        match self.0.value(column) {
+            None | Some(SqlValue::Null) => Ok(None),
+            Some(SqlValue::Integer(n)) => Ok(Some(n)),
+            Some(_) => Err(Self::wrong(column, "an integer")),
+        }
+    }
+
+    pub fn int(&self, column: &str) -> AppResult<i64> {
+        self.opt_int(column)?
+            .ok_or_else(|| Self::wrong(column, "an integer"))
+    }
+
+    /// An integer that is not negative.
+    pub fn count(&self, column: &str) -> AppResult<u64> {
+        u64::try_from(self.int(column)?).map_err(|_| Self::wrong(column, "a count"))
+    }
+
+    /// A number: a REAL, or an INTEGER (SQLite stores a whole REAL as one, and D1 hands both
+    /// to JavaScript as a number).
+    pub fn opt_real(&self, column: &str) -> AppResult<Option<f64>> {
+        match self.0.value(column) {
+            None | Some(SqlValue::Null) => Ok(None),
+            Some(SqlValue::Real(f)) => Ok(Some(f)),
+            Some(SqlValue::Integer(n)) => Ok(Some(n as f64)),
+            Some(_) => Err(Self::wrong(column, "a number")),
+        }
+    }
+
+    pub fn real(&self, column: &str) -> AppResult<f64> {
+        self.opt_real(column)?
+            .ok_or_else(|| Self::wrong(column, "a number"))
+    }
+
+    pub fn opt_text(&self, column: &str) -> AppResult<Option<String>> {
+        match self.0.value(column) {
+            None | Some(SqlValue::Null) => Ok(None),
+            Some(SqlValue::Text(s)) => Ok(Some(s)),
+            Some(_) => Err(Self::wrong(column, "text")),
+        }
+    }
+
+    pub fn text(&self, column: &str) -> AppResult<String> {
+        self.opt_text(column)?
+            .ok_or_else(|| Self::wrong(column, "text"))
+    }
+}
+
 /// The rows of one statement, decoded on demand into a row type.
 pub trait RowSet {
-    fn decode<T: DeserializeOwned>(&self) -> AppResult<Vec<T>>;
+    fn decode<T: FromRow>(&self) -> AppResult<Vec<T>>;
     /// Every row's text `column` (a call's JSON, which D1 built): the one column of a read's
     /// many bytes, so an adapter may move it faster than [`Self::decode`] would.
     fn texts(&self, column: &str) -> AppResult<Vec<String>>;
@@ -612,9 +684,16 @@ fn version_statement(user: &UserId) -> Statement {
     Statement::new(sql::VERSION_OF, vec![user.as_str().into()])
 }
 
-#[derive(serde::Deserialize)]
 struct VersionOnly {
     version: i64,
+}
+
+impl FromRow for VersionOnly {
+    fn from_row(row: &Columns<'_>) -> AppResult<Self> {
+        Ok(VersionOnly {
+            version: row.int("version")?,
+        })
+    }
 }
 
 fn decode_version<R: RowSet>(rows: &R) -> AppResult<Version> {
@@ -758,10 +837,18 @@ pub trait VersionSource {
     async fn bump_all(&self) -> AppResult<()>;
 }
 
-#[derive(serde::Deserialize)]
 struct VersionRow {
     user_id: String,
     version: i64,
+}
+
+impl FromRow for VersionRow {
+    fn from_row(row: &Columns<'_>) -> AppResult<Self> {
+        Ok(VersionRow {
+            user_id: row.text("user_id")?,
+            version: row.int("version")?,
+        })
+    }
 }
 
 /// What the version feed said.
@@ -782,7 +869,6 @@ pub struct VersionChanges {
     pub epoch: u64,
 }
 
-#[derive(serde::Deserialize)]
 struct ChangeRow {
     seq: i64,
     user_id: String,
@@ -790,11 +876,31 @@ struct ChangeRow {
     version: i64,
 }
 
-#[derive(serde::Deserialize)]
+impl FromRow for ChangeRow {
+    fn from_row(row: &Columns<'_>) -> AppResult<Self> {
+        Ok(ChangeRow {
+            seq: row.int("seq")?,
+            user_id: row.text("user_id")?,
+            call_id: row.opt_text("call_id")?,
+            version: row.int("version")?,
+        })
+    }
+}
+
 struct FeedHead {
     seq: i64,
     oldest: Option<i64>,
     epoch: i64,
+}
+
+impl FromRow for FeedHead {
+    fn from_row(row: &Columns<'_>) -> AppResult<Self> {
+        Ok(FeedHead {
+            seq: row.int("seq")?,
+            oldest: row.opt_int("oldest")?,
+            epoch: row.int("epoch")?,
+        })
+    }
 }
 
 impl<D: Database> VersionSource for Store<D> {
@@ -905,9 +1011,16 @@ pub trait ActivityLog {
     async fn recently_active_users(&self, since: Timestamp, limit: u32) -> AppResult<Vec<UserId>>;
 }
 
-#[derive(serde::Deserialize)]
 struct UserRow {
     user_id: String,
+}
+
+impl FromRow for UserRow {
+    fn from_row(row: &Columns<'_>) -> AppResult<Self> {
+        Ok(UserRow {
+            user_id: row.text("user_id")?,
+        })
+    }
 }
 
 impl<D: Database> ActivityLog for Store<D> {
@@ -928,9 +1041,16 @@ impl<D: Database> ActivityLog for Store<D> {
     }
 }
 
-#[derive(serde::Deserialize)]
 struct CreatedRow {
     created: i64,
+}
+
+impl FromRow for CreatedRow {
+    fn from_row(row: &Columns<'_>) -> AppResult<Self> {
+        Ok(CreatedRow {
+            created: row.int("created")?,
+        })
+    }
 }
 
 impl<D: Database> PhoneDirectory for Store<D> {

@@ -2,11 +2,11 @@
 //! does not parse (an unknown status, a bad id) is a data bug: it becomes an internal error
 //! naming the column, never a silently wrong response.
 
+use super::{Columns, FromRow};
 use crate::domain::{Analysis, AnalysisStatus, Enrichment, Timestamp};
 #[cfg(test)]
 use crate::domain::{Call, CallId, CallStatus, Direction, Provider, Recording};
 use crate::error::{AppError, AppResult};
-use serde::Deserialize;
 
 fn bad(column: &str, value: &str) -> AppError {
     AppError::internal(format!("unexpected {column} in D1 row: {value:?}"))
@@ -130,23 +130,34 @@ fn parse_millis(text: &[u8]) -> Option<i64> {
 /// A call list's row (`sql::call_json_array!`) but its JSON text, which is read apart
 /// ([`super::RowSet::texts`]): how many calls the list holds (`n`) and, for a page, the
 /// version the same statement saw (`v`).
-#[derive(Deserialize)]
 pub(super) struct ListRow {
     pub n: u64,
-    #[serde(default)]
     pub v: Option<i64>,
 }
 
+impl FromRow for ListRow {
+    fn from_row(row: &Columns<'_>) -> AppResult<Self> {
+        Ok(ListRow {
+            n: row.count("n")?,
+            v: row.opt_int("v")?,
+        })
+    }
+}
+
 /// A row's version column (`v`), as a versioned read's statement saw it. Only this field is
-/// decoded: serde reads the fields a type names, so the row's JSON text is left alone.
-#[derive(Deserialize)]
+/// decoded: the row's JSON text is left alone.
 pub(super) struct RowVersion {
     pub v: i64,
 }
 
+impl FromRow for RowVersion {
+    fn from_row(row: &Columns<'_>) -> AppResult<Self> {
+        Ok(RowVersion { v: row.int("v")? })
+    }
+}
+
 /// A call column by column: the tests' reference for what D1's JSON must equal.
 #[cfg(test)]
-#[derive(Deserialize)]
 pub(super) struct CallRow {
     id: String,
     provider: String,
@@ -176,6 +187,42 @@ pub(super) struct CallRow {
     en_carrier: Option<String>,
     en_spam_score: Option<f64>,
     en_updated_at: Option<i64>,
+}
+
+#[cfg(test)]
+impl FromRow for CallRow {
+    fn from_row(row: &Columns<'_>) -> AppResult<Self> {
+        Ok(CallRow {
+            id: row.text("id")?,
+            provider: row.text("provider")?,
+            direction: row.text("direction")?,
+            from_number: row.text("from_number")?,
+            to_number: row.text("to_number")?,
+            status: row.text("status")?,
+            answered: row.int("answered")?,
+            started_at: row.int("started_at")?,
+            ended_at: row.opt_int("ended_at")?,
+            duration_seconds: row.opt_int("duration_seconds")?,
+            created_at: row.int("created_at")?,
+            updated_at: row.int("updated_at")?,
+            rec_id: row.opt_text("rec_id")?,
+            rec_url: row.opt_text("rec_url")?,
+            rec_duration: row.opt_int("rec_duration")?,
+            rec_status: row.opt_text("rec_status")?,
+            an_status: row.opt_text("an_status")?,
+            an_intent: row.opt_text("an_intent")?,
+            an_confidence: row.opt_real("an_confidence")?,
+            an_summary: row.opt_text("an_summary")?,
+            an_completed_at: row.opt_int("an_completed_at")?,
+            en_phone: row.opt_text("en_phone")?,
+            en_caller_name: row.opt_text("en_caller_name")?,
+            en_caller_type: row.opt_text("en_caller_type")?,
+            en_line_type: row.opt_text("en_line_type")?,
+            en_carrier: row.opt_text("en_carrier")?,
+            en_spam_score: row.opt_real("en_spam_score")?,
+            en_updated_at: row.opt_int("en_updated_at")?,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -238,13 +285,24 @@ impl CallRow {
     }
 }
 
-#[derive(Deserialize)]
 pub(super) struct AnalysisRow {
     status: String,
     intent: Option<String>,
     confidence: Option<f64>,
     summary: Option<String>,
     completed_at: Option<i64>,
+}
+
+impl FromRow for AnalysisRow {
+    fn from_row(row: &Columns<'_>) -> AppResult<Self> {
+        Ok(AnalysisRow {
+            status: row.text("status")?,
+            intent: row.opt_text("intent")?,
+            confidence: row.opt_real("confidence")?,
+            summary: row.opt_text("summary")?,
+            completed_at: row.opt_int("completed_at")?,
+        })
+    }
 }
 
 impl AnalysisRow {
@@ -260,7 +318,6 @@ impl AnalysisRow {
     }
 }
 
-#[derive(Deserialize)]
 pub(super) struct EnrichmentRow {
     phone_number: String,
     caller_name: Option<String>,
@@ -269,6 +326,20 @@ pub(super) struct EnrichmentRow {
     carrier: Option<String>,
     spam_score: Option<f64>,
     updated_at: i64,
+}
+
+impl FromRow for EnrichmentRow {
+    fn from_row(row: &Columns<'_>) -> AppResult<Self> {
+        Ok(EnrichmentRow {
+            phone_number: row.text("phone_number")?,
+            caller_name: row.opt_text("caller_name")?,
+            caller_type: row.opt_text("caller_type")?,
+            line_type: row.opt_text("line_type")?,
+            carrier: row.opt_text("carrier")?,
+            spam_score: row.opt_real("spam_score")?,
+            updated_at: row.int("updated_at")?,
+        })
+    }
 }
 
 impl EnrichmentRow {
@@ -285,7 +356,7 @@ impl EnrichmentRow {
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Default)]
 pub(super) struct StatsRow {
     pub total_calls: i64,
     pub answered_calls: i64,
@@ -293,10 +364,29 @@ pub(super) struct StatsRow {
     pub confidence_sum: f64,
 }
 
-#[derive(Deserialize)]
+impl FromRow for StatsRow {
+    fn from_row(row: &Columns<'_>) -> AppResult<Self> {
+        Ok(StatsRow {
+            total_calls: row.int("total_calls")?,
+            answered_calls: row.int("answered_calls")?,
+            completed_analyses: row.int("completed_analyses")?,
+            confidence_sum: row.real("confidence_sum")?,
+        })
+    }
+}
+
 pub(super) struct IntentRow {
     pub intent: String,
     pub calls: i64,
+}
+
+impl FromRow for IntentRow {
+    fn from_row(row: &Columns<'_>) -> AppResult<Self> {
+        Ok(IntentRow {
+            intent: row.text("intent")?,
+            calls: row.int("calls")?,
+        })
+    }
 }
 
 #[cfg(test)]

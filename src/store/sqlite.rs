@@ -1,10 +1,9 @@
 //! A real SQLite behind the [`Database`] trait, with the project's migrations applied, so host
 //! tests run the store's exact SQL, triggers and query plans.
 
-use super::{Database, QueryMeta, RowSet, SqlValue, Statement};
+use super::{Columns, Database, FromRow, QueryMeta, Row, RowSet, SqlValue, Statement};
 use crate::error::{AppError, AppResult};
 use rusqlite::types::{Value, ValueRef};
-use serde::de::DeserializeOwned;
 
 pub struct SqliteDatabase {
     pub conn: rusqlite::Connection,
@@ -136,14 +135,34 @@ impl AsRef<SqliteDatabase> for SqliteDatabase {
     }
 }
 
+impl SqliteRows {
+    /// The rows as JSON objects, for a test's own queries.
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.rows.clone()
+    }
+}
+
+/// A row as `run` keeps it: a JSON object of its columns.
+struct JsonRow<'a>(&'a serde_json::Value);
+
+impl Row for JsonRow<'_> {
+    fn value(&self, column: &str) -> Option<SqlValue> {
+        Some(match self.0.get(column)? {
+            serde_json::Value::String(s) => SqlValue::Text(s.clone()),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => SqlValue::Integer(i),
+                None => SqlValue::Real(n.as_f64()?),
+            },
+            _ => SqlValue::Null,
+        })
+    }
+}
+
 impl RowSet for SqliteRows {
-    fn decode<T: DeserializeOwned>(&self) -> AppResult<Vec<T>> {
+    fn decode<T: FromRow>(&self) -> AppResult<Vec<T>> {
         self.rows
             .iter()
-            .map(|r| {
-                serde_json::from_value(r.clone())
-                    .map_err(|e| AppError::internal(format!("decoding row: {e}")))
-            })
+            .map(|r| T::from_row(&Columns::new(&JsonRow(r))))
             .collect()
     }
 

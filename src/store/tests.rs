@@ -352,8 +352,7 @@ fn recount(s: &Store<SqliteDatabase>, user: &str) -> (i64, i64, i64, f64, Vec<(S
             vec![user.into()],
         )))
         .expect("recount runs")
-        .decode()
-        .expect("decodes")
+        .json()
     };
     let calls =
         &q("SELECT COUNT(*) AS n, COALESCE(SUM(answered), 0) AS a FROM calls WHERE user_id = ?1")
@@ -591,4 +590,54 @@ fn every_call_d1_writes_as_json_is_the_bytes_serializing_the_call_gives() {
         block_on(s.load_intent_summary(&uid("ada"), Limit::new(20, 500).expect("ok")))
             .expect("loads");
     assert_eq!(json, Payload::new(&summary, None).expect("payload"));
+}
+
+/// A row given as its columns.
+struct Given(Vec<(&'static str, SqlValue)>);
+
+impl crate::store::Row for Given {
+    fn value(&self, column: &str) -> Option<SqlValue> {
+        self.0
+            .iter()
+            .find(|(c, _)| *c == column)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+#[test]
+fn a_row_column_reads_as_its_type_an_optional_one_may_be_absent_or_null_and_anything_else_names_the_column(
+) {
+    use crate::store::Columns;
+    let row = Given(vec![
+        ("n", SqlValue::Integer(-3)),
+        ("whole", SqlValue::Integer(2)),
+        ("f", SqlValue::Real(0.5)),
+        ("t", SqlValue::Text("x".into())),
+        ("null", SqlValue::Null),
+    ]);
+    let c = Columns::new(&row);
+    assert_eq!(c.int("n").ok(), Some(-3));
+    assert_eq!(c.opt_int("null").ok(), Some(None));
+    assert_eq!(c.opt_int("absent").ok(), Some(None));
+    assert_eq!(c.real("f").ok(), Some(0.5));
+    // SQLite keeps a whole REAL as an INTEGER, and D1 hands both over as a number.
+    assert_eq!(c.real("whole").ok(), Some(2.0));
+    assert_eq!(c.text("t").ok().as_deref(), Some("x"));
+    assert_eq!(c.opt_text("null").ok(), Some(None));
+    assert_eq!(c.count("whole").ok(), Some(2));
+    for (what, err) in [
+        ("int of text", c.int("t").err()),
+        ("int of a fraction", c.int("f").err()),
+        ("required but null", c.int("null").err()),
+        ("required but absent", c.text("absent").err()),
+        ("text of a number", c.opt_text("n").err()),
+        ("a negative count", c.count("n").err()),
+        ("a number of text", c.real("t").err()),
+    ] {
+        let err = err.unwrap_or_else(|| panic!("{what} is refused"));
+        assert!(
+            format!("{err:?}").contains('`'),
+            "{what}: {err:?} names the column"
+        );
+    }
 }

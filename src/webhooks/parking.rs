@@ -457,7 +457,7 @@ mod tests {
     struct NoRows;
 
     impl crate::store::RowSet for NoRows {
-        fn decode<T: serde::de::DeserializeOwned>(&self) -> AppResult<Vec<T>> {
+        fn decode<T: crate::store::FromRow>(&self) -> AppResult<Vec<T>> {
             Ok(Vec::new())
         }
         fn texts(&self, _: &str) -> AppResult<Vec<String>> {
