@@ -111,7 +111,8 @@ pub trait Row {
 }
 
 /// A row type, read from a row by its column names. Written out per type: a derived decoder
-/// per row type, through serde and `serde-wasm-bindgen`, was 17 KB of the module (2.4 KB gzipped).
+/// per row type, through serde and `serde-wasm-bindgen`, was 17 KB of the module (2.4 KB
+/// gzipped).
 pub trait FromRow: Sized {
     fn from_row(row: &Columns<'_>) -> AppResult<Self>;
 }
