@@ -38,7 +38,7 @@ pub const MAX_ATTEMPTS: u32 = 5;
 
 /// A parked entry: the delivery and how often applying it failed while D1 was answering.
 /// (Entries parked before attempts were counted are a bare delivery: zero attempts.)
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct Parked {
     attempts: u32,
     delivery: Delivery,
@@ -83,14 +83,20 @@ pub async fn park<P: Parking>(parking: &P, d: &Delivery) -> AppResult<String> {
     Ok(key)
 }
 
+/// A parked entry, or a bare delivery parked before attempts were counted.
 fn read_parked(json: &str) -> Option<Parked> {
-    serde_json::from_str::<Parked>(json).ok().or_else(|| {
-        serde_json::from_str::<Delivery>(json)
-            .ok()
-            .map(|delivery| Parked {
-                attempts: 0,
-                delivery,
-            })
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    let counted = || {
+        Some(Parked {
+            attempts: u32::try_from(value.get("attempts")?.as_u64()?).ok()?,
+            delivery: Delivery::from_json(value.get("delivery")?)?,
+        })
+    };
+    counted().or_else(|| {
+        Some(Parked {
+            attempts: 0,
+            delivery: Delivery::from_json(&value)?,
+        })
     })
 }
 
