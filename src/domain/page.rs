@@ -87,17 +87,10 @@ impl Cursor {
     }
 
     fn of_parsed_call(json: &str) -> Option<Self> {
-        #[derive(serde::Deserialize)]
-        struct Place<'a> {
-            #[serde(borrow)]
-            id: std::borrow::Cow<'a, str>,
-            #[serde(rename = "startedAt", borrow)]
-            started_at: std::borrow::Cow<'a, str>,
-        }
-        let place: Place = serde_json::from_str(json).ok()?;
+        let call: serde_json::Value = serde_json::from_str(json).ok()?;
         Some(Self {
-            started_at: Timestamp::parse_rfc3339(&place.started_at)?,
-            id: CallId::parse(&place.id)?,
+            started_at: Timestamp::parse_rfc3339(call.get("startedAt")?.as_str()?)?,
+            id: CallId::parse(call.get("id")?.as_str()?)?,
         })
     }
 

@@ -157,15 +157,16 @@ impl TicketBook {
 }
 
 /// What changed, as the worker tells a user's object after the D1 batch committed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
     Changed,
     Deleted,
 }
 
-/// A notification from the worker to a user's object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A notification from the worker to a user's object: written with serde, read by hand
+/// ([`Notification::parse`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
     pub kind: ChangeKind,
@@ -189,12 +190,22 @@ impl Notification {
 
     /// A notification as the object receives it: well-formed ids and version, or `None`.
     pub fn parse(body: &[u8]) -> Option<(ChangeKind, Vec<CallId>, Version)> {
-        let n: Notification = serde_json::from_slice(body).ok()?;
-        if n.call_ids.len() > MAX_CALL_IDS {
+        let n: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let kind = match n.get("kind")?.as_str()? {
+            "changed" => ChangeKind::Changed,
+            "deleted" => ChangeKind::Deleted,
+            _ => return None,
+        };
+        let listed = n.get("callIds")?.as_array()?;
+        if listed.len() > MAX_CALL_IDS {
             return None;
         }
-        let ids: Option<Vec<CallId>> = n.call_ids.iter().map(|c| CallId::parse(c)).collect();
-        Some((n.kind, ids?, Version::parse_token(&n.version)?))
+        let ids: Option<Vec<CallId>> = listed.iter().map(|c| CallId::parse(c.as_str()?)).collect();
+        Some((
+            kind,
+            ids?,
+            Version::parse_token(n.get("version")?.as_str()?)?,
+        ))
     }
 }
 

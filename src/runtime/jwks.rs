@@ -168,7 +168,8 @@ impl WorkersKeys {
     }
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
+/// Written with serde, read back by hand (`load`).
+#[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ShelfEntry {
     fetched_at_ms: i64,
@@ -180,10 +181,10 @@ impl JwksShelf for WorkersKeys {
         let kv = self.kv.as_ref()?;
         // KV trouble only means no shelved set: the provider is asked instead.
         let text = kv.get_text(&self.shelf_key()).await.ok()??;
-        let entry: ShelfEntry = serde_json::from_str(&text).ok()?;
+        let entry: serde_json::Value = serde_json::from_str(&text).ok()?;
         Some(Shelved {
-            fetched_at_ms: entry.fetched_at_ms,
-            body: entry.body,
+            fetched_at_ms: entry.get("fetchedAtMs")?.as_i64()?,
+            body: entry.get("body")?.as_str()?.to_owned(),
         })
     }
 
