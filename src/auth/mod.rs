@@ -27,7 +27,6 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use jwks::{Algorithm, PublicKey};
 use keyring::KeyMiss;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::rc::Rc;
 use subtle::ConstantTimeEq;
@@ -98,46 +97,48 @@ enum Audience {
     Many(Vec<String>),
 }
 
-/// A string or an array of strings, read by hand rather than by `#[serde(untagged)]`, whose
-/// buffering into serde's `Content` costs the module more than this (see
-/// `domain::delivery::Event`). Anything else fails, as the untagged derive fails (and the
-/// token is malformed either way).
-impl<'de> Deserialize<'de> for Audience {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Either;
-        impl<'de> serde::de::Visitor<'de> for Either {
-            type Value = Audience;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string or an array of strings")
-            }
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Audience, E> {
-                Ok(Audience::One(s.to_owned()))
-            }
-            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Audience, E> {
-                Ok(Audience::One(s))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Audience, A::Error> {
-                let mut all = Vec::new();
-                while let Some(a) = seq.next_element::<String>()? {
-                    all.push(a);
-                }
-                Ok(Audience::Many(all))
-            }
-        }
-        d.deserialize_any(Either)
-    }
-}
-
-#[derive(Deserialize)]
+/// The claims this worker reads, each checked for its type (a wrong one makes the token
+/// malformed; absent and `null` are `None`): read from the claims' JSON object by hand, as a
+/// derived decoder would read them, without one.
 struct Claims {
     sub: Option<serde_json::Value>,
     exp: Option<f64>,
     nbf: Option<f64>,
     iss: Option<String>,
     aud: Option<Audience>,
+}
+
+impl Claims {
+    fn read(raw: &serde_json::Map<String, serde_json::Value>) -> Result<Self, TokenError> {
+        use serde_json::Value;
+        fn field<T>(
+            raw: &serde_json::Map<String, Value>,
+            name: &str,
+            read: impl FnOnce(&Value) -> Option<T>,
+        ) -> Result<Option<T>, TokenError> {
+            match raw.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => read(v).map(Some).ok_or(TokenError::Malformed),
+            }
+        }
+        // An audience is a string or an array of strings; anything else is malformed.
+        let audience = |v: &Value| match v {
+            Value::String(s) => Some(Audience::One(s.clone())),
+            Value::Array(all) => all
+                .iter()
+                .map(|a| a.as_str().map(str::to_owned))
+                .collect::<Option<_>>()
+                .map(Audience::Many),
+            _ => None,
+        };
+        Ok(Claims {
+            sub: raw.get("sub").filter(|v| !v.is_null()).cloned(),
+            exp: field(raw, "exp", Value::as_f64)?,
+            nbf: field(raw, "nbf", Value::as_f64)?,
+            iss: field(raw, "iss", |v| v.as_str().map(str::to_owned))?,
+            aud: field(raw, "aud", audience)?,
+        })
+    }
 }
 
 /// `exp` and `nbf` against `now`, with the leeway.
@@ -226,8 +227,7 @@ fn check_claims(
     if expect.audience.is_none() && raw_claims.contains_key("aud") {
         return Err(TokenError::WrongAudience);
     }
-    let claims: Claims = serde_json::from_value(serde_json::Value::Object(raw_claims))
-        .map_err(|_| TokenError::Malformed)?;
+    let claims = Claims::read(&raw_claims)?;
     let exp = claims.exp.ok_or(TokenError::MissingExpiry)?;
     check_window(exp, claims.nbf, now_secs)?;
     if let Some(issuer) = expect.issuer {
@@ -506,7 +506,8 @@ async fn verify_fresh<K: PublicKeys>(
     }
 }
 
-fn decode_json<T: for<'de> Deserialize<'de>>(b64: &str) -> Result<T, TokenError> {
+/// A base64url JSON object: a token's header or claims.
+fn decode_json(b64: &str) -> Result<serde_json::Map<String, serde_json::Value>, TokenError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(b64)
         .map_err(|_| TokenError::Malformed)?;
@@ -634,6 +635,53 @@ mod tests {
         assert_eq!(
             verify_jwt(&no_aud, KEY, &expect, NOW),
             Err(TokenError::WrongAudience)
+        );
+    }
+
+    #[test]
+    fn a_claim_of_the_wrong_type_makes_the_token_malformed_and_null_is_absent() {
+        let expect = Expectations {
+            issuer: None,
+            audience: Some("dashboard"),
+        };
+        let claims = |extra: serde_json::Value| {
+            let mut c = json!({"sub": "ada", "exp": NOW + 60, "aud": "dashboard"});
+            for (k, v) in extra.as_object().into_iter().flatten() {
+                c[k] = v.clone();
+            }
+            sign_hs256(&c, KEY)
+        };
+        for bad in [
+            json!({"exp": "soon"}),
+            json!({"nbf": true}),
+            json!({"iss": 1}),
+            json!({"aud": 7}),
+            json!({"aud": ["dashboard", 7]}),
+            json!({"aud": {"a": "dashboard"}}),
+        ] {
+            assert_eq!(
+                verify_jwt(&claims(bad.clone()), KEY, &expect, NOW),
+                Err(TokenError::Malformed),
+                "{bad}"
+            );
+        }
+        assert!(verify_jwt(
+            &claims(json!({"nbf": null, "iss": null})),
+            KEY,
+            &expect,
+            NOW
+        )
+        .is_ok());
+        assert!(verify_jwt(
+            &claims(json!({"aud": ["x", "dashboard"]})),
+            KEY,
+            &expect,
+            NOW
+        )
+        .is_ok());
+        assert_eq!(
+            verify_jwt(&claims(json!({"exp": null})), KEY, &expect, NOW),
+            Err(TokenError::MissingExpiry)
         );
     }
 
