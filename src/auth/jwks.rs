@@ -9,7 +9,6 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::rc::Rc;
 
@@ -162,17 +161,12 @@ impl KeySet {
     }
 }
 
-#[derive(Deserialize)]
-struct Document {
-    keys: Vec<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
+/// A listed key's members, each `None` when absent or `null`; a member of another type than
+/// its own makes the key unreadable (skipped), as a derived decoder would.
 struct RawJwk {
     kty: Option<String>,
     kid: Option<String>,
     alg: Option<String>,
-    #[serde(rename = "use")]
     use_: Option<String>,
     key_ops: Option<Vec<String>>,
     crv: Option<String>,
@@ -182,21 +176,56 @@ struct RawJwk {
     y: Option<String>,
 }
 
+impl RawJwk {
+    fn read(value: &serde_json::Value) -> Option<Self> {
+        use serde_json::Value;
+        let o = value.as_object()?;
+        let member = |name: &str| -> Option<Option<String>> {
+            match o.get(name) {
+                None | Some(Value::Null) => Some(None),
+                Some(v) => v.as_str().map(|s| Some(s.to_owned())),
+            }
+        };
+        let key_ops = match o.get("key_ops") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_array()?
+                    .iter()
+                    .map(|op| op.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()?,
+            ),
+        };
+        Some(RawJwk {
+            kty: member("kty")?,
+            kid: member("kid")?,
+            alg: member("alg")?,
+            use_: member("use")?,
+            key_ops,
+            crv: member("crv")?,
+            n: member("n")?,
+            e: member("e")?,
+            x: member("x")?,
+            y: member("y")?,
+        })
+    }
+}
+
 /// Parses a JWKS body into the keys this API can verify with.
 pub fn parse_jwks(body: &[u8]) -> Result<KeySet, JwksError> {
     if body.len() > MAX_JWKS_BYTES {
         return Err(JwksError::TooLarge);
     }
-    let doc: Document = serde_json::from_slice(body).map_err(|_| JwksError::NotAKeySet)?;
-    if doc.keys.len() > MAX_KEYS {
+    let doc: serde_json::Value = serde_json::from_slice(body).map_err(|_| JwksError::NotAKeySet)?;
+    let keys = doc
+        .get("keys")
+        .and_then(serde_json::Value::as_array)
+        .ok_or(JwksError::NotAKeySet)?;
+    if keys.len() > MAX_KEYS {
         return Err(JwksError::TooManyKeys);
     }
     let mut set = KeySet::default();
-    for value in doc.keys {
-        match serde_json::from_value::<RawJwk>(value)
-            .ok()
-            .and_then(usable_key)
-        {
+    for value in keys {
+        match RawJwk::read(value).and_then(usable_key) {
             Some(key) if !set.keys.iter().any(|k| k.fingerprint == key.fingerprint) => {
                 set.keys.push(Rc::new(key));
             }
@@ -394,6 +423,11 @@ mod tests {
             with(&|k| k["kty"] = json!("oct")),
             json!("not an object"),
             json!({ "kty": "EC", "crv": "P-256", "kid": "no-coordinates" }),
+            // A member of another type than its own: unreadable, so skipped.
+            with(&|k| k["kid"] = json!(5)),
+            with(&|k| k["key_ops"] = json!("verify")),
+            with(&|k| k["key_ops"] = json!(["verify", 1])),
+            with(&|k| k["x"] = json!(null)),
         ];
         let n = keys.len();
         let mut all = keys;
