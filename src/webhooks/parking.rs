@@ -16,7 +16,7 @@
 use crate::domain::{CallId, Delivery, UserId, Version};
 use crate::error::AppResult;
 use crate::store::{Database, Store};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// Where parked deliveries live. Keys are opaque strings under two prefixes.
@@ -44,8 +44,9 @@ struct Parked {
     delivery: Delivery,
 }
 
-/// A dead letter: why it was moved aside, and the entry exactly as it was parked.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// A dead letter: why it was moved aside, and the entry exactly as it was parked. Written
+/// with serde, read back by hand ([`DeadLetter::read`]).
+#[derive(Serialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
     pub reason: String,
@@ -54,6 +55,24 @@ pub struct DeadLetter {
     pub provider: Option<String>,
     /// The parked value as it was (a delivery may quote personal data: never listed).
     pub parked: String,
+}
+
+impl DeadLetter {
+    /// The dead letter `json` holds, or `None` when it is not one.
+    fn read(json: &str) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        let text = |name: &str| v.get(name)?.as_str().map(str::to_owned);
+        Some(DeadLetter {
+            reason: text("reason")?,
+            attempts: u32::try_from(v.get("attempts")?.as_u64()?).ok()?,
+            moved_at: v.get("movedAt")?.as_i64()?,
+            provider: match v.get("provider") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(p) => Some(p.as_str()?.to_owned()),
+            },
+            parked: text("parked")?,
+        })
+    }
 }
 
 /// A parked delivery's key: the time it arrived (so listings come out oldest first) and a
@@ -212,7 +231,7 @@ pub async fn inspect<P: Parking>(
         let Some(json) = parking.load(&key).await? else {
             continue;
         };
-        let letter: Option<DeadLetter> = serde_json::from_str(&json).ok();
+        let letter = DeadLetter::read(&json);
         dead.push(match letter {
             Some(l) => DeadLetterInfo {
                 key,
@@ -241,10 +260,7 @@ pub async fn requeue<P: Parking>(parking: &P, limit: usize) -> AppResult<usize> 
         let Some(json) = parking.load(&key).await? else {
             continue;
         };
-        let Some(parked) = serde_json::from_str::<DeadLetter>(&json)
-            .ok()
-            .and_then(|l| read_parked(&l.parked))
-        else {
+        let Some(parked) = DeadLetter::read(&json).and_then(|l| read_parked(&l.parked)) else {
             continue;
         };
         let back = format!("{PREFIX}{}", key.strip_prefix(DEAD_PREFIX).unwrap_or(&key));
@@ -547,5 +563,37 @@ mod tests {
         );
         let report = block_on(replay(&parking, &store, 10, NOW, counter())).expect("replays");
         assert_eq!(report.replayed, 1);
+    }
+
+    #[test]
+    fn a_dead_letter_reads_back_as_written_and_anything_else_reads_as_none() {
+        let letter = DeadLetter {
+            reason: "out of attempts".into(),
+            attempts: 5,
+            moved_at: 1_700_000_000_000,
+            provider: Some("twilio".into()),
+            parked: "{\"attempts\":5}".into(),
+        };
+        let json = encode(&letter).expect("serializes");
+        assert_eq!(DeadLetter::read(&json), Some(letter.clone()));
+        let anonymous = DeadLetter {
+            provider: None,
+            ..letter
+        };
+        assert_eq!(
+            DeadLetter::read(&encode(&anonymous).expect("serializes")),
+            Some(anonymous.clone())
+        );
+        let without = json.replace(r#","provider":"twilio""#, "");
+        assert_eq!(DeadLetter::read(&without), Some(anonymous));
+        for bad in [
+            "",
+            "[]",
+            r#"{"reason":"x"}"#,
+            &json.replace(r#""attempts":5"#, r#""attempts":-1"#),
+            &json.replace(r#""provider":"twilio""#, r#""provider":1"#),
+        ] {
+            assert_eq!(DeadLetter::read(bad), None, "{bad}");
+        }
     }
 }
