@@ -5,7 +5,6 @@ use crate::clock::Clock;
 use crate::domain::{PhoneRoute, UserId, E164};
 use crate::error::{AppError, AppResult};
 use crate::store::PhoneDirectory;
-use serde::Deserialize;
 
 /// Admin bodies are tiny; anything bigger is a mistake.
 const MAX_BODY: usize = 16 * 1024;
@@ -27,12 +26,6 @@ struct Created {
     created: bool,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RouteBody {
-    user_id: serde_json::Value,
-}
-
 pub async fn put_phone_number<S: Services>(
     app: &App<'_, S>,
     req: &Request,
@@ -40,17 +33,20 @@ pub async fn put_phone_number<S: Services>(
 ) -> AppResult<Response> {
     app.admin(req).await?;
     let number = number(raw)?;
-    let body: RouteBody = super::small_json(req, MAX_BODY, "{\"userId\": \"…\"}")?;
-    let user = body
-        .user_id
-        .as_str()
-        .and_then(UserId::parse)
-        .ok_or_else(|| {
-            AppError::invalid_parameter(
-                "userId",
-                "must be a user id (letters, digits and . _ - @ |, at most 128)",
-            )
-        })?;
+    let shape = "{\"userId\": \"…\"}";
+    // Other members are ignored, as they always were.
+    let body = super::small_object(req, MAX_BODY, shape, None)?;
+    let Some(user_id) = body.get("userId") else {
+        return Err(AppError::InvalidJson(format!(
+            "the body must be {shape}: missing field `userId`"
+        )));
+    };
+    let user = user_id.as_str().and_then(UserId::parse).ok_or_else(|| {
+        AppError::invalid_parameter(
+            "userId",
+            "must be a user id (letters, digits and . _ - @ |, at most 128)",
+        )
+    })?;
     let now = app.clock.now();
     let created = app.writes.put_route(&number, &user, now).await?;
     let route = PhoneRoute {

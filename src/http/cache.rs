@@ -6,7 +6,7 @@ use crate::clock::Clock;
 use crate::domain::{Timestamp, UserId};
 use crate::error::{AppError, AppResult};
 use crate::store::ActivityLog;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// Users warmed by one request at most.
 const MAX_WARM_USERS: usize = 100;
@@ -35,17 +35,28 @@ struct Scope {
     scope: &'static str,
 }
 
-fn json_body<T: for<'de> Deserialize<'de> + Default>(req: &Request) -> AppResult<T> {
+/// The route's body as an object of its `known` members; an empty body is an empty object.
+fn json_body(
+    req: &Request,
+    known: &[&str],
+) -> AppResult<serde_json::Map<String, serde_json::Value>> {
     if req.body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
+        return Ok(serde_json::Map::new());
     }
-    super::small_json(req, MAX_BODY, "a JSON object with this route's fields")
+    super::small_object(
+        req,
+        MAX_BODY,
+        "a JSON object with this route's fields",
+        Some(known),
+    )
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct WarmBody {
-    user_ids: Option<Vec<String>>,
+/// A list of strings.
+fn strings(v: &serde_json::Value) -> Option<Vec<String>> {
+    v.as_array()?
+        .iter()
+        .map(|s| s.as_str().map(str::to_owned))
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -57,8 +68,9 @@ struct Warmed {
 /// Warms the given users, or the recently active ones, into every tier.
 pub async fn warm<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
     app.admin(req).await?;
-    let body: WarmBody = json_body(req)?;
-    let users = match body.user_ids {
+    let body = json_body(req, &["userIds"])?;
+    let user_ids = super::member(&body, "userIds", "a list of user ids", strings)?;
+    let users = match user_ids {
         Some(ids) => {
             if ids.len() > MAX_WARM_USERS {
                 return Err(AppError::invalid_parameter(
@@ -99,13 +111,6 @@ pub async fn warm<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Res
     ))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct PurgeBody {
-    user_id: Option<String>,
-    all: Option<bool>,
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Purged {
@@ -118,8 +123,12 @@ struct Purged {
 /// bound) without touching KV keys one by one.
 pub async fn purge<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
     app.admin(req).await?;
-    let body: PurgeBody = json_body(req)?;
-    let purged = match (body.user_id, body.all) {
+    let body = json_body(req, &["userId", "all"])?;
+    let user_id = super::member(&body, "userId", "a string", |v| {
+        v.as_str().map(str::to_owned)
+    })?;
+    let all = super::member(&body, "all", "true or false", serde_json::Value::as_bool)?;
+    let purged = match (user_id, all) {
         (Some(id), None | Some(false)) => {
             let user = UserId::parse(&id)
                 .ok_or_else(|| AppError::invalid_parameter("userId", "is not a user id"))?;

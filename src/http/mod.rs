@@ -384,19 +384,59 @@ pub(crate) fn require_media_type(req: &Request, expected: &'static str) -> AppRe
     }
 }
 
-/// A small JSON body for an operator route: the right media type, at most `max` bytes, and
-/// the shape `T`.
-pub(crate) fn small_json<T: serde::de::DeserializeOwned>(
+/// A small JSON object body for an operator route: the right media type, at most `max`
+/// bytes, and an object — whose members are among `known`, when given (`shape` says which,
+/// in the error).
+/// The routes read their members from it ([`member`]): one JSON reader, where a derived
+/// decoder per body cost the module one each.
+pub(crate) fn small_object(
     req: &Request,
     max: usize,
     shape: &str,
-) -> AppResult<T> {
+    known: Option<&[&str]>,
+) -> AppResult<serde_json::Map<String, serde_json::Value>> {
     require_media_type(req, "application/json")?;
     if req.body.len() > max {
         return Err(AppError::PayloadTooLarge);
     }
-    serde_json::from_slice(&req.body)
-        .map_err(|e| AppError::InvalidJson(format!("the body must be {shape}: {e}")))
+    let body = match serde_json::from_slice(&req.body) {
+        Ok(serde_json::Value::Object(body)) => body,
+        Ok(_) => return Err(AppError::InvalidJson(format!("the body must be {shape}"))),
+        Err(e) => {
+            return Err(AppError::InvalidJson(format!(
+                "the body must be {shape}: {e}"
+            )))
+        }
+    };
+    let unknown = |k: &&String| known.is_some_and(|known| !known.contains(&k.as_str()));
+    if let Some(other) = body.keys().find(unknown) {
+        return Err(AppError::InvalidJson(format!(
+            "the body must be {shape}: unknown field `{other}`, expected one of {}",
+            known
+                .unwrap_or_default()
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(body)
+}
+
+/// The member `name` of a [`small_object`] body as `read` reads it: `None` when absent or
+/// `null`, an error saying what it must be (`kind`) when `read` refuses it.
+pub(crate) fn member<T>(
+    body: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    kind: &str,
+    read: impl FnOnce(&serde_json::Value) -> Option<T>,
+) -> AppResult<Option<T>> {
+    match body.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => read(v)
+            .map(Some)
+            .ok_or_else(|| AppError::InvalidJson(format!("`{name}` must be {kind}"))),
+    }
 }
 
 /// A call id from a path segment. Ids that cannot exist are simply not found.

@@ -63,3 +63,43 @@ fn admin_routes_refuse_user_tokens_bad_numbers_and_bad_bodies() {
         .push(("content-type".into(), "text/plain".into()));
     assert_eq!(w.send(wrong_type).status, 415);
 }
+
+#[test]
+fn operator_bodies_refuse_wrong_types_and_unknown_members_where_they_always_did() {
+    let w = World::new();
+    let code = |res: &Response| (res.status, body(res)["error"]["code"].clone());
+    // The number route takes `userId` and ignores anything else, as it always has.
+    let extra = w.send(put_number(
+        "+14155550199",
+        ADMIN,
+        r#"{"userId":"ada","note":"x"}"#,
+    ));
+    assert_eq!(extra.status, 201, "{:?}", body(&extra));
+    let missing = w.send(put_number("+14155550199", ADMIN, r#"{"user":"ada"}"#));
+    assert_eq!(code(&missing), (400, json!("invalid_json")));
+    assert!(body(&missing)["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("userId")));
+    assert_eq!(
+        code(&w.send(put_number("+14155550199", ADMIN, "[]"))),
+        (400, json!("invalid_json"))
+    );
+    // Warming and purging name their members exactly.
+    for (path, bad) in [
+        ("/api/cache/warm", r#"{"userIds":"ada"}"#),
+        ("/api/cache/warm", r#"{"userIds":["ada",1]}"#),
+        ("/api/cache/warm", r#"{"users":["ada"]}"#),
+        ("/api/cache/purge", r#"{"all":"yes"}"#),
+        ("/api/cache/purge", r#"{"userId":7}"#),
+        ("/api/cache/purge", r#"{"userId":"ada","why":"x"}"#),
+    ] {
+        let res = w.send(post_json(path, ADMIN, bad));
+        assert_eq!(code(&res), (400, json!("invalid_json")), "{path} {bad}");
+    }
+    let purged = w.send(post_json(
+        "/api/cache/purge",
+        ADMIN,
+        r#"{"userId":"ada","all":null}"#,
+    ));
+    assert_eq!(purged.status, 200, "null is absent: {:?}", body(&purged));
+}
