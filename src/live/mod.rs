@@ -239,15 +239,18 @@ pub fn answer_client_frame(text: Option<&str>, len: usize) -> ClientFrameAnswer 
     let Some(text) = text else {
         return ClientFrameAnswer::Close(CLOSE_POLICY_VIOLATION, "binary frames are not accepted");
     };
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct ClientMessage<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: &'a str,
-    }
-    match serde_json::from_str::<ClientMessage<'_>>(text) {
-        Ok(m) if m.kind == "ping" => ClientFrameAnswer::Reply(PONG),
-        _ => ClientFrameAnswer::Close(CLOSE_POLICY_VIOLATION, "expected {\"type\":\"ping\"}"),
+    // Exactly `{"type":"ping"}`, in any spacing: one member, a string.
+    let ping = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| {
+            let o = v.as_object()?;
+            (o.len() == 1).then(|| o.get("type")?.as_str().map(|t| t == "ping"))?
+        })
+        .unwrap_or(false);
+    if ping {
+        ClientFrameAnswer::Reply(PONG)
+    } else {
+        ClientFrameAnswer::Close(CLOSE_POLICY_VIOLATION, "expected {\"type\":\"ping\"}")
     }
 }
 
