@@ -12,7 +12,7 @@
 //   BENCH_RACE      "0" leaves out the race against the reference workers (scripts/race.mjs)
 //   BENCH_VARS      JSON object of extra worker vars for every mode (e.g. a CACHE_* setting)
 //   BENCH_WEBHOOK_SHARE  share of signed webhooks in the mixed workload (default 0.05)
-//   BENCH_MIXED_ROUNDS  rounds of the interleaved mixed comparison (default 3; 0 leaves it out)
+//   BENCH_MIXED_ROUNDS  rounds of the interleaved mixed comparison (default 5; 0 leaves it out)
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -30,7 +30,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 const WEBHOOK_SHARE = Number(process.env.BENCH_WEBHOOK_SHARE ?? 0.05);
 const VARS = BENCH_VARS;
 /** Rounds of the mixed list on a cache-off and an all-tiers worker in turn (`interleavedMixed`). */
-const MIXED_ROUNDS = Number(process.env.BENCH_MIXED_ROUNDS ?? 3);
+const MIXED_ROUNDS = Number(process.env.BENCH_MIXED_ROUNDS ?? 5);
 /** The module's gzip budget, read from scripts/build.sh so the two never disagree. */
 const WASM_BUDGET_KB = Number(
   /WASM_GZIP_BUDGET_KB:-(\d+)/.exec(readFileSync(join(ROOT, "scripts/build.sh"), "utf8"))?.[1] ?? NaN,
