@@ -23,6 +23,7 @@ pub mod domain;
 pub mod error;
 pub mod first_poll;
 pub mod http;
+pub mod json;
 pub mod live;
 pub mod reads;
 pub mod sort;

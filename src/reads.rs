@@ -229,11 +229,7 @@ impl Payload {
 
     /// A payload around `data` already serialized (as `serde_json` writes it), with its ETag.
     pub fn from_json(data_json: String, page: Option<PageMeta>) -> Self {
-        Self::from_text(DataText::whole(data_json), page)
-    }
-
-    /// [`Self::from_json`] for a text already shared.
-    pub fn from_text(data: DataText, page: Option<PageMeta>) -> Self {
+        let data = DataText::whole(data_json);
         let next = page.as_ref().and_then(|p| p.next_cursor.as_deref());
         let [a, b] = content_digest(data.as_bytes(), next.map(str::as_bytes));
         let etag = format!("\"{a:016x}{b:016x}\"");

@@ -178,29 +178,15 @@ struct RawJwk {
 
 impl RawJwk {
     fn read(value: &serde_json::Value) -> Option<Self> {
-        use serde_json::Value;
+        use crate::json;
         let o = value.as_object()?;
-        let member = |name: &str| -> Option<Option<String>> {
-            match o.get(name) {
-                None | Some(Value::Null) => Some(None),
-                Some(v) => v.as_str().map(|s| Some(s.to_owned())),
-            }
-        };
-        let key_ops = match o.get("key_ops") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_array()?
-                    .iter()
-                    .map(|op| op.as_str().map(str::to_owned))
-                    .collect::<Option<Vec<_>>>()?,
-            ),
-        };
+        let member = |name| json::optional(o, name, json::string);
         Some(RawJwk {
             kty: member("kty")?,
             kid: member("kid")?,
             alg: member("alg")?,
             use_: member("use")?,
-            key_ops,
+            key_ops: json::optional(o, "key_ops", json::strings)?,
             crv: member("crv")?,
             n: member("n")?,
             e: member("e")?,

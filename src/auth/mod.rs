@@ -100,43 +100,32 @@ enum Audience {
 /// The claims this worker reads, each checked for its type (a wrong one makes the token
 /// malformed; absent and `null` are `None`): read from the claims' JSON object by hand, as a
 /// derived decoder would read them, without one.
-struct Claims {
-    sub: Option<serde_json::Value>,
+struct Claims<'a> {
+    sub: Option<&'a serde_json::Value>,
     exp: Option<f64>,
     nbf: Option<f64>,
     iss: Option<String>,
     aud: Option<Audience>,
 }
 
-impl Claims {
-    fn read(raw: &serde_json::Map<String, serde_json::Value>) -> Result<Self, TokenError> {
+impl<'a> Claims<'a> {
+    fn read(raw: &'a serde_json::Map<String, serde_json::Value>) -> Result<Self, TokenError> {
+        use crate::json;
         use serde_json::Value;
-        fn field<T>(
-            raw: &serde_json::Map<String, Value>,
-            name: &str,
-            read: impl FnOnce(&Value) -> Option<T>,
-        ) -> Result<Option<T>, TokenError> {
-            match raw.get(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => read(v).map(Some).ok_or(TokenError::Malformed),
-            }
-        }
+        let field = |name, read: fn(&Value) -> Option<_>| {
+            json::optional(raw, name, read).ok_or(TokenError::Malformed)
+        };
         // An audience is a string or an array of strings; anything else is malformed.
         let audience = |v: &Value| match v {
             Value::String(s) => Some(Audience::One(s.clone())),
-            Value::Array(all) => all
-                .iter()
-                .map(|a| a.as_str().map(str::to_owned))
-                .collect::<Option<_>>()
-                .map(Audience::Many),
-            _ => None,
+            v => json::strings(v).map(Audience::Many),
         };
         Ok(Claims {
-            sub: raw.get("sub").filter(|v| !v.is_null()).cloned(),
-            exp: field(raw, "exp", Value::as_f64)?,
-            nbf: field(raw, "nbf", Value::as_f64)?,
-            iss: field(raw, "iss", |v| v.as_str().map(str::to_owned))?,
-            aud: field(raw, "aud", audience)?,
+            sub: raw.get("sub").filter(|v| !v.is_null()),
+            exp: field("exp", Value::as_f64)?,
+            nbf: field("nbf", Value::as_f64)?,
+            iss: json::optional(raw, "iss", json::string).ok_or(TokenError::Malformed)?,
+            aud: json::optional(raw, "aud", audience).ok_or(TokenError::Malformed)?,
         })
     }
 }
@@ -247,7 +236,6 @@ fn check_claims(
     }
     let user = claims
         .sub
-        .as_ref()
         .and_then(serde_json::Value::as_str)
         .and_then(UserId::parse)
         .ok_or(TokenError::InvalidSubject)?;

@@ -3,6 +3,7 @@
 //! one that cannot be written right now can be parked and replayed.
 
 use crate::domain::{AnalysisStatus, CallId, CallStatus, Direction, Provider, UserId};
+use crate::json;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -155,7 +156,7 @@ impl Delivery {
             provider: Provider::parse(text(o, "provider")?)?,
             key: text(o, "key")?.to_owned(),
             event_type: text(o, "event_type")?.to_owned(),
-            call_id: optional(o, "call_id", |v| CallId::parse(v.as_str()?))?,
+            call_id: json::optional(o, "call_id", |v| CallId::parse(v.as_str()?))?,
             events: o
                 .get("events")?
                 .as_array()?
@@ -163,7 +164,7 @@ impl Delivery {
                 .map(Event::from_json)
                 .collect::<Option<_>>()?,
             received_at: o.get("received_at")?.as_i64()?,
-            payload: optional(o, "payload", |v| v.as_str().map(str::to_owned))?,
+            payload: json::optional(o, "payload", json::string)?,
         })
     }
 }
@@ -174,9 +175,9 @@ impl Event {
         let o = value.as_object()?;
         let call_id = CallId::parse(text(o, "call_id")?)?;
         let at = o.get("at")?.as_i64()?;
-        let int = |name| optional(o, name, Value::as_i64);
-        let string = |name| optional(o, name, |v| v.as_str().map(str::to_owned));
-        let number = |name| optional(o, name, Value::as_f64);
+        let int = |name| json::optional(o, name, Value::as_i64);
+        let string = |name| json::optional(o, name, json::string);
+        let number = |name| json::optional(o, name, Value::as_f64);
         Some(match text(o, "kind")? {
             "call" => Event::Call(CallReport {
                 call_id,
@@ -228,8 +229,8 @@ impl Owner {
     fn from_json(value: &Value) -> Option<Self> {
         let o = value.as_object()?;
         Some(Owner {
-            user: optional(o, "user", |v| UserId::parse(v.as_str()?))?,
-            number: optional(o, "number", |v| v.as_str().map(str::to_owned))?,
+            user: json::optional(o, "user", |v| UserId::parse(v.as_str()?))?,
+            number: json::optional(o, "number", json::string)?,
         })
     }
 }
@@ -237,19 +238,6 @@ impl Owner {
 /// The string field `name`.
 fn text<'a>(o: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
     o.get(name)?.as_str()
-}
-
-/// The optional field `name`: `Some(None)` when absent or `null`, `None` when `read` refuses
-/// what it holds.
-fn optional<T>(
-    o: &Map<String, Value>,
-    name: &str,
-    read: impl FnOnce(&Value) -> Option<T>,
-) -> Option<Option<T>> {
-    match o.get(name) {
-        None | Some(Value::Null) => Some(None),
-        Some(v) => read(v).map(Some),
-    }
 }
 
 /// A name its type writes as exactly `text` (the parsers also take providers' aliases, which

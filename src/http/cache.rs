@@ -51,14 +51,6 @@ fn json_body(
     )
 }
 
-/// A list of strings.
-fn strings(v: &serde_json::Value) -> Option<Vec<String>> {
-    v.as_array()?
-        .iter()
-        .map(|s| s.as_str().map(str::to_owned))
-        .collect()
-}
-
 #[derive(Serialize)]
 struct Warmed {
     warmed: Vec<UserId>,
@@ -69,7 +61,7 @@ struct Warmed {
 pub async fn warm<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
     app.admin(req).await?;
     let body = json_body(req, &["userIds"])?;
-    let user_ids = super::member(&body, "userIds", "a list of user ids", strings)?;
+    let user_ids = super::member(&body, "userIds", "a list of user ids", crate::json::strings)?;
     let users = match user_ids {
         Some(ids) => {
             if ids.len() > MAX_WARM_USERS {
@@ -124,9 +116,7 @@ struct Purged {
 pub async fn purge<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
     app.admin(req).await?;
     let body = json_body(req, &["userId", "all"])?;
-    let user_id = super::member(&body, "userId", "a string", |v| {
-        v.as_str().map(str::to_owned)
-    })?;
+    let user_id = super::member(&body, "userId", "a string", crate::json::string)?;
     let all = super::member(&body, "all", "true or false", serde_json::Value::as_bool)?;
     let purged = match (user_id, all) {
         (Some(id), None | Some(false)) => {

@@ -431,12 +431,8 @@ pub(crate) fn member<T>(
     kind: &str,
     read: impl FnOnce(&serde_json::Value) -> Option<T>,
 ) -> AppResult<Option<T>> {
-    match body.get(name) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(v) => read(v)
-            .map(Some)
-            .ok_or_else(|| AppError::InvalidJson(format!("`{name}` must be {kind}"))),
-    }
+    crate::json::optional(body, name, read)
+        .ok_or_else(|| AppError::InvalidJson(format!("`{name}` must be {kind}")))
 }
 
 /// A call id from a path segment. Ids that cannot exist are simply not found.

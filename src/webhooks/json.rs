@@ -59,12 +59,7 @@ pub fn optional<'a, T>(
     read: impl FnOnce(&'a Value) -> Option<T>,
     reason: &'static str,
 ) -> Result<Option<T>, ParseError> {
-    match map.get(name).filter(|v| !v.is_null()) {
-        None => Ok(None),
-        Some(v) => read(v)
-            .map(Some)
-            .ok_or_else(|| ParseError::field(name, reason)),
-    }
+    crate::json::optional(map, name, read).ok_or_else(|| ParseError::field(name, reason))
 }
 
 /// `name` as an owned string, `None` when absent or null; any other value is an error giving
@@ -74,7 +69,7 @@ pub fn opt_string(
     name: &'static str,
     reason: &'static str,
 ) -> Result<Option<String>, ParseError> {
-    optional(map, name, |v| v.as_str().map(str::to_owned), reason)
+    optional(map, name, crate::json::string, reason)
 }
 
 #[cfg(test)]

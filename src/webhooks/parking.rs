@@ -61,15 +61,13 @@ impl DeadLetter {
     /// The dead letter `json` holds, or `None` when it is not one.
     fn read(json: &str) -> Option<Self> {
         let v: serde_json::Value = serde_json::from_str(json).ok()?;
-        let text = |name: &str| v.get(name)?.as_str().map(str::to_owned);
+        let o = v.as_object()?;
+        let text = |name: &str| crate::json::string(o.get(name)?);
         Some(DeadLetter {
             reason: text("reason")?,
-            attempts: u32::try_from(v.get("attempts")?.as_u64()?).ok()?,
-            moved_at: v.get("movedAt")?.as_i64()?,
-            provider: match v.get("provider") {
-                None | Some(serde_json::Value::Null) => None,
-                Some(p) => Some(p.as_str()?.to_owned()),
-            },
+            attempts: u32::try_from(o.get("attempts")?.as_u64()?).ok()?,
+            moved_at: o.get("movedAt")?.as_i64()?,
+            provider: crate::json::optional(o, "provider", crate::json::string)?,
             parked: text("parked")?,
         })
     }
