@@ -31,6 +31,10 @@
 //                    replays only some of it (e.g. webhooks for users whose views are watched)
 //   PROFILE_SCRIPT  another worker to serve instead (a path in the repository, e.g.
 //                    bench/reference/js/worker.mjs, the race's plain JavaScript worker)
+//   PROFILE_TARGET  a regular expression: sample the first inspector target whose title
+//                    matches it instead of the worker's isolate (the targets are logged): e.g.
+//                    `d1:db$`, Miniflare's D1 simulator, where a cache-off read or a webhook
+//                    spends most of its time, so two SQL variants compare there
 //   PROFILE_BUILD  the build directory to serve (default build-profile, which profile.sh
 //                    makes): another build of the same kind, to compare two versions
 //   PROFILE_SAMPLE=0  run the scenario without the profiler and print only workerd's CPU per
@@ -249,7 +253,11 @@ async function main() {
     let cdp;
     if (SAMPLE) {
       const targets = await (await fetch(`http://127.0.0.1:${INSPECTOR_PORT}/json/list`)).json();
-      const target = targets.find((t) => t.title?.includes("main") || t.id?.includes("main")) ?? targets[0];
+      const wanted = process.env.PROFILE_TARGET ? new RegExp(process.env.PROFILE_TARGET) : undefined;
+      if (wanted) log(`inspector targets: ${targets.map((t) => t.title ?? t.id).join(", ")}`);
+      const target = wanted
+        ? targets.find((t) => wanted.test(t.title ?? "") || wanted.test(t.id ?? ""))
+        : (targets.find((t) => t.title?.includes("main") || t.id?.includes("main")) ?? targets[0]);
       if (!target) throw new Error("the inspector lists no worker");
       cdp = await inspect(target.webSocketDebuggerUrl);
       await cdp.send("Profiler.enable");
