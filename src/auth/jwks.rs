@@ -201,7 +201,7 @@ pub fn parse_jwks(body: &[u8]) -> Result<KeySet, JwksError> {
     if body.len() > MAX_JWKS_BYTES {
         return Err(JwksError::TooLarge);
     }
-    let doc: serde_json::Value = serde_json::from_slice(body).map_err(|_| JwksError::NotAKeySet)?;
+    let doc = crate::json::parse(body).map_err(|_| JwksError::NotAKeySet)?;
     let keys = doc
         .get("keys")
         .and_then(serde_json::Value::as_array)

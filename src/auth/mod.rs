@@ -499,7 +499,10 @@ fn decode_json(b64: &str) -> Result<serde_json::Map<String, serde_json::Value>, 
     let bytes = URL_SAFE_NO_PAD
         .decode(b64)
         .map_err(|_| TokenError::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)
+    match crate::json::parse(&bytes) {
+        Ok(serde_json::Value::Object(members)) => Ok(members),
+        _ => Err(TokenError::Malformed),
+    }
 }
 
 /// The token after `Bearer ` in an `Authorization` header value.

@@ -87,7 +87,7 @@ impl Cursor {
     }
 
     fn of_parsed_call(json: &str) -> Option<Self> {
-        let call: serde_json::Value = serde_json::from_str(json).ok()?;
+        let call = crate::json::parse(json.as_bytes()).ok()?;
         Some(Self {
             started_at: Timestamp::parse_rfc3339(call.get("startedAt")?.as_str()?)?,
             id: CallId::parse(call.get("id")?.as_str()?)?,

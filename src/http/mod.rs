@@ -399,7 +399,7 @@ pub(crate) fn small_object(
     if req.body.len() > max {
         return Err(AppError::PayloadTooLarge);
     }
-    let body = match serde_json::from_slice(&req.body) {
+    let body = match crate::json::parse(&req.body) {
         Ok(serde_json::Value::Object(body)) => body,
         Ok(_) => return Err(AppError::InvalidJson(format!("the body must be {shape}"))),
         Err(e) => {

@@ -190,7 +190,7 @@ impl Notification {
 
     /// A notification as the object receives it: well-formed ids and version, or `None`.
     pub fn parse(body: &[u8]) -> Option<(ChangeKind, Vec<CallId>, Version)> {
-        let n: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let n = crate::json::parse(body).ok()?;
         let kind = match n.get("kind")?.as_str()? {
             "changed" => ChangeKind::Changed,
             "deleted" => ChangeKind::Deleted,
@@ -240,7 +240,7 @@ pub fn answer_client_frame(text: Option<&str>, len: usize) -> ClientFrameAnswer 
         return ClientFrameAnswer::Close(CLOSE_POLICY_VIOLATION, "binary frames are not accepted");
     };
     // Exactly `{"type":"ping"}`, in any spacing: one member, a string.
-    let ping = serde_json::from_str::<serde_json::Value>(text)
+    let ping = crate::json::parse(text.as_bytes())
         .ok()
         .and_then(|v| {
             let o = v.as_object()?;

@@ -181,7 +181,7 @@ impl JwksShelf for WorkersKeys {
         let kv = self.kv.as_ref()?;
         // KV trouble only means no shelved set: the provider is asked instead.
         let text = kv.get_text(&self.shelf_key()).await.ok()??;
-        let entry: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let entry = crate::json::parse(text.as_bytes()).ok()?;
         Some(Shelved {
             fetched_at_ms: entry.get("fetchedAtMs")?.as_i64()?,
             body: entry.get("body")?.as_str()?.to_owned(),

@@ -48,7 +48,7 @@ struct IssueAnswer {
 
 /// A ticket request as the object receives it, or `None`.
 fn read_issue_request(text: &str) -> Option<IssueRequest> {
-    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let v = crate::json::parse(text.as_bytes()).ok()?;
     Some(IssueRequest {
         user_id: v.get("userId")?.as_str()?.to_owned(),
         digest: v.get("digest")?.as_str()?.to_owned(),
@@ -362,7 +362,7 @@ impl LiveFeed for WorkersLive {
                     .text()
                     .await
                     .map_err(|e| unavailable("ticket answer", e))?;
-                let expires_at_ms = serde_json::from_str::<serde_json::Value>(&text)
+                let expires_at_ms = crate::json::parse(text.as_bytes())
                     .ok()
                     .and_then(|v| v.get("expiresAtMs")?.as_i64())
                     .ok_or_else(|| unavailable("ticket answer", "not a ticket answer"))?;

@@ -243,7 +243,7 @@ fn cursor_at(started_at: i64, id: &str, filter: &CallFilter) -> AppResult<String
 /// A day's intent distribution from its `intents` column: hex keys back to the intents.
 fn day_intents(json: &str) -> AppResult<BTreeMap<String, i64>> {
     let bad = || AppError::internal("a day's intents are malformed");
-    let by_hex: serde_json::Value = serde_json::from_str(json).map_err(|_| bad())?;
+    let by_hex = crate::json::parse(json.as_bytes()).map_err(|_| bad())?;
     // Inserted one by one rather than collected (see `map_of`).
     let mut by_intent = BTreeMap::new();
     for (key, n) in by_hex.as_object().ok_or_else(bad)? {

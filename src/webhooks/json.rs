@@ -9,7 +9,7 @@ pub type Fields = Map<String, Value>;
 
 /// The body as a JSON object.
 pub fn object(body: &[u8]) -> Result<Map<String, Value>, ParseError> {
-    match serde_json::from_slice(body) {
+    match crate::json::parse(body) {
         Ok(Value::Object(root)) => Ok(root),
         Ok(_) => Err(ParseError::Malformed(
             "the body must be a JSON object".into(),

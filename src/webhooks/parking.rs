@@ -60,7 +60,7 @@ pub struct DeadLetter {
 impl DeadLetter {
     /// The dead letter `json` holds, or `None` when it is not one.
     fn read(json: &str) -> Option<Self> {
-        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        let v = crate::json::parse(json.as_bytes()).ok()?;
         let o = v.as_object()?;
         let text = |name: &str| crate::json::string(o.get(name)?);
         Some(DeadLetter {
@@ -102,7 +102,7 @@ pub async fn park<P: Parking>(parking: &P, d: &Delivery) -> AppResult<String> {
 
 /// A parked entry, or a bare delivery parked before attempts were counted.
 fn read_parked(json: &str) -> Option<Parked> {
-    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    let value = crate::json::parse(json.as_bytes()).ok()?;
     let counted = || {
         Some(Parked {
             attempts: u32::try_from(value.get("attempts")?.as_u64()?).ok()?,
