@@ -39,7 +39,7 @@
 
 use crate::domain::{CallId, UserId, Version};
 use crate::error::AppResult;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -120,8 +120,9 @@ pub enum TicketRefusal {
     NotValid,
 }
 
-/// One user's outstanding tickets (digest → expiry), as the object stores them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// One user's outstanding tickets (digest → expiry), as the object stores them
+/// (`runtime::live` writes it as `{ open: [[digest, expiresAtMs], …] }`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TicketBook {
     /// `(digest, expires_at_ms)`, oldest first.
     pub open: Vec<(String, i64)>,

@@ -20,7 +20,9 @@ use crate::live::{
 };
 use crate::store::Store;
 use std::cell::Cell;
-use worker::wasm_bindgen::JsValue;
+use worker::js_sys::{Array, Object, Reflect};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys;
 use worker::{
     durable_object, DurableObject, Env, Method, ObjectNamespace, Request, Response, Result, State,
@@ -31,6 +33,92 @@ const TICKETS_KEY: &str = "tickets";
 const USER_KEY: &str = "user";
 const VERSION_KEY: &str = "version";
 const GENERATION_KEY: &str = "generation";
+
+/// The object's storage, its values read and written as plain JavaScript values: the user as
+/// a string, the version and the generation as numbers, the ticket book as
+/// `{ open: [[digest, expiresAtMs], …] }`. Those are the shapes `worker::Storage` stored them
+/// in (through serde-wasm-bindgen), so an object that stored them before reads them the same;
+/// going through the binding directly leaves serde's deserializers (and the float formatting
+/// their error messages need) out of the module. A value of another shape reads as absent.
+struct ObjectStorage(worker::worker_sys::DurableObjectStorage);
+
+impl ObjectStorage {
+    fn of(state: &State) -> Result<Self> {
+        Ok(ObjectStorage(state.as_raw().storage()?))
+    }
+
+    /// The value under `key`: `undefined` when there is none.
+    async fn get(&self, key: &str) -> Result<JsValue> {
+        Ok(JsFuture::from(self.0.get(key)?).await?)
+    }
+
+    async fn put(&self, key: &str, value: JsValue) -> Result<()> {
+        JsFuture::from(self.0.put(key, value)?).await?;
+        Ok(())
+    }
+
+    /// A whole, non-negative number stored under `key`.
+    async fn number(&self, key: &str) -> Result<Option<u64>> {
+        Ok(whole(&self.get(key).await?))
+    }
+
+    async fn put_number(&self, key: &str, n: u64) -> Result<()> {
+        // Versions and generations stay far inside f64's exact integers (2^53).
+        self.put(key, JsValue::from_f64(n as f64)).await
+    }
+
+    async fn text(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.get(key).await?.as_string())
+    }
+
+    /// The ticket book; an empty one when none is stored (or it is not one).
+    async fn tickets(&self) -> Result<TicketBook> {
+        Ok(read_ticket_book(&self.get(TICKETS_KEY).await?).unwrap_or_default())
+    }
+
+    async fn put_tickets(&self, book: &TicketBook) -> Result<()> {
+        let open: Array = book
+            .open
+            .iter()
+            .map(|(digest, expires)| {
+                Array::of2(
+                    &JsValue::from_str(digest),
+                    &JsValue::from_f64(*expires as f64),
+                )
+            })
+            .collect();
+        let stored = Object::new();
+        Reflect::set(&stored, &JsValue::from_str("open"), &open)?;
+        self.put(TICKETS_KEY, stored.into()).await
+    }
+}
+
+/// A number that is a whole, non-negative `u64` exactly.
+fn whole(value: &JsValue) -> Option<u64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    value
+        .as_f64()
+        .filter(|n| n.fract() == 0.0 && (0.0..=EXACT).contains(n))
+        .map(|n| n as u64)
+}
+
+/// `{ open: [[digest, expiresAtMs], …] }` as a ticket book, or `None` for any other shape.
+fn read_ticket_book(value: &JsValue) -> Option<TicketBook> {
+    let open: Array = Reflect::get(value, &JsValue::from_str("open"))
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let open = open
+        .iter()
+        .map(|entry| {
+            let entry: Array = entry.dyn_into().ok()?;
+            let digest = entry.get(0).as_string()?;
+            let expires = entry.get(1).as_f64().filter(|n| n.fract() == 0.0)?;
+            Some((digest, expires as i64))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(TicketBook { open })
+}
 
 /// Written with serde, read back by hand (`read_issue_request`).
 #[derive(serde::Serialize)]
@@ -84,7 +172,10 @@ impl LiveFeedObject {
         if let Some(v) = self.last_version.get() {
             return v;
         }
-        let stored: Option<u64> = self.state.storage().get(VERSION_KEY).await.ok().flatten();
+        let stored = match ObjectStorage::of(&self.state) {
+            Ok(storage) => storage.number(VERSION_KEY).await.ok().flatten(),
+            Err(_) => None,
+        };
         let v = Version::new(stored.unwrap_or(0));
         self.last_version.set(Some(v));
         v
@@ -95,7 +186,11 @@ impl LiveFeedObject {
         let last = self.stored_version().await;
         if v > last {
             self.last_version.set(Some(v));
-            if let Err(e) = self.state.storage().put(VERSION_KEY, v.get()).await {
+            let stored = match ObjectStorage::of(&self.state) {
+                Ok(storage) => storage.put_number(VERSION_KEY, v.get()).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = stored {
                 worker::console_warn!("live: storing the feed version: {e}");
             }
             v
@@ -109,12 +204,14 @@ impl LiveFeedObject {
         let Some(ask) = ask.as_deref().and_then(read_issue_request) else {
             return error_response(&AppError::InvalidJson("a ticket request".into()));
         };
-        let storage = self.state.storage();
-        let mut book: TicketBook = storage.get(TICKETS_KEY).await?.unwrap_or_default();
+        let storage = ObjectStorage::of(&self.state)?;
+        let mut book = storage.tickets().await?;
         match book.issue(ask.digest, now_ms()) {
             Ok(expires_at_ms) => {
-                storage.put(TICKETS_KEY, &book).await?;
-                storage.put(USER_KEY, ask.user_id).await?;
+                storage.put_tickets(&book).await?;
+                storage
+                    .put(USER_KEY, JsValue::from_str(&ask.user_id))
+                    .await?;
                 Response::from_json(&IssueAnswer { expires_at_ms })
             }
             Err(_) => error_response(&AppError::RateLimited("open live tickets")),
@@ -132,11 +229,11 @@ impl LiveFeedObject {
             .find(|(k, _)| k == "secret")
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default();
-        let storage = self.state.storage();
-        let mut book: TicketBook = storage.get(TICKETS_KEY).await?.unwrap_or_default();
+        let storage = ObjectStorage::of(&self.state)?;
+        let mut book = storage.tickets().await?;
         let redeemed = book.redeem(&secret_digest(&secret), now_ms());
         // Spent (or expired entries pruned) before anything else can fail.
-        storage.put(TICKETS_KEY, &book).await?;
+        storage.put_tickets(&book).await?;
         if let Err(TicketRefusal::NotValid | TicketRefusal::TooMany) = redeemed {
             return error_response(&AppError::Unauthorized(
                 "the live ticket is used, expired or was never issued",
@@ -145,7 +242,7 @@ impl LiveFeedObject {
         if self.state.get_websockets().len() >= MAX_SOCKETS_PER_USER {
             return error_response(&AppError::RateLimited("open live sockets"));
         }
-        let user: Option<String> = storage.get(USER_KEY).await?;
+        let user = storage.text(USER_KEY).await?;
         let Some(user) = user.as_deref().and_then(UserId::parse) else {
             return error_response(&AppError::internal("a live object without its user"));
         };
@@ -174,9 +271,9 @@ impl LiveFeedObject {
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
         pair.server.send_with_str(hello(&user, version))?;
-        let stored = storage.put(GENERATION_KEY, mark.generation).await;
+        let stored = storage.put_number(GENERATION_KEY, mark.generation).await;
         let stored = match stored {
-            Ok(()) if version > advanced => storage.put(VERSION_KEY, version.get()).await,
+            Ok(()) if version > advanced => storage.put_number(VERSION_KEY, version.get()).await,
             other => other,
         };
         if let Err(e) = stored {
@@ -196,12 +293,14 @@ impl LiveFeedObject {
     /// opened a socket at (a socket opened since, by this object, moved it: the clear then
     /// matches nothing). Unknown generation (never opened, or the record lost): left alone.
     async fn stop_listening(&self) {
-        let storage = self.state.storage();
+        let Ok(storage) = ObjectStorage::of(&self.state) else {
+            return;
+        };
         let generation = match self.generation.get() {
             Some(g) => Some(g),
-            None => storage.get::<u64>(GENERATION_KEY).await.ok().flatten(),
+            None => storage.number(GENERATION_KEY).await.ok().flatten(),
         };
-        let user: Option<String> = storage.get(USER_KEY).await.ok().flatten();
+        let user = storage.text(USER_KEY).await.ok().flatten();
         let (Some(generation), Some(user)) = (generation, user.as_deref().and_then(UserId::parse))
         else {
             return;
