@@ -10,7 +10,8 @@
 //! - [`store`]: the D1 repository; all SQL lives there.
 //! - [`webhooks`]: each sender's signature check and parser into the normalized delivery.
 //! - [`auth`], [`live`]: bearer tokens and the live feed's rules.
-//! - [`first_poll`]: answering a request whose work never waits without an executor task.
+//! - [`tasks`]: the request's executor: polled where it arrives, and again from the promise
+//!   reaction that ends each wait.
 //! - [`sort`]: one stable sort for the whole crate (one copy of the sort in the module).
 //! - [`domain`]: identifiers, the call model and the normalized webhook delivery, parsed at the
 //!   boundary.
@@ -21,13 +22,13 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod first_poll;
 pub mod http;
 pub mod json;
 pub mod live;
 pub mod reads;
 pub mod sort;
 pub mod store;
+pub mod tasks;
 pub mod webhooks;
 
 #[cfg(target_arch = "wasm32")]

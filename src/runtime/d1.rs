@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::js_sys::{self, Array, Reflect, Uint8Array};
-use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::types::{
     D1Database as D1DatabaseSys, D1PreparedStatement as D1PreparedStatementSys,
     D1Result as D1ResultSys,
@@ -198,7 +197,7 @@ impl Database for D1 {
     async fn query(&self, statement: Statement) -> AppResult<D1Rows> {
         let prepared = self.prepare(&statement)?;
         let promise = prepared.all().map_err(d1_err)?;
-        let result = JsFuture::from(promise).await.map_err(d1_err)?;
+        let result = super::settle::settled(&promise).await.map_err(d1_err)?;
         Ok(D1Rows(result.unchecked_into()))
     }
 
@@ -208,7 +207,7 @@ impl Database for D1 {
             .map(|s| self.prepare(s).map(JsValue::from))
             .collect::<AppResult<Array>>()?;
         let promise = self.database().batch(prepared).map_err(d1_err)?;
-        let results = JsFuture::from(promise).await.map_err(d1_err)?;
+        let results = super::settle::settled(&promise).await.map_err(d1_err)?;
         let results: Array = results
             .dyn_into()
             .map_err(|_| AppError::internal("D1: a batch answered something other than a list"))?;

@@ -19,7 +19,6 @@ use std::rc::Rc;
 use std::time::Duration;
 use worker::js_sys::{self, Object, Reflect};
 use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys;
 
 /// The provider must answer within this, or the trip counts as failed (cached keys serve on).
@@ -125,8 +124,8 @@ impl JwksSource for WorkersKeys {
         let with_signal = web_sys::RequestInit::new();
         with_signal.set_signal(Some(&controller.signal()));
         let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-        let sent = pin!(JsFuture::from(
-            global.fetch_with_request_and_init(&request, &with_signal)
+        let sent = pin!(super::settle::settled(
+            &global.fetch_with_request_and_init(&request, &with_signal)
         ));
         let timeout = pin!(worker::Delay::from(FETCH_TIMEOUT));
         let response = match select(sent, timeout).await {
@@ -269,7 +268,7 @@ async fn verify_with_webcrypto(
             let usages = js_sys::Array::of1(&JsValue::from_str("verify"));
             let promise =
                 subtle.import_key_with_object("jwk", &jwk, &import_alg, false, &usages)?;
-            let k: web_sys::CryptoKey = JsFuture::from(promise).await?.unchecked_into();
+            let k: web_sys::CryptoKey = super::settle::settled(&promise).await?.unchecked_into();
             IMPORTED.with(|m| {
                 let mut m = m.borrow_mut();
                 if m.len() >= MAX_IMPORTED {
@@ -286,5 +285,8 @@ async fn verify_with_webcrypto(
         signature,
         signing_input,
     )?;
-    Ok(JsFuture::from(promise).await?.as_bool().unwrap_or(false))
+    Ok(super::settle::settled(&promise)
+        .await?
+        .as_bool()
+        .unwrap_or(false))
 }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use worker::js_sys::{Array, ArrayBuffer, Function, Object, Promise, Reflect, Uint8Array};
 use worker::wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
 
 /// A KV namespace binding, its methods called directly with the arguments `worker::kv` passes
 /// them. `worker::kv` builds each call's options with serde (and a put's value through
@@ -70,7 +69,7 @@ impl KvStore {
     }
 
     async fn call(&self, promise: Result<JsValue, JsValue>) -> Result<JsValue, KvError> {
-        Ok(JsFuture::from(promise?.unchecked_into::<Promise>()).await?)
+        Ok(super::settle::settled(&promise?.unchecked_into::<Promise>()).await?)
     }
 
     async fn get_as(&self, key: &str, opts: &Object) -> Result<JsValue, KvError> {

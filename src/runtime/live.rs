@@ -22,7 +22,6 @@ use crate::store::Store;
 use std::cell::Cell;
 use worker::js_sys::{Array, Object, Reflect};
 use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys;
 use worker::{
     durable_object, DurableObject, Env, Method, ObjectNamespace, Request, Response, Result, State,
@@ -49,11 +48,11 @@ impl ObjectStorage {
 
     /// The value under `key`: `undefined` when there is none.
     async fn get(&self, key: &str) -> Result<JsValue> {
-        Ok(JsFuture::from(self.0.get(key)?).await?)
+        Ok(super::settle::settled(&self.0.get(key)?).await?)
     }
 
     async fn put(&self, key: &str, value: JsValue) -> Result<()> {
-        JsFuture::from(self.0.put(key, value)?).await?;
+        super::settle::settled(&self.0.put(key, value)?).await?;
         Ok(())
     }
 

@@ -12,6 +12,7 @@
 //! | `jwks.rs` | the JWKS fetch, its KV shelf, and WebCrypto signature checks | `auth::PublicKeys` |
 //! | `live.rs` | the per-user Durable Object of the live feed, and the worker's side of it | `live::LiveFeed` |
 //! | `clock.rs` | `Date.now()` | `clock::Clock` |
+//! | `settle.rs` | awaiting the runtime's promises through one callback, and a request's promise | — (the JavaScript side of `tasks`) |
 
 pub mod clock;
 pub mod d1;
@@ -20,3 +21,4 @@ pub mod jwks;
 pub mod kv;
 pub mod live;
 pub mod parking;
+pub mod settle;
