@@ -1,13 +1,11 @@
-//! The per-isolate memory tier: a `quick_cache` map bounded by entries *and* bytes. Each
-//! entry weighs at least `max_bytes / max_entries`, so the byte bound also caps the count;
-//! eviction is quick_cache's CLOCK-Pro. No clock calls inside: expiry is judged by the caller
-//! against the injected clock.
+//! The per-isolate memory tier: a map bounded by entries *and* bytes ([`Bounded`]), evicting
+//! by CLOCK (an entry read since the hand last passed is spared). No clock calls
+//! inside: expiry is judged by the caller against the injected clock.
 
+use super::bounded::Bounded;
 use super::policy::Lifetime;
 use crate::domain::Version;
 use crate::reads::{Payload, BODY_ENVELOPE_BYTES};
-use quick_cache::unsync::Cache;
-use quick_cache::Weighter;
 use std::rc::Rc;
 
 /// A cached read: the payload (`None` for a remembered 404), the user's version it reflects
@@ -38,19 +36,8 @@ impl Entry {
     }
 }
 
-#[derive(Clone)]
-struct Weigh {
-    min_weight: u64,
-}
-
-impl Weighter<String, Entry> for Weigh {
-    fn weight(&self, key: &String, val: &Entry) -> u64 {
-        (key.len() as u64 + val.bytes()).max(self.min_weight)
-    }
-}
-
 pub struct MemoryTier {
-    cache: Cache<String, Entry, Weigh>,
+    cache: Bounded<String, Entry>,
     max_bytes: u64,
     max_entries: u64,
 }
@@ -59,11 +46,12 @@ impl MemoryTier {
     pub fn new(max_bytes: u64, max_entries: u64) -> Self {
         let max_entries = max_entries.max(1);
         let max_bytes = max_bytes.max(1024);
-        let weigh = Weigh {
-            min_weight: (max_bytes / max_entries).max(1),
-        };
         Self {
-            cache: Cache::with_weighter(max_entries as usize, max_bytes, weigh),
+            cache: Bounded::new(
+                usize::try_from(max_entries).unwrap_or(usize::MAX),
+                max_bytes,
+                |key, entry| key.len() as u64 + entry.bytes(),
+            ),
             max_bytes,
             max_entries,
         }

@@ -87,6 +87,7 @@
 //! isolate's memory every 5 ms for up to 250 ms and take the leader's result from there,
 //! loading themselves only if it never comes.
 
+pub mod bounded;
 pub mod codec;
 mod control;
 pub mod keys;

@@ -2,11 +2,11 @@
 //! the KV breaker, loads in flight and counters. Every map here is bounded. On Workers there is one per
 //! isolate (a thread-local); tests make as many as they need, one per simulated isolate.
 
+use super::bounded::Bounded;
 use super::keys::KeySpec;
 use super::memory::{Entry, MemoryTier};
 use super::policy::{Breaker, Policy};
 use crate::domain::{CallId, UserId, Version};
-use quick_cache::unsync::Cache;
 use serde::Serialize;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -193,13 +193,13 @@ impl CallLog {
 /// back to a version it has moved past. Forgetting a user is safe — the next read of that
 /// user finds no recent sync and asks D1 before answering.
 pub struct VersionView {
-    seen: Cache<UserId, Seen>,
+    seen: Bounded<UserId, Seen>,
 }
 
 impl VersionView {
     pub fn new(max_users: usize) -> Self {
         Self {
-            seen: Cache::new(max_users.max(1)),
+            seen: Bounded::with_len(max_users),
         }
     }
 
@@ -264,7 +264,7 @@ impl VersionView {
             return; // version 0: the row was created, nothing written yet
         };
         let about = call.map_or(About::Any, About::Call);
-        if let Some(mut s) = self.seen.peek_mut(user) {
+        if let Some(s) = self.seen.peek_mut(user) {
             if version > s.version {
                 s.log.extend(before, About::Unknown);
                 s.log.extend(version, about);
@@ -291,12 +291,12 @@ impl VersionView {
             return;
         };
         match self.seen.peek_mut(user) {
-            Some(mut s) if s.version <= before => {
+            Some(s) if s.version <= before => {
                 s.log.extend(before, About::Unknown);
                 s.log.extend(after, about);
                 s.version = after;
             }
-            Some(mut s) if s.version >= after => s.log.fill(before, after, about),
+            Some(s) if s.version >= after => s.log.fill(before, after, about),
             _ => self.learn(user, after),
         }
     }
@@ -312,7 +312,7 @@ impl VersionView {
             .map(|(u, _)| u.clone())
             .collect();
         for user in chained {
-            if let Some(mut s) = self.seen.peek_mut(&user) {
+            if let Some(s) = self.seen.peek_mut(&user) {
                 s.through = s.through.max(through);
                 if complete {
                     s.synced_at = s.synced_at.max(started_at);
