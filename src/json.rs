@@ -338,9 +338,11 @@ impl Parser<'_> {
             if self.digits() == 0 {
                 return Err(self.error("invalid number"));
             }
-            // Saturating: an exponent past any f64 only decides zero or out of range.
+            // Saturating far past any f64 and any text's digit count (which moves the scale
+            // back by at most the text's length): such an exponent only decides zero or out of
+            // range, whatever the digits before it.
             for &d in &self.text[from..self.at] {
-                exponent = (exponent * 10 + i64::from(d - b'0')).min(1_000_000);
+                exponent = (exponent * 10 + i64::from(d - b'0')).min(100_000_000_000_000_000);
             }
             if minus {
                 exponent = -exponent;
@@ -407,6 +409,11 @@ fn decimal(integer: &[u8], fraction: &[u8], exponent: i64) -> f64 {
     }
     if significand == 0 {
         return 0.0;
+    }
+    // Trailing zeros are not precision: `1.50000000000000000000` is exact as 15 × 10^-1.
+    while significand.is_multiple_of(10) {
+        significand /= 10;
+        scale += 1;
     }
     let mut value = significand as f64;
     let exact = significand <= 1 << 53;
@@ -581,6 +588,42 @@ mod tests {
         agrees(b"\"\xff\"");
         agrees(b"[\xc3]");
         agrees(b"\"\xed\xa0\x80\"");
+    }
+
+    #[test]
+    fn a_number_with_up_to_15_significant_digits_is_the_nearest_float_whatever_its_zeros() {
+        for text in [
+            "273878288.000000000000e-19",
+            "0.87000000000000000000000",
+            "1.000000000000000000000000",
+            "123456789012345e-20",
+            "0.000000000000000000000000000001",
+            "1500000000000000000000000000e-10",
+        ] {
+            let want: f64 = text.parse().expect("a float");
+            let got = parse(text.as_bytes()).ok().and_then(|v| v.as_f64());
+            assert_eq!(got, Some(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn an_exponent_is_never_outweighed_by_the_digits_before_it() {
+        // A million digits move the scale by a million; the exponent must not be capped
+        // below that (a body may be 1 MiB).
+        let zeros = "0".repeat(1_000_000);
+        let tiny = format!("1{zeros}e-1000300");
+        let value = parse(tiny.as_bytes()).ok().and_then(|v| v.as_f64());
+        assert!(
+            value.is_some_and(|v| ((v - 1e-300) / 1e-300).abs() < 1e-14),
+            "{value:?}"
+        );
+        agrees(tiny.as_bytes());
+        let huge = format!("0.{zeros}1e1000400");
+        assert!(
+            parse(huge.as_bytes()).is_err(),
+            "out of range, as serde_json says"
+        );
+        agrees(huge.as_bytes());
     }
 
     #[test]

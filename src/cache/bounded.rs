@@ -1,11 +1,14 @@
 //! A map bounded by a count and a total weight, evicting by CLOCK (second chance): the memory
 //! tier's entries and the isolate's view of users' versions.
 //!
-//! Each entry carries a mark that [`Bounded::get`] sets ([`Bounded::peek`] does not). When an
-//! insert takes the map past a bound, a hand sweeps the entries in insertion order: a marked
-//! one loses its mark and stays, an unmarked one is evicted. So an entry read since the hand
-//! last passed survives a sweep, and one nobody asked for goes first — what an LRU does, at
-//! the cost of one flag per entry and no list to reorder on every hit.
+//! Each entry carries a mark that [`Bounded::get`] sets ([`Bounded::peek`] does not), and so
+//! does replacing it (a write is a use). When an insert takes the map past a bound, a hand
+//! sweeps the entries in insertion order: a marked one loses its mark and stays, an unmarked
+//! one is evicted. So an entry used since the hand last passed survives a sweep, and one
+//! nobody asked for goes first — what an LRU does, at the cost of one flag per entry and no
+//! list to reorder on every hit. New entries always go at the end of the order (a removed
+//! one leaves a hole, squeezed out once holes are half the slots), so one inserted just now
+//! is never the next the hand meets.
 
 use std::borrow::Borrow;
 use std::cell::Cell;
@@ -22,10 +25,8 @@ struct Slot<K, V> {
 pub struct Bounded<K, V> {
     /// Where each key's entry is in `slots`.
     index: HashMap<K, usize>,
-    /// The entries, in the order the hand visits them; `None` where one was removed.
+    /// The entries, in the order they were inserted (the hand's); `None` where one was removed.
     slots: Vec<Option<Slot<K, V>>>,
-    /// Emptied slots, reused by the next inserts.
-    free: Vec<usize>,
     /// The slot the hand looks at next.
     hand: usize,
     weight: u64,
@@ -41,7 +42,6 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
         Self {
             index: HashMap::new(),
             slots: Vec::new(),
-            free: Vec::new(),
             hand: 0,
             weight: 0,
             max_weight,
@@ -94,33 +94,58 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
         self.slots.get_mut(at)?.as_mut().map(|s| &mut s.value)
     }
 
-    /// Inserts or replaces the entry for `key`, then evicts until both bounds hold. An entry
-    /// heavier than the whole weight bound is not kept (nor is the one it would replace).
+    /// Inserts the entry for `key`, or replaces it where it stands (marked as used), then
+    /// evicts until both bounds hold. An entry heavier than the whole weight bound is not kept
+    /// (nor is the one it would replace).
     pub fn insert(&mut self, key: K, value: V) {
-        self.remove(&key);
         let weight = (self.weigh)(&key, &value);
         if weight > self.max_weight {
+            self.remove(&key);
             return;
         }
-        let slot = Slot {
-            key: key.clone(),
-            value,
-            weight,
-            marked: Cell::new(false),
-        };
-        let at = match self.free.pop() {
+        let at = match self.index.get(&key).copied() {
             Some(at) => {
-                self.slots[at] = Some(slot);
+                if let Some(slot) = self.slots.get_mut(at).and_then(Option::as_mut) {
+                    self.weight = self.weight - slot.weight + weight;
+                    slot.value = value;
+                    slot.weight = weight;
+                    slot.marked.set(true);
+                }
                 at
             }
             None => {
-                self.slots.push(Some(slot));
-                self.slots.len() - 1
+                self.compact();
+                self.slots.push(Some(Slot {
+                    key: key.clone(),
+                    value,
+                    weight,
+                    marked: Cell::new(false),
+                }));
+                let at = self.slots.len() - 1;
+                self.index.insert(key, at);
+                self.weight += weight;
+                at
             }
         };
-        self.index.insert(key, at);
-        self.weight += weight;
         self.evict(at);
+    }
+
+    /// Squeezes the holes out of `slots` once they are half of it, keeping the order and
+    /// where the hand stands in it.
+    fn compact(&mut self) {
+        if self.slots.len() < 2 * self.index.len() + 16 {
+            return;
+        }
+        let hand = self.hand.min(self.slots.len());
+        self.hand = self.slots[..hand].iter().flatten().count();
+        self.slots.retain(Option::is_some);
+        for (at, slot) in self.slots.iter().enumerate() {
+            if let Some(slot) = slot {
+                if let Some(i) = self.index.get_mut(&slot.key) {
+                    *i = at;
+                }
+            }
+        }
     }
 
     /// Sweeps until both bounds hold, sparing `kept` (the entry just inserted) this time.
@@ -146,7 +171,6 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
         let slot = self.slots.get_mut(at)?.take()?;
         self.index.remove(&slot.key);
         self.weight -= slot.weight;
-        self.free.push(at);
         Some(slot.value)
     }
 
@@ -171,7 +195,6 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
     pub fn clear(&mut self) {
         self.index.clear();
         self.slots.clear();
-        self.free.clear();
         self.hand = 0;
         self.weight = 0;
     }
@@ -223,6 +246,54 @@ mod tests {
         assert!(m.peek("a").is_some(), "read, so spared");
         assert!(m.peek("b").is_none(), "the oldest unread goes");
         assert!(m.peek("c").is_some() && m.peek("d").is_some());
+    }
+
+    #[test]
+    fn an_entry_inserted_where_one_was_removed_is_not_the_next_the_hand_meets() {
+        // a and b evicted, the hand past them; c removed, leaving a hole at the hand.
+        let mut m = Bounded::with_len(3);
+        for k in ["a", "b", "c", "d", "e"] {
+            m.insert(k.to_owned(), ());
+        }
+        m.remove("c");
+        m.insert("f".to_owned(), ());
+        m.insert("g".to_owned(), ());
+        assert!(m.peek("f").is_some(), "the newest but one stays");
+        assert!(m.peek("d").is_none(), "the oldest unread goes");
+    }
+
+    #[test]
+    fn replacing_an_entry_marks_it_used_and_keeps_its_place() {
+        let mut m = Bounded::with_len(3);
+        for k in ["a", "b", "c"] {
+            m.insert(k.to_owned(), 0);
+        }
+        m.insert("a".to_owned(), 1);
+        m.insert("d".to_owned(), 0);
+        assert_eq!(
+            m.peek("a"),
+            Some(&1),
+            "spared: written since the hand passed"
+        );
+        assert!(m.peek("b").is_none());
+    }
+
+    #[test]
+    fn holes_are_squeezed_out_and_the_order_and_bounds_still_hold() {
+        let mut m = Bounded::with_len(4);
+        for round in 0..50 {
+            for i in 0..4 {
+                m.insert(format!("{round}:{i}"), i);
+            }
+            m.retain(|k, _| !k.ends_with(":1"));
+            assert!(m.len() <= 4);
+            // Squeezed at the next insert once holes are half the slots: never more than
+            // about twice the bound.
+            assert!(m.slots.len() <= 2 * 4 + 16 + 1, "{} slots", m.slots.len());
+            for (k, at) in &m.index {
+                assert_eq!(m.slots[*at].as_ref().map(|s| &s.key), Some(k));
+            }
+        }
     }
 
     #[test]
