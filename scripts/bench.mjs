@@ -10,6 +10,9 @@
 //   BENCH_MODES     comma-separated subset of the modes (off, kv, all, warm; default all four;
 //                   "none" runs only the race)
 //   BENCH_RACE      "0" leaves out the race against the reference workers (scripts/race.mjs)
+//   BENCH_RACE_ROUNDS  alternating rounds per side in the race (default 2; each is 8 s per
+//                   side and route: one pair of rounds moves a ratio by about ±8 % on a shared
+//                   host, so compare a target's ratio across more of them)
 //   BENCH_VARS      JSON object of extra worker vars for every mode (e.g. a CACHE_* setting)
 //   BENCH_WEBHOOK_SHARE  share of signed webhooks in the mixed workload (default 0.05)
 //   BENCH_MIXED_ROUNDS  rounds of the interleaved mixed comparison (default 5; 0 leaves it out)
@@ -361,6 +364,7 @@ async function main() {
           users: Array.from({ length: 40 }, (_, i) => userId(i)),
           seconds: SECONDS,
           connections: CONNECTIONS,
+          rounds: Math.max(1, Number(process.env.BENCH_RACE_ROUNDS ?? 2) || 2),
         });
 
   const wasmFile = join(ROOT, "build/index_bg.wasm");
