@@ -41,12 +41,9 @@ impl fmt::Display for ParseError {
 /// exponent within ±22 (every number a provider sends), and otherwise within a few units in
 /// the last place, as serde_json's default is.
 pub fn parse(text: &[u8]) -> Result<Value, ParseError> {
+    // No pass over the whole text for UTF-8: outside strings the grammar admits ASCII only,
+    // and each string is checked as it is made.
     let mut p = Parser { text, at: 0 };
-    if std::str::from_utf8(text).is_err() {
-        let valid = std::str::from_utf8(text).map_or_else(|e| e.valid_up_to(), |_| 0);
-        p.at = valid;
-        return Err(p.error("invalid UTF-8"));
-    }
     p.skip_whitespace();
     let value = p.value(0)?;
     p.skip_whitespace();
@@ -188,7 +185,9 @@ impl Parser<'_> {
         }
     }
 
-    /// A string from its opening quote; the text is valid UTF-8 (checked once, up front).
+    /// A string from its opening quote, checked as UTF-8 once it is whole: what is copied is the
+    /// text's own bytes between escapes and whole characters for escapes, so a sequence that
+    /// is invalid in the text is invalid in the string.
     fn string(&mut self) -> Result<String, ParseError> {
         self.at += 1; // "
         let mut out = Vec::new();
@@ -205,8 +204,8 @@ impl Parser<'_> {
                 None => return Err(self.error("EOF while parsing a string")),
                 Some(b'"') => {
                     self.at += 1;
-                    // Whole characters only were copied: runs end at ASCII bytes, and an
-                    // escape writes a whole character.
+                    // Runs end at ASCII bytes and an escape writes a whole character, so no
+                    // valid character of the text is split here.
                     return String::from_utf8(out).map_err(|_| self.error("invalid UTF-8"));
                 }
                 Some(b'\\') => {
@@ -248,7 +247,8 @@ impl Parser<'_> {
         Ok(())
     }
 
-    /// The character of a `\uXXXX` escape (after its `u`), a surrogate pair taking two.
+    /// The character of a `\u` escape (read from its four hex digits, after the `u`), a
+    /// surrogate pair taking two escapes.
     fn unicode_escape(&mut self) -> Result<char, ParseError> {
         let first = self.hex4()?;
         if (0xDC00..0xE000).contains(&first) {
