@@ -271,6 +271,21 @@ describe("POST /webhooks/events", () => {
     assert.equal(summary.stats.intentDistribution.billing, 1);
   });
 
+  test("text outside ASCII and outside the BMP is stored exactly, and the parameters after it keep their own values", async () => {
+    // The D1 adapter sends a statement's texts as one string cut by UTF-16 lengths: a length
+    // counted in bytes or in characters would shift every text after this one.
+    const name = "José Ñúñez 😀 北京 \u0000 end";
+    const res = await event(app, "call.enrichment.completed", { userId: "ada", callId: "CAutf1", phoneNumber: "+15550002222", callerName: name, callerType: "büsiness 🎉", lineType: "mobile", carrier: "Telefónica" });
+    assert.equal(res.status, 200);
+    await event(app, "call.upserted", { userId: "ada", id: "CAutf1", status: "completed", direction: "inbound", from: "+15550002222", to: "+14155550199", startedAt: "2026-11-21T11:00:00Z" });
+    const enh = (await app.get("/api/webhook-calls/CAutf1/enhanced", { token: app.token("ada") })).json.data;
+    assert.equal(enh.callerName, name);
+    assert.equal(enh.callerType, "büsiness 🎉");
+    assert.equal(enh.lineType, "mobile");
+    assert.equal(enh.carrier, "Telefónica");
+    assert.equal(enh.phoneNumber, "+15550002222");
+  });
+
   test("a later event reporting another startedAt moves the call to its new day, in the daily series and the filtered list", async () => {
     const summary = async () => (await app.get("/api/intent-analysis?from=2026-09-01&to=2026-09-03", { token: app.token("gil") })).json.data;
     const call = { userId: "gil", id: "CAdays1", status: "completed", direction: "inbound", from: "+15550001111", to: "+14155550199" };

@@ -3,19 +3,17 @@
 //!
 //! It drives the binding's own objects (`prepare`, `all`, `batch`) rather than
 //! `worker::D1Result`, so that a read's JSON texts can leave D1's result as bytes
-//! ([`RowSet::texts`]); everything else is read column by column ([`Row`]).
+//! ([`RowSet::texts`]); everything else is read column by column ([`Row`]). A query or a
+//! batch crosses into JavaScript once, its parameters packed into two values ([`Encoded`]),
+//! and each statement's SQL is a JavaScript string made once per isolate.
 
 use crate::error::{AppError, AppResult};
 use crate::store::{Columns, Database, FromRow, QueryMeta, Row, RowSet, SqlValue, Statement};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::js_sys::{self, Array, Reflect, Uint8Array};
-use worker::worker_sys::types::{
-    D1Database as D1DatabaseSys, D1PreparedStatement as D1PreparedStatementSys,
-    D1Result as D1ResultSys,
-};
+use worker::js_sys::{self, Array, Promise, Reflect, Uint8Array};
+use worker::worker_sys::types::D1Result as D1ResultSys;
 use worker::D1Database;
 
 pub struct D1(pub std::rc::Rc<D1Database>);
@@ -39,14 +37,53 @@ fn d1_err(e: JsValue) -> AppError {
     AppError::unavailable(format!("D1: {}", detail.replace('\n', " ")))
 }
 
+#[wasm_bindgen(inline_js = r#"
+const SQL = [];
+export function d1_sql(text) {
+  return SQL.push(text) - 1;
+}
+function statements(db, layout, texts) {
+  const out = [];
+  let i = 0;
+  let at = 0;
+  while (i < layout.length) {
+    const sql = SQL[layout[i++]];
+    const params = new Array(layout[i++]);
+    for (let k = 0; k < params.length; k++) {
+      const kind = layout[i++];
+      if (kind === 0) {
+        params[k] = null;
+      } else if (kind === 1) {
+        params[k] = layout[i++];
+      } else {
+        const end = at + layout[i++];
+        params[k] = texts.slice(at, end);
+        at = end;
+      }
+    }
+    out.push(db.prepare(sql).bind(...params));
+  }
+  return out;
+}
+export function d1_all(db, layout, texts) {
+  return statements(db, layout, texts)[0].all();
+}
+export function d1_batch(db, layout, texts) {
+  return db.batch(statements(db, layout, texts));
+}"#)]
+extern "C" {
+    /// Keeps a statement's SQL as a JavaScript string for the isolate's life; its index.
+    fn d1_sql(text: &str) -> f64;
+    /// `prepare(…).bind(…).all()` of the one statement `layout` and `texts` describe.
+    #[wasm_bindgen(catch)]
+    fn d1_all(db: &JsValue, layout: &[f64], texts: &str) -> Result<Promise, JsValue>;
+    /// `batch` of the statements `layout` and `texts` describe.
+    #[wasm_bindgen(catch)]
+    fn d1_batch(db: &JsValue, layout: &[f64], texts: &str) -> Result<Promise, JsValue>;
+}
+
 #[wasm_bindgen]
 extern "C" {
-    /// The D1 binding seen only for `prepare` with the SQL as a JavaScript string already
-    /// made (worker-sys's binding takes a Rust `&str`, decoded again on every call).
-    type D1Prepare;
-    #[wasm_bindgen(method, catch, js_name = prepare)]
-    fn prepare_js(this: &D1Prepare, query: &JsValue) -> Result<D1PreparedStatementSys, JsValue>;
-
     /// The runtime's `TextEncoder`, taking the JavaScript string as it is: web-sys's binding
     /// takes a Rust `&str`, the other direction.
     #[wasm_bindgen(js_name = TextEncoder)]
@@ -59,21 +96,60 @@ extern "C" {
 
 thread_local! {
     static ENCODER: Utf8Encoder = Utf8Encoder::new();
-    /// Each statement's SQL as a JavaScript string, made once per isolate: the texts are
-    /// `'static` and up to a few KB, and decoding them from wasm memory on every request
-    /// was a visible part of a webhook's time. Keyed by the text's address (there are a few
-    /// dozen statements, so the map stays that small).
-    static SQL_TEXTS: RefCell<HashMap<usize, JsValue>> = RefCell::new(HashMap::new());
+    /// Each statement's SQL as an index into the JavaScript side's list, which holds it as a
+    /// string made once per isolate: the texts are `'static` and up to a few KB, and decoding
+    /// them from wasm memory on every request was a visible part of a webhook's time. Keyed by
+    /// the text's address (a few dozen statements, so a list).
+    static SQL_INDEX: RefCell<Vec<(usize, f64)>> = const { RefCell::new(Vec::new()) };
 }
 
-fn sql_text(sql: &'static str) -> JsValue {
-    SQL_TEXTS.with(|texts| {
-        texts
-            .borrow_mut()
-            .entry(sql.as_ptr() as usize)
-            .or_insert_with(|| JsValue::from_str(sql))
-            .clone()
+fn sql_index(sql: &'static str) -> f64 {
+    SQL_INDEX.with(|known| {
+        let mut known = known.borrow_mut();
+        let key = sql.as_ptr() as usize;
+        if let Some(&(_, index)) = known.iter().find(|(k, _)| *k == key) {
+            return index;
+        }
+        let index = d1_sql(sql);
+        known.push((key, index));
+        index
     })
+}
+
+/// Statements as the JavaScript side binds them, all parameters in two values so that a batch
+/// crosses into JavaScript once: per parameter a JavaScript call and a string decoded each
+/// were, for a webhook's batch of 50-odd parameters, more than the rest of preparing it.
+/// `layout` holds, per statement, its SQL's index and parameter count, then per parameter a
+/// kind (0 null, 1 number and the number, 2 text and its length in UTF-16 units); `texts` is
+/// every text parameter, in order, in one string.
+#[derive(Default)]
+struct Encoded {
+    layout: Vec<f64>,
+    texts: String,
+}
+
+impl Encoded {
+    fn push(&mut self, st: &Statement) {
+        self.layout.push(sql_index(st.sql));
+        self.layout.push(st.params.len() as f64);
+        for p in &st.params {
+            match p {
+                SqlValue::Null => self.layout.push(0.0),
+                // Epoch milliseconds and counts stay well inside f64's exact integer range.
+                SqlValue::Integer(i) => self.layout.extend([1.0, *i as f64]),
+                SqlValue::Real(f) => self.layout.extend([1.0, *f]),
+                SqlValue::Text(s) => {
+                    let units = if s.is_ascii() {
+                        s.len()
+                    } else {
+                        s.chars().map(char::len_utf16).sum()
+                    };
+                    self.layout.extend([2.0, units as f64]);
+                    self.texts.push_str(s);
+                }
+            }
+        }
+    }
 }
 
 /// A JavaScript string as a Rust one, encoded by the runtime and copied in once. wasm-bindgen's
@@ -89,25 +165,8 @@ fn string_from_js(value: &JsValue) -> Option<String> {
 }
 
 impl D1 {
-    fn database(&self) -> &D1DatabaseSys {
-        self.0.as_ref().as_ref().unchecked_ref()
-    }
-
-    fn prepare(&self, st: &Statement) -> AppResult<D1PreparedStatementSys> {
-        let params: Array = st
-            .params
-            .iter()
-            .map(|p| match p {
-                SqlValue::Null => JsValue::NULL,
-                // Epoch milliseconds and counts stay well inside f64's exact integer range.
-                SqlValue::Integer(i) => JsValue::from_f64(*i as f64),
-                SqlValue::Real(f) => JsValue::from_f64(*f),
-                SqlValue::Text(s) => JsValue::from_str(s),
-            })
-            .collect();
-        let binding: &D1Prepare = self.0.as_ref().as_ref().unchecked_ref();
-        let prepared = binding.prepare_js(&sql_text(st.sql)).map_err(d1_err)?;
-        prepared.bind(params).map_err(d1_err)
+    fn database(&self) -> &JsValue {
+        self.0.as_ref().as_ref()
     }
 }
 
@@ -195,18 +254,22 @@ impl Database for D1 {
     type Rows = D1Rows;
 
     async fn query(&self, statement: Statement) -> AppResult<D1Rows> {
-        let prepared = self.prepare(&statement)?;
-        let promise = prepared.all().map_err(d1_err)?;
+        let mut encoded = Encoded::default();
+        encoded.push(&statement);
+        let promise = d1_all(self.database(), &encoded.layout, &encoded.texts).map_err(d1_err)?;
+        drop(encoded);
         let result = super::settle::settled(&promise).await.map_err(d1_err)?;
         Ok(D1Rows(result.unchecked_into()))
     }
 
     async fn batch(&self, statements: Vec<Statement>) -> AppResult<Vec<D1Rows>> {
-        let prepared = statements
-            .iter()
-            .map(|s| self.prepare(s).map(JsValue::from))
-            .collect::<AppResult<Array>>()?;
-        let promise = self.database().batch(prepared).map_err(d1_err)?;
+        let mut encoded = Encoded::default();
+        for statement in &statements {
+            encoded.push(statement);
+        }
+        drop(statements);
+        let promise = d1_batch(self.database(), &encoded.layout, &encoded.texts).map_err(d1_err)?;
+        drop(encoded);
         let results = super::settle::settled(&promise).await.map_err(d1_err)?;
         let results: Array = results
             .dyn_into()

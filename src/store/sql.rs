@@ -415,14 +415,9 @@ macro_rules! claimed {
 /// this table), so the cache learns that every change between it and the batch's result was
 /// this delivery's. A retry (the claim already there) returns none.
 pub const CLAIM_DELIVERY: &str = concat!(
-    "INSERT INTO webhook_deliveries \
-     (provider, delivery_key, provider_ref, event_type, user_id, call_id, outcome, payload, \
-      received_at, claim) \
-     SELECT ?1, ?2, CASE WHEN r.outcome <> 'deleted' THEN ?13 END, ?4, \
-       CASE WHEN r.outcome IN ('applied', 'ignored') THEN r.user_id END, \
-       CASE WHEN r.outcome <> 'deleted' THEN ?7 END, r.outcome, \
-       CASE WHEN r.outcome IN ('ignored', 'conflict', 'unattributed') THEN ?10 END, ?11, ?3 \
-     FROM (SELECT o.user_id, CASE \
+    // `r` is materialized: its outcome is read five times below, and SQLite would otherwise
+    // inline the whole decision, with its lookups, at each of them.
+    "WITH r AS MATERIALIZED (SELECT o.user_id, CASE \
              WHEN o.deleted THEN 'deleted' \
              WHEN ?8 = 0 THEN 'ignored' \
              WHEN o.established IS NOT NULL AND ?5 IS NOT NULL AND ?5 <> o.established \
@@ -437,8 +432,15 @@ pub const CLAIM_DELIVERY: &str = concat!(
                  FROM (SELECT COALESCE((SELECT user_id FROM calls WHERE id = ?7), \
                                        (SELECT user_id FROM analyses WHERE call_id = ?7), \
                                        (SELECT user_id FROM enrichments WHERE call_id = ?7)) \
-                         AS established) e) o) r \
-     WHERE true \
+                         AS established) e) o) \
+     INSERT INTO webhook_deliveries \
+     (provider, delivery_key, provider_ref, event_type, user_id, call_id, outcome, payload, \
+      received_at, claim) \
+     SELECT ?1, ?2, CASE WHEN r.outcome <> 'deleted' THEN ?13 END, ?4, \
+       CASE WHEN r.outcome IN ('applied', 'ignored') THEN r.user_id END, \
+       CASE WHEN r.outcome <> 'deleted' THEN ?7 END, r.outcome, \
+       CASE WHEN r.outcome IN ('ignored', 'conflict', 'unattributed') THEN ?10 END, ?11, ?3 \
+     FROM r WHERE true \
      ON CONFLICT (provider, delivery_key) DO NOTHING \
      RETURNING CASE WHEN outcome = 'applied' THEN ",
     version_of!("webhook_deliveries.user_id"),
