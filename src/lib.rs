@@ -17,6 +17,7 @@
 //!   boundary.
 
 pub mod auth;
+pub mod base64;
 pub mod cache;
 pub mod clock;
 pub mod config;

@@ -7,8 +7,6 @@
 //! Key material stays in its base64url JWK form, checked for size here, because that is the
 //! form the runtime's WebCrypto `importKey("jwk", …)` takes.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use sha2::{Digest, Sha256};
 use std::rc::Rc;
 
@@ -82,7 +80,7 @@ impl PublicKey {
 
 /// The modulus length in bytes (the RS256 signature length) of a checked base64url modulus.
 fn modulus_bytes(n: &str) -> usize {
-    let raw = URL_SAFE_NO_PAD.decode(n).unwrap_or_default();
+    let raw = crate::base64::decode_url_no_pad(n).unwrap_or_default();
     let leading = raw.iter().take_while(|b| **b == 0).count();
     raw.len().saturating_sub(leading)
 }
@@ -272,12 +270,15 @@ fn usable_key(jwk: RawJwk) -> Option<PublicKey> {
 }
 
 fn decoded_len(b64: &str) -> Option<usize> {
-    URL_SAFE_NO_PAD.decode(b64).ok().map(|v| v.len())
+    crate::base64::decode_url_no_pad(b64).map(|v| v.len())
 }
 
 /// RSA sizes: the modulus 2048–4096 bits, the public exponent odd, at least 3, at most 32 bits.
 fn rsa_sizes_ok(n: &str, e: &str) -> bool {
-    let (Ok(n), Ok(e)) = (URL_SAFE_NO_PAD.decode(n), URL_SAFE_NO_PAD.decode(e)) else {
+    let (Some(n), Some(e)) = (
+        crate::base64::decode_url_no_pad(n),
+        crate::base64::decode_url_no_pad(e),
+    ) else {
         return false;
     };
     let n = &n[n.iter().take_while(|b| **b == 0).count()..];

@@ -22,8 +22,6 @@ pub mod jwks;
 pub mod keyring;
 
 use crate::domain::UserId;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use hmac::{Hmac, Mac};
 use jwks::{Algorithm, PublicKey};
 use keyring::KeyMiss;
@@ -171,12 +169,12 @@ fn parse(token: &str) -> Result<Parsed<'_>, TokenError> {
         return Err(TokenError::Malformed);
     };
     let header: Header = decode_json(h64)?;
-    let signature = URL_SAFE_NO_PAD.decode(s64);
+    let signature = crate::base64::decode_url_no_pad(s64);
     Ok(Parsed {
         header,
         signing_input: &token[..h64.len() + 1 + c64.len()],
         claims64: c64,
-        signature_ok: signature.is_ok(),
+        signature_ok: signature.is_some(),
         signature: signature.unwrap_or_default(),
     })
 }
@@ -496,9 +494,7 @@ async fn verify_fresh<K: PublicKeys>(
 
 /// A base64url JSON object: a token's header or claims.
 fn decode_json(b64: &str) -> Result<serde_json::Map<String, serde_json::Value>, TokenError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(b64)
-        .map_err(|_| TokenError::Malformed)?;
+    let bytes = crate::base64::decode_url_no_pad(b64).ok_or(TokenError::Malformed)?;
     match crate::json::parse(&bytes) {
         Ok(serde_json::Value::Object(members)) => Ok(members),
         _ => Err(TokenError::Malformed),
@@ -523,6 +519,8 @@ pub fn secrets_match(given: &str, expected: &str) -> bool {
 mod tests {
     use super::*;
     use crate::testing::{block_on, sign_hs256};
+    use ::base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use ::base64::Engine;
     use jwks::KeyMaterial;
     use serde_json::json;
     use std::cell::{Cell, RefCell};

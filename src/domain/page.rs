@@ -1,8 +1,6 @@
 //! Page requests: a bounded `limit`, and either an `offset` or an opaque keyset cursor.
 
 use super::{CallFilter, CallId, Timestamp};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 
 /// `limit` when a call page request gives none (also the landing view the cache warms).
 pub const DEFAULT_PAGE_LIMIT: u32 = 50;
@@ -55,7 +53,7 @@ impl Cursor {
             self.started_at.millis(),
             self.id.as_str()
         );
-        URL_SAFE_NO_PAD.encode(plain)
+        crate::base64::encode_url_no_pad(plain.as_bytes())
     }
 
     /// Where a listed call sits, read from its JSON as the API writes it (`id`, `startedAt`).
@@ -99,12 +97,15 @@ impl Cursor {
     pub fn encode_for(&self, tag: Option<&str>) -> String {
         match tag {
             None => self.encode(),
-            Some(tag) => URL_SAFE_NO_PAD.encode(format!(
-                "{}{tag}:{}:{}",
-                Self::TAGGED_PREFIX,
-                self.started_at.millis(),
-                self.id.as_str()
-            )),
+            Some(tag) => crate::base64::encode_url_no_pad(
+                format!(
+                    "{}{tag}:{}:{}",
+                    Self::TAGGED_PREFIX,
+                    self.started_at.millis(),
+                    self.id.as_str()
+                )
+                .as_bytes(),
+            ),
         }
     }
 
@@ -114,7 +115,7 @@ impl Cursor {
         if s.is_empty() || s.len() > Self::MAX_ENCODED_LEN {
             return None;
         }
-        let bytes = URL_SAFE_NO_PAD.decode(s).ok()?;
+        let bytes = crate::base64::decode_url_no_pad(s)?;
         let plain = std::str::from_utf8(&bytes).ok()?;
         if let Some(rest) = plain.strip_prefix(Self::TAGGED_PREFIX) {
             let (tag, rest) = rest.split_once(':')?;
@@ -175,6 +176,8 @@ impl PageRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ::base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use ::base64::Engine;
 
     fn cursor(ms: i64, id: &str) -> Cursor {
         Cursor {

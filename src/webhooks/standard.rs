@@ -9,8 +9,6 @@ use super::json::{self, Fields};
 use super::ParseError;
 use crate::domain::{AnalysisReport, CallReport, Delivery, EnrichmentReport, Event, Owner};
 use crate::domain::{AnalysisStatus, CallId, CallStatus, Direction, Provider, Timestamp, UserId};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -53,7 +51,7 @@ impl<'a> SignatureHeaders<'a> {
 /// Decodes a `whsec_…` secret (the prefix is optional) into its key bytes.
 pub fn secret_key(secret: &str) -> Option<Vec<u8>> {
     let b64 = secret.strip_prefix("whsec_").unwrap_or(secret);
-    STANDARD.decode(b64).ok().filter(|k| !k.is_empty())
+    crate::base64::decode_standard(b64).filter(|k| !k.is_empty())
 }
 
 pub fn verify(
@@ -91,7 +89,7 @@ pub fn verify(
     let candidates: Vec<Vec<u8>> = signatures
         .split_ascii_whitespace()
         .filter_map(|entry| entry.strip_prefix("v1,"))
-        .filter_map(|b64| STANDARD.decode(b64).ok())
+        .filter_map(crate::base64::decode_standard)
         .collect();
     for key in &keys {
         for candidate in &candidates {

@@ -12,8 +12,6 @@ use super::form;
 use super::ParseError;
 use crate::domain::{CallId, CallStatus, Direction, Provider, Timestamp, E164};
 use crate::domain::{CallReport, Delivery, Event, Owner, RecordingReport};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
@@ -38,9 +36,7 @@ pub fn verify(
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .ok_or(TwilioSignatureError::MissingSignature)?;
-    let expected = STANDARD
-        .decode(signature)
-        .ok()
+    let expected = crate::base64::decode_standard(signature)
         .filter(|d| d.len() == 20)
         .ok_or(TwilioSignatureError::MalformedSignature)?;
     let param_forms = signed_params(params);
@@ -250,6 +246,8 @@ pub fn recording_status(p: &[(String, String)], now: Timestamp) -> Result<Delive
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ::base64::engine::general_purpose::STANDARD;
+    use ::base64::Engine;
     use serde_json::Value;
 
     fn vectors() -> Value {
