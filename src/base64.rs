@@ -76,19 +76,7 @@ mod tests {
     use ::base64::engine::general_purpose::{STANDARD as CRATE_STANDARD, URL_SAFE_NO_PAD};
     use ::base64::Engine;
 
-    /// A small deterministic generator (xorshift), so a failure names its case.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use crate::testing::Xorshift as Rng;
 
     /// Texts near and far from valid ones: encodings of random bytes, then some mutated (a
     /// symbol changed, padding added or dropped, a byte cut, another alphabet's symbol).

@@ -25,6 +25,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod json;
+pub mod json_writer;
 pub mod live;
 pub mod reads;
 pub mod sort;

@@ -7,7 +7,7 @@
 
 use crate::domain::{CallId, PageRequest, SummaryRequest, UserId, Version};
 use crate::error::AppResult;
-use serde::Serialize;
+use crate::json_writer::ToJson;
 use std::rc::Rc;
 
 /// Which tier produced a read, and how: the `X-Cache` header and `meta.source` / `meta.cacheHit`.
@@ -221,13 +221,11 @@ pub struct PageMeta {
 }
 
 impl Payload {
-    pub fn new<T: Serialize + ?Sized>(data: &T, page: Option<PageMeta>) -> AppResult<Self> {
-        let data_json = serde_json::to_string(data)
-            .map_err(|e| crate::error::AppError::internal(format!("serializing data: {e}")))?;
-        Ok(Self::from_json(data_json, page))
+    pub fn new<T: ToJson + ?Sized>(data: &T, page: Option<PageMeta>) -> AppResult<Self> {
+        Ok(Self::from_json(crate::json_writer::to_string(data), page))
     }
 
-    /// A payload around `data` already serialized (as `serde_json` writes it), with its ETag.
+    /// A payload around `data` already serialized (as `json_writer` writes it), with its ETag.
     pub fn from_json(data_json: String, page: Option<PageMeta>) -> Self {
         let data = DataText::whole(data_json);
         let next = page.as_ref().and_then(|p| p.next_cursor.as_deref());
@@ -404,8 +402,7 @@ pub fn split_json_array(text: &str) -> Option<(Vec<&str>, &str)> {
 /// An intent summary's `data` from its calls (a JSON array) and aggregates: the bytes
 /// serializing `domain::IntentSummary` gives.
 pub fn summary_json(calls: &str, stats: &crate::domain::IntentStats) -> AppResult<String> {
-    let stats = serde_json::to_string(stats)
-        .map_err(|e| crate::error::AppError::internal(format!("serializing stats: {e}")))?;
+    let stats = crate::json_writer::to_string(stats);
     let mut out = String::with_capacity(calls.len() + stats.len() + 20);
     out.push_str("{\"calls\":");
     out.push_str(calls);
@@ -422,8 +419,7 @@ pub fn ranged_summary_json(
     daily: &[crate::domain::DayStats],
 ) -> AppResult<String> {
     let mut out = summary_json(calls, stats)?;
-    let daily = serde_json::to_string(daily)
-        .map_err(|e| crate::error::AppError::internal(format!("serializing days: {e}")))?;
+    let daily = crate::json_writer::to_string(daily);
     out.pop(); // the closing brace
     out.push_str(",\"daily\":");
     out.push_str(&daily);

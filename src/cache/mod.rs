@@ -112,7 +112,6 @@ use crate::reads::{Payload, ReadModel, Served};
 use crate::store::VersionSource;
 use keys::{KeySpec, Kind};
 use policy::Policy;
-use serde::Serialize;
 use state::{CacheState, Counters};
 use std::future::Future;
 use std::pin::Pin;
@@ -251,8 +250,7 @@ pub trait CacheControl {
 /// Keys listed by one `GET /api/cache/keys` at most (each costs a KV read).
 pub const MAX_LISTED_KEYS: usize = 100;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct KeyInfo {
     pub key: String,
     pub tier: &'static str,
@@ -266,8 +264,7 @@ pub struct KeyInfo {
     pub in_kv: bool,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CacheStats {
     pub scope: &'static str,
     pub counters: Counters,
@@ -277,8 +274,7 @@ pub struct CacheStats {
     pub enabled: TierSwitches,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MemoryStats {
     pub entries: usize,
     pub bytes: u64,
@@ -286,12 +282,44 @@ pub struct MemoryStats {
     pub max_bytes: u64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TierSwitches {
     pub cache: bool,
     pub memory: bool,
     pub kv: bool,
 }
+
+crate::json_object!(KeyInfo {
+    "key": key,
+    "tier": tier,
+    "state": state,
+    "ageSeconds": age_seconds,
+    "ttlRemainingSeconds": ttl_remaining_seconds,
+    "notFound": not_found,
+    "inKv": in_kv,
+});
+
+crate::json_object!(CacheStats {
+    "scope": scope,
+    "counters": counters,
+    "hitRate": hit_rate,
+    "memory": memory,
+    "kvBreakerOpen": kv_breaker_open,
+    "enabled": enabled,
+});
+
+crate::json_object!(MemoryStats {
+    "entries": entries,
+    "bytes": bytes,
+    "maxEntries": max_entries,
+    "maxBytes": max_bytes,
+});
+
+crate::json_object!(TierSwitches {
+    "cache": cache,
+    "memory": memory,
+    "kv": kv,
+});
 
 pub struct TieredReads<R, K, C, T> {
     origin: Rc<R>,

@@ -7,14 +7,12 @@ use super::keys::KeySpec;
 use super::memory::{Entry, MemoryTier};
 use super::policy::{Breaker, Policy};
 use crate::domain::{CallId, UserId, Version};
-use serde::Serialize;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 /// Counters, for `GET /api/cache/stats`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
     pub hits_memory: u64,
     pub hits_kv: u64,
@@ -50,6 +48,30 @@ pub struct Counters {
     /// about that call.
     pub carried_forward: u64,
 }
+
+crate::json_object!(Counters {
+    "hitsMemory": hits_memory,
+    "hitsKv": hits_kv,
+    "misses": misses,
+    "missesCallScoped": misses_call_scoped,
+    "missesRetired": misses_retired,
+    "staleServed": stale_served,
+    "bypassed": bypassed,
+    "coalesced": coalesced,
+    "d1Queries": d1_queries,
+    "d1RowsRead": d1_rows_read,
+    "d1RowsAvoided": d1_rows_avoided,
+    "kvErrors": kv_errors,
+    "invalidations": invalidations,
+    "backgroundLoads": background_loads,
+    "versionSyncs": version_syncs,
+    "versionRowsRead": version_rows_read,
+    "refreshedOnWrite": refreshed_on_write,
+    "patchedOnWrite": patched_on_write,
+    "kvWritesCoalesced": kv_writes_coalesced,
+    "refreshRowsRead": refresh_rows_read,
+    "carriedForward": carried_forward,
+});
 
 impl Counters {
     fn add(&mut self, f: impl Fn(&mut Counters)) {

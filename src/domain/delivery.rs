@@ -4,12 +4,12 @@
 
 use crate::domain::{AnalysisStatus, CallId, CallStatus, Direction, Provider, UserId};
 use crate::json;
-use serde::Serialize;
+use crate::json_writer::ToJson;
 use serde_json::{Map, Value};
 
-/// One verified webhook delivery. Written with serde ([`Serialize`]), read back by hand
+/// One verified webhook delivery. Written as JSON by [`ToJson`], read back by hand
 /// ([`Delivery::from_json`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
     pub provider: Provider,
     /// What makes this delivery unique for its provider; a retry carries the same key.
@@ -31,15 +31,14 @@ pub struct Delivery {
 /// call that already exists keeps its owner whatever these say (an explicit user that
 /// contradicts it is a conflict, never applied); only a call seen for the first time takes the
 /// explicit user, else the user its phone number is routed to.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Owner {
     pub user: Option<UserId>,
     pub number: Option<String>,
 }
 
 /// Written as one object with its `kind` beside the report's fields (`{"kind":"call",…}`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Call(CallReport),
     Recording(RecordingReport),
@@ -48,7 +47,7 @@ pub enum Event {
 }
 
 /// A call's state as one event reports it. Absent fields leave what is stored untouched.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CallReport {
     pub call_id: CallId,
     pub owner: Owner,
@@ -66,7 +65,7 @@ pub struct CallReport {
     pub at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RecordingReport {
     pub call_id: CallId,
     pub recording_id: String,
@@ -76,7 +75,7 @@ pub struct RecordingReport {
     pub at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AnalysisReport {
     pub call_id: CallId,
     pub owner: Owner,
@@ -87,7 +86,7 @@ pub struct AnalysisReport {
     pub at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EnrichmentReport {
     pub call_id: CallId,
     pub owner: Owner,
@@ -98,6 +97,80 @@ pub struct EnrichmentReport {
     pub carrier: Option<String>,
     pub spam_score: Option<f64>,
     pub at: i64,
+}
+
+crate::json_object!(Delivery {
+    "provider": provider,
+    "key": key,
+    "event_type": event_type,
+    "call_id": call_id,
+    "events": events,
+    "received_at": received_at,
+    "payload": payload,
+});
+crate::json_object!(Owner { "user": user, "number": number });
+crate::json_object!(CallReport {
+    "call_id": call_id,
+    "owner": owner,
+    "provider": provider,
+    "direction": direction,
+    "from": from,
+    "to": to,
+    "status": status,
+    "started_at": started_at,
+    "ended_at": ended_at,
+    "duration_seconds": duration_seconds,
+    "at": at,
+});
+crate::json_object!(RecordingReport {
+    "call_id": call_id,
+    "recording_id": recording_id,
+    "url": url,
+    "duration_seconds": duration_seconds,
+    "status": status,
+    "at": at,
+});
+crate::json_object!(AnalysisReport {
+    "call_id": call_id,
+    "owner": owner,
+    "status": status,
+    "intent": intent,
+    "confidence": confidence,
+    "summary": summary,
+    "at": at,
+});
+crate::json_object!(EnrichmentReport {
+    "call_id": call_id,
+    "owner": owner,
+    "phone_number": phone_number,
+    "caller_name": caller_name,
+    "caller_type": caller_type,
+    "line_type": line_type,
+    "carrier": carrier,
+    "spam_score": spam_score,
+    "at": at,
+});
+
+impl ToJson for Event {
+    /// The report's object with `"kind"` first.
+    fn write_json(&self, out: &mut String) {
+        let (kind, report) = match self {
+            Event::Call(r) => ("call", crate::json_writer::to_string(r)),
+            Event::Recording(r) => ("recording", crate::json_writer::to_string(r)),
+            Event::Analysis(r) => ("analysis", crate::json_writer::to_string(r)),
+            Event::Enrichment(r) => ("enrichment", crate::json_writer::to_string(r)),
+        };
+        out.push_str("{\"kind\":\"");
+        out.push_str(kind);
+        out.push('"');
+        // Every report has members, so its text is `{` then at least one of them.
+        if let Some(members) = report.strip_prefix('{').filter(|m| *m != "}") {
+            out.push(',');
+            out.push_str(members);
+        } else {
+            out.push('}');
+        }
+    }
 }
 
 impl Event {
@@ -290,10 +363,7 @@ mod tests {
             d.owner().user.as_ref().map(UserId::as_str),
             Some("auth0|ada")
         );
-        assert_eq!(
-            serde_json::to_string(&d).expect("serializes"),
-            PARKED_BEFORE_TYPED_IDS
-        );
+        assert_eq!(crate::json_writer::to_string(&d), PARKED_BEFORE_TYPED_IDS);
     }
 
     #[test]

@@ -7,7 +7,6 @@
 //! cursor carries the same digest, so a cursor is only ever used with the filter it came from.
 
 use super::{CallStatus, Direction, Timestamp};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// The longest range either route accepts, in days.
@@ -114,19 +113,23 @@ impl CallFilter {
 }
 
 /// The canonical filter as `meta.filters` writes it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Members that are `None` are left out.
+#[derive(Debug, Clone, PartialEq)]
 pub struct FilterEcho {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<Vec<&'static str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub direction: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub intent: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<Timestamp>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<Timestamp>,
 }
+
+crate::json_object!(FilterEcho {
+    "status"?: status,
+    "direction"?: direction,
+    "intent"?: intent,
+    "from"?: from,
+    "to"?: to,
+});
 
 /// Whole UTC days, `first` up to but not including `end` (days since 1970-01-01): the range of
 /// a ranged summary, which per-day aggregates answer without reading the calls.

@@ -1,6 +1,6 @@
 //! Identifier newtypes. Each has one constructor that checks its alphabet and length.
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer};
 use std::fmt;
 
 fn id_ok(s: &str, max: usize, extra: &[u8]) -> bool {
@@ -34,9 +34,9 @@ macro_rules! string_id {
             }
         }
 
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.0)
+        impl crate::json_writer::ToJson for $name {
+            fn write_json(&self, out: &mut String) {
+                crate::json_writer::write_str(out, &self.0);
             }
         }
 
@@ -98,9 +98,9 @@ impl fmt::Display for E164 {
     }
 }
 
-impl Serialize for E164 {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+impl crate::json_writer::ToJson for E164 {
+    fn write_json(&self, out: &mut String) {
+        crate::json_writer::write_str(out, &self.0);
     }
 }
 
@@ -145,7 +145,7 @@ mod tests {
     fn ids_are_plain_json_strings_and_read_back_only_when_valid() {
         let call = CallId::parse("CA0123abc").expect("valid");
         assert_eq!(
-            serde_json::to_string(&call).ok().as_deref(),
+            Some(crate::json_writer::to_string(&call)).as_deref(),
             Some(r#""CA0123abc""#)
         );
         assert_eq!(

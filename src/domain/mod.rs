@@ -26,10 +26,11 @@ pub use page::{
 pub use time::{Timestamp, MS_PER_DAY};
 pub use version::Version;
 
-use serde::{Deserialize, Serialize};
+use crate::json_writer::{write_str, ToJson};
+use serde::Deserialize;
 
 /// Who reported the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     Twilio,
@@ -56,7 +57,7 @@ impl Provider {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Inbound,
@@ -84,7 +85,7 @@ impl Direction {
 /// A call's lifecycle. The order of the variants is the order a call moves through: a status
 /// only ever replaces one of a lower [`CallStatus::rank`], so a late `ringing` cannot overwrite
 /// `completed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CallStatus {
     Queued,
@@ -146,7 +147,7 @@ impl CallStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AnalysisStatus {
     Pending,
@@ -173,8 +174,7 @@ impl AnalysisStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Recording {
     pub id: String,
     pub url: Option<String>,
@@ -182,8 +182,7 @@ pub struct Recording {
     pub status: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Analysis {
     pub status: AnalysisStatus,
     pub intent: Option<String>,
@@ -192,8 +191,7 @@ pub struct Analysis {
     pub completed_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Enrichment {
     pub phone_number: String,
     pub caller_name: Option<String>,
@@ -204,8 +202,7 @@ pub struct Enrichment {
     pub updated_at: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Call {
     pub id: CallId,
     pub provider: Provider,
@@ -225,8 +222,7 @@ pub struct Call {
 }
 
 /// Aggregates over all of a user's calls and completed analyses.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IntentStats {
     pub total_calls: i64,
     pub answered_calls: i64,
@@ -235,8 +231,7 @@ pub struct IntentStats {
 }
 
 /// One UTC day of a ranged summary's daily series.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DayStats {
     /// `2026-11-20`.
     pub date: String,
@@ -261,7 +256,7 @@ impl DayStats {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IntentSummary {
     pub calls: Vec<Call>,
     pub stats: IntentStats,
@@ -276,13 +271,83 @@ pub struct CallPage {
 }
 
 /// A phone number routed to a user.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PhoneRoute {
     pub phone_number: E164,
     pub user_id: UserId,
     pub updated_at: Timestamp,
 }
+
+macro_rules! json_as_str {
+    ($($t:ty),*) => {$(
+        impl ToJson for $t {
+            fn write_json(&self, out: &mut String) {
+                write_str(out, self.as_str());
+            }
+        }
+    )*};
+}
+json_as_str!(Provider, Direction, CallStatus, AnalysisStatus);
+
+crate::json_object!(Recording {
+    "id": id,
+    "url": url,
+    "durationSeconds": duration_seconds,
+    "status": status,
+});
+crate::json_object!(Analysis {
+    "status": status,
+    "intent": intent,
+    "confidence": confidence,
+    "summary": summary,
+    "completedAt": completed_at,
+});
+crate::json_object!(Enrichment {
+    "phoneNumber": phone_number,
+    "callerName": caller_name,
+    "callerType": caller_type,
+    "lineType": line_type,
+    "carrier": carrier,
+    "spamScore": spam_score,
+    "updatedAt": updated_at,
+});
+crate::json_object!(Call {
+    "id": id,
+    "provider": provider,
+    "direction": direction,
+    "from": from,
+    "to": to,
+    "status": status,
+    "answered": answered,
+    "startedAt": started_at,
+    "endedAt": ended_at,
+    "durationSeconds": duration_seconds,
+    "recording": recording,
+    "analysis": analysis,
+    "enrichment": enrichment,
+    "createdAt": created_at,
+    "updatedAt": updated_at,
+});
+crate::json_object!(IntentStats {
+    "totalCalls": total_calls,
+    "answeredCalls": answered_calls,
+    "avgConfidence": avg_confidence,
+    "intentDistribution": intent_distribution,
+});
+crate::json_object!(DayStats {
+    "date": date,
+    "totalCalls": total_calls,
+    "answeredCalls": answered_calls,
+    "completedAnalyses": completed_analyses,
+    "avgConfidence": avg_confidence,
+    "intentDistribution": intent_distribution,
+});
+crate::json_object!(IntentSummary { "calls": calls, "stats": stats });
+crate::json_object!(PhoneRoute {
+    "phoneNumber": phone_number,
+    "userId": user_id,
+    "updatedAt": updated_at,
+});
 
 #[cfg(test)]
 mod tests {
@@ -315,8 +380,8 @@ mod tests {
         ] {
             assert_eq!(CallStatus::parse(s.as_str()), Some(s));
             assert_eq!(
-                serde_json::to_value(s).ok(),
-                Some(serde_json::json!(s.as_str()))
+                crate::json_writer::to_string(&s),
+                format!("\"{}\"", s.as_str())
             );
         }
         assert_eq!(CallStatus::parse("bogus"), None);

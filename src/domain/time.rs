@@ -6,7 +6,6 @@
 //!
 //! D1 stores the integer (it sorts and indexes cheaply); JSON carries the string.
 
-use serde::{Serialize, Serializer};
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -276,9 +275,9 @@ impl fmt::Display for Formatted {
     }
 }
 
-impl Serialize for Timestamp {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+impl crate::json_writer::ToJson for Timestamp {
+    fn write_json(&self, out: &mut String) {
+        crate::json_writer::write_str(out, &self.to_string());
     }
 }
 

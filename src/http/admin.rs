@@ -21,10 +21,10 @@ fn number(raw: &str) -> AppResult<E164> {
         })
 }
 
-#[derive(serde::Serialize)]
 struct Created {
     created: bool,
 }
+crate::json_object!(Created { "created": created });
 
 pub async fn put_phone_number<S: Services>(
     app: &App<'_, S>,
@@ -81,8 +81,6 @@ pub async fn delete_phone_number<S: Services>(
 /// Dead letters listed (and requeued) by one request at most.
 const MAX_DEAD_LETTERS: usize = 100;
 
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
 struct ParkedView {
     /// Deliveries waiting for D1 (up to the listing limit).
     queued: usize,
@@ -90,16 +88,21 @@ struct ParkedView {
     dead_letters: Vec<crate::webhooks::parking::DeadLetterInfo>,
     max_attempts: u32,
 }
+crate::json_object!(ParkedView {
+    "queued": queued,
+    "deadLetters": dead_letters,
+    "maxAttempts": max_attempts,
+});
 
-#[derive(serde::Serialize)]
 struct Requeued {
     requeued: usize,
 }
+crate::json_object!(Requeued { "requeued": requeued });
 
-#[derive(serde::Serialize)]
 struct Limit {
     limit: usize,
 }
+crate::json_object!(Limit { "limit": limit });
 
 /// `GET /api/admin/parked`: what waits for D1 and what was moved aside, without payloads.
 pub async fn parked<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {

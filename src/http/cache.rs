@@ -6,7 +6,6 @@ use crate::clock::Clock;
 use crate::domain::{Timestamp, UserId};
 use crate::error::{AppError, AppResult};
 use crate::store::ActivityLog;
-use serde::Serialize;
 
 /// Users warmed by one request at most.
 const MAX_WARM_USERS: usize = 100;
@@ -30,10 +29,10 @@ pub async fn stats<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Re
     ))
 }
 
-#[derive(Serialize)]
 struct Scope {
     scope: &'static str,
 }
+crate::json_object!(Scope { "scope": scope });
 
 /// The route's body as an object of its `known` members; an empty body is an empty object.
 fn json_body(
@@ -51,11 +50,11 @@ fn json_body(
     )
 }
 
-#[derive(Serialize)]
 struct Warmed {
     warmed: Vec<UserId>,
     failed: Vec<UserId>,
 }
+crate::json_object!(Warmed { "warmed": warmed, "failed": failed });
 
 /// Warms the given users, or the recently active ones, into every tier.
 pub async fn warm<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {
@@ -103,13 +102,12 @@ pub async fn warm<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Res
     ))
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 struct Purged {
     purged: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Left out when the purge was for everyone.
     user_id: Option<UserId>,
 }
+crate::json_object!(Purged { "purged": purged, "userId"?: user_id });
 
 /// Retires a user's cached entries, or everyone's, in every isolate (within the staleness
 /// bound) without touching KV keys one by one.
@@ -151,12 +149,18 @@ pub async fn purge<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Re
     ))
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 struct KeysData {
     user_id: UserId,
     keys: Vec<crate::cache::KeyInfo>,
 }
+crate::json_object!(KeysData { "userId": user_id, "keys": keys });
+
+struct KeysMeta {
+    count: usize,
+    max: usize,
+    tier: &'static str,
+}
+crate::json_object!(KeysMeta { "count": count, "max": max, "tier": tier });
 
 /// `GET /api/cache/keys?userId=…`: what this isolate's memory holds for a user, for debugging
 /// a stale report without reading KV by hand.
@@ -178,7 +182,11 @@ pub async fn keys<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Res
                 user_id: user,
                 keys,
             },
-            meta: serde_json::json!({ "count": count, "max": crate::cache::MAX_LISTED_KEYS, "tier": "memory of the isolate that answered" }),
+            meta: KeysMeta {
+                count,
+                max: crate::cache::MAX_LISTED_KEYS,
+                tier: "memory of the isolate that answered",
+            },
         },
     ))
 }

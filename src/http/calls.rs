@@ -19,8 +19,7 @@ pub async fn list<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Res
     };
     let mut meta = vec![("limit", page.limit.get().into()), position];
     if tag.is_some() {
-        let echo = serde_json::to_value(page.filter.echo())
-            .map_err(|e| AppError::internal(format!("serializing filters: {e}")))?;
+        let echo = super::echo_value(&page.filter.echo())?;
         meta.push(("filters", echo));
     }
     Ok(respond::read(req, &served, &meta))

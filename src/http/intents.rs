@@ -20,8 +20,7 @@ pub async fn summary<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<
         let echo = crate::domain::CallFilter::none()
             .with_range(Some(range.from()), Some(range.to()))
             .echo();
-        let echo = serde_json::to_value(echo)
-            .map_err(|e| crate::error::AppError::internal(format!("serializing filters: {e}")))?;
+        let echo = super::echo_value(&echo)?;
         meta.push(("filters", echo));
     }
     Ok(respond::read(req, &served, &meta))

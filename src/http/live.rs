@@ -10,12 +10,11 @@ use crate::error::{AppError, AppResult};
 use crate::live::{LiveFeed, Ticket};
 use std::cell::RefCell;
 
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
 struct TicketData {
     ticket: String,
     expires_at: Timestamp,
 }
+crate::json_object!(TicketData { "ticket": ticket, "expiresAt": expires_at });
 
 /// `POST /api/live/tickets`: a single-use ticket, valid 60 s, bound to the caller.
 pub async fn ticket<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Response> {

@@ -493,21 +493,32 @@ fn percent_decode(raw: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-#[derive(serde::Serialize)]
+/// A filter's echo as the value `meta.filters` holds.
+fn echo_value(echo: &crate::domain::FilterEcho) -> AppResult<serde_json::Value> {
+    crate::json::parse(crate::json_writer::to_string(echo).as_bytes())
+        .map_err(|e| AppError::internal(format!("echoing filters: {e}")))
+}
+
 struct HealthData {
     ok: bool,
     version: &'static str,
 }
+crate::json_object!(HealthData { "ok": ok, "version": version });
 
 /// Both the envelope and the flat `{"ok","version"}` (`openapi.yaml`, `/api/health`), for
 /// uptime checkers that read either.
-#[derive(serde::Serialize)]
 struct Health {
     success: bool,
     ok: bool,
     version: &'static str,
     data: HealthData,
 }
+crate::json_object!(Health {
+    "success": success,
+    "ok": ok,
+    "version": version,
+    "data": data,
+});
 
 fn health() -> Response {
     respond::json(

@@ -3,8 +3,8 @@
 use super::{Body, Method, Request, Response};
 use crate::config::AllowedOrigins;
 use crate::error::AppError;
+use crate::json_writer::{self, ToJson};
 use crate::reads::{Payload, Served};
-use serde::Serialize;
 
 const JSON: &str = "application/json; charset=utf-8";
 
@@ -47,7 +47,7 @@ pub fn read(
 /// the text a `serde_json::Map` of them writes, built without the map: it is what a hit's body
 /// already built is found by (`Payload::body`), so it is made on every hit.
 fn meta_json(served: &Served<Payload>, extra_meta: &[(&str, serde_json::Value)]) -> String {
-    let quoted = |s: &str| serde_json::Value::from(s).to_string();
+    let quoted = |s: &str| json_writer::to_string(s);
     let mut fields: Vec<(&str, String)> = Vec::with_capacity(extra_meta.len() + 5);
     if let Some(page) = &served.value.page {
         fields.push(("count", page.count.to_string()));
@@ -63,7 +63,7 @@ fn meta_json(served: &Served<Payload>, extra_meta: &[(&str, serde_json::Value)])
     fields.push(("version", quoted(&served.version.token())));
     for (k, v) in extra_meta {
         if !fields.iter().any(|(name, _)| name == k) {
-            fields.push((k, v.to_string()));
+            fields.push((k, json_writer::to_string(v)));
         }
     }
     fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -91,35 +91,47 @@ fn meta_json(served: &Served<Payload>, extra_meta: &[(&str, serde_json::Value)])
 }
 
 /// `{"success": true, "data": …, "meta": …}`, fields in that order.
-#[derive(Serialize)]
 pub struct Envelope<D, M> {
     pub success: bool,
     pub data: D,
     pub meta: M,
 }
 
-#[derive(Serialize)]
+impl<D: ToJson, M: ToJson> ToJson for Envelope<D, M> {
+    fn write_json(&self, out: &mut String) {
+        out.push_str(if self.success {
+            "{\"success\":true,\"data\":"
+        } else {
+            "{\"success\":false,\"data\":"
+        });
+        self.data.write_json(out);
+        out.push_str(",\"meta\":");
+        self.meta.write_json(out);
+        out.push('}');
+    }
+}
+
 struct ErrorEnvelope<'a> {
     success: bool,
     error: ErrorBody<'a>,
 }
+crate::json_object!(ErrorEnvelope<'_> { "success": success, "error": error });
 
-#[derive(Serialize)]
 struct ErrorBody<'a> {
     code: &'a str,
     message: String,
 }
+crate::json_object!(ErrorBody<'_> { "code": code, "message": message });
 
 /// A non-read JSON response (admin routes, health, errors); never stored by any cache.
-pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
+pub fn json<T: ToJson + ?Sized>(status: u16, body: &T) -> Response {
     Response {
         status,
         headers: vec![
             ("content-type", JSON.to_owned()),
             ("cache-control", "no-store".to_owned()),
         ],
-        // Serializing plain data structures cannot fail.
-        body: serde_json::to_vec(body).unwrap_or_default().into(),
+        body: json_writer::to_vec(body).into(),
     }
 }
 

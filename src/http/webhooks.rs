@@ -37,10 +37,10 @@ fn twiml_ok() -> Response {
     }
 }
 
-#[derive(serde::Serialize)]
 struct Received {
     received: bool,
 }
+crate::json_object!(Received { "received": received });
 
 fn json_ok() -> Response {
     respond::json(

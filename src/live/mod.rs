@@ -39,7 +39,6 @@
 
 use crate::domain::{CallId, UserId, Version};
 use crate::error::AppResult;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -102,12 +101,10 @@ pub fn secret_digest(secret: &str) -> String {
 }
 
 /// A ticket issued to a client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedTicket {
     pub ticket: String,
-    /// Epoch ms.
-    #[serde(skip)]
+    /// Epoch ms (not written: the ticket route writes its own `expiresAt`).
     pub expires_at_ms: i64,
 }
 
@@ -158,23 +155,57 @@ impl TicketBook {
 }
 
 /// What changed, as the worker tells a user's object after the D1 batch committed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeKind {
     Changed,
     Deleted,
 }
 
-/// A notification from the worker to a user's object: written with serde, read by hand
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Changed => "changed",
+            ChangeKind::Deleted => "deleted",
+        }
+    }
+}
+
+impl crate::json_writer::ToJson for ChangeKind {
+    fn write_json(&self, out: &mut String) {
+        crate::json_writer::write_str(out, self.as_str());
+    }
+}
+
+/// A notification from the worker to a user's object: written by `json_writer`, read by hand
 /// ([`Notification::parse`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
     pub kind: ChangeKind,
     pub call_ids: Vec<String>,
     /// The version token after the change.
     pub version: String,
 }
+crate::json_object!(Notification {
+    "kind": kind,
+    "callIds": call_ids,
+    "version": version,
+});
+
+/// The socket's first message (members in byte order, as before).
+struct Hello<'a> {
+    kind: &'static str,
+    user_id: &'a UserId,
+    version: String,
+}
+crate::json_object!(Hello<'_> { "type": kind, "userId": user_id, "version": version });
+
+/// A change as sockets receive it (members in byte order, as before).
+struct Change<'a> {
+    call_ids: &'a [CallId],
+    kind: &'static str,
+    version: String,
+}
+crate::json_object!(Change<'_> { "callIds": call_ids, "type": kind, "version": version });
 
 impl Notification {
     pub fn new(kind: ChangeKind, call_ids: &[CallId], version: Version) -> Self {
@@ -212,15 +243,19 @@ impl Notification {
 
 /// A server message, as a JSON text frame.
 pub fn hello(user: &UserId, version: Version) -> String {
-    serde_json::json!({ "type": "hello", "userId": user, "version": version.token() }).to_string()
+    crate::json_writer::to_string(&Hello {
+        kind: "hello",
+        user_id: user,
+        version: version.token(),
+    })
 }
 
 pub fn change(kind: ChangeKind, call_ids: &[CallId], version: Version) -> String {
-    let kind = match kind {
-        ChangeKind::Changed => "changed",
-        ChangeKind::Deleted => "deleted",
-    };
-    serde_json::json!({ "type": kind, "callIds": call_ids, "version": version.token() }).to_string()
+    crate::json_writer::to_string(&Change {
+        call_ids,
+        kind: kind.as_str(),
+        version: version.token(),
+    })
 }
 
 pub const PONG: &str = r#"{"type":"pong"}"#;
@@ -384,7 +419,7 @@ mod tests {
     fn notifications_round_trip_and_refuse_what_the_worker_never_sends() {
         let ids = [CallId::parse("CA1").expect("id")];
         let n = Notification::new(ChangeKind::Deleted, &ids, Version::new(42));
-        let body = serde_json::to_vec(&n).expect("json");
+        let body = crate::json_writer::to_vec(&n);
         assert_eq!(
             Notification::parse(&body),
             Some((ChangeKind::Deleted, ids.to_vec(), Version::new(42)))

@@ -232,19 +232,43 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
 /// One structured line per request (`CACHE_DEBUG=true`): route, status, tier, time and D1
 /// work. Never a header value, a token or a body.
 fn log_request(req: &Request, handled: &Handled, started: i64, usage: crate::store::Usage) {
-    let line = serde_json::json!({
-        "method": req.method.as_str(),
-        "path": req.path,
-        "status": handled.response.status,
-        "tier": handled.response.header("x-cache"),
-        "ms": RuntimeClock.now().millis() - started,
-        "d1Queries": usage.queries,
-        "d1RowsRead": usage.rows_read,
-        "d1RowsWritten": usage.rows_written,
-        "error": handled.error.as_ref().map(|e| e.code()),
-    });
-    worker::console_log!("{line}");
+    let line = RequestLine {
+        d1_queries: usage.queries,
+        d1_rows_read: usage.rows_read,
+        d1_rows_written: usage.rows_written,
+        error: handled.error.as_ref().map(|e| e.code()),
+        method: req.method.as_str(),
+        ms: RuntimeClock.now().millis() - started,
+        path: &req.path,
+        status: handled.response.status,
+        tier: handled.response.header("x-cache"),
+    };
+    worker::console_log!("{}", crate::json_writer::to_string(&line));
 }
+
+/// The request's log line, its members in byte order (as a `serde_json` map wrote them).
+struct RequestLine<'a> {
+    d1_queries: u64,
+    d1_rows_read: u64,
+    d1_rows_written: u64,
+    error: Option<&'static str>,
+    method: &'static str,
+    ms: i64,
+    path: &'a str,
+    status: u16,
+    tier: Option<&'a str>,
+}
+crate::json_object!(RequestLine<'_> {
+    "d1Queries": d1_queries,
+    "d1RowsRead": d1_rows_read,
+    "d1RowsWritten": d1_rows_written,
+    "error": error,
+    "method": method,
+    "ms": ms,
+    "path": path,
+    "status": status,
+    "tier": tier,
+});
 
 /// Every minute: replay parked webhook deliveries, then warm the recently active users'
 /// landing view (first page and summary) so their next visit hits memory or KV.

@@ -167,13 +167,12 @@ impl WorkersKeys {
     }
 }
 
-/// Written with serde, read back by hand (`load`).
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+/// Written by `json_writer`, read back by hand (`load`).
 struct ShelfEntry {
     fetched_at_ms: i64,
     body: String,
 }
+crate::json_object!(ShelfEntry { "fetchedAtMs": fetched_at_ms, "body": body });
 
 impl JwksShelf for WorkersKeys {
     async fn load(&self) -> Option<Shelved> {
@@ -193,9 +192,7 @@ impl JwksShelf for WorkersKeys {
             fetched_at_ms: shelved.fetched_at_ms,
             body: shelved.body.clone(),
         };
-        let Ok(text) = serde_json::to_string(&entry) else {
-            return;
-        };
+        let text = crate::json_writer::to_string(&entry);
         let key = self.shelf_key();
         if let Err(e) = kv.put(&key, &text, Some(SHELF_TTL_SECS)).await {
             worker::console_warn!("JWKS not shelved in KV: {e}");

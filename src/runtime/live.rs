@@ -119,19 +119,17 @@ fn read_ticket_book(value: &JsValue) -> Option<TicketBook> {
     Some(TicketBook { open })
 }
 
-/// Written with serde, read back by hand (`read_issue_request`).
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+/// Written by `json_writer`, read back by hand (`read_issue_request`).
 struct IssueRequest {
     user_id: String,
     digest: String,
 }
+crate::json_object!(IssueRequest { "userId": user_id, "digest": digest });
 
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
 struct IssueAnswer {
     expires_at_ms: i64,
 }
+crate::json_object!(IssueAnswer { "expiresAtMs": expires_at_ms });
 
 /// A ticket request as the object receives it, or `None`.
 fn read_issue_request(text: &str) -> Option<IssueRequest> {
@@ -211,7 +209,11 @@ impl LiveFeedObject {
                 storage
                     .put(USER_KEY, JsValue::from_str(&ask.user_id))
                     .await?;
-                Response::from_json(&IssueAnswer { expires_at_ms })
+                super::entry::to_runtime_response(crate::http::respond::json(
+                    200,
+                    &IssueAnswer { expires_at_ms },
+                ))
+                .map(Response::from)
             }
             Err(_) => error_response(&AppError::RateLimited("open live tickets")),
         }
@@ -444,11 +446,10 @@ impl LiveFeed for WorkersLive {
             .map_err(|e| unavailable("object id", e))?;
         let object = id.to_string();
         let stub = id.get_stub().map_err(|e| unavailable("stub", e))?;
-        let body = serde_json::to_string(&IssueRequest {
+        let body = crate::json_writer::to_string(&IssueRequest {
             user_id: user.as_str().to_owned(),
             digest: secret_digest(&secret),
-        })
-        .map_err(|e| AppError::internal(format!("ticket request: {e}")))?;
+        });
         let req = post_json("https://live/tickets", body).map_err(|e| unavailable("request", e))?;
         let mut res = stub
             .fetch_with_request(req)
@@ -482,8 +483,7 @@ impl LiveFeed for WorkersLive {
         let user = user.clone();
         self.rt.spawn(Box::pin(async move {
             let sent = async {
-                let body = serde_json::to_string(&notification)
-                    .map_err(|e| worker::Error::RustError(e.to_string()))?;
+                let body = crate::json_writer::to_string(&notification);
                 let res = stub?
                     .fetch_with_request(post_json("https://live/notify", body)?)
                     .await?;

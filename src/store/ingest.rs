@@ -251,8 +251,7 @@ fn claim_statement(delivery: &Delivery, guard: &Guard<'_>) -> AppResult<Statemen
     // type, or the normalized delivery itself, so it can be re-applied later.
     let kept = match &delivery.payload {
         Some(raw) => raw.clone(),
-        None => serde_json::to_string(delivery)
-            .map_err(|e| AppError::internal(format!("serializing a delivery: {e}")))?,
+        None => crate::json_writer::to_string(delivery),
     };
     Ok(guard.statement(
         sql::CLAIM_DELIVERY,
@@ -377,9 +376,9 @@ fn push_refreshes(
         changed_call: None,
     };
     if !ask.users.is_empty() && !ask.views.is_empty() {
-        let watched =
-            serde_json::to_string(&ask.users.iter().map(UserId::as_str).collect::<Vec<_>>())
-                .map_err(|e| AppError::internal(format!("serializing watched users: {e}")))?;
+        let watched = crate::json_writer::to_string(
+            &ask.users.iter().map(UserId::as_str).collect::<Vec<_>>(),
+        );
         let for_watched = |sql| guard.statement(sql, [text(&watched)]);
         let with_limit = |sql, n: i64| guard.statement(sql, [text(&watched), SqlValue::Integer(n)]);
         for view in &ask.views {

@@ -771,9 +771,7 @@ fn a_watched_owners_landing_views_come_back_from_the_writes_own_batch_at_its_ver
     let changed = got.refresh.changed.expect("the changed call comes back");
     assert_eq!(
         changed.json,
-        page.calls
-            .first()
-            .map(|c| serde_json::to_string(c).expect("json")),
+        page.calls.first().map(crate::json_writer::to_string),
         "as the page lists it"
     );
     assert_eq!(changed.stats.as_ref(), Some(&summary.stats));

@@ -704,7 +704,7 @@ fn decode_version<R: RowSet>(rows: &R) -> AppResult<Version> {
         .ok_or_else(|| AppError::internal("a version row is missing or negative"))
 }
 
-fn optional_payload<T: serde::Serialize>(
+fn optional_payload<T: crate::json_writer::ToJson>(
     (v, version): (Option<T>, Version),
 ) -> AppResult<Served<Option<Payload>>> {
     Ok(Served::from_d1(
@@ -909,8 +909,8 @@ impl<D: Database> VersionSource for Store<D> {
         if users.is_empty() {
             return Ok(Vec::new());
         }
-        let ids = serde_json::to_string(&users.iter().map(UserId::as_str).collect::<Vec<_>>())
-            .map_err(|e| AppError::internal(format!("encoding user ids: {e}")))?;
+        let ids =
+            crate::json_writer::to_string(&users.iter().map(UserId::as_str).collect::<Vec<_>>());
         let st = Statement::new(sql::USER_VERSIONS, vec![ids.as_str().into()]);
         let rows: Vec<VersionRow> = self
             .query(st)

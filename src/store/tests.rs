@@ -574,7 +574,7 @@ fn every_call_d1_writes_as_json_is_the_bytes_serializing_the_call_gives() {
         block_on(s.db.batch(vec![Statement::new(SET_EVERY_COLUMN, params)])).expect("updates");
         let (json, _) = block_on(s.load_call_json(&uid("ada"), &cid(&id))).expect("loads");
         let (call, _) = block_on(s.load_call(&uid("ada"), &cid(&id))).expect("loads");
-        let serde = serde_json::to_string(&call.expect("the call")).expect("serializes");
+        let serde = crate::json_writer::to_string(&call.expect("the call"));
         assert_eq!(&*json.expect("the call").data_json(), serde, "call {n}");
     }
     // Whole pages too, with their cursors, and summaries.

@@ -15,8 +15,8 @@
 
 use crate::domain::{CallId, Delivery, UserId, Version};
 use crate::error::AppResult;
+use crate::json_writer::ToJson;
 use crate::store::{Database, Store};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// Where parked deliveries live. Keys are opaque strings under two prefixes.
@@ -38,16 +38,15 @@ pub const MAX_ATTEMPTS: u32 = 5;
 
 /// A parked entry: the delivery and how often applying it failed while D1 was answering.
 /// (Entries parked before attempts were counted are a bare delivery: zero attempts.)
-#[derive(Serialize)]
 struct Parked {
     attempts: u32,
     delivery: Delivery,
 }
+crate::json_object!(Parked { "attempts": attempts, "delivery": delivery });
 
 /// A dead letter: why it was moved aside, and the entry exactly as it was parked. Written
-/// with serde, read back by hand ([`DeadLetter::read`]).
-#[derive(Serialize, Debug, Clone, PartialEq)]
-#[serde(rename_all = "camelCase")]
+/// by `json_writer`, read back by hand ([`DeadLetter::read`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
     pub reason: String,
     pub attempts: u32,
@@ -56,6 +55,13 @@ pub struct DeadLetter {
     /// The parked value as it was (a delivery may quote personal data: never listed).
     pub parked: String,
 }
+crate::json_object!(DeadLetter {
+    "reason": reason,
+    "attempts": attempts,
+    "movedAt": moved_at,
+    "provider": provider,
+    "parked": parked,
+});
 
 impl DeadLetter {
     /// The dead letter `json` holds, or `None` when it is not one.
@@ -85,9 +91,8 @@ pub fn parking_key(d: &Delivery) -> String {
     )
 }
 
-fn encode<T: Serialize>(v: &T) -> AppResult<String> {
-    serde_json::to_string(v)
-        .map_err(|e| crate::error::AppError::internal(format!("serializing parking: {e}")))
+fn encode<T: ToJson>(v: &T) -> AppResult<String> {
+    Ok(crate::json_writer::to_string(v))
 }
 
 pub async fn park<P: Parking>(parking: &P, d: &Delivery) -> AppResult<String> {
@@ -208,8 +213,7 @@ pub async fn replay<P: Parking, D: Database>(
 
 /// The dead letters, for an operator: key, provider, reason, attempts and when — never the
 /// delivery itself.
-#[derive(Serialize, Debug, Clone, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetterInfo {
     pub key: String,
     pub provider: Option<String>,
@@ -217,6 +221,13 @@ pub struct DeadLetterInfo {
     pub attempts: u32,
     pub moved_at: i64,
 }
+crate::json_object!(DeadLetterInfo {
+    "key": key,
+    "provider": provider,
+    "reason": reason,
+    "attempts": attempts,
+    "movedAt": moved_at,
+});
 
 /// Up to `limit` dead letters, and how many deliveries wait in the queue (up to `limit`).
 pub async fn inspect<P: Parking>(
@@ -555,10 +566,10 @@ mod tests {
         let parking = MemoryParking::default();
         let store = Store::new(SqliteDatabase::migrated());
         let d = delivery("msg_old", "CAold");
-        parking.entries.borrow_mut().insert(
-            parking_key(&d),
-            serde_json::to_string(&d).expect("serializes"),
-        );
+        parking
+            .entries
+            .borrow_mut()
+            .insert(parking_key(&d), crate::json_writer::to_string(&d));
         let report = block_on(replay(&parking, &store, 10, NOW, counter())).expect("replays");
         assert_eq!(report.replayed, 1);
     }
