@@ -20,13 +20,13 @@ use crate::live::{
 };
 use crate::store::Store;
 use std::cell::Cell;
+use std::rc::Rc;
 use worker::js_sys::{Array, Object, Reflect};
+use worker::wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::web_sys;
-use worker::{
-    durable_object, DurableObject, Env, Method, ObjectNamespace, Request, Response, Result, State,
-    WebSocket, WebSocketIncomingMessage, WebSocketPair,
-};
+use worker::worker_sys::{DurableObjectState, WebSocketPair};
+use worker::{js_sys, Env, ObjectNamespace, Request, Response, Result};
 
 const TICKETS_KEY: &str = "tickets";
 const USER_KEY: &str = "user";
@@ -41,41 +41,43 @@ const GENERATION_KEY: &str = "generation";
 /// their error messages need) out of the module. A value of another shape reads as absent.
 struct ObjectStorage(worker::worker_sys::DurableObjectStorage);
 
+type JsResult<T> = std::result::Result<T, JsValue>;
+
 impl ObjectStorage {
-    fn of(state: &State) -> Result<Self> {
-        Ok(ObjectStorage(state.as_raw().storage()?))
+    fn of(state: &DurableObjectState) -> JsResult<Self> {
+        Ok(ObjectStorage(state.storage()?))
     }
 
     /// The value under `key`: `undefined` when there is none.
-    async fn get(&self, key: &str) -> Result<JsValue> {
-        Ok(super::settle::settled(&self.0.get(key)?).await?)
+    async fn get(&self, key: &str) -> JsResult<JsValue> {
+        super::settle::settled(&self.0.get(key)?).await
     }
 
-    async fn put(&self, key: &str, value: JsValue) -> Result<()> {
+    async fn put(&self, key: &str, value: JsValue) -> JsResult<()> {
         super::settle::settled(&self.0.put(key, value)?).await?;
         Ok(())
     }
 
     /// A whole, non-negative number stored under `key`.
-    async fn number(&self, key: &str) -> Result<Option<u64>> {
+    async fn number(&self, key: &str) -> JsResult<Option<u64>> {
         Ok(whole(&self.get(key).await?))
     }
 
-    async fn put_number(&self, key: &str, n: u64) -> Result<()> {
+    async fn put_number(&self, key: &str, n: u64) -> JsResult<()> {
         // Versions and generations stay far inside f64's exact integers (2^53).
         self.put(key, JsValue::from_f64(n as f64)).await
     }
 
-    async fn text(&self, key: &str) -> Result<Option<String>> {
+    async fn text(&self, key: &str) -> JsResult<Option<String>> {
         Ok(self.get(key).await?.as_string())
     }
 
     /// The ticket book; an empty one when none is stored (or it is not one).
-    async fn tickets(&self) -> Result<TicketBook> {
+    async fn tickets(&self) -> JsResult<TicketBook> {
         Ok(read_ticket_book(&self.get(TICKETS_KEY).await?).unwrap_or_default())
     }
 
-    async fn put_tickets(&self, book: &TicketBook) -> Result<()> {
+    async fn put_tickets(&self, book: &TicketBook) -> JsResult<()> {
         let open: Array = book
             .open
             .iter()
@@ -148,10 +150,36 @@ fn now_ms() -> i64 {
     worker::Date::now().as_millis() as i64
 }
 
+#[wasm_bindgen(inline_js = r#"
+export function upgraded(socket) {
+  return new Response(null, { status: 101, webSocket: socket });
+}"#)]
+extern "C" {
+    /// The `101 Switching Protocols` answer that hands the runtime the client's end.
+    fn upgraded(socket: &web_sys::WebSocket) -> web_sys::Response;
+}
+
+/// The runtime's response for an app response (the object's own routes answer the worker).
+fn js_response(res: crate::http::Response) -> JsResult<web_sys::Response> {
+    super::entry::to_runtime_response(res).map_err(JsValue::from)
+}
+
+fn js_error(e: &AppError) -> JsResult<web_sys::Response> {
+    js_response(crate::http::respond::error(e))
+}
+
 /// One user's live feed: their open tickets and sockets, and the newest version sent.
-#[durable_object]
+///
+/// Exported to the runtime as the `LiveFeedObject` class with its own bindings (the state, its
+/// storage and hibernating sockets through `worker_sys`, requests and responses as the
+/// runtime's own): each handler runs on the request's executor (`settle::answer`).
+#[wasm_bindgen]
 pub struct LiveFeedObject {
-    state: State,
+    feed: Rc<Feed>,
+}
+
+struct Feed {
+    state: DurableObjectState,
     env: Env,
     /// The largest version sent on this feed, once read from storage (`None` until then).
     last_version: Cell<Option<Version>>,
@@ -164,7 +192,72 @@ pub struct LiveFeedObject {
     noted: Cell<Version>,
 }
 
+#[wasm_bindgen]
 impl LiveFeedObject {
+    #[wasm_bindgen(constructor)]
+    pub fn new(state: DurableObjectState, env: Env) -> LiveFeedObject {
+        LiveFeedObject {
+            feed: Rc::new(Feed {
+                state,
+                env,
+                last_version: Cell::new(None),
+                generation: Cell::new(None),
+                noted: Cell::new(Version::ZERO),
+            }),
+        }
+    }
+
+    pub fn fetch(&self, req: web_sys::Request) -> JsResult<JsValue> {
+        let feed = self.feed.clone();
+        super::settle::answer(async move { feed.fetch(req).await.map(JsValue::from) })
+    }
+
+    #[wasm_bindgen(js_name = webSocketMessage)]
+    pub fn web_socket_message(&self, ws: web_sys::WebSocket, message: JsValue) -> JsResult<()> {
+        let answer = match message.as_string() {
+            Some(text) => answer_client_frame(Some(&text), text.len()),
+            None => {
+                let bytes = message
+                    .dyn_ref::<js_sys::ArrayBuffer>()
+                    .map_or(0, |b| b.byte_length() as usize);
+                answer_client_frame(None, bytes)
+            }
+        };
+        match answer {
+            ClientFrameAnswer::Reply(text) => ws.send_with_str(text),
+            ClientFrameAnswer::Close(code, reason) => ws.close_with_code_and_reason(code, reason),
+        }
+    }
+
+    #[wasm_bindgen(js_name = webSocketClose)]
+    pub fn web_socket_close(&self, ws: web_sys::WebSocket, _code: u16, _reason: JsValue) {
+        // Completes the closing handshake; the socket may already be gone.
+        let _ = ws.close_with_code_and_reason(1000, "closed");
+    }
+
+    #[wasm_bindgen(js_name = webSocketError)]
+    pub fn web_socket_error(&self, _ws: JsValue, _error: JsValue) {}
+}
+
+impl Feed {
+    async fn fetch(&self, req: web_sys::Request) -> JsResult<web_sys::Response> {
+        // The runtime's own URL string, its path and query split off by hand: a URL parser
+        // (and its IDNA tables) for one path and one parameter would weigh more than this.
+        let url = req.url();
+        let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+        let rest = rest.split('#').next().unwrap_or_default();
+        let (path, query) = match rest.find('/') {
+            Some(at) => rest[at..].split_once('?').unwrap_or((&rest[at..], "")),
+            None => ("/", ""),
+        };
+        match (req.method().as_str(), path) {
+            ("POST", "/tickets") => self.issue(req).await,
+            ("GET", "/connect") => self.open_socket(query).await,
+            ("POST", "/notify") => self.broadcast(req).await,
+            _ => js_error(&AppError::NotFound),
+        }
+    }
+
     async fn stored_version(&self) -> Version {
         if let Some(v) = self.last_version.get() {
             return v;
@@ -188,7 +281,7 @@ impl LiveFeedObject {
                 Err(e) => Err(e),
             };
             if let Err(e) = stored {
-                worker::console_warn!("live: storing the feed version: {e}");
+                worker::console_warn!("live: storing the feed version: {e:?}");
             }
             v
         } else {
@@ -196,10 +289,16 @@ impl LiveFeedObject {
         }
     }
 
-    async fn issue(&self, mut req: Request) -> Result<Response> {
-        let ask = req.text().await.ok();
+    async fn issue(&self, req: web_sys::Request) -> JsResult<web_sys::Response> {
+        let ask = match req.text() {
+            Ok(text) => super::settle::settled(&text)
+                .await
+                .ok()
+                .and_then(|t| t.as_string()),
+            Err(_) => None,
+        };
         let Some(ask) = ask.as_deref().and_then(read_issue_request) else {
-            return error_response(&AppError::InvalidJson("a ticket request".into()));
+            return js_error(&AppError::InvalidJson("a ticket request".into()));
         };
         let storage = ObjectStorage::of(&self.state)?;
         let mut book = storage.tickets().await?;
@@ -209,23 +308,16 @@ impl LiveFeedObject {
                 storage
                     .put(USER_KEY, JsValue::from_str(&ask.user_id))
                     .await?;
-                super::entry::to_runtime_response(crate::http::respond::json(
+                js_response(crate::http::respond::json(
                     200,
                     &IssueAnswer { expires_at_ms },
                 ))
-                .map(Response::from)
             }
-            Err(_) => error_response(&AppError::RateLimited("open live tickets")),
+            Err(_) => js_error(&AppError::RateLimited("open live tickets")),
         }
     }
 
-    async fn open_socket(&self, req: Request) -> Result<Response> {
-        // The runtime's own URL string, its query split off by hand: `Request::url()` would
-        // parse it with the url crate (and its IDNA tables) for one parameter.
-        let url = req.inner().url();
-        let query = url
-            .split_once('?')
-            .map_or("", |(_, q)| q.split('#').next().unwrap_or_default());
+    async fn open_socket(&self, query: &str) -> JsResult<web_sys::Response> {
         let secret = form_urlencoded::parse(query.as_bytes())
             .find(|(k, _)| k == "secret")
             .map(|(_, v)| v.into_owned())
@@ -236,16 +328,16 @@ impl LiveFeedObject {
         // Spent (or expired entries pruned) before anything else can fail.
         storage.put_tickets(&book).await?;
         if let Err(TicketRefusal::NotValid | TicketRefusal::TooMany) = redeemed {
-            return error_response(&AppError::Unauthorized(
+            return js_error(&AppError::Unauthorized(
                 "the live ticket is used, expired or was never issued",
             ));
         }
-        if self.state.get_websockets().len() >= MAX_SOCKETS_PER_USER {
-            return error_response(&AppError::RateLimited("open live sockets"));
+        if self.state.get_websockets()?.len() >= MAX_SOCKETS_PER_USER {
+            return js_error(&AppError::RateLimited("open live sockets"));
         }
         let user = storage.text(USER_KEY).await?;
         let Some(user) = user.as_deref().and_then(UserId::parse) else {
-            return error_response(&AppError::internal("a live object without its user"));
+            return js_error(&AppError::internal("a live object without its user"));
         };
         // Marked as listening before the socket is accepted, in the batch that reads the
         // version the hello carries (`migrations/0011`): a webhook committed before the mark
@@ -260,7 +352,7 @@ impl LiveFeedObject {
             Ok(mark) => mark,
             Err(e) => {
                 worker::console_warn!("live: marking {user} as listening: {e}");
-                return error_response(&AppError::unavailable("the live feed"));
+                return js_error(&AppError::unavailable("the live feed"));
             }
         };
         let advanced = self.advance(mark.version).await;
@@ -269,18 +361,20 @@ impl LiveFeedObject {
         let version = advanced.max(self.noted.get());
         self.last_version.set(Some(version));
         self.generation.set(Some(mark.generation));
-        let pair = WebSocketPair::new()?;
-        self.state.accept_web_socket(&pair.server);
-        pair.server.send_with_str(hello(&user, version))?;
+        let mut pair = WebSocketPair::new()?;
+        let server = pair.server()?;
+        let client = pair.client()?;
+        self.state.accept_websocket(&server)?;
+        server.send_with_str(&hello(&user, version))?;
         let stored = storage.put_number(GENERATION_KEY, mark.generation).await;
         let stored = match stored {
             Ok(()) if version > advanced => storage.put_number(VERSION_KEY, version.get()).await,
             other => other,
         };
         if let Err(e) = stored {
-            worker::console_warn!("live: storing the feed's generation and version: {e}");
+            worker::console_warn!("live: storing the feed's generation and version: {e:?}");
         }
-        Response::from_websocket(pair.client)
+        Ok(upgraded(&client))
     }
 
     fn store(&self) -> AppResult<Store<D1>> {
@@ -316,12 +410,13 @@ impl LiveFeedObject {
         }
     }
 
-    async fn broadcast(&self, mut req: Request) -> Result<Response> {
-        let body = req.bytes().await?;
+    async fn broadcast(&self, req: web_sys::Request) -> JsResult<web_sys::Response> {
+        let body = super::settle::settled(&req.array_buffer()?).await?;
+        let body = js_sys::Uint8Array::new(&body).to_vec();
         let Some((kind, call_ids, version)) = Notification::parse(&body) else {
-            return error_response(&AppError::InvalidJson("a notification".into()));
+            return js_error(&AppError::InvalidJson("a notification".into()));
         };
-        let sockets = self.state.get_websockets();
+        let sockets = self.state.get_websockets()?;
         if sockets.is_empty() {
             // Nobody to tell, and nothing to keep: a socket opened later starts from the
             // version D1 gives it (`open_socket`), which is at least this one. The mark that
@@ -329,7 +424,7 @@ impl LiveFeedObject {
             // (Unless a socket is being opened: its hello carries the version noted here.)
             self.noted.set(self.noted.get().max(version));
             self.stop_listening().await;
-            return Response::empty().map(|r| r.with_status(204));
+            return js_response(crate::http::respond::no_content());
         }
         let version = self.advance(version).await;
         let message = change(kind, &call_ids, version);
@@ -337,60 +432,7 @@ impl LiveFeedObject {
             // A socket closing meanwhile is not an error of the feed.
             let _ = ws.send_with_str(&message);
         }
-        Response::empty().map(|r| r.with_status(204))
-    }
-}
-
-impl DurableObject for LiveFeedObject {
-    fn new(state: State, env: Env) -> Self {
-        Self {
-            state,
-            env,
-            last_version: Cell::new(None),
-            generation: Cell::new(None),
-            noted: Cell::new(Version::ZERO),
-        }
-    }
-
-    async fn fetch(&self, req: Request) -> Result<Response> {
-        let path = req.path();
-        match (req.method(), path.as_str()) {
-            (Method::Post, "/tickets") => self.issue(req).await,
-            (Method::Get, "/connect") => self.open_socket(req).await,
-            (Method::Post, "/notify") => self.broadcast(req).await,
-            _ => error_response(&AppError::NotFound),
-        }
-    }
-
-    async fn websocket_message(
-        &self,
-        ws: WebSocket,
-        message: WebSocketIncomingMessage,
-    ) -> Result<()> {
-        let answer = match &message {
-            WebSocketIncomingMessage::String(s) => answer_client_frame(Some(s), s.len()),
-            WebSocketIncomingMessage::Binary(b) => answer_client_frame(None, b.len()),
-        };
-        match answer {
-            ClientFrameAnswer::Reply(text) => ws.send_with_str(text),
-            ClientFrameAnswer::Close(code, reason) => ws.close(Some(code), Some(reason)),
-        }
-    }
-
-    async fn websocket_close(
-        &self,
-        ws: WebSocket,
-        _code: usize,
-        _reason: String,
-        _was_clean: bool,
-    ) -> Result<()> {
-        // Completes the closing handshake; the socket may already be gone.
-        let _ = ws.close(Some(1000), Some("closed"));
-        Ok(())
-    }
-
-    async fn websocket_error(&self, _ws: WebSocket, _error: worker::Error) -> Result<()> {
-        Ok(())
+        js_response(crate::http::respond::no_content())
     }
 }
 
