@@ -210,15 +210,6 @@ impl ToJson for Value {
     }
 }
 
-/// Text already JSON, written as it is (a page's data, a stored call).
-pub struct Raw<'a>(pub &'a str);
-
-impl ToJson for Raw<'_> {
-    fn write_json(&self, out: &mut String) {
-        out.push_str(self.0);
-    }
-}
-
 /// Implements [`ToJson`] for a struct as an object of the members listed, in that order:
 /// `"key": field`, or `"key"?: field` for an `Option` left out when it is `None`.
 #[macro_export]

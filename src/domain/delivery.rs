@@ -152,24 +152,29 @@ crate::json_object!(EnrichmentReport {
 });
 
 impl ToJson for Event {
-    /// The report's object with `"kind"` first.
+    /// The report's object with `"kind"` first: the report is written in place, then the
+    /// member goes in after its opening brace (every report has members, so a comma follows).
     fn write_json(&self, out: &mut String) {
-        let (kind, report) = match self {
-            Event::Call(r) => ("call", crate::json_writer::to_string(r)),
-            Event::Recording(r) => ("recording", crate::json_writer::to_string(r)),
-            Event::Analysis(r) => ("analysis", crate::json_writer::to_string(r)),
-            Event::Enrichment(r) => ("enrichment", crate::json_writer::to_string(r)),
+        let start = out.len();
+        let kind = match self {
+            Event::Call(r) => {
+                r.write_json(out);
+                "{\"kind\":\"call\","
+            }
+            Event::Recording(r) => {
+                r.write_json(out);
+                "{\"kind\":\"recording\","
+            }
+            Event::Analysis(r) => {
+                r.write_json(out);
+                "{\"kind\":\"analysis\","
+            }
+            Event::Enrichment(r) => {
+                r.write_json(out);
+                "{\"kind\":\"enrichment\","
+            }
         };
-        out.push_str("{\"kind\":\"");
-        out.push_str(kind);
-        out.push('"');
-        // Every report has members, so its text is `{` then at least one of them.
-        if let Some(members) = report.strip_prefix('{').filter(|m| *m != "}") {
-            out.push(',');
-            out.push_str(members);
-        } else {
-            out.push('}');
-        }
+        out.replace_range(start..start + 1, kind);
     }
 }
 

@@ -4,6 +4,7 @@ use super::params::Query;
 use super::{min_version, path_call_id, respond, App, Request, Response, Services};
 use crate::domain::PagePosition;
 use crate::error::{AppError, AppResult};
+use crate::json_writer::ToJson;
 use crate::reads::ReadModel;
 
 pub const DEFAULT_LIMIT: u32 = super::DEFAULT_PAGE_LIMIT;
@@ -13,13 +14,21 @@ pub async fn list<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<Res
     let page = Query::parse(&req.query)?.page(DEFAULT_LIMIT)?;
     let served = app.reads.call_page(&user, &page, min_version(req)?).await?;
     let tag = page.filter.tag();
-    let position = match &page.position {
-        PagePosition::Offset(o) => ("offset", (*o).into()),
-        PagePosition::After(c) => ("cursor", c.encode_for(tag.as_deref()).into()),
+    let limit = page.limit.get();
+    let (offset, cursor);
+    let position: (&str, &dyn ToJson) = match &page.position {
+        PagePosition::Offset(o) => {
+            offset = *o;
+            ("offset", &offset)
+        }
+        PagePosition::After(c) => {
+            cursor = c.encode_for(tag.as_deref());
+            ("cursor", &cursor)
+        }
     };
-    let mut meta = vec![("limit", page.limit.get().into()), position];
-    if tag.is_some() {
-        let echo = super::echo_value(&page.filter.echo())?;
+    let echo = tag.is_some().then(|| page.filter.echo());
+    let mut meta: Vec<(&str, &dyn ToJson)> = vec![("limit", &limit), position];
+    if let Some(echo) = &echo {
         meta.push(("filters", echo));
     }
     Ok(respond::read(req, &served, &meta))

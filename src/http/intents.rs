@@ -14,13 +14,15 @@ pub async fn summary<S: Services>(app: &App<'_, S>, req: &Request) -> AppResult<
         .reads
         .intent_summary(&user, &request, min_version(req)?)
         .await?;
-    let mut meta = vec![("limit", request.limit.get().into())];
-    if let Some(range) = request.range {
-        // The same echo as the list's, of the range alone.
-        let echo = crate::domain::CallFilter::none()
+    let limit = request.limit.get();
+    // The same echo as the list's, of the range alone.
+    let echo = request.range.map(|range| {
+        crate::domain::CallFilter::none()
             .with_range(Some(range.from()), Some(range.to()))
-            .echo();
-        let echo = super::echo_value(&echo)?;
+            .echo()
+    });
+    let mut meta: Vec<(&str, &dyn crate::json_writer::ToJson)> = vec![("limit", &limit)];
+    if let Some(echo) = &echo {
         meta.push(("filters", echo));
     }
     Ok(respond::read(req, &served, &meta))

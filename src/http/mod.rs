@@ -493,12 +493,6 @@ fn percent_decode(raw: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// A filter's echo as the value `meta.filters` holds.
-fn echo_value(echo: &crate::domain::FilterEcho) -> AppResult<serde_json::Value> {
-    crate::json::parse(crate::json_writer::to_string(echo).as_bytes())
-        .map_err(|e| AppError::internal(format!("echoing filters: {e}")))
-}
-
 struct HealthData {
     ok: bool,
     version: &'static str,

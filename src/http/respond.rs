@@ -17,7 +17,7 @@ const READ_CACHE_CONTROL: &str = "private, no-cache";
 pub fn read(
     req: &Request,
     served: &Served<Payload>,
-    extra_meta: &[(&str, serde_json::Value)],
+    extra_meta: &[(&str, &dyn ToJson)],
 ) -> Response {
     let payload = &served.value;
     let mut headers = vec![
@@ -46,7 +46,7 @@ pub fn read(
 /// `cacheHit` and `version` (these win over an extra of the same name), keys in byte order —
 /// the text a `serde_json::Map` of them writes, built without the map: it is what a hit's body
 /// already built is found by (`Payload::body`), so it is made on every hit.
-fn meta_json(served: &Served<Payload>, extra_meta: &[(&str, serde_json::Value)]) -> String {
+fn meta_json(served: &Served<Payload>, extra_meta: &[(&str, &dyn ToJson)]) -> String {
     let quoted = |s: &str| json_writer::to_string(s);
     let mut fields: Vec<(&str, String)> = Vec::with_capacity(extra_meta.len() + 5);
     if let Some(page) = &served.value.page {
@@ -337,7 +337,9 @@ mod tests {
                 (Outcome::Miss, Source::D1),
             ] {
                 let served = served(&payload, outcome, source, 9_007_199_254_740_993);
-                assert_eq!(meta_json(&served, &extra), by_map(&served, &extra));
+                let fields: Vec<(&str, &dyn ToJson)> =
+                    extra.iter().map(|(k, v)| (*k, v as &dyn ToJson)).collect();
+                assert_eq!(meta_json(&served, &fields), by_map(&served, &extra));
             }
         }
     }
@@ -352,7 +354,7 @@ mod tests {
                 next_cursor: None,
             }),
         );
-        let limit = [("limit", serde_json::Value::from(50))];
+        let limit: [(&str, &dyn ToJson); 1] = [("limit", &50u32)];
         let hit = served(&payload, Outcome::HitMemory, Source::Memory, 7);
         let first = read(&get(None), &hit, &limit);
         let again = read(&get(None), &hit, &limit);
@@ -372,7 +374,7 @@ mod tests {
                 &served(&payload, Outcome::HitMemory, Source::Memory, 8),
                 &limit,
             ),
-            read(&get(None), &hit, &[("limit", serde_json::Value::from(20))]),
+            read(&get(None), &hit, &[("limit", &20u32)]),
             read(
                 &get(None),
                 &served(&payload, Outcome::HitKv, Source::Kv, 7),
