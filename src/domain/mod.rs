@@ -227,7 +227,71 @@ pub struct IntentStats {
     pub total_calls: i64,
     pub answered_calls: i64,
     pub avg_confidence: f64,
-    pub intent_distribution: std::collections::BTreeMap<String, i64>,
+    pub intent_distribution: IntentCounts,
+}
+
+/// Calls per intent, in the intents' byte order (the order a summary lists them in): a sorted
+/// list rather than a `BTreeMap`, whose tree code weighed about 6 KB of the gzipped module for
+/// these few small maps (a user has a handful of intents).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IntentCounts(Vec<(String, i64)>);
+
+impl IntentCounts {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Where `intent` is, or where it would go.
+    fn position(&self, intent: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(intent))
+    }
+
+    /// Sets `intent`'s count (a repeated intent keeps its last count, as a map's insert does).
+    pub fn set(&mut self, intent: String, calls: i64) {
+        match self.position(&intent) {
+            Ok(i) => self.0[i].1 = calls,
+            Err(i) => self.0.insert(i, (intent, calls)),
+        }
+    }
+
+    /// Adds `calls` to `intent`'s count (saturating), starting it at zero.
+    pub fn add(&mut self, intent: &str, calls: i64) {
+        match self.position(intent) {
+            Ok(i) => self.0[i].1 = self.0[i].1.saturating_add(calls),
+            Err(i) => self.0.insert(i, (intent.to_owned(), calls)),
+        }
+    }
+
+    pub fn get(&self, intent: &str) -> Option<&i64> {
+        self.position(intent).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.0.iter().map(|(k, n)| (k.as_str(), *n))
+    }
+}
+
+impl IntoIterator for IntentCounts {
+    type Item = (String, i64);
+    type IntoIter = std::vec::IntoIter<(String, i64)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl ToJson for IntentCounts {
+    fn write_json(&self, out: &mut String) {
+        out.push('{');
+        for (i, (k, n)) in self.0.iter().enumerate() {
+            crate::json_writer::write_key(out, i == 0, k);
+            n.write_json(out);
+        }
+        out.push('}');
+    }
 }
 
 /// One UTC day of a ranged summary's daily series.
@@ -239,7 +303,7 @@ pub struct DayStats {
     pub answered_calls: i64,
     pub completed_analyses: i64,
     pub avg_confidence: f64,
-    pub intent_distribution: std::collections::BTreeMap<String, i64>,
+    pub intent_distribution: IntentCounts,
 }
 
 impl DayStats {
@@ -251,7 +315,7 @@ impl DayStats {
             answered_calls: 0,
             completed_analyses: 0,
             avg_confidence: 0.0,
-            intent_distribution: std::collections::BTreeMap::new(),
+            intent_distribution: IntentCounts::new(),
         }
     }
 }
@@ -352,6 +416,38 @@ crate::json_object!(PhoneRoute {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intent_counts_keep_byte_order_and_write_what_a_map_of_them_writes() {
+        let mut counts = IntentCounts::new();
+        let mut map = std::collections::BTreeMap::new();
+        for (intent, n) in [
+            ("sales", 2),
+            ("Billing", 1),
+            ("billing", 4),
+            ("ärger", 3),
+            ("sales", 7),
+        ] {
+            counts.set(intent.to_owned(), n);
+            map.insert(intent.to_owned(), n);
+        }
+        counts.add("billing", 1);
+        *map.entry("billing".to_owned()).or_default() += 1;
+        counts.add("new", i64::MAX);
+        counts.add("new", 5);
+        map.insert("new".to_owned(), i64::MAX);
+        assert_eq!(
+            counts.clone().into_iter().collect::<Vec<_>>(),
+            map.clone().into_iter().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            crate::json_writer::to_string(&counts),
+            crate::json_writer::to_string(&map)
+        );
+        assert_eq!(counts.get("sales"), Some(&7));
+        assert_eq!(counts.get("absent"), None);
+        assert!(IntentCounts::new().is_empty() && !counts.is_empty());
+    }
 
     #[test]
     fn a_terminal_status_outranks_every_live_one() {

@@ -11,12 +11,11 @@ use super::{
     call_jsons, round4, sql, Columns, Database, FromRow, RowSet, SqlValue, Statement, Store,
 };
 use crate::domain::{
-    CallFilter, CallId, Cursor, DayRange, DayStats, IntentStats, PagePosition, PageRequest,
-    SummaryRequest, Timestamp, UserId, Version,
+    CallFilter, CallId, Cursor, DayRange, DayStats, IntentCounts, IntentStats, PagePosition,
+    PageRequest, SummaryRequest, Timestamp, UserId, Version,
 };
 use crate::error::{AppError, AppResult, Context};
 use crate::reads::{json_array, ranged_summary_json, PageMeta, Payload};
-use std::collections::BTreeMap;
 
 /// The most rows a filtered page scans beyond its offset. A filter its index decides (one
 /// status, an intent, a range) reads `limit + 1` rows; one matched row by row (several
@@ -241,24 +240,26 @@ fn cursor_at(started_at: i64, id: &str, filter: &CallFilter) -> AppResult<String
 }
 
 /// A day's intent distribution from its `intents` column: hex keys back to the intents.
-fn day_intents(json: &str) -> AppResult<BTreeMap<String, i64>> {
+fn day_intents(json: &str) -> AppResult<IntentCounts> {
     let bad = || AppError::internal("a day's intents are malformed");
     let by_hex = crate::json::parse(json.as_bytes()).map_err(|_| bad())?;
-    // Inserted one by one rather than collected (see `map_of`).
-    let mut by_intent = BTreeMap::new();
+    let mut by_intent = IntentCounts::new();
     for (key, n) in by_hex.as_object().ok_or_else(bad)? {
         let intent = hex::decode(key)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(bad)?;
-        by_intent.insert(intent, n.as_i64().ok_or_else(bad)?);
+        by_intent.set(intent, n.as_i64().ok_or_else(bad)?);
     }
     Ok(by_intent)
 }
 
 /// The range's totals and one entry per day, oldest first, zeros included.
-fn day_series(range: DayRange, days: Vec<DayRow>) -> AppResult<(IntentStats, Vec<DayStats>)> {
-    let mut by_day: BTreeMap<i64, DayRow> = super::map_of(days.into_iter().map(|d| (d.day, d)));
+fn day_series(range: DayRange, mut days: Vec<DayRow>) -> AppResult<(IntentStats, Vec<DayStats>)> {
+    // The rows in day order, walked beside the range's days (a day given twice keeps its last
+    // row; the table's key makes that moot).
+    crate::sort::sort_by_key(&mut days, |d| d.day);
+    let mut rows = days.into_iter().peekable();
     let avg = |micros: i64, n: i64| {
         if n > 0 {
             round4(micros as f64 / 1_000_000.0 / n as f64)
@@ -267,18 +268,23 @@ fn day_series(range: DayRange, days: Vec<DayRow>) -> AppResult<(IntentStats, Vec
         }
     };
     let (mut total, mut answered, mut completed, mut micros) = (0i64, 0i64, 0i64, 0i64);
-    let mut all_intents: BTreeMap<String, i64> = BTreeMap::new();
+    let mut all_intents = IntentCounts::new();
     let mut daily = Vec::with_capacity(range.days().count());
     for day in range.days() {
         let date = Timestamp::date_of_day(day);
-        let Some(d) = by_day.remove(&day) else {
+        let mut row = None;
+        while let Some(d) = rows.next_if(|d| d.day <= day) {
+            if d.day == day {
+                row = Some(d);
+            }
+        }
+        let Some(d) = row else {
             daily.push(DayStats::empty(date));
             continue;
         };
         let intents = day_intents(&d.intents)?;
-        for (intent, n) in &intents {
-            let sum = all_intents.entry(intent.clone()).or_default();
-            *sum = sum.saturating_add(*n);
+        for (intent, n) in intents.iter() {
+            all_intents.add(intent, n);
         }
         total = total.saturating_add(d.total_calls);
         answered = answered.saturating_add(d.answered_calls);
@@ -300,4 +306,53 @@ fn day_series(range: DayRange, days: Vec<DayRow>) -> AppResult<(IntentStats, Vec
         intent_distribution: all_intents,
     };
     Ok((stats, daily))
+}
+
+#[cfg(test)]
+mod day_series_tests {
+    use super::*;
+
+    fn row(day: i64, calls: i64, intents: &str) -> DayRow {
+        DayRow {
+            day,
+            total_calls: calls,
+            answered_calls: calls,
+            completed_analyses: 1,
+            confidence_micros: 500_000,
+            intents: intents.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_day_series_is_the_same_whatever_order_its_rows_come_in() {
+        let day = crate::domain::MS_PER_DAY;
+        let range = DayRange::new(
+            Timestamp::from_millis(10 * day),
+            Timestamp::from_millis(15 * day),
+        )
+        .expect("a five-day range");
+        // "billing" and "sales", hex-encoded as the table keeps them; day 9 is outside.
+        let rows = || {
+            vec![
+                row(13, 2, r#"{"62696c6c696e67":2}"#),
+                row(9, 5, r#"{"73616c6573":5}"#),
+                row(10, 3, r#"{"73616c6573":1,"62696c6c696e67":2}"#),
+            ]
+        };
+        let (stats, daily) = day_series(range, rows()).expect("a series");
+        let mut reversed = rows();
+        reversed.reverse();
+        assert_eq!(
+            day_series(range, reversed).expect("a series"),
+            (stats.clone(), daily.clone())
+        );
+        let totals: Vec<i64> = daily.iter().map(|d| d.total_calls).collect();
+        assert_eq!(totals, [3, 0, 0, 2, 0]);
+        assert_eq!(stats.total_calls, 5);
+        let intents: Vec<(String, i64)> = stats.intent_distribution.into_iter().collect();
+        assert_eq!(
+            intents,
+            [("billing".to_owned(), 4), ("sales".to_owned(), 1)]
+        );
+    }
 }

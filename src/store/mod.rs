@@ -39,8 +39,8 @@ mod tests;
 mod version_tests;
 
 use crate::domain::{
-    CallId, Cursor, IntentStats, Limit, PagePosition, PageRequest, SummaryRequest, Timestamp,
-    UserId, Version, E164,
+    CallId, Cursor, IntentCounts, IntentStats, Limit, PagePosition, PageRequest, SummaryRequest,
+    Timestamp, UserId, Version, E164,
 };
 #[cfg(test)]
 use crate::domain::{CallPage, IntentSummary};
@@ -654,7 +654,13 @@ fn stats_from_rows<R: RowSet>(stats: &R, intents: &R) -> AppResult<IntentStats> 
         total_calls: stats.total_calls,
         answered_calls: stats.answered_calls,
         avg_confidence,
-        intent_distribution: map_of(intents.into_iter().map(|i| (i.intent, i.calls))),
+        intent_distribution: {
+            let mut counts = IntentCounts::new();
+            for i in intents {
+                counts.set(i.intent, i.calls);
+            }
+            counts
+        },
     })
 }
 
@@ -666,15 +672,6 @@ pub(crate) fn page_payload(page: &CallPage) -> AppResult<Payload> {
         next_cursor: page.next.as_ref().map(Cursor::encode),
     };
     Payload::new(&page.calls, Some(meta))
-}
-
-/// `pairs.collect::<BTreeMap<_, _>>()` by inserting: the same map (a repeated key keeps its
-/// last value either way), without `FromIterator`'s sort, which is compiled anew for every
-/// iterator it collects (about 3 KB of wasm each).
-fn map_of<K: Ord, V>(pairs: impl IntoIterator<Item = (K, V)>) -> std::collections::BTreeMap<K, V> {
-    let mut map = std::collections::BTreeMap::new();
-    map.extend(pairs);
-    map
 }
 
 fn round4(x: f64) -> f64 {
