@@ -3,7 +3,7 @@
 //! Layers (see README.md):
 //! - `runtime` (wasm32 only): every adapter to the Workers runtime — the `fetch` and
 //!   `scheduled` entry, D1, KV, the JWKS fetch and WebCrypto, the live feed's Durable Object,
-//!   the clock. Nothing else touches `worker` types (`tests/layering.rs` holds that).
+//!   the clock. Nothing else touches the runtime's types (`tests/layering.rs` holds that).
 //! - [`http`]: the route table, authentication, parameters, the handlers, the envelope.
 //! - [`reads`]: the read model the routes use; the store implements it, the cache wraps it.
 //! - [`cache`]: memory, then KV, then the store, under versions that never go back.

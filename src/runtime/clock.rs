@@ -11,6 +11,6 @@ impl Clock for RuntimeClock {
     /// `Date.now()`: one call and a number back, where `worker::Date::now()` makes a `Date`
     /// object and asks it for its time (two calls and an allocation, several times a request).
     fn now(&self) -> Timestamp {
-        Timestamp::from_millis(worker::js_sys::Date::now() as i64)
+        Timestamp::from_millis(js_sys::Date::now() as i64)
     }
 }

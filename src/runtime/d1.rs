@@ -9,17 +9,25 @@
 
 use crate::error::{AppError, AppResult};
 use crate::store::{Columns, Database, FromRow, QueryMeta, Row, RowSet, SqlValue, Statement};
+use js_sys::{self, Array, Promise, Reflect, Uint8Array};
 use std::cell::RefCell;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::js_sys::{self, Array, Promise, Reflect, Uint8Array};
-use worker::worker_sys::types::D1Result as D1ResultSys;
-use worker::D1Database;
 
-pub struct D1(pub std::rc::Rc<D1Database>);
+/// The D1 binding (a `D1Database`), shared by the isolate's requests.
+pub struct D1(pub std::rc::Rc<JsValue>);
 
-/// The rows and metadata of one statement, as the runtime returned them.
-pub struct D1Rows(D1ResultSys);
+#[wasm_bindgen]
+extern "C" {
+    /// The rows and metadata of one statement, as the runtime returned them.
+    pub type D1Result;
+    #[wasm_bindgen(method, getter)]
+    fn results(this: &D1Result) -> Option<Array>;
+    #[wasm_bindgen(method, getter)]
+    fn meta(this: &D1Result) -> JsValue;
+}
+
+pub struct D1Rows(D1Result);
 
 /// Every D1 failure is treated as transient: the client gets 503 with `Retry-After`, and the
 /// message (which may quote SQL) goes only to the log.
@@ -166,7 +174,7 @@ fn string_from_js(value: &JsValue) -> Option<String> {
 
 impl D1 {
     fn database(&self) -> &JsValue {
-        self.0.as_ref().as_ref()
+        &self.0
     }
 }
 
@@ -207,11 +215,7 @@ fn meta_count(meta: &JsValue, name: &str) -> u64 {
 
 impl D1Rows {
     fn rows(&self) -> AppResult<Array> {
-        match self.0.results() {
-            Ok(Some(rows)) => Ok(rows),
-            Ok(None) => Ok(Array::new()),
-            Err(e) => Err(AppError::internal(format!("reading D1 rows: {e:?}"))),
-        }
+        Ok(self.0.results().unwrap_or_default())
     }
 }
 
@@ -236,16 +240,14 @@ impl RowSet for D1Rows {
     }
 
     fn meta(&self) -> QueryMeta {
-        match self.0.meta() {
-            Ok(meta) => {
-                let meta = JsValue::from(meta);
-                QueryMeta {
-                    rows_read: meta_count(&meta, "rows_read"),
-                    rows_written: meta_count(&meta, "rows_written"),
-                    changes: meta_count(&meta, "changes"),
-                }
-            }
-            Err(_) => QueryMeta::default(),
+        let meta = self.0.meta();
+        if meta.is_null_or_undefined() {
+            return QueryMeta::default();
+        }
+        QueryMeta {
+            rows_read: meta_count(&meta, "rows_read"),
+            rows_written: meta_count(&meta, "rows_written"),
+            changes: meta_count(&meta, "changes"),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! [`App`], convert the response; and the cron that replays parked webhook deliveries. Errors
 //! are mapped by the app; no error text from the runtime reaches a response.
 
+use super::bind::{Chunks, Env, ExecutionContext, ObjectNamespace};
 use super::clock::RuntimeClock;
 use super::d1::D1;
 use super::jwks::EnvKeys;
@@ -18,14 +19,10 @@ use crate::http::{respond, App, Handled, Method, Request, Services};
 use crate::live::{ChangeKind, LiveFeed, Notification};
 use crate::store::{ActivityLog, Store};
 use crate::webhooks::{claim_nonce, parking};
-use futures_util::StreamExt;
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::js_sys;
-use worker::wasm_bindgen::prelude::wasm_bindgen;
-use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::web_sys;
-use worker::{event, Context, Env, ScheduleContext, ScheduledEvent};
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsValue;
 
 /// Bodies larger than this are refused; no more than this is ever buffered.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -52,9 +49,9 @@ struct Isolate {
 /// (the property, its constructor's name, and for KV each method), and `env` and its bindings
 /// live as long as the isolate, so a request should not pay for them again.
 struct Bindings {
-    db: Option<Rc<worker::D1Database>>,
+    db: Option<Rc<JsValue>>,
     kv: Option<Rc<super::kv::KvStore>>,
-    live: Option<worker::ObjectNamespace>,
+    live: Option<ObjectNamespace>,
 }
 
 thread_local! {
@@ -71,9 +68,9 @@ type IsolateParts = (
 fn isolate(env: &Env) -> IsolateParts {
     ISOLATE.with(|cell| {
         let i = cell.get_or_init(|| {
-            let config = Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()));
+            let config = Config::from_lookup(|name| env.var(name));
             for warning in &config.warnings {
-                worker::console_warn!("config: {warning}");
+                super::bind::warn(&format!("config: {warning}"));
             }
             let policy = Rc::new(config.cache.clone());
             Isolate {
@@ -81,9 +78,9 @@ fn isolate(env: &Env) -> IsolateParts {
                 policy,
                 config: Rc::new(config),
                 bindings: Rc::new(Bindings {
-                    db: env.d1("DB").ok().map(Rc::new),
+                    db: env.binding::<JsValue>("DB").map(Rc::new),
                     kv: super::kv::KvStore::from_env(env, "CACHE").map(Rc::new),
-                    live: env.durable_object("LIVE").ok(),
+                    live: env.binding("LIVE"),
                 }),
             }
         });
@@ -125,11 +122,6 @@ fn reads(env: &Env, rt: WorkersRuntime) -> Result<(Rc<Store<D1>>, Reads, KvParki
     Ok((store, reads, KvParking(kv)))
 }
 
-#[event(start)]
-fn start() {
-    console_error_panic_hook::set_once();
-}
-
 /// The runtime's `fetch` handler. It polls the request's future once, here, before any
 /// executor sees it: a request that waits on no I/O (the health route, a memory hit, a refused
 /// token) is answered with its `Response` itself, with no promise, no executor task and no
@@ -145,16 +137,19 @@ fn start() {
 pub fn fetch_entry(
     req: web_sys::Request,
     env: Env,
-    ctx: worker::worker_sys::Context,
+    ctx: ExecutionContext,
 ) -> Result<JsValue, JsValue> {
     let answer = async move {
-        match fetch(req, env, Context::new(ctx)).await {
+        match fetch(req, env, ctx).await {
             Ok(response) => Ok(response.into()),
             // The runtime refused the app's own response (a header it would not take): a 500
             // in the envelope, built from nothing the request carried; if even that is
             // refused, the runtime's own 500.
             Err(e) => {
-                worker::console_error!("building the response: {e}");
+                super::bind::error(&format!(
+                    "building the response: {}",
+                    super::bind::error_text(&e)
+                ));
                 let error = AppError::internal("the runtime refused the response");
                 to_runtime_response(respond::error(&error))
                     .map(JsValue::from)
@@ -168,7 +163,11 @@ pub fn fetch_entry(
 /// Takes the runtime's own request and answers with the runtime's own response: converting to
 /// `worker::Request` would read (and so parse) the request's `cf` object, which nothing here
 /// uses, on every request — the largest single cost at the floor.
-async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
+async fn fetch(
+    req: web_sys::Request,
+    env: Env,
+    ctx: ExecutionContext,
+) -> Result<web_sys::Response, JsValue> {
     let started = RuntimeClock.now().millis();
     let (config, _, _, bindings) = isolate(&env);
     let request = match read_request(&req).await {
@@ -202,8 +201,7 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
         },
     };
     if let Some(ticket) = &handled.upgrade {
-        let req = worker::Request::from(req);
-        return forward_upgrade(&env, ticket, &req).await.map(Into::into);
+        return forward_upgrade(bindings.live.as_ref(), ticket, &req).await;
     }
     if config.cache.debug {
         log_request(&request, &handled, started, usage);
@@ -221,10 +219,10 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
         .as_ref()
         .filter(|_| handled.response.status >= 500)
     {
-        worker::console_error!("{}: {e}", line());
+        super::bind::error(&format!("{}: {e}", line()));
     }
     if let Some(note) = &handled.note {
-        worker::console_warn!("{}: {note}", line());
+        super::bind::warn(&format!("{}: {note}", line()));
     }
     to_runtime_response(handled.response)
 }
@@ -243,7 +241,7 @@ fn log_request(req: &Request, handled: &Handled, started: i64, usage: crate::sto
         status: handled.response.status,
         tier: handled.response.header("x-cache"),
     };
-    worker::console_log!("{}", crate::json_writer::to_string(&line));
+    super::bind::log(&crate::json_writer::to_string(&line));
 }
 
 /// The request's log line, its members in byte order (as a `serde_json` map wrote them).
@@ -272,13 +270,20 @@ crate::json_object!(RequestLine<'_> {
 
 /// Every minute: replay parked webhook deliveries, then warm the recently active users'
 /// landing view (first page and summary) so their next visit hits memory or KV.
-#[event(scheduled)]
-async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+#[wasm_bindgen]
+pub fn scheduled(_event: JsValue, env: Env, _ctx: JsValue) -> Result<JsValue, JsValue> {
+    super::settle::answer(async move {
+        run_scheduled(env).await;
+        Ok(JsValue::UNDEFINED)
+    })
+}
+
+async fn run_scheduled(env: Env) {
     let rt = WorkersRuntime::Collect(Rc::new(RefCell::new(Vec::new())));
     let (store, reads, parking) = match reads(&env, rt.clone()) {
         Ok(parts) => parts,
         Err(e) => {
-            worker::console_error!("scheduled: {e}");
+            super::bind::error(&format!("scheduled: {e}"));
             return;
         }
     };
@@ -291,11 +296,11 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         Ok(users) => {
             for user in users {
                 if let Err(e) = reads.warm(&user).await {
-                    worker::console_warn!("warming {user}: {e}");
+                    super::bind::warn(&format!("warming {user}: {e}"));
                 }
             }
         }
-        Err(e) => worker::console_warn!("listing users to warm: {e}"),
+        Err(e) => super::bind::warn(&format!("listing users to warm: {e}")),
     }
     rt.drain().await;
 }
@@ -305,13 +310,13 @@ async fn replay_parked(parking: &KvParking, store: &Store<D1>, reads: &Reads, li
     match parking::replay(parking, store, REPLAY_BATCH, now, claim_nonce).await {
         Ok(r) => {
             if r.replayed + r.failed + r.moved_aside > 0 || r.stopped_by_outage {
-                worker::console_log!(
+                super::bind::log(&format!(
                     "replayed parked deliveries: {} applied, {} failed (attempt charged), {} moved aside{}",
                     r.replayed,
                     r.failed,
                     r.moved_aside,
                     if r.stopped_by_outage { "; stopped: D1 is down" } else { "" }
-                );
+                ));
             }
             // Replayed deliveries changed data behind every cache: this isolate learns their
             // versions; the others within the sync bound.
@@ -326,7 +331,7 @@ async fn replay_parked(parking: &KvParking, store: &Store<D1>, reads: &Reads, li
                 }
             }
         }
-        Err(e) => worker::console_error!("replaying parked deliveries: {e}"),
+        Err(e) => super::bind::error(&format!("replaying parked deliveries: {e}")),
     }
 }
 
@@ -435,17 +440,9 @@ fn read_headers(headers: &web_sys::Headers, method: Method) -> Vec<(String, Stri
         .collect()
 }
 
-/// The request's body as a stream of byte chunks (`None`: there is no body).
-fn body_chunks(
-    req: &web_sys::Request,
-) -> Option<impl futures_util::Stream<Item = Result<Vec<u8>, ()>>> {
-    let raw = req.body()?;
-    let stream = wasm_streams::ReadableStream::from_raw(raw.unchecked_into()).into_stream();
-    Some(stream.map(|chunk| {
-        chunk
-            .map(|c| js_sys::Uint8Array::new(&c).to_vec())
-            .map_err(|_| ())
-    }))
+/// The request's body read chunk by chunk (`None`: there is no body).
+fn body_chunks(req: &web_sys::Request) -> Option<Result<Chunks, JsValue>> {
+    req.body().map(|raw| Chunks::new(&raw))
 }
 
 /// Reads a body whose `Content-Length` the runtime holds it to (`len`, already within the
@@ -471,20 +468,19 @@ async fn read_body_whole(req: &web_sys::Request, len: usize) -> Result<Vec<u8>, 
 /// `Content-Length` (chunked) is never buffered beyond 1 MiB.
 async fn read_body_capped(req: &web_sys::Request) -> Result<Vec<u8>, AppError> {
     let unreadable = || AppError::InvalidRequest("the body could not be read".into());
-    let Some(stream) = body_chunks(req) else {
+    let Some(chunks) = body_chunks(req) else {
         return Ok(Vec::new()); // no body
     };
-    let mut stream = std::pin::pin!(stream);
+    let chunks = chunks.map_err(|_| unreadable())?;
     let mut body = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| unreadable())?;
+    while let Some(chunk) = chunks.next().await.map_err(|_| unreadable())? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             let mut seen = body.len() + chunk.len();
             drop(body);
             // Read on (without keeping it) so the client gets the 413 rather than a reset.
             while seen <= MAX_DRAINED_BYTES {
-                match stream.next().await {
-                    Some(Ok(c)) => seen += c.len(),
+                match chunks.next().await {
+                    Ok(Some(c)) => seen += c.len(),
                     _ => break,
                 }
             }
@@ -497,14 +493,13 @@ async fn read_body_capped(req: &web_sys::Request) -> Result<Vec<u8>, AppError> {
 
 /// Reads and drops a body, up to [`MAX_DRAINED_BYTES`].
 async fn discard_body(req: &web_sys::Request) {
-    let Some(stream) = body_chunks(req) else {
+    let Some(Ok(chunks)) = body_chunks(req) else {
         return;
     };
-    let mut stream = std::pin::pin!(stream);
     let mut seen = 0;
     while seen <= MAX_DRAINED_BYTES {
-        match stream.next().await {
-            Some(Ok(c)) => seen += c.len(),
+        match chunks.next().await {
+            Ok(Some(c)) => seen += c.len(),
             _ => break,
         }
     }
@@ -545,16 +540,16 @@ extern "C" {
 
 /// The app's response as the runtime's: status, headers and body set once each, with no
 /// intermediate `worker::Response`.
-pub(crate) fn to_runtime_response(res: crate::http::Response) -> worker::Result<web_sys::Response> {
+pub(crate) fn to_runtime_response(
+    res: crate::http::Response,
+) -> Result<web_sys::Response, JsValue> {
     // A header's name and value never hold a line break (HTTP forbids it; the app writes
     // them or echoes a request header), which is what lets one string carry them all.
     let mut lines =
         String::with_capacity(res.headers.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
     for (k, v) in &res.headers {
         if k.contains('\n') || v.contains('\n') {
-            return Err(worker::Error::RustError(format!(
-                "a line break in header {k}"
-            )));
+            return Err(JsValue::from_str(&format!("a line break in header {k}")));
         }
         lines.push_str(k);
         lines.push('\n');
@@ -562,10 +557,5 @@ pub(crate) fn to_runtime_response(res: crate::http::Response) -> worker::Result<
         lines.push('\n');
     }
     // 204 and 304 must have a null body, not an empty one.
-    Ok(response_of(
-        res.status,
-        &lines,
-        &res.body,
-        res.body.is_empty(),
-    )?)
+    response_of(res.status, &lines, &res.body, res.body.is_empty())
 }

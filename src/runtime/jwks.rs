@@ -10,19 +10,16 @@ use crate::auth::jwks::{Algorithm, KeyMaterial, PublicKey, MAX_JWKS_BYTES};
 use crate::auth::keyring::{key_for, JwksShelf, JwksSource, KeyMiss, KeyRing, Shelved};
 use crate::auth::PublicKeys;
 use futures_util::future::{select, Either};
-use futures_util::StreamExt;
+use js_sys::{self, Object, Reflect};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::pin::pin;
 use std::rc::Rc;
-use std::time::Duration;
-use worker::js_sys::{self, Object, Reflect};
-use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::web_sys;
+use wasm_bindgen::{JsCast, JsValue};
 
 /// The provider must answer within this, or the trip counts as failed (cached keys serve on).
-const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+const FETCH_TIMEOUT_MS: u32 = 5_000;
 /// KV keeps a shelved set this long: well past its 10-minute freshness, so an isolate that
 /// starts while the provider is down still gets the last good keys.
 const SHELF_TTL_SECS: u64 = 7 * 24 * 3600;
@@ -75,12 +72,12 @@ impl PublicKeys for EnvKeys {
         if ring.trips != trips_before {
             // One line per trip to the provider (at most one per 30 s per isolate): the
             // operator sees rotations and outages, never a token.
-            worker::console_log!(
+            super::bind::log(&format!(
                 "JWKS fetch from {}: {:?}; {} keys held",
                 redacted(&keys.url),
                 ring.last_outcome,
                 ring.key_count()
-            );
+            ));
         }
         found
     }
@@ -97,9 +94,9 @@ fn redacted(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or(url)
 }
 
-/// A JS error as `worker` words it (the text only reaches the log line of a failed trip).
+/// A JS error as text (it only reaches the log line of a failed trip).
 fn js_error(e: JsValue) -> String {
-    worker::Error::from(e).to_string()
+    super::bind::error_text(&e)
 }
 
 /// The fetch is made with `web_sys` itself, as `worker::Fetch` makes it (`new Request(url,
@@ -123,16 +120,16 @@ impl JwksSource for WorkersKeys {
         let controller = web_sys::AbortController::new().map_err(js_error)?;
         let with_signal = web_sys::RequestInit::new();
         with_signal.set_signal(Some(&controller.signal()));
-        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-        let sent = pin!(super::settle::settled(
-            &global.fetch_with_request_and_init(&request, &with_signal)
-        ));
-        let timeout = pin!(worker::Delay::from(FETCH_TIMEOUT));
+        let sent = pin!(super::settle::settled(&super::bind::global_fetch(
+            &request,
+            &with_signal
+        )));
+        let timeout = pin!(super::bind::Delay::new(FETCH_TIMEOUT_MS));
         let response = match select(sent, timeout).await {
             Either::Left((response, _)) => response.map_err(js_error)?,
             Either::Right(_) => {
                 controller.abort();
-                return Err(format!("no answer within {} s", FETCH_TIMEOUT.as_secs()));
+                return Err(format!("no answer within {} s", FETCH_TIMEOUT_MS / 1000));
             }
         };
         let response: web_sys::Response = response.dyn_into().map_err(js_error)?;
@@ -140,16 +137,17 @@ impl JwksSource for WorkersKeys {
             return Err(format!("HTTP {}", response.status()));
         }
         let Some(raw) = response.body() else {
-            return Err(worker::Error::RustError("body is not streamable".into()).to_string());
+            return Err("body is not streamable".to_owned());
         };
-        let mut stream = wasm_streams::ReadableStream::from_raw(raw.unchecked_into()).into_stream();
+        let chunks = super::bind::Chunks::new(&raw).map_err(js_error)?;
         let mut body = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = match chunk.map_err(worker::Error::from) {
-                Ok(chunk) => js_sys::Uint8Array::new(&chunk).to_vec(),
-                // As `worker`'s byte stream: an aborted stream simply ends.
-                Err(e) if e.to_string() == "Error: aborted" => break,
-                Err(e) => return Err(e.to_string()),
+        loop {
+            let chunk = match chunks.next().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                // An aborted stream simply ends (as it did under `worker`'s byte stream).
+                Err(e) if js_error(e.clone()) == "Error: aborted" => break,
+                Err(e) => return Err(js_error(e)),
             };
             if body.len().saturating_add(chunk.len()) > MAX_JWKS_BYTES {
                 return Err(format!("body larger than {MAX_JWKS_BYTES} bytes"));
@@ -195,7 +193,7 @@ impl JwksShelf for WorkersKeys {
         let text = crate::json_writer::to_string(&entry);
         let key = self.shelf_key();
         if let Err(e) = kv.put(&key, &text, Some(SHELF_TTL_SECS)).await {
-            worker::console_warn!("JWKS not shelved in KV: {e}");
+            super::bind::warn(&format!("JWKS not shelved in KV: {e}"));
         }
     }
 }
@@ -247,8 +245,7 @@ fn verify_algorithm(key: &PublicKey) -> Result<Object, JsValue> {
 }
 
 fn subtle() -> Result<web_sys::SubtleCrypto, JsValue> {
-    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    Ok(global.crypto()?.subtle())
+    Ok(super::bind::subtle_crypto())
 }
 
 async fn verify_with_webcrypto(

@@ -4,12 +4,11 @@
 
 use crate::cache::{KvTier, LocalFuture, Runtime};
 use crate::error::{AppError, AppResult};
+use js_sys::{Array, ArrayBuffer, Function, Object, Promise, Reflect, Uint8Array};
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::Duration;
-use worker::js_sys::{Array, ArrayBuffer, Function, Object, Promise, Reflect, Uint8Array};
-use worker::wasm_bindgen::prelude::wasm_bindgen;
-use worker::wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
 
 /// A KV namespace binding, its methods called directly with the arguments `worker::kv` passes
 /// them. `worker::kv` builds each call's options with serde (and a put's value through
@@ -53,11 +52,8 @@ fn options(fields: &[(&str, JsValue)]) -> Result<Object, KvError> {
 
 impl KvStore {
     /// The namespace bound as `binding` (`env.kv(binding)`): `None` when there is none.
-    pub fn from_env(env: &worker::Env, binding: &str) -> Option<Self> {
-        let this = field(env, binding).ok()?;
-        if this.is_undefined() {
-            return None;
-        }
+    pub fn from_env(env: &super::bind::Env, binding: &str) -> Option<Self> {
+        let this: JsValue = env.binding(binding)?;
         let method = |name| field(&this, name).map(JsValue::unchecked_into::<Function>);
         Some(KvStore {
             get: method("get").ok()?,
@@ -204,7 +200,7 @@ impl KvTier for WorkersKv {
 /// collected and awaited before the handler returns.
 #[derive(Clone)]
 pub enum WorkersRuntime {
-    Request(Rc<worker::Context>),
+    Request(Rc<super::bind::ExecutionContext>),
     Collect(Rc<RefCell<Vec<LocalFuture>>>),
 }
 
@@ -226,12 +222,12 @@ impl WorkersRuntime {
 impl Runtime for WorkersRuntime {
     fn spawn(&self, fut: LocalFuture) {
         match self {
-            WorkersRuntime::Request(ctx) => ctx.wait_until(fut),
+            WorkersRuntime::Request(ctx) => ctx.wait_until_done(fut),
             WorkersRuntime::Collect(queue) => queue.borrow_mut().push(fut),
         }
     }
 
     fn sleep(&self, ms: u32) -> LocalFuture {
-        Box::pin(worker::Delay::from(Duration::from_millis(u64::from(ms))))
+        Box::pin(super::bind::Delay::new(ms))
     }
 }

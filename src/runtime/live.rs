@@ -9,6 +9,7 @@
 //!   asks only for a user marked as listening (`migrations/0011`): the object marks its user in
 //!   D1 before it accepts a socket, and clears the mark when a notification finds no socket.
 
+use super::bind::{error_text, Env, ObjectNamespace, ObjectState};
 use super::d1::D1;
 use super::kv::WorkersRuntime;
 use crate::cache::Runtime;
@@ -19,14 +20,11 @@ use crate::live::{
     Notification, Ticket, TicketBook, TicketRefusal, MAX_SOCKETS_PER_USER,
 };
 use crate::store::Store;
+use js_sys::{Array, Object, Reflect};
 use std::cell::Cell;
 use std::rc::Rc;
-use worker::js_sys::{Array, Object, Reflect};
-use worker::wasm_bindgen::prelude::wasm_bindgen;
-use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::web_sys;
-use worker::worker_sys::{DurableObjectState, WebSocketPair};
-use worker::{js_sys, Env, ObjectNamespace, Request, Response, Result};
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
 
 const TICKETS_KEY: &str = "tickets";
 const USER_KEY: &str = "user";
@@ -39,18 +37,18 @@ const GENERATION_KEY: &str = "generation";
 /// in (through serde-wasm-bindgen), so an object that stored them before reads them the same;
 /// going through the binding directly leaves serde's deserializers (and the float formatting
 /// their error messages need) out of the module. A value of another shape reads as absent.
-struct ObjectStorage(worker::worker_sys::DurableObjectStorage);
+struct ObjectStorage(super::bind::ObjectStorage);
 
 type JsResult<T> = std::result::Result<T, JsValue>;
 
 impl ObjectStorage {
-    fn of(state: &DurableObjectState) -> JsResult<Self> {
-        Ok(ObjectStorage(state.storage()?))
+    fn of(state: &ObjectState) -> JsResult<Self> {
+        Ok(ObjectStorage(state.storage()))
     }
 
     /// The value under `key`: `undefined` when there is none.
     async fn get(&self, key: &str) -> JsResult<JsValue> {
-        super::settle::settled(&self.0.get(key)?).await
+        super::settle::settled(&self.0.get_value(key)?).await
     }
 
     async fn put(&self, key: &str, value: JsValue) -> JsResult<()> {
@@ -142,12 +140,8 @@ fn read_issue_request(text: &str) -> Option<IssueRequest> {
     })
 }
 
-fn error_response(e: &AppError) -> Result<Response> {
-    super::entry::to_runtime_response(crate::http::respond::error(e)).map(Response::from)
-}
-
 fn now_ms() -> i64 {
-    worker::Date::now().as_millis() as i64
+    js_sys::Date::now() as i64
 }
 
 #[wasm_bindgen(inline_js = r#"
@@ -161,7 +155,7 @@ extern "C" {
 
 /// The runtime's response for an app response (the object's own routes answer the worker).
 fn js_response(res: crate::http::Response) -> JsResult<web_sys::Response> {
-    super::entry::to_runtime_response(res).map_err(JsValue::from)
+    super::entry::to_runtime_response(res)
 }
 
 fn js_error(e: &AppError) -> JsResult<web_sys::Response> {
@@ -171,7 +165,7 @@ fn js_error(e: &AppError) -> JsResult<web_sys::Response> {
 /// One user's live feed: their open tickets and sockets, and the newest version sent.
 ///
 /// Exported to the runtime as the `LiveFeedObject` class with its own bindings (the state, its
-/// storage and hibernating sockets through `worker_sys`, requests and responses as the
+/// storage and hibernating sockets through `runtime::bind`, requests and responses as the
 /// runtime's own): each handler runs on the request's executor (`settle::answer`).
 #[wasm_bindgen]
 pub struct LiveFeedObject {
@@ -179,7 +173,7 @@ pub struct LiveFeedObject {
 }
 
 struct Feed {
-    state: DurableObjectState,
+    state: ObjectState,
     env: Env,
     /// The largest version sent on this feed, once read from storage (`None` until then).
     last_version: Cell<Option<Version>>,
@@ -195,7 +189,7 @@ struct Feed {
 #[wasm_bindgen]
 impl LiveFeedObject {
     #[wasm_bindgen(constructor)]
-    pub fn new(state: DurableObjectState, env: Env) -> LiveFeedObject {
+    pub fn new(state: ObjectState, env: Env) -> LiveFeedObject {
         LiveFeedObject {
             feed: Rc::new(Feed {
                 state,
@@ -281,7 +275,7 @@ impl Feed {
                 Err(e) => Err(e),
             };
             if let Err(e) = stored {
-                worker::console_warn!("live: storing the feed version: {e:?}");
+                super::bind::warn(&format!("live: storing the feed version: {e:?}"));
             }
             v
         } else {
@@ -332,7 +326,7 @@ impl Feed {
                 "the live ticket is used, expired or was never issued",
             ));
         }
-        if self.state.get_websockets()?.len() >= MAX_SOCKETS_PER_USER {
+        if self.state.get_websockets()?.length() as usize >= MAX_SOCKETS_PER_USER {
             return js_error(&AppError::RateLimited("open live sockets"));
         }
         let user = storage.text(USER_KEY).await?;
@@ -351,7 +345,7 @@ impl Feed {
         let mark = match mark {
             Ok(mark) => mark,
             Err(e) => {
-                worker::console_warn!("live: marking {user} as listening: {e}");
+                super::bind::warn(&format!("live: marking {user} as listening: {e}"));
                 return js_error(&AppError::unavailable("the live feed"));
             }
         };
@@ -361,9 +355,7 @@ impl Feed {
         let version = advanced.max(self.noted.get());
         self.last_version.set(Some(version));
         self.generation.set(Some(mark.generation));
-        let mut pair = WebSocketPair::new()?;
-        let server = pair.server()?;
-        let client = pair.client()?;
+        let (client, server) = super::bind::web_socket_pair();
         self.state.accept_websocket(&server)?;
         server.send_with_str(&hello(&user, version))?;
         let stored = storage.put_number(GENERATION_KEY, mark.generation).await;
@@ -372,16 +364,18 @@ impl Feed {
             other => other,
         };
         if let Err(e) = stored {
-            worker::console_warn!("live: storing the feed's generation and version: {e:?}");
+            super::bind::warn(&format!(
+                "live: storing the feed's generation and version: {e:?}"
+            ));
         }
         Ok(upgraded(&client))
     }
 
     fn store(&self) -> AppResult<Store<D1>> {
         self.env
-            .d1("DB")
-            .map(|db| Store::new(D1(std::rc::Rc::new(db))))
-            .map_err(|e| AppError::unavailable(format!("the DB binding: {e}")))
+            .binding::<JsValue>("DB")
+            .map(|db| Store::new(D1(Rc::new(db))))
+            .ok_or_else(|| AppError::unavailable("the DB binding is missing"))
     }
 
     /// No socket is open: clears the user's listening mark at the generation this object last
@@ -406,7 +400,7 @@ impl Feed {
         };
         if let Err(e) = cleared {
             // Left set: the next webhook asks again, at the cost of one more request.
-            worker::console_warn!("live: clearing {user}'s listening mark: {e}");
+            super::bind::warn(&format!("live: clearing {user}'s listening mark: {e}"));
         }
     }
 
@@ -417,7 +411,7 @@ impl Feed {
             return js_error(&AppError::InvalidJson("a notification".into()));
         };
         let sockets = self.state.get_websockets()?;
-        if sockets.is_empty() {
+        if sockets.length() == 0 {
             // Nobody to tell, and nothing to keep: a socket opened later starts from the
             // version D1 gives it (`open_socket`), which is at least this one. The mark that
             // brought this request here is stale: cleared, so later webhooks skip this object.
@@ -428,9 +422,11 @@ impl Feed {
         }
         let version = self.advance(version).await;
         let message = change(kind, &call_ids, version);
-        for ws in sockets {
+        for ws in sockets.iter() {
             // A socket closing meanwhile is not an error of the feed.
-            let _ = ws.send_with_str(&message);
+            let _ = ws
+                .unchecked_into::<web_sys::WebSocket>()
+                .send_with_str(&message);
         }
         js_response(crate::http::respond::no_content())
     }
@@ -442,7 +438,7 @@ pub struct WorkersLive {
     pub rt: WorkersRuntime,
 }
 
-fn post_json(url: &str, body: String) -> Result<Request> {
+fn post_json(url: &str, body: String) -> JsResult<web_sys::Request> {
     let headers = web_sys::Headers::new()?;
     headers.set("content-type", "application/json")?;
     new_request(url, "POST", &headers, Some(&JsValue::from(body)))
@@ -457,7 +453,7 @@ fn new_request(
     method: &str,
     headers: &web_sys::Headers,
     body: Option<&JsValue>,
-) -> Result<Request> {
+) -> JsResult<web_sys::Request> {
     let init = web_sys::RequestInit::new();
     init.set_headers(headers);
     init.set_method(method);
@@ -465,14 +461,12 @@ fn new_request(
     if let Some(body) = body {
         init.set_body(body);
     }
-    web_sys::Request::new_with_str_and_init(url, &init)
-        .map(Request::from)
-        .map_err(|e| {
-            worker::Error::JsError(
-                e.as_string()
-                    .unwrap_or_else(|| "invalid URL or options for Request".to_string()),
-            )
-        })
+    web_sys::Request::new_with_str_and_init(url, &init).map_err(|e| {
+        e.as_string().map_or_else(
+            || "invalid URL or options for Request".into(),
+            JsValue::from,
+        )
+    })
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> AppError {
@@ -485,24 +479,32 @@ impl LiveFeed for WorkersLive {
         let id = self
             .namespace
             .id_from_name(user.as_str())
-            .map_err(|e| unavailable("object id", e))?;
+            .map_err(|e| unavailable("object id", error_text(&e)))?;
         let object = id.to_string();
-        let stub = id.get_stub().map_err(|e| unavailable("stub", e))?;
+        let stub = self
+            .namespace
+            .get(&id)
+            .map_err(|e| unavailable("stub", error_text(&e)))?;
         let body = crate::json_writer::to_string(&IssueRequest {
             user_id: user.as_str().to_owned(),
             digest: secret_digest(&secret),
         });
-        let req = post_json("https://live/tickets", body).map_err(|e| unavailable("request", e))?;
-        let mut res = stub
-            .fetch_with_request(req)
+        let req = post_json("https://live/tickets", body)
+            .map_err(|e| unavailable("request", error_text(&e)))?;
+        let res = stub
+            .fetch_request(&req)
             .await
-            .map_err(|e| unavailable("issuing a ticket", e))?;
-        match res.status_code() {
+            .map_err(|e| unavailable("issuing a ticket", error_text(&e)))?;
+        match res.status() {
             200 => {
-                let text = res
-                    .text()
-                    .await
-                    .map_err(|e| unavailable("ticket answer", e))?;
+                let text = match res.text() {
+                    Ok(text) => super::settle::settled(&text).await,
+                    Err(e) => Err(e),
+                };
+                let text = text
+                    .map_err(|e| unavailable("ticket answer", error_text(&e)))?
+                    .as_string()
+                    .unwrap_or_default();
                 let expires_at_ms = crate::json::parse(text.as_bytes())
                     .ok()
                     .and_then(|v| v.get("expiresAtMs")?.as_i64())
@@ -521,22 +523,25 @@ impl LiveFeed for WorkersLive {
         let stub = self
             .namespace
             .id_from_name(user.as_str())
-            .and_then(|id| id.get_stub());
+            .and_then(|id| self.namespace.get(&id));
         let user = user.clone();
         self.rt.spawn(Box::pin(async move {
             let sent = async {
                 let body = crate::json_writer::to_string(&notification);
                 let res = stub?
-                    .fetch_with_request(post_json("https://live/notify", body)?)
+                    .fetch_request(&post_json("https://live/notify", body)?)
                     .await?;
-                match res.status_code() {
+                match res.status() {
                     204 => Ok(()),
-                    s => Err(worker::Error::RustError(format!("status {s}"))),
+                    s => Err(JsValue::from_str(&format!("status {s}"))),
                 }
             }
             .await;
             if let Err(e) = sent {
-                worker::console_warn!("live: notifying {user}'s feed: {e}");
+                super::bind::warn(&format!(
+                    "live: notifying {user}'s feed: {}",
+                    error_text(&e)
+                ));
             }
         }));
     }
@@ -544,28 +549,29 @@ impl LiveFeed for WorkersLive {
 
 /// Hands an admitted upgrade to the ticket's object, which redeems the ticket and answers 101
 /// (or 401 / 429). A ticket naming no object of this namespace is 401.
-pub async fn forward_upgrade(env: &Env, ticket: &Ticket, req: &Request) -> Result<Response> {
-    let refused = || {
-        error_response(&AppError::Unauthorized(
-            "the live ticket is used, expired or was never issued",
-        ))
-    };
-    let Ok(namespace) = env.durable_object("LIVE") else {
-        return error_response(&AppError::NotConfigured("the LIVE binding"));
+pub async fn forward_upgrade(
+    namespace: Option<&ObjectNamespace>,
+    ticket: &Ticket,
+    req: &web_sys::Request,
+) -> JsResult<web_sys::Response> {
+    let Some(namespace) = namespace else {
+        return js_error(&AppError::NotConfigured("the LIVE binding"));
     };
     let Ok(stub) = namespace
         .id_from_string(&ticket.object)
-        .and_then(|id| id.get_stub())
+        .and_then(|id| namespace.get(&id))
     else {
-        return refused();
+        return js_error(&AppError::Unauthorized(
+            "the live ticket is used, expired or was never issued",
+        ));
     };
     let inner = new_request(
         &format!("https://live/connect?secret={}", ticket.secret),
         "GET",
-        &req.inner().headers(),
+        &req.headers(),
         None,
     )?;
-    stub.fetch_with_request(inner).await
+    stub.fetch_request(&inner).await
 }
 
 /// The feed as this deployment has it: through the `LIVE` binding, or absent (503 on the live

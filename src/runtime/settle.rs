@@ -9,13 +9,13 @@
 //! `queueMicrotask` round trip).
 
 use crate::tasks;
+use js_sys::Promise;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use worker::js_sys::Promise;
-use worker::wasm_bindgen::prelude::{wasm_bindgen, Closure};
-use worker::wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::{wasm_bindgen, Closure};
+use wasm_bindgen::JsValue;
 
 #[wasm_bindgen(inline_js = r#"
 let settled;
