@@ -13,7 +13,6 @@ use futures_util::future::{select, Either};
 use js_sys::{self, Object, Reflect};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::pin::pin;
 use std::rc::Rc;
 use wasm_bindgen::{JsCast, JsValue};
@@ -28,7 +27,9 @@ const MAX_IMPORTED: usize = 64;
 
 thread_local! {
     static RING: Rc<RefCell<KeyRing>> = Rc::new(RefCell::new(KeyRing::default()));
-    static IMPORTED: RefCell<HashMap<[u8; 32], web_sys::CryptoKey>> = RefCell::new(HashMap::new());
+    /// By the key's fingerprint: a few keys (at most [`MAX_IMPORTED`]), so a list searched in
+    /// order, smaller in the module than a map.
+    static IMPORTED: RefCell<Vec<([u8; 32], web_sys::CryptoKey)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The identity provider's keys for one request: the isolate's ring, the endpoint, and KV.
@@ -254,7 +255,12 @@ async fn verify_with_webcrypto(
     signature: &[u8],
 ) -> Result<bool, JsValue> {
     let subtle = subtle()?;
-    let imported = IMPORTED.with(|m| m.borrow().get(&key.fingerprint).cloned());
+    let imported = IMPORTED.with(|m| {
+        m.borrow()
+            .iter()
+            .find(|(fingerprint, _)| *fingerprint == key.fingerprint)
+            .map(|(_, k)| k.clone())
+    });
     let crypto_key = match imported {
         Some(k) => k,
         None => {
@@ -268,7 +274,8 @@ async fn verify_with_webcrypto(
                 if m.len() >= MAX_IMPORTED {
                     m.clear();
                 }
-                m.insert(key.fingerprint, k.clone());
+                m.retain(|(fingerprint, _)| *fingerprint != key.fingerprint);
+                m.push((key.fingerprint, k.clone()));
             });
             k
         }
