@@ -24,6 +24,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod indexed;
 pub mod json;
 pub mod json_writer;
 pub mod live;

@@ -346,7 +346,7 @@ const MAX_VERIFIED_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Default)]
 struct Remembered {
-    by_token: std::collections::HashMap<Box<str>, Verified>,
+    by_token: crate::indexed::IndexedMap<String, Verified>,
     token_bytes: usize,
 }
 
@@ -435,7 +435,7 @@ pub async fn verify_bearer<K: PublicKeys>(
             issuer: v.expect.issuer.map(Into::into),
             audience: v.expect.audience.map(Into::into),
         };
-        if c.by_token.insert(token.into(), verified).is_none() {
+        if c.by_token.insert(token.to_owned(), verified).is_none() {
             c.token_bytes += token.len();
         }
     });

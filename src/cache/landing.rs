@@ -16,8 +16,8 @@
 //! first), and at most [`MAX_VIEWS_PER_WRITE`] views read back by one webhook.
 
 use crate::domain::{LandingView, UserId};
+use crate::indexed::IndexedMap;
 use crate::store::RefreshAsk;
-use std::collections::HashMap;
 
 /// How long after a read a view counts as watched.
 pub const WATCH_WINDOW_MS: i64 = 60_000;
@@ -35,7 +35,7 @@ fn newest_first(view: &(LandingView, i64)) -> std::cmp::Reverse<i64> {
 #[derive(Debug, Default)]
 pub struct Watched {
     /// Per user: each view and when it was last read (epoch ms).
-    by_user: HashMap<UserId, Vec<(LandingView, i64)>>,
+    by_user: IndexedMap<UserId, Vec<(LandingView, i64)>>,
 }
 
 impl Watched {
@@ -72,7 +72,7 @@ impl Watched {
                 }
             }
         }
-        let views = self.by_user.entry(user.clone()).or_default();
+        let views = self.by_user.get_or_insert_with(user, Vec::new);
         match views.iter_mut().find(|(v, _)| *v == view) {
             Some(seen) => seen.1 = now,
             None => {
@@ -118,7 +118,7 @@ impl Watched {
                 }
             }
             None => {
-                for (user, v) in &self.by_user {
+                for (user, v) in self.by_user.iter() {
                     take(user, live(v));
                 }
             }

@@ -7,8 +7,8 @@ use super::keys::KeySpec;
 use super::memory::{Entry, MemoryTier};
 use super::policy::{Breaker, Policy};
 use crate::domain::{CallId, UserId, Version};
+use crate::indexed::IndexedMap;
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 /// Counters, for `GET /api/cache/stats`.
@@ -86,7 +86,7 @@ const MAX_TRACKED_USERS: usize = 10_000;
 #[derive(Debug, Default)]
 pub struct Stats {
     pub total: Counters,
-    pub per_user: HashMap<UserId, Counters>,
+    pub per_user: IndexedMap<UserId, Counters>,
 }
 
 impl Stats {
@@ -96,7 +96,9 @@ impl Stats {
             if self.per_user.len() >= MAX_TRACKED_USERS && !self.per_user.contains_key(user) {
                 self.per_user.clear();
             }
-            self.per_user.entry(user.clone()).or_default().add(&f);
+            self.per_user
+                .get_or_insert_with(user, Counters::default)
+                .add(&f);
         }
     }
 }
@@ -386,28 +388,30 @@ impl VersionView {
 /// bound a load simply goes unmarked (its followers load too), which costs D1 reads, never
 /// correctness.
 pub struct Inflight {
-    keys: HashSet<String>,
+    /// A set, as a map to nothing: an [`IndexedMap`] keyed by `String` shares its table code
+    /// with the crate's others.
+    keys: IndexedMap<String, ()>,
     max: usize,
 }
 
 impl Inflight {
     pub fn new(max: usize) -> Self {
         Self {
-            keys: HashSet::new(),
+            keys: IndexedMap::new(),
             max,
         }
     }
 
     /// Marks `key`; false when it is already marked or the set is full.
     pub fn insert(&mut self, key: &str) -> bool {
-        if self.keys.len() >= self.max || self.keys.contains(key) {
+        if self.keys.len() >= self.max || self.keys.contains_key(key) {
             return false;
         }
-        self.keys.insert(key.to_owned())
+        self.keys.insert(key.to_owned(), ()).is_none()
     }
 
     pub fn contains(&self, key: &str) -> bool {
-        self.keys.contains(key)
+        self.keys.contains_key(key)
     }
 
     pub fn remove(&mut self, key: &str) {
@@ -484,7 +488,7 @@ pub struct CacheState {
     pub watched: RefCell<super::landing::Watched>,
     pub feed: Cell<Feed>,
     /// Refreshed views waiting for their KV write, by logical key (`read::write_behind`).
-    pub waiting_writes: RefCell<HashMap<String, WaitingWrite>>,
+    pub waiting_writes: RefCell<IndexedMap<String, WaitingWrite>>,
 }
 
 /// Views waiting for their KV write at most: refreshed views are watched ones
@@ -527,7 +531,7 @@ impl CacheState {
                 started_at: i64::MIN,
                 ..Feed::default()
             }),
-            waiting_writes: RefCell::new(HashMap::new()),
+            waiting_writes: RefCell::new(IndexedMap::new()),
         }
     }
 

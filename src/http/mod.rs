@@ -410,14 +410,17 @@ pub(crate) fn small_object(
     };
     let unknown = |k: &&String| known.is_some_and(|known| !known.contains(&k.as_str()));
     if let Some(other) = body.keys().find(unknown) {
+        let mut expected = String::new();
+        for k in known.unwrap_or_default() {
+            if !expected.is_empty() {
+                expected.push_str(", ");
+            }
+            expected.push('`');
+            expected.push_str(k);
+            expected.push('`');
+        }
         return Err(AppError::InvalidJson(format!(
-            "the body must be {shape}: unknown field `{other}`, expected one of {}",
-            known
-                .unwrap_or_default()
-                .iter()
-                .map(|k| format!("`{k}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "the body must be {shape}: unknown field `{other}`, expected one of {expected}"
         )));
     }
     Ok(body)

@@ -66,7 +66,15 @@ fn meta_json(served: &Served<Payload>, extra_meta: &[(&str, &dyn ToJson)]) -> St
             fields.push((k, json_writer::to_string(v)));
         }
     }
-    fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    // In name order. A handful of fields with distinct names: an insertion sort, rather than
+    // a copy of the standard library's unstable sort (about 1 KB of the gzipped module).
+    for i in 1..fields.len() {
+        let mut j = i;
+        while j > 0 && fields[j - 1].0 > fields[j].0 {
+            fields.swap(j - 1, j);
+            j -= 1;
+        }
+    }
     let mut out = String::with_capacity(
         fields
             .iter()
