@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
-# The real esbuild runs behind scripts/lean-entry.mjs, which exports the entry class without
-# worker-build's per-request proxies (that file says why).
+# The real esbuild runs behind scripts/lean-entry.mjs, which exports the handlers as a plain
+# object instead of worker-build's proxied entry class (that file says why).
 export LEAN_ENTRY_ESBUILD="${ESBUILD_BIN:-$PWD/node_modules/.bin/esbuild}"
 export ESBUILD_BIN="$PWD/scripts/lean-entry.mjs"
 worker-build --release "$@"

@@ -141,7 +141,9 @@ fn on_abort() {
 
 /// When an instance starts: a panic is printed to the console and marks the instance as
 /// crashed, so the entry replaces it before the next call; an abort replaces it too.
-#[wasm_bindgen(start)]
+/// Private: not exported to JavaScript (worker-build would otherwise make it a handler of the
+/// entry, callable by anything bound to this worker).
+#[wasm_bindgen(start, private)]
 fn start() {
     std::panic::set_hook(Box::new(|info| {
         console_error_panic_hook::hook(info);
