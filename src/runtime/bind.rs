@@ -263,7 +263,12 @@ impl Chunks {
         if chunk.is_undefined() {
             return Ok(None);
         }
-        Ok(Some(js_sys::Uint8Array::new(&chunk).to_vec()))
+        // A byte stream's chunks are `Uint8Array`s already: copied once, into wasm memory
+        // (`new Uint8Array(chunk)` would copy them in JavaScript first).
+        let bytes = chunk
+            .dyn_into::<js_sys::Uint8Array>()
+            .unwrap_or_else(|other| js_sys::Uint8Array::new(&other));
+        Ok(Some(bytes.to_vec()))
     }
 }
 

@@ -214,14 +214,15 @@ fn meta_count(meta: &JsValue, name: &str) -> u64 {
 }
 
 impl D1Rows {
-    fn rows(&self) -> AppResult<Array> {
-        Ok(self.0.results().unwrap_or_default())
+    /// The result's rows; none when it has no `results` (a statement that returns nothing).
+    fn rows(&self) -> Array {
+        self.0.results().unwrap_or_default()
     }
 }
 
 impl RowSet for D1Rows {
     fn decode<T: FromRow>(&self) -> AppResult<Vec<T>> {
-        self.rows()?
+        self.rows()
             .iter()
             .map(|row| T::from_row(&Columns::new(&JsRow(row))))
             .collect()
@@ -230,7 +231,7 @@ impl RowSet for D1Rows {
     fn texts(&self, column: &str) -> AppResult<Vec<String>> {
         let missing = || AppError::internal(format!("a D1 row without text {column}"));
         let key = JsValue::from_str(column);
-        self.rows()?
+        self.rows()
             .iter()
             .map(|row| {
                 let value = Reflect::get(&row, &key).map_err(|_| missing())?;

@@ -146,9 +146,14 @@ impl JwksSource for WorkersKeys {
             let chunk = match chunks.next().await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
-                // An aborted stream simply ends (as it did under `worker`'s byte stream).
-                Err(e) if js_error(e.clone()) == "Error: aborted" => break,
-                Err(e) => return Err(js_error(e)),
+                Err(e) => {
+                    let e = js_error(e);
+                    // An aborted stream simply ends (as it did under `worker`'s byte stream).
+                    if e == "Error: aborted" {
+                        break;
+                    }
+                    return Err(e);
+                }
             };
             if body.len().saturating_add(chunk.len()) > MAX_JWKS_BYTES {
                 return Err(format!("body larger than {MAX_JWKS_BYTES} bytes"));
@@ -245,16 +250,12 @@ fn verify_algorithm(key: &PublicKey) -> Result<Object, JsValue> {
     }
 }
 
-fn subtle() -> Result<web_sys::SubtleCrypto, JsValue> {
-    Ok(super::bind::subtle_crypto())
-}
-
 async fn verify_with_webcrypto(
     key: &PublicKey,
     signing_input: &[u8],
     signature: &[u8],
 ) -> Result<bool, JsValue> {
-    let subtle = subtle()?;
+    let subtle = super::bind::subtle_crypto();
     let imported = IMPORTED.with(|m| {
         m.borrow()
             .iter()
