@@ -36,7 +36,7 @@ fi
 
 # The module's size budget: gzip -9 of the wasm, in KB, set just over what the build reaches,
 # so growth is a decision (raise it here, in the same commit) rather than an accident.
-budget_kb="${WASM_GZIP_BUDGET_KB:-194}"
+budget_kb="${WASM_GZIP_BUDGET_KB:-195}"
 gz_bytes=$(gzip -9 -c build/index_bg.wasm | wc -c)
 gz_kb=$(( (gz_bytes + 1023) / 1024 ))
 if [ "$gz_kb" -gt "$budget_kb" ]; then

@@ -339,9 +339,10 @@ async fn replay_parked(parking: &KvParking, store: &Store<D1>, reads: &Reads, li
 export function request_head(req, reads, options, writes) {
   const method = req.method;
   const names = method === "GET" || method === "HEAD" ? reads : method === "OPTIONS" ? options : writes;
+  const headers = req.headers;
   let out = method + "\n" + req.url;
   for (const name of names) {
-    const value = req.headers.get(name);
+    const value = headers.get(name);
     out += value === null ? "\n" : "\n=" + value;
   }
   return out;

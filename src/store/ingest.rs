@@ -478,7 +478,7 @@ fn read_refreshes<R: RowSet>(
         let found = rows(at)?.decode::<ChangedRow>()?.into_iter().next();
         let analyzed = found.as_ref().is_some_and(|f| f.analyzed != 0);
         let json = found
-            .map(|f| super::rows::with_rfc3339_times(&f.j))
+            .map(|f| super::rows::call_from_values(&f.j))
             .transpose()?;
         let stats = if ask.aggregates {
             Some(super::stats_from_rows(rows(at + 1)?, rows(at + 2)?)?)

@@ -1,8 +1,9 @@
 //! The D1 repository: SQL lives here and only here.
 //!
 //! [`Store`] builds [`Statement`]s and decodes rows; it talks to the database through the
-//! small [`Database`] trait. A call comes back as the JSON text D1 builds for it
-//! (`sql::call_json!`), and a list of calls as one JSON array of those (`sql::call_json_array!`),
+//! small [`Database`] trait. A call comes back as one JSON array of its values
+//! (`sql::call_values!`), which `rows` writes as the API's call, and a list of calls as one
+//! JSON array of those (`sql::call_json_array!`),
 //! with the user's version in the same statement: a page crosses from D1 as one string, which
 //! the response and the cache use as they are. (Filtered pages still read a text per call:
 //! they need each row's place to say where a scan stopped.) (The
@@ -525,16 +526,15 @@ fn page_statement(
 
 /// A page from the JSON of its `limit + 1` calls: the extra one only says that a next page
 /// exists; the last one kept is where it starts.
-/// Each row's call JSON (`j`), timestamps written as the API writes them.
+/// Each row's call (`j`, its values) as the API writes it.
 fn call_jsons<R: RowSet>(rows: &R) -> AppResult<Vec<String>> {
     rows.texts("j")?
         .iter()
-        .map(|j| rows::with_rfc3339_times(j))
+        .map(|j| rows::call_from_values(j))
         .collect()
 }
 
-/// A call list as one JSON array (`sql::call_json_array!`), timestamps written as the API
-/// writes them.
+/// A call list (`sql::call_json_array!`) as the API writes it.
 struct CallList {
     json: String,
     count: usize,
@@ -558,7 +558,7 @@ fn call_list<R: RowSet>(rows: &R) -> AppResult<CallList> {
         .transpose()
         .map_err(|_| AppError::internal("a negative version"))?;
     Ok(CallList {
-        json: rows::with_rfc3339_times(&json)?,
+        json: rows::calls_from_values(&json)?,
         count: usize::try_from(row.n).map_err(|_| AppError::internal("a call list's count"))?,
         version,
     })

@@ -12,96 +12,222 @@ fn bad(column: &str, value: &str) -> AppError {
     AppError::internal(format!("unexpected {column} in D1 row: {value:?}"))
 }
 
-/// A call's JSON as D1 built it (`sql::call_json!`, its timestamps epoch milliseconds) with
-/// each timestamp written as RFC 3339, exactly as `Timestamp` serializes. A timestamp key
-/// is found by its text: `At":` cannot occur inside a string (a quote there is escaped), so
-/// every occurrence ends a key, and the key is one of the call's own.
-pub(super) fn with_rfc3339_times(json: &str) -> AppResult<String> {
-    // A byte scan rather than `str::find`: a page of 100 calls holds 500 timestamps, and
-    // building a substring searcher for each one, then `core::fmt` for each timestamp, was
-    // most of a D1 page's time in wasm.
-    let bytes = json.as_bytes();
-    let mut out = String::with_capacity(json.len() + json.len() / 8);
-    let (mut copied, mut from) = (0, 0);
-    while let Some(at) = find_key_end(bytes, from) {
-        from = at;
-        if !is_time_key(&bytes[..at]) {
-            continue;
-        }
-        let digits = bytes[at..]
-            .iter()
-            .position(|&b| !(b.is_ascii_digit() || b == b'-'))
-            .map_or(bytes.len(), |n| at + n);
-        if digits == at {
-            continue; // null
-        }
-        let ms =
-            parse_millis(&bytes[at..digits]).ok_or_else(|| bad("timestamp", &json[at..digits]))?;
-        out.push_str(&json[copied..at]);
-        out.push('"');
-        Timestamp::from_millis(ms).push_rfc3339(&mut out);
-        out.push('"');
-        (copied, from) = (digits, digits);
-    }
-    out.push_str(&json[copied..]);
+/// How many values `sql::call_values!` lists for a call.
+const CALL_VALUES: usize = 28;
+
+/// One call as the API writes it (the bytes `json_writer` gives a `domain::Call`) from the
+/// values SQLite listed for it (`sql::call_values!`): `[…]` → `{"id":…}`.
+pub(super) fn call_from_values(values: &str) -> AppResult<String> {
+    let mut out = String::with_capacity(values.len() * 2 + 256);
+    let mut at = Values::new(values);
+    write_call(&mut at, &mut out)?;
+    at.finish()?;
     Ok(out)
 }
 
-/// Whether `before` (the text up to the end of a key `…At":`) ends with one of a call's
-/// timestamp keys: `"startedAt":`, `"endedAt":`, `"completedAt":`, `"createdAt":` or
-/// `"updatedAt":`.
-fn is_time_key(before: &[u8]) -> bool {
-    let Some(name) = before.strip_suffix(b"At\":") else {
-        return false;
-    };
-    [
-        &b"\"started"[..],
-        b"\"ended",
-        b"\"completed",
-        b"\"created",
-        b"\"updated",
-    ]
-    .iter()
-    .any(|key| name.ends_with(key))
+/// A list of calls as the API writes it from a list of their values
+/// (`sql::call_json_array!`): `[[…],[…]]` → `[{"id":…},{"id":…}]`, `[]` → `[]`.
+pub(super) fn calls_from_values(list: &str) -> AppResult<String> {
+    // The keys about double a call's values; one allocation for a page.
+    let mut out = String::with_capacity(list.len() * 2 + 256);
+    let mut at = Values::new(list);
+    at.expect(b'[')?;
+    out.push('[');
+    if !at.eat(b']') {
+        loop {
+            write_call(&mut at, &mut out)?;
+            if at.eat(b',') {
+                out.push(',');
+                continue;
+            }
+            at.expect(b']')?;
+            break;
+        }
+    }
+    out.push(']');
+    at.finish()?;
+    Ok(out)
 }
 
-/// Where the next `At":` after `from` ends: the end of a key such as `"startedAt":`. The text
-/// cannot occur inside a string (a quote there is escaped), so every occurrence ends a key.
-/// The `A`s are looked for eight bytes at a time (a page is tens of KB, and a byte loop
-/// over it was a third of rewriting its times).
-fn find_key_end(bytes: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    loop {
-        let a = next_byte(bytes, i, b'A')?;
-        if bytes.get(a..a + 4) == Some(b"At\":") {
-            return Some(a + 4);
+/// What a call's JSON is written from: each entry's text (a key, with what closes and
+/// separates before it), then what follows it.
+#[derive(Clone, Copy)]
+enum Put {
+    /// The value at this index, as SQLite wrote it.
+    Value(usize),
+    /// The timestamp at this index (epoch milliseconds or `null`) as RFC 3339.
+    Time(usize),
+    /// `true` when the value at this index is 1, `false` otherwise (0 or `null`).
+    Flag(usize),
+    /// An object whose entries are the next ones, up to its `End`: `null` instead, skipping
+    /// them, when the value at either index is `null`.
+    ObjectUnlessNull(usize, usize),
+    /// The end of an object (`}`).
+    End,
+}
+
+/// A call as `domain::Call` serializes it, from the values `sql::call_values!` lists: the
+/// keys in its order, a recording, an analysis or an enrichment `null` when its first value
+/// is (an enrichment also without its time).
+const CALL_LAYOUT: [(&str, Put); 35] = [
+    ("{\"id\":", Put::Value(0)),
+    (",\"provider\":", Put::Value(1)),
+    (",\"direction\":", Put::Value(2)),
+    (",\"from\":", Put::Value(3)),
+    (",\"to\":", Put::Value(4)),
+    (",\"status\":", Put::Value(5)),
+    (",\"answered\":", Put::Flag(6)),
+    (",\"startedAt\":", Put::Time(7)),
+    (",\"endedAt\":", Put::Time(8)),
+    (",\"durationSeconds\":", Put::Value(9)),
+    (",\"recording\":", Put::ObjectUnlessNull(10, 10)),
+    ("{\"id\":", Put::Value(10)),
+    (",\"url\":", Put::Value(11)),
+    (",\"durationSeconds\":", Put::Value(12)),
+    (",\"status\":", Put::Value(13)),
+    ("}", Put::End),
+    (",\"analysis\":", Put::ObjectUnlessNull(14, 14)),
+    ("{\"status\":", Put::Value(14)),
+    (",\"intent\":", Put::Value(15)),
+    (",\"confidence\":", Put::Value(16)),
+    (",\"summary\":", Put::Value(17)),
+    (",\"completedAt\":", Put::Time(18)),
+    ("}", Put::End),
+    (",\"enrichment\":", Put::ObjectUnlessNull(19, 25)),
+    ("{\"phoneNumber\":", Put::Value(19)),
+    (",\"callerName\":", Put::Value(20)),
+    (",\"callerType\":", Put::Value(21)),
+    (",\"lineType\":", Put::Value(22)),
+    (",\"carrier\":", Put::Value(23)),
+    (",\"spamScore\":", Put::Value(24)),
+    (",\"updatedAt\":", Put::Time(25)),
+    ("}", Put::End),
+    (",\"createdAt\":", Put::Time(26)),
+    (",\"updatedAt\":", Put::Time(27)),
+    ("}", Put::End),
+];
+
+/// The next call's values from `at`, written as the API's call (`CALL_LAYOUT`): each value's
+/// JSON as SQLite wrote it (strings already escaped, numbers as `json_object` writes them),
+/// `answered` as a boolean, the timestamps as RFC 3339.
+fn write_call(at: &mut Values<'_>, out: &mut String) -> AppResult<()> {
+    let values = at.call()?;
+    let value = |n: usize| values.get(n).copied().unwrap_or(NULL);
+    let mut entries = CALL_LAYOUT.iter();
+    while let Some(&(text, put)) = entries.next() {
+        out.push_str(text);
+        match put {
+            Put::Value(n) => out.push_str(value(n)),
+            Put::Time(n) => push_time(out, value(n))?,
+            Put::Flag(n) => out.push_str(if value(n) == "1" { "true" } else { "false" }),
+            Put::ObjectUnlessNull(first, other) => {
+                if value(first) == NULL || value(other) == NULL {
+                    out.push_str(NULL);
+                    entries.find(|(_, put)| matches!(put, Put::End));
+                }
+            }
+            Put::End => {}
         }
-        i = a + 1;
+    }
+    Ok(())
+}
+
+/// SQL's NULL as JSON.
+const NULL: &str = "null";
+
+/// A timestamp value (epoch milliseconds, or `null`) as the API writes it.
+fn push_time(out: &mut String, value: &str) -> AppResult<()> {
+    if value == NULL {
+        out.push_str(NULL);
+        return Ok(());
+    }
+    let ms = parse_millis(value.as_bytes()).ok_or_else(|| bad("timestamp", value))?;
+    out.push('"');
+    Timestamp::from_millis(ms).push_rfc3339(out);
+    out.push('"');
+    Ok(())
+}
+
+/// A reader over SQLite's JSON arrays of SQL values: strings (escaped, never holding an
+/// unescaped quote), numbers and `null`, nothing nested but the list of calls itself.
+struct Values<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Values<'a> {
+    fn new(text: &'a str) -> Self {
+        Values { text, at: 0 }
+    }
+
+    fn misshapen(&self) -> AppError {
+        AppError::internal("a call's values from D1 of an unexpected shape")
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        let hit = self.text.as_bytes().get(self.at) == Some(&byte);
+        if hit {
+            self.at += 1;
+        }
+        hit
+    }
+
+    fn expect(&mut self, byte: u8) -> AppResult<()> {
+        if self.eat(byte) {
+            Ok(())
+        } else {
+            Err(self.misshapen())
+        }
+    }
+
+    fn finish(&self) -> AppResult<()> {
+        if self.at == self.text.len() {
+            Ok(())
+        } else {
+            Err(self.misshapen())
+        }
+    }
+
+    /// One call's values: `[v0,…,v27]`.
+    fn call(&mut self) -> AppResult<[&'a str; CALL_VALUES]> {
+        let bytes = self.text.as_bytes();
+        let mut values = [NULL; CALL_VALUES];
+        for (n, value) in values.iter_mut().enumerate() {
+            if bytes.get(self.at) != Some(if n == 0 { &b'[' } else { &b',' }) {
+                return Err(self.misshapen());
+            }
+            let start = self.at + 1;
+            let end = value_end(bytes, start).ok_or_else(|| self.misshapen())?;
+            // Both ends are next to ASCII, so both are char boundaries.
+            *value = self.text.get(start..end).ok_or_else(|| self.misshapen())?;
+            self.at = end;
+        }
+        self.expect(b']')?;
+        Ok(values)
     }
 }
 
-/// The index of the first `byte` at or after `from` in `bytes`, reading a word at a time: a
-/// word holds `byte` where XOR with it leaves a zero byte, and the lowest zero byte of `x`
-/// is the lowest set bit of `(x - 0x01…) & !x & 0x80…` (borrows only run upward, past it).
-fn next_byte(bytes: &[u8], from: usize, byte: u8) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
-    let pattern = ONES * u64::from(byte);
-    let rest = bytes.get(from..)?;
-    let mut words = rest.chunks_exact(8);
-    let mut at = from;
-    for word in &mut words {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        let x = u64::from_le_bytes(w) ^ pattern;
-        let found = x.wrapping_sub(ONES) & !x & HIGHS;
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
+/// Where the value starting at `start` ends: after a string's closing quote, or after a
+/// number's or `null`'s last byte. `None` for anything else.
+fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let rest = bytes.get(start..)?;
+    if rest.first() == Some(&b'"') {
+        // To the first quote no backslash escapes; an escape is two bytes, or six for
+        // `\uXXXX`, whose last four are never a quote or a backslash.
+        let mut i = 1;
+        loop {
+            match rest.get(i)? {
+                b'"' => return Some(start + i + 1),
+                b'\\' => i += 2,
+                _ => i += 1,
+            }
         }
-        at += 8;
     }
-    let tail = words.remainder();
-    tail.iter().position(|&b| b == byte).map(|p| at + p)
+    let len = rest
+        .iter()
+        .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'a'..=b'z'))
+        .unwrap_or(rest.len());
+    (len > 0).then_some(start + len)
 }
 
 /// Epoch milliseconds as SQLite writes an integer: an optional `-`, then digits. `None` for
@@ -111,20 +237,19 @@ fn parse_millis(text: &[u8]) -> Option<i64> {
         (b'-', rest) => (true, rest),
         _ => (false, text),
     };
-    if digits.is_empty() {
+    // Nineteen digits always fit a u64, so no multiply needs an overflow check (on wasm32,
+    // a call to a 128-bit multiply per digit); the sign's range is checked once.
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let mut value: i64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        let d = i64::from(d - b'0');
-        value = value
-            .checked_mul(10)?
-            .checked_add(if negative { -d } else { d })?;
+    let value = digits
+        .iter()
+        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    if negative {
+        0i64.checked_sub_unsigned(value)
+    } else {
+        i64::try_from(value).ok()
     }
-    Some(value)
 }
 
 /// A call list's row (`sql::call_json_array!`) but its JSON text, which is read apart
@@ -391,33 +516,7 @@ impl FromRow for IntentRow {
 
 #[cfg(test)]
 mod tests {
-    use super::{next_byte, parse_millis, with_rfc3339_times};
-
-    #[test]
-    fn a_byte_is_found_a_word_at_a_time_exactly_where_a_byte_loop_finds_it() {
-        let mut x: u32 = 0x2545_f491;
-        let mut bytes = Vec::new();
-        for _ in 0..4096 {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            // Few distinct values, high bits included (where a word's borrows could mislead).
-            bytes.push([b'A', 0x00, 0x40, 0x41 ^ 0x80, 0xC1, 0xFF, b'B', 0x01][(x % 8) as usize]);
-        }
-        for from in 0..=bytes.len() + 1 {
-            for byte in [b'A', 0x00, 0xFF, 0x01, b'Z'] {
-                let naive = bytes
-                    .get(from..)
-                    .and_then(|rest| rest.iter().position(|&b| b == byte))
-                    .map(|p| from + p);
-                assert_eq!(
-                    next_byte(&bytes, from, byte),
-                    naive,
-                    "{byte:#x} from {from}"
-                );
-            }
-        }
-    }
+    use super::{call_from_values, calls_from_values, parse_millis};
 
     #[test]
     fn milliseconds_parse_as_sqlite_writes_integers_and_nothing_else() {
@@ -437,31 +536,89 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_whole_list_is_rewritten_as_each_of_its_calls_would_be() {
-        let one = r#"{"id":"CA1","startedAt":1709662933045,"endedAt":null,"createdAt":0,"updatedAt":-62167219200000}"#;
-        let list = format!("[{one},{one}]");
-        let each = with_rfc3339_times(one).expect("rewrites");
-        assert_eq!(
-            with_rfc3339_times(&list).expect("rewrites"),
-            format!("[{each},{each}]")
-        );
-        assert!(with_rfc3339_times(r#"{"startedAt":1-2}"#).is_err());
+    /// One call's values as `sql::call_values!` lists them, with `$id` for its id.
+    fn values(id: &str) -> String {
+        format!(
+            concat!(
+                r#"["{}","twilio","inbound","+1 \"555\"","+1\\555","completed",1,1709662933045,null,"#,
+                r#"42,"RE1","https://x/r?a=1&b=\u0001",42,"completed","#,
+                r#""completed","sales",0.875,"said \"buy\"",-1,"#,
+                r#""+15550100",null,"consumer","mobile","AT&T",1.5e-07,1709662933000,0,-62167219200000]"#
+            ),
+            id
+        )
     }
 
     #[test]
-    fn only_a_calls_own_timestamp_keys_are_rewritten_and_strings_that_look_like_them_are_not() {
-        let json = concat!(
-            r#"{"id":"CA1","from":"\"startedAt\":5","startedAt":-1,"endedAt":null,"#,
-            r#""analysis":{"summary":"lastAt\":1 \\\"updatedAt\":2","completedAt":1709662933045},"#,
-            r#""waitedAt":7,"createdAt":0,"updatedAt":1709662933000}"#
-        );
+    fn a_calls_values_are_written_with_the_apis_keys_nesting_and_times() {
         let want = concat!(
-            r#"{"id":"CA1","from":"\"startedAt\":5","startedAt":"1969-12-31T23:59:59.999Z","endedAt":null,"#,
-            r#""analysis":{"summary":"lastAt\":1 \\\"updatedAt\":2","completedAt":"2024-03-05T18:22:13.045Z"},"#,
-            r#""waitedAt":7,"createdAt":"1970-01-01T00:00:00Z","updatedAt":"2024-03-05T18:22:13Z"}"#
+            r#"{"id":"CA1","provider":"twilio","direction":"inbound","from":"+1 \"555\"","to":"+1\\555","#,
+            r#""status":"completed","answered":true,"startedAt":"2024-03-05T18:22:13.045Z","endedAt":null,"#,
+            r#""durationSeconds":42,"recording":{"id":"RE1","url":"https://x/r?a=1&b=\u0001","durationSeconds":42,"status":"completed"},"#,
+            r#""analysis":{"status":"completed","intent":"sales","confidence":0.875,"summary":"said \"buy\"","completedAt":"1969-12-31T23:59:59.999Z"},"#,
+            r#""enrichment":{"phoneNumber":"+15550100","callerName":null,"callerType":"consumer","lineType":"mobile","carrier":"AT&T","spamScore":1.5e-07,"updatedAt":"2024-03-05T18:22:13Z"},"#,
+            r#""createdAt":"1970-01-01T00:00:00Z","updatedAt":"0000-01-01T00:00:00Z"}"#
         );
-        assert_eq!(with_rfc3339_times(json).expect("rewrites"), want);
+        assert_eq!(call_from_values(&values("CA1")).expect("writes"), want);
         assert!(serde_json::from_str::<serde_json::Value>(want).is_ok());
+    }
+
+    #[test]
+    fn a_missing_recording_analysis_or_enrichment_is_null_and_answered_is_true_only_for_one() {
+        let bare = r#"["CA2","retell","outbound","a","b","failed",0,5,6,null,null,null,null,"completed",null,null,null,null,null,"+1",null,null,null,null,null,null,7,8]"#;
+        let want = concat!(
+            r#"{"id":"CA2","provider":"retell","direction":"outbound","from":"a","to":"b","status":"failed","#,
+            r#""answered":false,"startedAt":"1970-01-01T00:00:00.005Z","endedAt":"1970-01-01T00:00:00.006Z","#,
+            r#""durationSeconds":null,"recording":null,"analysis":null,"enrichment":null,"#,
+            r#""createdAt":"1970-01-01T00:00:00.007Z","updatedAt":"1970-01-01T00:00:00.008Z"}"#
+        );
+        assert_eq!(call_from_values(bare).expect("writes"), want);
+        let unknown = bare.replacen(",0,5,", ",null,5,", 1);
+        assert_eq!(call_from_values(&unknown).expect("writes"), want);
+    }
+
+    #[test]
+    fn a_whole_list_is_written_as_each_of_its_calls_would_be() {
+        let (one, two) = (values("CA1"), values("CA\\\"2"));
+        let list = format!("[{one},{two}]");
+        assert_eq!(
+            calls_from_values(&list).expect("writes"),
+            format!(
+                "[{},{}]",
+                call_from_values(&one).expect("writes"),
+                call_from_values(&two).expect("writes")
+            )
+        );
+        assert_eq!(calls_from_values("[]").expect("writes"), "[]");
+    }
+
+    #[test]
+    fn values_of_an_unexpected_shape_are_an_error_not_a_wrong_call() {
+        let good = values("CA1");
+        let too_few = good.replacen("\"CA1\",", "", 1);
+        let too_many = good.replacen("[", "[1,", 1);
+        let bad_time = good.replacen("1709662933045", "1-2", 1);
+        let open_string = good[..good.len() - 40].to_owned();
+        let nested = good.replacen("42,", "[42],", 1);
+        for text in [
+            &too_few,
+            &too_many,
+            &bad_time,
+            &open_string,
+            &nested,
+            &format!("{good}x"),
+            "",
+        ] {
+            assert!(call_from_values(text).is_err(), "{text}");
+        }
+        for text in [
+            "[",
+            "[[]]",
+            &format!("[{good}"),
+            &format!("[{good},]"),
+            &good,
+        ] {
+            assert!(calls_from_values(text).is_err(), "{text}");
+        }
     }
 }

@@ -37,47 +37,30 @@ macro_rules! version_of {
     };
 }
 
-/// A call as the API writes it, built by SQLite as one JSON text: the same fields, order and
-/// escaping as serializing `domain::Call` (`store::tests` holds the two to the same bytes),
-/// so a page crosses from D1 as one string per call instead of 28 fields. Numbers with a
-/// fraction are written with 15 significant digits (SQLite's `%!.15g`). The timestamps are
-/// left as epoch milliseconds and written as RFC 3339 by the store
-/// (`rows::with_rfc3339_times`): `strftime` was more than half of this statement's time.
-macro_rules! call_json {
+/// A call's values as SQLite lists them: one JSON array of the 28 columns a call is written
+/// from, in a fixed order, that the store writes as the API's call (`rows::call_from_values`:
+/// the keys, the nested recording, analysis and enrichment, the timestamps as RFC 3339), so a
+/// page crosses from D1 as one string instead of 28 fields per call. A list of values and not
+/// the call's JSON itself (`json_object`) because that was the D1 page's largest cost in
+/// Miniflare: SQLite writing every key of every call, then the text, twice its size and every
+/// key's quotes escaped, written and parsed again as D1's own JSON answer (about 150 µs of a
+/// 50-call page, `npm run profile`). Numbers with a fraction are written with 15 significant
+/// digits (SQLite's `%!.15g`, as `json_object` writes them); `answered` is 1 or 0 (or NULL),
+/// a recording's missing status is `completed`. Timestamps are epoch milliseconds:
+/// `strftime` was more than half of this statement's time.
+macro_rules! call_values {
     () => {
-        concat!(
-            "json_object('id', c.id, 'provider', c.provider, 'direction', c.direction, \
-             'from', c.from_number, 'to', c.to_number, 'status', c.status, \
-             'answered', json(CASE WHEN c.answered <> 0 THEN 'true' ELSE 'false' END), \
-             'startedAt', ",
-            "c.started_at",
-            ", 'endedAt', ",
-            "c.ended_at",
-            ", 'durationSeconds', c.duration_seconds, \
-             'recording', CASE WHEN c.rec_id IS NULL THEN NULL ELSE json_object('id', c.rec_id, \
-               'url', c.rec_url, 'durationSeconds', c.rec_duration, \
-               'status', COALESCE(c.rec_status, 'completed')) END, \
-             'analysis', CASE WHEN c.an_status IS NULL THEN NULL ELSE json_object('status', \
-               c.an_status, 'intent', c.an_intent, 'confidence', c.an_confidence, \
-               'summary', c.an_summary, 'completedAt', ",
-            "c.an_completed_at",
-            ") END, \
-             'enrichment', CASE WHEN c.en_phone IS NULL OR c.en_updated_at IS NULL THEN NULL \
-               ELSE json_object('phoneNumber', c.en_phone, 'callerName', c.en_caller_name, \
-               'callerType', c.en_caller_type, 'lineType', c.en_line_type, \
-               'carrier', c.en_carrier, 'spamScore', c.en_spam_score, 'updatedAt', ",
-            "c.en_updated_at",
-            ") END, 'createdAt', ",
-            "c.created_at",
-            ", 'updatedAt', ",
-            "c.updated_at",
-            ")"
-        )
+        "json_array(c.id, c.provider, c.direction, c.from_number, c.to_number, c.status, \
+         c.answered <> 0, c.started_at, c.ended_at, c.duration_seconds, \
+         c.rec_id, c.rec_url, c.rec_duration, COALESCE(c.rec_status, 'completed'), \
+         c.an_status, c.an_intent, c.an_confidence, c.an_summary, c.an_completed_at, \
+         c.en_phone, c.en_caller_name, c.en_caller_type, c.en_line_type, c.en_carrier, \
+         c.en_spam_score, c.en_updated_at, c.created_at, c.updated_at)"
     };
 }
 
 /// A list of calls as one row: `j`, the JSON array of the calls `$list` selects and orders
-/// (newest first, `LIMIT`ed), each call's JSON as the API writes it; `n`, how many it holds;
+/// (newest first, `LIMIT`ed), each call's values (`call_values!`); `n`, how many it holds;
 /// then `$extra` (more output columns, or nothing). The whole list crosses from D1 as one
 /// string instead of a row per call, and an aggregate always answers one row, so an empty
 /// list still carries `$extra` (a page's version).
@@ -94,7 +77,7 @@ macro_rules! call_json_array {
             "SELECT '[' || COALESCE(group_concat(p.j, ','), '') || ']' AS j, COUNT(*) AS n",
             $extra,
             " FROM (SELECT ",
-            call_json!(),
+            call_values!(),
             " AS j FROM calls c ",
             $list,
             ") p"
@@ -111,7 +94,7 @@ macro_rules! versioned_page_json {
     };
 }
 
-/// One row per call, its JSON in `j` and, in `v`, the version of the user `$user` names as
+/// One row per call, its values (`call_values!`) in `j` and, in `v`, the version of the user `$user` names as
 /// the same statement saw it: the data and its version in one read, no batch. (An
 /// uncorrelated subquery: evaluated once per statement.) No row, no version: the store then
 /// reads both again in one batch.
@@ -119,7 +102,7 @@ macro_rules! versioned_call_json_select {
     ($user:literal) => {
         concat!(
             "SELECT ",
-            call_json!(),
+            call_values!(),
             " AS j, ",
             version_of!($user),
             " AS v FROM calls c "
@@ -171,7 +154,7 @@ macro_rules! filtered_page {
     ($index:literal, $way_in:literal) => {
         concat!(
             "SELECT ",
-            call_json!(),
+            call_values!(),
             " AS j, c.started_at AS s, c.id AS i FROM (SELECT c.* ",
             filtered_scan!($index, $way_in),
             " LIMIT ?9) c \
@@ -648,7 +631,7 @@ macro_rules! claimed_owner {
 /// of watched users, so it costs the same whoever is watched. ?1–?3 as `claimed_owner`.
 pub const REFRESH_CHANGED_CALL: &str = concat!(
     "SELECT ",
-    call_json!(),
+    call_values!(),
     " AS j, c.analyzed FROM calls c WHERE c.id = \
      (SELECT d.call_id FROM webhook_deliveries d WHERE d.provider = ?1 \
       AND d.delivery_key = ?2 AND d.claim = ?3 AND d.outcome = 'applied') \
