@@ -23,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod hex;
 pub mod http;
 pub mod indexed;
 pub mod json;

@@ -55,7 +55,7 @@ impl KeySpec {
             // Cursors can be long; a digest keeps KV keys under 512 bytes.
             PagePosition::After(c) => {
                 let digest = Sha256::digest(c.encode().as_bytes());
-                format!("c{}", hex::encode(&digest[..12]))
+                format!("c{}", crate::hex::encode(&digest[..12]))
             }
         };
         let mut logical = format!(

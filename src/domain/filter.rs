@@ -96,7 +96,7 @@ impl CallFilter {
                 h.update(t.millis().to_le_bytes());
             }
         }
-        Some(hex::encode(&h.finalize()[..12]))
+        Some(crate::hex::encode(&h.finalize()[..12]))
     }
 
     /// `meta.filters`: the canonical filter, given parts only.

@@ -91,13 +91,13 @@ impl Ticket {
         let mut bytes = [0u8; SECRET_HEX_LEN / 2];
         getrandom::fill(&mut bytes)
             .map_err(|e| crate::error::AppError::internal(format!("getrandom: {e}")))?;
-        Ok(hex::encode(bytes))
+        Ok(crate::hex::encode(bytes))
     }
 }
 
 /// What the object stores for a secret: its digest, never the secret itself.
 pub fn secret_digest(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    crate::hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 /// A ticket issued to a client.
@@ -340,7 +340,7 @@ impl LiveFeed for RecordingLive {
             .or_default()
             .issue(secret_digest(&secret), self.now_ms.get())
             .map_err(|_| crate::error::AppError::RateLimited("open live tickets"))?;
-        let object = hex::encode(user.as_str());
+        let object = crate::hex::encode(user.as_str());
         Ok(IssuedTicket {
             ticket: Ticket { object, secret }.encode(),
             expires_at_ms,

@@ -167,7 +167,7 @@ impl JwksSource for WorkersKeys {
 impl WorkersKeys {
     fn shelf_key(&self) -> String {
         let digest = Sha256::digest(self.url.as_bytes());
-        format!("auth:jwks:v1:{}", hex::encode(&digest[..12]))
+        format!("auth:jwks:v1:{}", crate::hex::encode(&digest[..12]))
     }
 }
 

@@ -245,8 +245,7 @@ fn day_intents(json: &str) -> AppResult<IntentCounts> {
     let by_hex = crate::json::parse(json.as_bytes()).map_err(|_| bad())?;
     let mut by_intent = IntentCounts::new();
     for (key, n) in by_hex.as_object().ok_or_else(bad)? {
-        let intent = hex::decode(key)
-            .ok()
+        let intent = crate::hex::decode(key)
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(bad)?;
         by_intent.set(intent, n.as_i64().ok_or_else(bad)?);

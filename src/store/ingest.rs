@@ -163,7 +163,7 @@ fn digest(tag: &str, parts: &[&str]) -> String {
         h.update(p.as_bytes());
         h.update([0u8]);
     }
-    format!("{tag}:{}", hex::encode(&h.finalize()[..16]))
+    format!("{tag}:{}", crate::hex::encode(&h.finalize()[..16]))
 }
 
 /// The parameters every statement of a delivery's batch starts with: ?1 provider, ?2 delivery

@@ -27,7 +27,7 @@ pub fn claim_nonce() -> crate::error::AppResult<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes)
         .map_err(|e| crate::error::AppError::internal(format!("no randomness: {e}")))?;
-    Ok(hex::encode(bytes))
+    Ok(crate::hex::encode(bytes))
 }
 
 /// How far a signed timestamp may be from `now`, either way (Standard Webhooks, Retell).

@@ -87,7 +87,7 @@ pub fn parking_key(d: &Delivery) -> String {
         "{PREFIX}{:013}:{}:{}",
         d.received_at.max(0),
         d.provider.as_str(),
-        hex::encode(&digest[..12])
+        crate::hex::encode(&digest[..12])
     )
 }
 

@@ -52,8 +52,7 @@ pub fn verify(
         return Err(E::MalformedSignature);
     }
     let ms: i64 = v.parse().map_err(|_| E::MalformedSignature)?;
-    let digest = hex::decode(d)
-        .ok()
+    let digest = crate::hex::decode(d)
         .filter(|x| x.len() == 32)
         .ok_or(E::MalformedSignature)?;
     if !super::within_tolerance(now, ms) {

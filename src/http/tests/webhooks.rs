@@ -164,7 +164,7 @@ fn a_signed_retell_event_lands_through_the_registered_number() {
             .expect("key");
     hmac::Mac::update(&mut mac, body_json.as_bytes());
     hmac::Mac::update(&mut mac, v.as_bytes());
-    let digest = hex::encode(hmac::Mac::finalize(mac).into_bytes());
+    let digest = crate::hex::encode(hmac::Mac::finalize(mac).into_bytes());
     let req = Request {
         method: Method::Post,
         url: "http://127.0.0.1:8787/webhooks/retell".into(),
