@@ -68,7 +68,7 @@ pub struct Refreshed {
 /// The one call a delivery changed, as it is after the delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangedCall {
-    /// Its JSON as a list holds it (`sql::call_json!`); `None`: the call is not in the
+    /// Its JSON as a list holds it (`rows::call_from_values`); `None`: the call is not in the
     /// owner's list (deleted, or someone else's).
     pub json: Option<String>,
     /// Whether the owner's summary lists it (`calls.analyzed`).

@@ -597,7 +597,7 @@ fn page_from_list(list: CallList, limit: Limit) -> AppResult<Payload> {
     Ok(Payload::from_json(data, Some(meta)))
 }
 
-/// Two calls of a list meet here: a call's JSON starts `{"id":` (`sql::call_json!`), and this
+/// Two calls of a list meet here: a call's JSON starts `{"id":` (`rows::CALL_LAYOUT`), and this
 /// text occurs nowhere else in a list — inside a string its quote would be escaped, and inside
 /// a call a comma is followed by a key, never by `{`.
 const BETWEEN_CALLS: &str = ",{\"id\":";

@@ -132,6 +132,11 @@ fn write_call(at: &mut Values<'_>, out: &mut String) -> AppResult<()> {
     Ok(())
 }
 
+/// Values SQLite did not list as `sql::call_values!` does: a data bug, never a wrong call.
+fn misshapen() -> AppError {
+    AppError::internal("a call's values from D1 of an unexpected shape")
+}
+
 /// SQL's NULL as JSON.
 const NULL: &str = "null";
 
@@ -160,10 +165,6 @@ impl<'a> Values<'a> {
         Values { text, at: 0 }
     }
 
-    fn misshapen(&self) -> AppError {
-        AppError::internal("a call's values from D1 of an unexpected shape")
-    }
-
     fn eat(&mut self, byte: u8) -> bool {
         let hit = self.text.as_bytes().get(self.at) == Some(&byte);
         if hit {
@@ -176,7 +177,7 @@ impl<'a> Values<'a> {
         if self.eat(byte) {
             Ok(())
         } else {
-            Err(self.misshapen())
+            Err(misshapen())
         }
     }
 
@@ -184,7 +185,7 @@ impl<'a> Values<'a> {
         if self.at == self.text.len() {
             Ok(())
         } else {
-            Err(self.misshapen())
+            Err(misshapen())
         }
     }
 
@@ -194,12 +195,12 @@ impl<'a> Values<'a> {
         let mut values = [NULL; CALL_VALUES];
         for (n, value) in values.iter_mut().enumerate() {
             if bytes.get(self.at) != Some(if n == 0 { &b'[' } else { &b',' }) {
-                return Err(self.misshapen());
+                return Err(misshapen());
             }
             let start = self.at + 1;
-            let end = value_end(bytes, start).ok_or_else(|| self.misshapen())?;
+            let end = value_end(bytes, start).ok_or_else(misshapen)?;
             // Both ends are next to ASCII, so both are char boundaries.
-            *value = self.text.get(start..end).ok_or_else(|| self.misshapen())?;
+            *value = self.text.get(start..end).ok_or_else(misshapen)?;
             self.at = end;
         }
         self.expect(b']')?;
@@ -212,8 +213,8 @@ impl<'a> Values<'a> {
 fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
     let rest = bytes.get(start..)?;
     if rest.first() == Some(&b'"') {
-        // To the first quote no backslash escapes; an escape is two bytes, or six for
-        // `\uXXXX`, whose last four are never a quote or a backslash.
+        // To the first quote no backslash escapes; an escape is two bytes, or six for `\u`
+        // and four hex digits, none of which is a quote or a backslash.
         let mut i = 1;
         loop {
             match rest.get(i)? {
