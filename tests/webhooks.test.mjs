@@ -254,6 +254,25 @@ describe("deleting a call forgets it", () => {
     assert.deepEqual(naming, []);
     assert.equal((await readCall(app, "ada", id)).status, 404);
   });
+
+  test("a call reported again with a start after its deletion is a new call: the mark is lifted in the claim and no digest of it stays behind", async () => {
+    const id = "CAreborn7";
+    await event(app, "call.upserted", { userId: "ada", id, status: "completed", startedAt: new Date(Date.now() - 600_000).toISOString() });
+    assert.equal((await call(app, "DELETE", `/api/webhook-calls/${id}`, { token: app.token("ada") })).status, 204);
+    const marks = async () => (await app.db.prepare("SELECT COUNT(*) AS n FROM deleted_calls").first()).n;
+    const before = await marks();
+    assert.ok(before >= 1);
+    // A retry without a start stays deleted; a report of a later start is a new call.
+    await event(app, "call.upserted", { userId: "ada", id, status: "completed" });
+    assert.equal((await readCall(app, "ada", id)).status, 404);
+    await event(app, "call.upserted", { userId: "ada", id, status: "ringing", startedAt: new Date().toISOString() });
+    const back = await readCall(app, "ada", id);
+    assert.equal(back.status, 200);
+    assert.equal(back.json.data.status, "ringing");
+    assert.equal(await marks(), before - 1);
+    const left = await app.db.prepare("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE lift_mark IS NOT NULL").first();
+    assert.equal(left.n, 0);
+  });
 });
 
 describe("POST /webhooks/events", () => {

@@ -217,7 +217,7 @@ impl<D: Database> Store<D> {
         };
         let mut statements = vec![claim_statement(delivery, &guard)?];
         for event in &delivery.events {
-            statements.extend(event_statements(event, &guard, delivery.received_at));
+            statements.push(event_statement(event, &guard, delivery.received_at));
         }
         let refresh_at = push_refreshes(&mut statements, &guard, delivery, ask)?;
         statements.push(guard.statement(sql::DELIVERY_RESULT, []));
@@ -247,6 +247,12 @@ fn claim_statement(delivery: &Delivery, guard: &Guard<'_>) -> AppResult<Statemen
         .events
         .iter()
         .any(|e| !matches!(e, Event::Recording(_)));
+    // Only a report of the call itself may lift its deletion mark (the claim checked that it
+    // starts after the deletion); a recording, analysis or enrichment never does.
+    let reports_call = delivery
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Call(c) if Some(c.call_id.as_str()) == call_id));
     // What to keep when the delivery cannot be applied now: the raw body of an unknown
     // type, or the normalized delivery itself, so it can be re-applied later.
     let kept = match &delivery.payload {
@@ -267,50 +273,42 @@ fn claim_statement(delivery: &Delivery, guard: &Guard<'_>) -> AppResult<Statemen
             opt_int(delivery.reported_start()),
             text(&delivery.key),
             opt_text(call_id.map(call_digest).as_deref()),
+            SqlValue::Integer(i64::from(reports_call)),
         ],
     ))
 }
 
-/// The statements that write one event (each runs only if the claim applied).
-fn event_statements(event: &Event, guard: &Guard<'_>, received_at: i64) -> Vec<Statement> {
+/// The statement that writes one event (it runs only if the claim applied).
+fn event_statement(event: &Event, guard: &Guard<'_>, received_at: i64) -> Statement {
     match event {
-        Event::Call(c) => call_statements(c, guard, received_at).into(),
-        Event::Recording(r) => vec![recording_statement(r, guard)],
-        Event::Analysis(a) => vec![analysis_statement(a, guard)],
-        Event::Enrichment(e) => vec![enrichment_statement(e, guard)],
+        Event::Call(c) => call_statement(c, guard, received_at),
+        Event::Recording(r) => recording_statement(r, guard),
+        Event::Analysis(a) => analysis_statement(a, guard),
+        Event::Enrichment(e) => enrichment_statement(e, guard),
     }
 }
 
-/// A call report lifts the id's deletion mark (when the claim found it starts after the
-/// deletion), then upserts the call.
-fn call_statements(c: &CallReport, guard: &Guard<'_>, received_at: i64) -> [Statement; 2] {
-    [
-        guard.statement(
-            sql::LIFT_DELETION,
-            [
-                text(c.call_id.as_str()),
-                text(&call_digest(c.call_id.as_str())),
-            ],
-        ),
-        guard.statement(
-            sql::UPSERT_CALL,
-            [
-                text(c.call_id.as_str()),
-                text(c.provider.as_str()),
-                text(c.direction.as_str()),
-                text(&c.from),
-                text(&c.to),
-                text(c.status.as_str()),
-                SqlValue::Integer(i64::from(c.status.rank())),
-                SqlValue::Integer(i64::from(c.status.is_answered())),
-                opt_int(c.started_at),
-                opt_int(c.ended_at),
-                opt_int(c.duration_seconds),
-                SqlValue::Integer(received_at),
-                SqlValue::Integer(c.at),
-            ],
-        ),
-    ]
+/// A call report's upsert. Its deletion mark, if the claim found one it may lift, is already
+/// gone: the claim's own trigger lifted it (`migrations/0012`).
+fn call_statement(c: &CallReport, guard: &Guard<'_>, received_at: i64) -> Statement {
+    guard.statement(
+        sql::UPSERT_CALL,
+        [
+            text(c.call_id.as_str()),
+            text(c.provider.as_str()),
+            text(c.direction.as_str()),
+            text(&c.from),
+            text(&c.to),
+            text(c.status.as_str()),
+            SqlValue::Integer(i64::from(c.status.rank())),
+            SqlValue::Integer(i64::from(c.status.is_answered())),
+            opt_int(c.started_at),
+            opt_int(c.ended_at),
+            opt_int(c.duration_seconds),
+            SqlValue::Integer(received_at),
+            SqlValue::Integer(c.at),
+        ],
+    )
 }
 
 fn recording_statement(r: &RecordingReport, guard: &Guard<'_>) -> Statement {

@@ -283,13 +283,12 @@ fn every_ingest_statement_is_accepted_by_sqlite_with_its_parameter_count() {
     // A mismatch between the SQL's ?N and the bound values would only show at run time.
     let db = SqliteDatabase::migrated();
     for (sql, params) in [
-        (sql::CLAIM_DELIVERY, 14),
+        (sql::CLAIM_DELIVERY, 15),
         (sql::UPSERT_CALL, 16),
         (sql::UPSERT_RECORDING, 9),
         (sql::UPSERT_ANALYSIS, 10),
         (sql::UPSERT_ENRICHMENT, 11),
         (sql::DELIVERY_RESULT, 3),
-        (sql::LIFT_DELETION, 5),
         (sql::MARK_DELETED, 4),
         (sql::DELETE_RECORDING, 2),
         (sql::DELETE_ANALYSIS, 2),
@@ -415,6 +414,71 @@ fn a_genuinely_new_call_with_a_deleted_id_is_kept() {
         call(&s, "ada", "CA1").and_then(|c| c.analysis).is_some(),
         "the mark is lifted"
     );
+}
+
+fn new_call_report(key: &str, id: &str) -> Delivery {
+    event(
+        key,
+        serde_json::json!({"type": "call.upserted", "timestamp": "2027-01-15T09:00:00Z",
+            "data": {"userId": "ada", "id": id, "status": "ringing",
+                     "startedAt": "2027-01-15T09:00:00Z"}}),
+    )
+}
+
+#[test]
+fn lifting_a_deletion_mark_leaves_no_digest_of_the_call_in_the_delivery_log() {
+    let s = store_with_routes();
+    apply(&s, &voice(RINGING));
+    assert!(delete(&s, "ada", "CA1", NOW));
+    assert_eq!(
+        apply(&s, &new_call_report("msg_new", "CA1")).outcome,
+        "applied"
+    );
+    assert!(s.db_rows("SELECT call_id FROM deleted_calls").is_empty());
+    assert!(
+        s.db_rows("SELECT delivery_key FROM webhook_deliveries WHERE lift_mark IS NOT NULL")
+            .is_empty(),
+        "the trigger blanks the mark's digest as soon as it has lifted the mark"
+    );
+}
+
+#[test]
+fn a_mark_from_before_marks_were_digests_is_lifted_by_a_genuinely_new_call() {
+    let s = store_with_routes();
+    // `migrations/0006` marks held the raw id; the claim and the lift recognise both forms.
+    s.db_exec("INSERT INTO deleted_calls (call_id, user_id, deleted_at) VALUES ('CA9', 'ada', 0)");
+    assert_eq!(
+        apply(&s, &new_call_report("msg_new", "CA9")).outcome,
+        "applied"
+    );
+    assert!(s.db_rows("SELECT call_id FROM deleted_calls").is_empty());
+    assert!(call(&s, "ada", "CA9").is_some());
+}
+
+#[test]
+fn an_applied_call_report_lifts_no_other_calls_mark_and_a_refused_one_lifts_none() {
+    let s = store_with_routes();
+    apply(&s, &voice(RINGING));
+    assert!(delete(&s, "ada", "CA1", NOW));
+    assert_eq!(
+        apply(&s, &new_call_report("msg_other", "CA2")).outcome,
+        "applied"
+    );
+    assert_eq!(s.db_rows("SELECT call_id FROM deleted_calls").len(), 1);
+    let late = standard::parse(
+        "msg_no_start",
+        serde_json::json!({"type": "call.upserted",
+            "data": {"userId": "ada", "id": "CA1", "status": "completed"}})
+        .to_string()
+        .as_bytes(),
+        Timestamp::from_millis(NOW + 60_000),
+    )
+    .expect("parses");
+    assert_eq!(apply(&s, &late).outcome, "deleted");
+    assert_eq!(s.db_rows("SELECT call_id FROM deleted_calls").len(), 1);
+    assert!(s
+        .db_rows("SELECT delivery_key FROM webhook_deliveries WHERE lift_mark IS NOT NULL")
+        .is_empty());
 }
 
 // ---- A call keeps its owner ----

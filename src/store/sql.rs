@@ -381,7 +381,8 @@ macro_rules! claimed {
 
 /// ?4 event type, ?5 explicit user, ?6 routed number, ?7 call id, ?8 has events (0/1),
 /// ?9 needs an owner (0/1), ?10 payload kept if it cannot be applied, ?11 received at,
-/// ?12 the call's reported start (or NULL), ?13 the provider's own key, ?14 call id digest.
+/// ?12 the call's reported start (or NULL), ?13 the provider's own key, ?14 call id digest,
+/// ?15 reports a call (0/1).
 ///
 /// Owner: a call that exists (else an analysis or enrichment already stored for the id) keeps
 /// its owner, whatever the routes say now; only a call seen for the first time takes the
@@ -393,14 +394,18 @@ macro_rules! claimed {
 /// - `unattributed`: no owner can be found yet, payload kept;
 /// - `applied`.
 ///
+/// An applied call report for an id with a deletion mark (so its start is after the deletion)
+/// is a new call: the claim names the mark in `lift_mark`, and the trigger of
+/// `migrations/0012` lifts it before the call's upsert, in this same statement.
+///
 /// It returns a row only when this attempt inserted the claim: then, for an applied delivery,
-/// the owner's version as the batch found it, before any of its events (no trigger runs on
-/// this table), so the cache learns that every change between it and the batch's result was
+/// the owner's version as the batch found it, before any of its events (lifting a mark moves
+/// no version), so the cache learns that every change between it and the batch's result was
 /// this delivery's. A retry (the claim already there) returns none.
 pub const CLAIM_DELIVERY: &str = concat!(
     // `r` is materialized: its outcome is read five times below, and SQLite would otherwise
     // inline the whole decision, with its lookups, at each of them.
-    "WITH r AS MATERIALIZED (SELECT o.user_id, CASE \
+    "WITH r AS MATERIALIZED (SELECT o.user_id, o.marked, CASE \
              WHEN o.deleted THEN 'deleted' \
              WHEN ?8 = 0 THEN 'ignored' \
              WHEN o.established IS NOT NULL AND ?5 IS NOT NULL AND ?5 <> o.established \
@@ -411,18 +416,21 @@ pub const CLAIM_DELIVERY: &str = concat!(
                    COALESCE(e.established, ?5, \
                             (SELECT user_id FROM phone_numbers WHERE e164 = ?6)) AS user_id, \
                    EXISTS (SELECT 1 FROM deleted_calls WHERE call_id IN (?7, ?14) \
-                            AND (?12 IS NULL OR deleted_at >= ?12)) AS deleted \
+                            AND (?12 IS NULL OR deleted_at >= ?12)) AS deleted, \
+                   ?15 = 1 AND EXISTS (SELECT 1 FROM deleted_calls WHERE call_id IN (?7, ?14)) \
+                     AS marked \
                  FROM (SELECT COALESCE((SELECT user_id FROM calls WHERE id = ?7), \
                                        (SELECT user_id FROM analyses WHERE call_id = ?7), \
                                        (SELECT user_id FROM enrichments WHERE call_id = ?7)) \
                          AS established) e) o) \
      INSERT INTO webhook_deliveries \
      (provider, delivery_key, provider_ref, event_type, user_id, call_id, outcome, payload, \
-      received_at, claim) \
+      received_at, claim, lift_mark) \
      SELECT ?1, ?2, CASE WHEN r.outcome <> 'deleted' THEN ?13 END, ?4, \
        CASE WHEN r.outcome IN ('applied', 'ignored') THEN r.user_id END, \
        CASE WHEN r.outcome <> 'deleted' THEN ?7 END, r.outcome, \
-       CASE WHEN r.outcome IN ('ignored', 'conflict', 'unattributed') THEN ?10 END, ?11, ?3 \
+       CASE WHEN r.outcome IN ('ignored', 'conflict', 'unattributed') THEN ?10 END, ?11, ?3, \
+       CASE WHEN r.outcome = 'applied' AND r.marked THEN ?14 END \
      FROM r WHERE true \
      ON CONFLICT (provider, delivery_key) DO NOTHING \
      RETURNING CASE WHEN outcome = 'applied' THEN ",
@@ -504,15 +512,6 @@ pub const UPSERT_ENRICHMENT: &str = concat!(
        spam_score = excluded.spam_score, updated_at = excluded.updated_at \
      WHERE enrichments.user_id = excluded.user_id \
        AND excluded.updated_at >= enrichments.updated_at"
-);
-
-/// ?4 call id, ?5 call id digest: an applied delivery for a deleted id reported a start after
-/// the deletion (the claim checked), so it is a new call and lifts the mark. Runs before the
-/// call's upsert.
-pub const LIFT_DELETION: &str = concat!(
-    "DELETE FROM deleted_calls WHERE call_id IN (?4, ?5) AND EXISTS (SELECT 1 ",
-    claimed!(),
-    ")"
 );
 
 // ---- Deleting a call (privacy requests): one batch, ?1 call, ?2 user, ?3 now. ----
