@@ -416,6 +416,24 @@ fn a_genuinely_new_call_with_a_deleted_id_is_kept() {
     );
 }
 
+/// A status report for `id` a minute after `NOW`, with no start: it never lifts a mark.
+fn status_without_start(id: &str) -> Delivery {
+    standard::parse(
+        "msg_no_start",
+        serde_json::json!({"type": "call.upserted",
+            "data": {"userId": "ada", "id": id, "status": "completed"}})
+        .to_string()
+        .as_bytes(),
+        Timestamp::from_millis(NOW + 60_000),
+    )
+    .expect("parses")
+}
+
+/// Delivery rows still holding a deletion mark's digest for the lift trigger.
+fn digests_left(s: &Store<SqliteDatabase>) -> Vec<serde_json::Value> {
+    s.db_rows("SELECT delivery_key FROM webhook_deliveries WHERE lift_mark IS NOT NULL")
+}
+
 fn new_call_report(key: &str, id: &str) -> Delivery {
     event(
         key,
@@ -436,8 +454,7 @@ fn lifting_a_deletion_mark_leaves_no_digest_of_the_call_in_the_delivery_log() {
     );
     assert!(s.db_rows("SELECT call_id FROM deleted_calls").is_empty());
     assert!(
-        s.db_rows("SELECT delivery_key FROM webhook_deliveries WHERE lift_mark IS NOT NULL")
-            .is_empty(),
+        digests_left(&s).is_empty(),
         "the trigger blanks the mark's digest as soon as it has lifted the mark"
     );
 }
@@ -465,20 +482,10 @@ fn an_applied_call_report_lifts_no_other_calls_mark_and_a_refused_one_lifts_none
         "applied"
     );
     assert_eq!(s.db_rows("SELECT call_id FROM deleted_calls").len(), 1);
-    let late = standard::parse(
-        "msg_no_start",
-        serde_json::json!({"type": "call.upserted",
-            "data": {"userId": "ada", "id": "CA1", "status": "completed"}})
-        .to_string()
-        .as_bytes(),
-        Timestamp::from_millis(NOW + 60_000),
-    )
-    .expect("parses");
+    let late = status_without_start("CA1");
     assert_eq!(apply(&s, &late).outcome, "deleted");
     assert_eq!(s.db_rows("SELECT call_id FROM deleted_calls").len(), 1);
-    assert!(s
-        .db_rows("SELECT delivery_key FROM webhook_deliveries WHERE lift_mark IS NOT NULL")
-        .is_empty());
+    assert!(digests_left(&s).is_empty());
 }
 
 // ---- A call keeps its owner ----
@@ -741,15 +748,7 @@ fn a_call_upsert_without_started_at_does_not_lift_a_deletion() {
     let s = store_with_routes();
     apply(&s, &voice(RINGING));
     assert!(delete(&s, "ada", "CA1", NOW));
-    let late = standard::parse(
-        "msg_no_start",
-        serde_json::json!({"type": "call.upserted",
-            "data": {"userId": "ada", "id": "CA1", "status": "completed"}})
-        .to_string()
-        .as_bytes(),
-        Timestamp::from_millis(NOW + 60_000),
-    )
-    .expect("parses");
+    let late = status_without_start("CA1");
     assert_eq!(apply(&s, &late).outcome, "deleted");
     assert!(call(&s, "ada", "CA1").is_none());
 }
