@@ -429,6 +429,11 @@ fn status_without_start(id: &str) -> Delivery {
     .expect("parses")
 }
 
+/// The deletion marks stored.
+fn marks(s: &Store<SqliteDatabase>) -> Vec<serde_json::Value> {
+    s.db_rows("SELECT call_id FROM deleted_calls")
+}
+
 /// Delivery rows still holding a deletion mark's digest for the lift trigger.
 fn digests_left(s: &Store<SqliteDatabase>) -> Vec<serde_json::Value> {
     s.db_rows("SELECT delivery_key FROM webhook_deliveries WHERE lift_mark IS NOT NULL")
@@ -452,7 +457,7 @@ fn lifting_a_deletion_mark_leaves_no_digest_of_the_call_in_the_delivery_log() {
         apply(&s, &new_call_report("msg_new", "CA1")).outcome,
         "applied"
     );
-    assert!(s.db_rows("SELECT call_id FROM deleted_calls").is_empty());
+    assert!(marks(&s).is_empty());
     assert!(
         digests_left(&s).is_empty(),
         "the trigger blanks the mark's digest as soon as it has lifted the mark"
@@ -468,7 +473,7 @@ fn a_mark_from_before_marks_were_digests_is_lifted_by_a_genuinely_new_call() {
         apply(&s, &new_call_report("msg_new", "CA9")).outcome,
         "applied"
     );
-    assert!(s.db_rows("SELECT call_id FROM deleted_calls").is_empty());
+    assert!(marks(&s).is_empty());
     assert!(call(&s, "ada", "CA9").is_some());
 }
 
@@ -481,10 +486,10 @@ fn an_applied_call_report_lifts_no_other_calls_mark_and_a_refused_one_lifts_none
         apply(&s, &new_call_report("msg_other", "CA2")).outcome,
         "applied"
     );
-    assert_eq!(s.db_rows("SELECT call_id FROM deleted_calls").len(), 1);
+    assert_eq!(marks(&s).len(), 1);
     let late = status_without_start("CA1");
     assert_eq!(apply(&s, &late).outcome, "deleted");
-    assert_eq!(s.db_rows("SELECT call_id FROM deleted_calls").len(), 1);
+    assert_eq!(marks(&s).len(), 1);
     assert!(digests_left(&s).is_empty());
 }
 
