@@ -307,6 +307,30 @@ describe("CORS", () => {
     assert.match(pre.headers.get("access-control-allow-headers"), /authorization/i);
   });
 
+  // The entry keeps each distinct set of response headers as a `Headers` and reuses it: every
+  // response must still carry exactly its own, whatever was sent before it.
+  test("each response carries its own headers, whichever responses came before it", async () => {
+    const origin = "https://dash.example";
+    const page = (user, headers = {}) => get("/api/webhook-calls?limit=2", { token: app.token(user), headers });
+    const first = await page("ada", { origin });
+    assert.equal(first.headers.get("access-control-allow-origin"), origin);
+    const plain = await page("ada");
+    assert.equal(plain.headers.get("x-cache"), "HIT-MEMORY");
+    assert.equal(plain.headers.get("access-control-allow-origin"), null, "no CORS header left over");
+    const again = await page("ada", { origin });
+    assert.equal(again.headers.get("access-control-allow-origin"), origin);
+    assert.equal(again.headers.get("etag"), plain.headers.get("etag"));
+    const bob = await page("bob", { origin });
+    assert.notEqual(bob.headers.get("etag"), plain.headers.get("etag"), "bob's page has bob's ETag");
+    const unchanged = await page("ada", { "if-none-match": plain.headers.get("etag") });
+    assert.equal(unchanged.status, 304);
+    assert.equal(unchanged.headers.get("content-type"), null);
+    const whole = await page("ada");
+    assert.equal(whole.status, 200);
+    assert.match(whole.headers.get("content-type"), /^application\/json/);
+    assert.equal(whole.headers.get("etag"), plain.headers.get("etag"));
+  });
+
   test("another origin gets no CORS headers", async () => {
     const res = await get("/api/webhook-calls?limit=1", { token: app.token("ada"), headers: { origin: "https://evil.example" } });
     assert.equal(res.headers.get("access-control-allow-origin"), null);
