@@ -526,7 +526,8 @@ extern "C" {
     /// `new Response(body, { status, headers })`, the headers given as `name\nvalue\n…`: one
     /// crossing and one string, where a `Headers` object filled from wasm took two strings
     /// and a crossing per header, and the init three more crossings. Each distinct set of
-    /// header lines becomes a `Headers` once and is kept (the 256 last sets, per isolate): the
+    /// header lines becomes a `Headers` once and is kept (per isolate, the 256 made last; a set in use is not
+    /// moved up, which would cost every hit two more map operations): the
     /// constructor copies a `Headers` init without reading a JavaScript property or
     /// re-checking a name, and a read sent again has the very same lines (its ETag, its
     /// `X-Cache`), so a memory hit's headers cost a map lookup; the runtime's
