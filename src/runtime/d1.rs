@@ -5,7 +5,8 @@
 //! `worker::D1Result`, so that a read's JSON texts can leave D1's result as bytes
 //! ([`RowSet::texts`]); everything else is read column by column ([`Row`]). A query or a
 //! batch crosses into JavaScript once, its parameters packed into two values ([`Encoded`]),
-//! and each statement's SQL is a JavaScript string made once per isolate.
+//! and each statement's SQL, like each column name rows are read by, is a JavaScript string
+//! made once per isolate; a result's `meta` counts cross in one call.
 
 use crate::error::{AppError, AppResult};
 use crate::store::{Columns, Database, FromRow, QueryMeta, Row, RowSet, SqlValue, Statement};
@@ -23,8 +24,6 @@ extern "C" {
     pub type D1Result;
     #[wasm_bindgen(method, getter)]
     fn results(this: &D1Result) -> Option<Array>;
-    #[wasm_bindgen(method, getter)]
-    fn meta(this: &D1Result) -> JsValue;
 }
 
 pub struct D1Rows(D1Result);
@@ -78,6 +77,15 @@ export function d1_all(db, layout, texts) {
 }
 export function d1_batch(db, layout, texts) {
   return db.batch(statements(db, layout, texts));
+}
+const count = (n) => (typeof n === "number" && n >= 0 ? n : 0);
+export function d1_meta(result, out) {
+  const meta = result.meta;
+  if (meta) {
+    out[0] = count(meta.rows_read);
+    out[1] = count(meta.rows_written);
+    out[2] = count(meta.changes);
+  }
 }"#)]
 extern "C" {
     /// Keeps a statement's SQL as a JavaScript string for the isolate's life; its index.
@@ -88,6 +96,10 @@ extern "C" {
     /// `batch` of the statements `layout` and `texts` describe.
     #[wasm_bindgen(catch)]
     fn d1_batch(db: &JsValue, layout: &[f64], texts: &str) -> Result<Promise, JsValue>;
+    /// `rows_read`, `rows_written` and `changes` of a result's `meta` into `out` (left as
+    /// they are when absent): one crossing, where reading them field by field took two
+    /// crossings and a key string made from wasm memory each.
+    fn d1_meta(result: &D1Result, out: &mut [f64]);
 }
 
 #[wasm_bindgen]
@@ -109,6 +121,28 @@ thread_local! {
     /// them from wasm memory on every request was a visible part of a webhook's time. Keyed by
     /// the text's address (a few dozen statements, so a list).
     static SQL_INDEX: RefCell<Vec<(usize, f64)>> = const { RefCell::new(Vec::new()) };
+    /// Column names as JavaScript strings, made once per isolate: rows are read column by
+    /// column, by name, and each name made anew was a string decoded from wasm memory. The
+    /// store reads a few dozen distinct columns; past [`MAX_COLUMN_KEYS`] names are made
+    /// per use.
+    static COLUMN_KEYS: RefCell<Vec<(Box<str>, JsValue)>> = const { RefCell::new(Vec::new()) };
+}
+
+const MAX_COLUMN_KEYS: usize = 256;
+
+/// `column` as a JavaScript string, made once per isolate.
+fn column_key(column: &str) -> JsValue {
+    COLUMN_KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        if let Some((_, key)) = keys.iter().find(|(name, _)| **name == *column) {
+            return key.clone();
+        }
+        let key = JsValue::from_str(column);
+        if keys.len() < MAX_COLUMN_KEYS {
+            keys.push((column.into(), key.clone()));
+        }
+        key
+    })
 }
 
 fn sql_index(sql: &'static str) -> f64 {
@@ -183,7 +217,7 @@ struct JsRow(JsValue);
 
 impl Row for JsRow {
     fn value(&self, column: &str) -> Option<SqlValue> {
-        let value = Reflect::get(&self.0, &JsValue::from_str(column)).ok()?;
+        let value = Reflect::get(&self.0, &column_key(column)).ok()?;
         if value.is_undefined() {
             return None;
         }
@@ -204,15 +238,6 @@ impl Row for JsRow {
     }
 }
 
-/// A number field of a result's `meta`, when it is one.
-fn meta_count(meta: &JsValue, name: &str) -> u64 {
-    Reflect::get(meta, &JsValue::from_str(name))
-        .ok()
-        .and_then(|v| v.as_f64())
-        .filter(|n| *n >= 0.0)
-        .map_or(0, |n| n as u64)
-}
-
 impl D1Rows {
     /// The result's rows; none when it has no `results` (a statement that returns nothing).
     fn rows(&self) -> Array {
@@ -230,7 +255,7 @@ impl RowSet for D1Rows {
 
     fn texts(&self, column: &str) -> AppResult<Vec<String>> {
         let missing = || AppError::internal(format!("a D1 row without text {column}"));
-        let key = JsValue::from_str(column);
+        let key = column_key(column);
         self.rows()
             .iter()
             .map(|row| {
@@ -241,14 +266,13 @@ impl RowSet for D1Rows {
     }
 
     fn meta(&self) -> QueryMeta {
-        let meta = self.0.meta();
-        if meta.is_null_or_undefined() {
-            return QueryMeta::default();
-        }
+        let mut counts = [0.0; 3];
+        d1_meta(&self.0, &mut counts);
+        let [rows_read, rows_written, changes] = counts.map(|n| n as u64);
         QueryMeta {
-            rows_read: meta_count(&meta, "rows_read"),
-            rows_written: meta_count(&meta, "rows_written"),
-            changes: meta_count(&meta, "changes"),
+            rows_read,
+            rows_written,
+            changes,
         }
     }
 }
