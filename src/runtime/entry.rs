@@ -157,7 +157,19 @@ pub fn fetch_entry(
             }
         }
     };
-    super::settle::answer(answer)
+    CRASH_ANSWER.with(|crash| super::settle::answer(answer, crash.as_ref()))
+}
+
+thread_local! {
+    /// What a request still owed is answered with if the instance traps (`settle::answer`):
+    /// the API's 500 envelope, made once per isolate and cloned per such request.
+    static CRASH_ANSWER: Option<web_sys::Response> =
+        to_runtime_response(respond::error(&AppError::internal("the instance crashed"))).ok();
+}
+
+/// Runs `f` with this isolate's crash answer (see `CRASH_ANSWER`).
+pub(crate) fn with_crash_answer<R>(f: impl FnOnce(Option<&web_sys::Response>) -> R) -> R {
+    CRASH_ANSWER.with(|crash| f(crash.as_ref()))
 }
 
 /// Takes the runtime's own request and answers with the runtime's own response: converting to
@@ -272,10 +284,13 @@ crate::json_object!(RequestLine<'_> {
 /// landing view (first page and summary) so their next visit hits memory or KV.
 #[wasm_bindgen]
 pub fn scheduled(_event: JsValue, env: Env, _ctx: JsValue) -> Result<JsValue, JsValue> {
-    super::settle::answer(async move {
-        run_scheduled(env).await;
-        Ok(JsValue::UNDEFINED)
-    })
+    super::settle::answer(
+        async move {
+            run_scheduled(env).await;
+            Ok(JsValue::UNDEFINED)
+        },
+        None,
+    )
 }
 
 async fn run_scheduled(env: Env) {

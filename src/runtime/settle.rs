@@ -7,6 +7,11 @@
 //! is polled right there. Per awaited promise that is one crossing each way, with no closure
 //! made or dropped (`JsFuture` made two and dropped them, and its wake-up went through a
 //! `queueMicrotask` round trip).
+//!
+//! The JavaScript side lives in `settle.js`. A trap of the instance (a panic) inside a
+//! reaction or a drained microtask is caught there, and every answer the instance still owes
+//! is given at once — a request's with its crash answer (the API's 500 envelope), the rest
+//! rejected — where the runtime would otherwise cancel each of those requests as hung.
 
 use crate::tasks;
 use js_sys::Promise;
@@ -17,38 +22,16 @@ use std::task::{Context, Poll, Waker};
 use wasm_bindgen::prelude::{wasm_bindgen, Closure};
 use wasm_bindgen::JsValue;
 
-#[wasm_bindgen(inline_js = r#"
-let settled;
-const deferred = new Map();
-export function set_settled(callback) {
-  settled = callback;
-}
-export function on_settled(promise, id) {
-  promise.then(
-    (value) => settled(id, true, value),
-    (error) => settled(id, false, error),
-  );
-}
-export function promise_for(id) {
-  return new Promise((resolve, reject) => deferred.set(id, [resolve, reject]));
-}
-export function settle(id, ok, value) {
-  const d = deferred.get(id);
-  deferred.delete(id);
-  if (d) d[ok ? 0 : 1](value);
-}"#)]
+#[wasm_bindgen(module = "/src/runtime/settle.js")]
 extern "C" {
     fn set_settled(callback: &Closure<dyn FnMut(f64, bool, JsValue)>);
     fn on_settled(promise: &Promise, id: f64);
-    /// A new promise, settled later by `settle` with the same id.
-    fn promise_for(id: f64) -> Promise;
+    /// `queueMicrotask(callback)`, a trap in it caught as one in a promise's reaction is.
+    fn queue_guarded(callback: &Closure<dyn FnMut()>);
+    /// A new promise, settled later by `settle` with the same id; if the instance traps first,
+    /// with a clone of `crash_answer` when there is one, else rejected.
+    fn promise_for(id: f64, crash_answer: Option<&web_sys::Response>) -> Promise;
     fn settle(id: f64, ok: bool, value: JsValue);
-}
-
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_name = queueMicrotask)]
-    fn queue_microtask(callback: &Closure<dyn FnMut()>);
 }
 
 /// A wait on one promise.
@@ -71,7 +54,7 @@ thread_local! {
         callback
     };
     static DRAIN: Closure<dyn FnMut()> = {
-        tasks::set_drain_scheduler(|| DRAIN.with(queue_microtask));
+        tasks::set_drain_scheduler(|| DRAIN.with(queue_guarded));
         Closure::new(tasks::drain)
     };
 }
@@ -160,9 +143,12 @@ impl Drop for Settled {
 }
 
 /// `future`'s output at once when it never waits; otherwise a promise of it, the future going
-/// on as a task ([`tasks::start`]).
+/// on as a task ([`tasks::start`]). Should the instance trap before the task ends, the promise
+/// is fulfilled with a clone of `crash_answer` when there is one (a request's: the runtime
+/// would otherwise cancel it as hung), else rejected.
 pub fn answer(
     future: impl Future<Output = Result<JsValue, JsValue>> + 'static,
+    crash_answer: Option<&web_sys::Response>,
 ) -> Result<JsValue, JsValue> {
     ready();
     let later = || {
@@ -172,7 +158,7 @@ pub fn answer(
                 Ok(value) => settle(id, true, value),
                 Err(error) => settle(id, false, error),
             });
-        (promise_for(id), finish)
+        (promise_for(id, crash_answer), finish)
     };
     match tasks::start(future, later) {
         Ok(now) => now,
