@@ -15,9 +15,10 @@
 // template's handler with a `{ env, ctx }` of its own as `this` (what the handler reads), with
 // the crash check kept once per call: `checkReinitialize()` before the call and
 // `handleMaybeCritical()` on a synchronous throw, exactly what the proxy's apply trap did for
-// these (plain, promise-returning) handlers. Against the class (even without its proxies) that
-// took about 3 % off workerd's CPU per request on the health route and on a memory hit
-// (`npm run profile`, unsampled, alternated). The Durable Object class keeps its proxy: it
+// these (plain, promise-returning) handlers — and a `fetch` the instance trapped on is
+// answered with the API's 500 envelope the instance handed over (src/runtime/settle.js).
+// Against the class (even without its proxies) that took about 3 % off workerd's CPU per
+// request on the health route and on a memory hit (`npm run profile`, unsampled, alternated). The Durable Object class keeps its proxy: it
 // holds wasm state, and its instances live across requests.
 //
 // The edit is checked: if worker-build's template ever changes (another worker-build version),
@@ -32,15 +33,26 @@ const entry = {};
 for (const name of Object.getOwnPropertyNames(Entrypoint.prototype)) {
   const handler = Entrypoint.prototype[name];
   if (name === "constructor" || typeof handler !== "function") continue;
+  const answers = name === "fetch";
   entry[name] = function (arg, env, ctx) {
     checkReinitialize();
+    let answer;
     try {
-      return handler.call({ env, ctx }, arg);
+      answer = handler.call({ env, ctx }, arg);
     } catch (e) {
       handleMaybeCritical(e);
+      if (answers && e instanceof WebAssembly.RuntimeError) return crashAnswer(e);
       throw e;
     }
+    return answers && answer instanceof Promise ? answer.catch(crashAnswer) : answer;
   };
+}
+// A request the instance trapped on (a panic), before its first await or after (then
+// src/runtime/settle.js rejects it with the trap): the API's 500 envelope the instance handed
+// over, made here, in the request's own context, rather than the runtime's own 500.
+function crashAnswer(e) {
+  if (!(e instanceof WebAssembly.RuntimeError) || !globalThis.__worker_crash_answer) throw e;
+  return globalThis.__worker_crash_answer();
 }
 export default entry;`;
 

@@ -175,14 +175,11 @@ impl ExecutionContext {
     /// Runs `work` in the background of the request (`ctx.waitUntil`). It starts from the next
     /// microtask, not within the caller, as wasm-bindgen's executor started it.
     pub fn wait_until_done(&self, work: LocalFuture) {
-        let later = settle::answer(
-            async move {
-                NextMicrotask(false).await;
-                work.await;
-                Ok(JsValue::UNDEFINED)
-            },
-            None,
-        );
+        let later = settle::answer(async move {
+            NextMicrotask(false).await;
+            work.await;
+            Ok(JsValue::UNDEFINED)
+        });
         if let Ok(promise) = later {
             if let Some(promise) = promise.dyn_ref::<Promise>() {
                 self.wait_until(promise);

@@ -157,19 +157,23 @@ pub fn fetch_entry(
             }
         }
     };
-    CRASH_ANSWER.with(|crash| super::settle::answer(answer, crash.as_ref()))
+    CRASH_ANSWER_KEPT.with(|_| ());
+    super::settle::answer(answer)
 }
 
 thread_local! {
-    /// What a request still owed is answered with if the instance traps (`settle::answer`):
-    /// the API's 500 envelope, made once per isolate and cloned per such request.
-    static CRASH_ANSWER: Option<web_sys::Response> =
-        to_runtime_response(respond::error(&AppError::internal("the instance crashed"))).ok();
-}
-
-/// Runs `f` with this isolate's crash answer (see `CRASH_ANSWER`).
-pub(crate) fn with_crash_answer<R>(f: impl FnOnce(Option<&web_sys::Response>) -> R) -> R {
-    CRASH_ANSWER.with(|crash| f(crash.as_ref()))
+    /// The answer to a request the instance traps on (a panic), handed once per isolate to
+    /// `settle.js`, which the entry asks for one made in that request's own context: the
+    /// API's 500 envelope, where the runtime would answer its own 500.
+    static CRASH_ANSWER_KEPT: () = {
+        let res = respond::error(&AppError::internal("the instance crashed"));
+        let lines: String = res.headers.iter().map(|(k, v)| format!("{k}\n{v}\n")).collect();
+        super::settle::set_crash_answer(
+            res.status,
+            &lines,
+            std::str::from_utf8(&res.body).unwrap_or_default(),
+        );
+    };
 }
 
 /// Takes the runtime's own request and answers with the runtime's own response: converting to
@@ -284,13 +288,10 @@ crate::json_object!(RequestLine<'_> {
 /// landing view (first page and summary) so their next visit hits memory or KV.
 #[wasm_bindgen]
 pub fn scheduled(_event: JsValue, env: Env, _ctx: JsValue) -> Result<JsValue, JsValue> {
-    super::settle::answer(
-        async move {
-            run_scheduled(env).await;
-            Ok(JsValue::UNDEFINED)
-        },
-        None,
-    )
+    super::settle::answer(async move {
+        run_scheduled(env).await;
+        Ok(JsValue::UNDEFINED)
+    })
 }
 
 async fn run_scheduled(env: Env) {

@@ -203,12 +203,7 @@ impl LiveFeedObject {
 
     pub fn fetch(&self, req: web_sys::Request) -> JsResult<JsValue> {
         let feed = self.feed.clone();
-        super::entry::with_crash_answer(|crash| {
-            super::settle::answer(
-                async move { feed.fetch(req).await.map(JsValue::from) },
-                crash,
-            )
-        })
+        super::settle::answer(async move { feed.fetch(req).await.map(JsValue::from) })
     }
 
     #[wasm_bindgen(js_name = webSocketMessage)]

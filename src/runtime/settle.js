@@ -3,10 +3,10 @@
 // wasm instance traps (a panic) while running one of them.
 //
 // A trap inside a promise's reaction or a drained microtask throws here, not to the runtime:
-// without a catch, every answer still owed by the instance would never settle, and the runtime
-// would cancel each request as hung. Caught, every owed answer is given at once: a request's
-// with the crash answer it was made with (a 500 in the API's envelope, cloned), the rest
-// (background work, the scheduled handler) rejected with the error. The instance is replaced
+// uncaught, every answer the instance still owes would never settle, and the runtime would
+// cancel each of those requests as hung. Caught, every owed answer is rejected at once with the
+// trap; the entry (scripts/lean-entry.mjs) answers a request so rejected, in that request's own
+// context, with the crash answer kept here (the API's 500 envelope). The instance is replaced
 // before its next call (the panic hook marks it crashed).
 
 let settled;
@@ -48,10 +48,9 @@ export function queue_guarded(callback) {
   });
 }
 
-/** A new promise, settled later by `settle` with the same id; after a crash, with a clone of
- * `crashAnswer` when it is given, else rejected. */
-export function promise_for(id, crashAnswer) {
-  return new Promise((resolve, reject) => deferred.set(id, [resolve, reject, crashAnswer]));
+/** A new promise, settled later by `settle` with the same id (or rejected by a crash). */
+export function promise_for(id) {
+  return new Promise((resolve, reject) => deferred.set(id, [resolve, reject]));
 }
 
 export function settle(id, ok, value) {
@@ -60,12 +59,22 @@ export function settle(id, ok, value) {
   if (d) d[ok ? 0 : 1](value);
 }
 
-/** Gives every answer still owed: the instance can no longer give them. */
-export function crashed(error) {
+/** Rejects every answer still owed with `trap`: the instance can no longer give them. */
+export function crashed(trap) {
   const owed = [...deferred.values()];
   deferred.clear();
-  for (const [resolve, reject, crashAnswer] of owed) {
-    if (crashAnswer) resolve(crashAnswer.clone());
-    else reject(error);
-  }
+  for (const [, reject] of owed) reject(trap);
+}
+
+/** Keeps the answer to a request the instance trapped on, as its parts: a `Response` is bound
+ * to the request it was made in, so each such request gets one made in its own context, by
+ * the entry's catch, through this global (as the entry reads the instance's crash bookkeeping
+ * through `__worker_init_state`). */
+export function set_crash_answer(status, headerLines, body) {
+  const lines = headerLines.split("\n");
+  globalThis.__worker_crash_answer = () => {
+    const headers = new Headers();
+    for (let i = 0; i + 1 < lines.length; i += 2) headers.append(lines[i], lines[i + 1]);
+    return new Response(body, { status, headers });
+  };
 }

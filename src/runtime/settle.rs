@@ -10,8 +10,8 @@
 //!
 //! The JavaScript side lives in `settle.js`. A trap of the instance (a panic) inside a
 //! reaction or a drained microtask is caught there, and every answer the instance still owes
-//! is given at once — a request's with its crash answer (the API's 500 envelope), the rest
-//! rejected — where the runtime would otherwise cancel each of those requests as hung.
+//! is rejected at once — a request's then answered by the entry with the API's 500 envelope
+//! ([`set_crash_answer`]) — where the runtime would otherwise cancel each of them as hung.
 
 use crate::tasks;
 use js_sys::Promise;
@@ -28,10 +28,12 @@ extern "C" {
     fn on_settled(promise: &Promise, id: f64);
     /// `queueMicrotask(callback)`, a trap in it caught as one in a promise's reaction is.
     fn queue_guarded(callback: &Closure<dyn FnMut()>);
-    /// A new promise, settled later by `settle` with the same id; if the instance traps first,
-    /// with a clone of `crash_answer` when there is one, else rejected.
-    fn promise_for(id: f64, crash_answer: Option<&web_sys::Response>) -> Promise;
+    /// A new promise, settled later by `settle` with the same id (or rejected by a trap).
+    fn promise_for(id: f64) -> Promise;
     fn settle(id: f64, ok: bool, value: JsValue);
+    /// Keeps the answer to a request the instance traps on: its status, its headers as
+    /// `name\nvalue\n` lines, its body.
+    pub fn set_crash_answer(status: u16, header_lines: &str, body: &str);
 }
 
 /// A wait on one promise.
@@ -144,11 +146,9 @@ impl Drop for Settled {
 
 /// `future`'s output at once when it never waits; otherwise a promise of it, the future going
 /// on as a task ([`tasks::start`]). Should the instance trap before the task ends, the promise
-/// is fulfilled with a clone of `crash_answer` when there is one (a request's: the runtime
-/// would otherwise cancel it as hung), else rejected.
+/// is rejected with the trap (`settle.js`).
 pub fn answer(
     future: impl Future<Output = Result<JsValue, JsValue>> + 'static,
-    crash_answer: Option<&web_sys::Response>,
 ) -> Result<JsValue, JsValue> {
     ready();
     let later = || {
@@ -158,7 +158,7 @@ pub fn answer(
                 Ok(value) => settle(id, true, value),
                 Err(error) => settle(id, false, error),
             });
-        (promise_for(id, crash_answer), finish)
+        (promise_for(id), finish)
     };
     match tasks::start(future, later) {
         Ok(now) => now,
