@@ -3,10 +3,10 @@
 //!
 //! It drives the binding's own objects (`prepare`, `all`, `batch`) rather than
 //! `worker::D1Result`, so that a read's JSON texts can leave D1's result as bytes
-//! ([`RowSet::texts`]); everything else is read column by column ([`Row`]). A query or a
-//! batch crosses into JavaScript once, its parameters packed into two values ([`Encoded`]),
-//! and each statement's SQL, like each column name rows are read by, is a JavaScript string
-//! made once per isolate; a result's `meta` counts cross in one call.
+//! ([`RowSet::texts`]); everything else is read column by column, one call per value
+//! ([`Row`]). A query or a batch crosses into JavaScript once, its parameters packed into two
+//! values ([`Encoded`]), and each statement's SQL, like each column name rows are read by, is
+//! a JavaScript string made once per isolate; a result's `meta` counts cross in one call.
 
 use crate::error::{AppError, AppResult};
 use crate::store::{Columns, Database, FromRow, QueryMeta, Row, RowSet, SqlValue, Statement};
@@ -79,6 +79,20 @@ export function d1_batch(db, layout, texts) {
   return db.batch(statements(db, layout, texts));
 }
 const count = (n) => (typeof n === "number" && n >= 0 ? n : 0);
+export function d1_cell(row, key, number) {
+  const value = row[key];
+  if (typeof value === "number") {
+    number[0] = 1;
+    number[1] = value;
+    return undefined;
+  }
+  if (typeof value === "string") {
+    number[0] = 2;
+    return value;
+  }
+  number[0] = value === undefined ? 0 : 3;
+  return undefined;
+}
 export function d1_meta(result, out) {
   const meta = result.meta;
   if (meta) {
@@ -100,6 +114,10 @@ extern "C" {
     /// they are when absent): one crossing, where reading them field by field took two
     /// crossings and a key string made from wasm memory each.
     fn d1_meta(result: &D1Result, out: &mut [f64]);
+    /// Column `key` of `row` in one crossing: its kind into `number[0]` (0 absent, 1 a
+    /// number, then in `number[1]`, 2 text, returned, 3 null or anything else), where reading
+    /// the value, then asking whether it is a number, then a string, took three or four.
+    fn d1_cell(row: &JsValue, key: &JsValue, number: &mut [f64]) -> Option<String>;
 }
 
 #[wasm_bindgen]
@@ -217,24 +235,24 @@ struct JsRow(JsValue);
 
 impl Row for JsRow {
     fn value(&self, column: &str) -> Option<SqlValue> {
-        let value = Reflect::get(&self.0, &column_key(column)).ok()?;
-        if value.is_undefined() {
-            return None;
+        let mut number = [0.0; 2];
+        let text = d1_cell(&self.0, &column_key(column), &mut number);
+        match number[0] as u8 {
+            0 => None,
+            1 => {
+                // D1 hands INTEGER and REAL alike to JavaScript as a number; a whole one within
+                // f64's exact range is read as the integer it was.
+                const EXACT: f64 = 9_007_199_254_740_992.0;
+                let n = number[1];
+                Some(if n.fract() == 0.0 && n.abs() <= EXACT {
+                    SqlValue::Integer(n as i64)
+                } else {
+                    SqlValue::Real(n)
+                })
+            }
+            2 => Some(text.map_or(SqlValue::Null, SqlValue::Text)),
+            _ => Some(SqlValue::Null),
         }
-        if let Some(n) = value.as_f64() {
-            // D1 hands INTEGER and REAL alike to JavaScript as a number; a whole one within
-            // f64's exact range is read as the integer it was.
-            const EXACT: f64 = 9_007_199_254_740_992.0;
-            return Some(if n.fract() == 0.0 && n.abs() <= EXACT {
-                SqlValue::Integer(n as i64)
-            } else {
-                SqlValue::Real(n)
-            });
-        }
-        Some(match value.as_string() {
-            Some(text) => SqlValue::Text(text),
-            None => SqlValue::Null,
-        })
     }
 }
 
