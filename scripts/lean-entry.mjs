@@ -18,8 +18,9 @@
 // these (plain, promise-returning) handlers — and a `fetch` the instance trapped on is
 // answered with the API's 500 envelope the instance handed over (src/runtime/settle.js).
 // Against the class (even without its proxies) that took about 3 % off workerd's CPU per
-// request on the health route and on a memory hit (`npm run profile`, unsampled, alternated). The Durable Object class keeps its proxy: it
-// holds wasm state, and its instances live across requests.
+// request on the health route and on a memory hit (`npm run profile`, unsampled, alternated).
+// The Durable Object class keeps its proxy: it holds wasm state, and its instances live
+// across requests.
 //
 // The edit is checked: if worker-build's template ever changes (another worker-build version),
 // the line is not found and the build fails here rather than shipping the stock entry silently.

@@ -140,7 +140,8 @@ fn on_abort() {
 }
 
 /// When an instance starts: a panic is printed to the console and marks the instance as
-/// crashed, so the entry replaces it before the next call; an abort replaces it too.
+/// crashed, so the entry replaces it before the next call; an abort replaces it too; the
+/// answer to a request it traps on is handed over (`entry::keep_crash_answer`).
 /// Private: not exported to JavaScript (worker-build would otherwise make it a handler of the
 /// entry, callable by anything bound to this worker).
 #[wasm_bindgen(start, private)]
@@ -151,6 +152,7 @@ fn start() {
     }));
     INIT_STATE.with(|s| s.set_instance_id(s.instance_id().wrapping_add(1)));
     wasm_bindgen::handler::set_on_abort(on_abort);
+    super::entry::keep_crash_answer();
 }
 
 impl Env {

@@ -157,23 +157,24 @@ pub fn fetch_entry(
             }
         }
     };
-    CRASH_ANSWER_KEPT.with(|_| ());
     super::settle::answer(answer)
 }
 
-thread_local! {
-    /// The answer to a request the instance traps on (a panic), handed once per isolate to
-    /// `settle.js`, which the entry asks for one made in that request's own context: the
-    /// API's 500 envelope, where the runtime would answer its own 500.
-    static CRASH_ANSWER_KEPT: () = {
-        let res = respond::error(&AppError::internal("the instance crashed"));
-        let lines: String = res.headers.iter().map(|(k, v)| format!("{k}\n{v}\n")).collect();
-        super::settle::set_crash_answer(
-            res.status,
-            &lines,
-            std::str::from_utf8(&res.body).unwrap_or_default(),
-        );
-    };
+/// Hands `settle.js` the answer to a request the instance traps on (a panic), once per
+/// instance, when it starts: the API's 500 envelope, which the entry makes anew in that
+/// request's own context, where the runtime would answer its own 500.
+pub(crate) fn keep_crash_answer() {
+    let res = respond::error(&AppError::internal("the instance crashed"));
+    let lines: String = res
+        .headers
+        .iter()
+        .map(|(k, v)| format!("{k}\n{v}\n"))
+        .collect();
+    super::settle::set_crash_answer(
+        res.status,
+        &lines,
+        std::str::from_utf8(&res.body).unwrap_or_default(),
+    );
 }
 
 /// Takes the runtime's own request and answers with the runtime's own response: converting to
@@ -542,13 +543,13 @@ extern "C" {
     /// `new Response(body, { status, headers })`, the headers given as `name\nvalue\n…`: one
     /// crossing and one string, where a `Headers` object filled from wasm took two strings
     /// and a crossing per header, and the init three more crossings. Each distinct set of
-    /// header lines becomes a `Headers` once and is kept (per isolate, the 256 made last; a set in use is not
-    /// moved up, which would cost every hit two more map operations): the
+    /// header lines becomes a `Headers` once and is kept (per isolate, the 256 made last; a
+    /// set in use is not moved up, which would cost every hit two more map operations): the
     /// constructor copies a `Headers` init without reading a JavaScript property or
     /// re-checking a name, and a read sent again has the very same lines (its ETag, its
-    /// `X-Cache`), so a memory hit's headers cost a map lookup; the runtime's
-    /// `Response` row fell from about 37 to 33 µs per memory hit and building the init from
-    /// 11 to 3.5 (`npm run profile -- page`). A name given twice keeps both values (`append`).
+    /// `X-Cache`), so a memory hit's headers cost a map lookup; the runtime's `Response` row
+    /// fell from about 37 to 33 µs per memory hit and building the init from 11 to 3.5
+    /// (`npm run profile -- page`). A name given twice keeps both values (`append`).
     /// `body` arrives as a view of wasm memory, valid during the call only: the constructor
     /// copies a `BufferSource` body as it extracts it (Fetch, "extract a body": "a copy of
     /// the bytes held by object"), so the bytes cross once, with no JavaScript array made

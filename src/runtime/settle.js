@@ -71,10 +71,9 @@ export function crashed(trap) {
  * the entry's catch, through this global (as the entry reads the instance's crash bookkeeping
  * through `__worker_init_state`). */
 export function set_crash_answer(status, headerLines, body) {
+  // A `Headers` is no request's I/O: made once here, copied by each `Response` made from it.
   const lines = headerLines.split("\n");
-  globalThis.__worker_crash_answer = () => {
-    const headers = new Headers();
-    for (let i = 0; i + 1 < lines.length; i += 2) headers.append(lines[i], lines[i + 1]);
-    return new Response(body, { status, headers });
-  };
+  const headers = new Headers();
+  for (let i = 0; i + 1 < lines.length; i += 2) headers.append(lines[i], lines[i + 1]);
+  globalThis.__worker_crash_answer = () => new Response(body, { status, headers });
 }
