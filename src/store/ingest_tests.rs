@@ -923,3 +923,29 @@ fn the_claim_reports_the_version_before_only_for_an_attempt_that_applied_it() {
         ("unattributed", None)
     );
 }
+
+/// The bench's plain JavaScript worker can run this store's own batch for a `call.upserted`
+/// delivery (`bench/reference/js/worker.mjs`, `PROJECT_INGEST_SQL`), from a copy of its SQL:
+/// the copy must be the SQL the store runs. `BLESS=1 cargo test` rewrites it.
+#[test]
+fn the_reference_workers_copy_of_the_ingest_statements_is_the_stores() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/bench/reference/js/project-ingest-sql.json"
+    );
+    let mut want = serde_json::to_string_pretty(&serde_json::json!({
+        "claim": sql::CLAIM_DELIVERY,
+        "upsert": sql::UPSERT_CALL,
+        "result": sql::DELIVERY_RESULT,
+    }))
+    .expect("serializes");
+    want.push('\n');
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(path, &want).expect("writes the copy");
+    }
+    let held = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        held == want,
+        "{path} is not the store's SQL: run `BLESS=1 cargo test` to rewrite it"
+    );
+}

@@ -23,6 +23,9 @@ let migratedTemplate;
 function freshState() {
   if (!migratedTemplate) {
     migratedTemplate = mkdtempSync(join(tmpdir(), "cdw-template-"));
+    // Made once per test process, so removed when it ends (each app removes its own copy).
+    const template = migratedTemplate;
+    process.once("exit", () => rmSync(template, { recursive: true, force: true }));
     applyMigrations(migratedTemplate);
   }
   const dir = mkdtempSync(join(tmpdir(), "cdw-state-"));

@@ -8,6 +8,11 @@
 //
 // Bindings: DB (D1), CACHE (KV), JWT_SECRET, WEBHOOK_SECRET, and MEMORY ("false" turns the Map
 // off so KV hits can be measured) and CACHE ("false" via CACHE_ENABLED turns both tiers off).
+// PROJECT_INGEST_SQL (a JSON object: the project's claim, call upsert and result statements, kept
+// in project-ingest-sql.json and checked against the store by a host test) makes the ingest run
+// the project's own batch with the parameters the project binds, instead of its plain two
+// statements: the same SQL from plain JavaScript, which prices the project's handling around the
+// batch apart from the SQL its contract asks for (ownership, deletion marks, versions).
 
 const TTL_PAGE_SECONDS = 300; // this project's CACHE_TTL_RECORDINGS default
 const TTL_SUMMARY_SECONDS = 120; // CACHE_TTL_SUMMARY
@@ -180,6 +185,10 @@ async function ingest(request, env, ctx) {
   const started = d.startedAt ? Date.parse(d.startedAt) : now;
   const status = d.status ?? "completed";
   const answered = status === "completed" || status === "in-progress" ? 1 : 0;
+  if (env.PROJECT_INGEST_SQL) {
+    await projectBatch(env, id, event.type, d, status, answered, started, now);
+    return reply(200, { success: true, data: { received: true } });
+  }
   const [claim] = await env.DB.batch([
     env.DB.prepare("INSERT INTO webhook_deliveries (provider, delivery_key, event_type, user_id, call_id, outcome, received_at) VALUES ('api', ?1, ?2, ?3, ?4, 'applied', ?5) ON CONFLICT DO NOTHING").bind(id, event.type, d.userId, d.id, now),
     env.DB.prepare(
@@ -193,6 +202,37 @@ async function ingest(request, env, ctx) {
     ctx.waitUntil(Promise.all([env.CACHE.delete(pageKey(d.userId, 50, 0)), env.CACHE.delete(summaryKey(d.userId, 20))]));
   }
   return reply(200, { success: true, data: { received: true } });
+}
+
+let projectSql; // PROJECT_INGEST_SQL, parsed once per isolate
+const hex = (bytes) => Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
+/** The project's digest of a key (`store::ingest::digest`): 16 bytes of SHA-256 over the parts, each NUL-ended. */
+async function digest(tag, parts) {
+  const data = new TextEncoder().encode(parts.map((p) => `${p}\0`).join(""));
+  return `${tag}:${hex((await crypto.subtle.digest("SHA-256", data)).slice(0, 16))}`;
+}
+
+/** The project's batch for a `call.upserted` delivery: claim, call upsert, outcome. */
+async function projectBatch(env, id, type, d, status, answered, started, now) {
+  projectSql ??= JSON.parse(env.PROJECT_INGEST_SQL);
+  const direction = d.direction ?? "inbound";
+  const duration = d.durationSeconds ?? null;
+  const guard = ["api", await digest("k1", ["api", id]), hex(crypto.getRandomValues(new Uint8Array(16)))];
+  // What the project keeps when a delivery cannot be applied now: the delivery, normalized.
+  const kept = JSON.stringify({
+    provider: "api", key: id, event_type: type, call_id: d.id,
+    events: [{ kind: "call", call_id: d.id, owner: { user: d.userId, number: null }, provider: "api", direction, from: d.from ?? "", to: d.to ?? "", status, started_at: started, ended_at: null, duration_seconds: duration, at: now }],
+    received_at: now, payload: null,
+  });
+  const results = await env.DB.batch([
+    env.DB.prepare(projectSql.claim).bind(...guard, type, d.userId, null, d.id, 1, 1, kept, now, started, id, await digest("c1", [d.id]), 1),
+    env.DB.prepare(projectSql.upsert).bind(...guard, d.id, "api", direction, d.from ?? "", d.to ?? "", status, 3, answered, started, null, duration, now, now),
+    env.DB.prepare(projectSql.result).bind(...guard),
+  ]);
+  const outcome = results[2].results[0];
+  if (outcome?.fresh !== 1 || outcome.outcome !== "applied" || typeof outcome.version !== "number") {
+    throw new Error(`the project's batch did not apply a fresh delivery: ${JSON.stringify(outcome)}`);
+  }
 }
 
 export default {
