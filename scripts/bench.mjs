@@ -10,9 +10,9 @@
 //   BENCH_MODES     comma-separated subset of the modes (off, kv, all, warm; default all four;
 //                   "none" runs only the race)
 //   BENCH_RACE      "0" leaves out the race against the reference workers (scripts/race.mjs)
-//   BENCH_RACE_ROUNDS  alternating rounds per side in the race (default 6): a target reads the
+//   BENCH_RACE_ROUNDS  alternating rounds per side in the race (default 8): a target reads the
 //                   median of the rounds' ratios (one round's moves by ±15 % on a shared host)
-//   BENCH_RACE_SECONDS  seconds per side and round in the race (default 4)
+//   BENCH_RACE_SECONDS  seconds per side and round in the race (default 3)
 //   BENCH_VARS      JSON object of extra worker vars for every mode (e.g. a CACHE_* setting)
 //   BENCH_WEBHOOK_SHARE  share of signed webhooks in the mixed workload (default 0.05)
 //   BENCH_MIXED_ROUNDS  rounds of the interleaved mixed comparison (default 5; 0 leaves it out)
@@ -362,9 +362,9 @@ async function main() {
           auth: `Bearer ${token(heavy)}`,
           heavy,
           users: Array.from({ length: 40 }, (_, i) => userId(i)),
-          seconds: Math.max(1, Number(process.env.BENCH_RACE_SECONDS ?? 4) || 4),
+          seconds: Math.max(1, Number(process.env.BENCH_RACE_SECONDS ?? 3) || 3),
           connections: CONNECTIONS,
-          rounds: Math.max(1, Number(process.env.BENCH_RACE_ROUNDS ?? 6) || 6),
+          rounds: Math.max(1, Number(process.env.BENCH_RACE_ROUNDS ?? 8) || 8),
         });
 
   const wasmFile = join(ROOT, "build/index_bg.wasm");

@@ -46,7 +46,7 @@ function webhookLines(secret, users, count) {
  * `template`: the loaded bench state to copy for each worker; `vars`: the project's vars;
  * `auth`: `Bearer …` for `heavy`, the 12,000-call user. Returns the rendered table's lines.
  */
-export async function race({ template, vars, auth, heavy, users, seconds, connections, rounds = 6 }) {
+export async function race({ template, vars, auth, heavy, users, seconds, connections, rounds = 8 }) {
   buildBare();
   const scratch = mkdtempSync(join(tmpdir(), "bench-race-"));
   const file = (name, text) => {
