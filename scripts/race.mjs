@@ -4,7 +4,9 @@
 // by the same wrk in the same run. Called by scripts/bench.mjs; prints absolute req/s, p50/p99
 // and the ratio per route and tier, and each side's workerd CPU time per request (read from
 // /proc: each Miniflare runs its own workerd), which moves far less with the machine's other
-// load than req/s does.
+// load than req/s does. The sides take turns in rounds, each round measuring them back to back,
+// and a target reads the median of the rounds' ratios. A last row races the project's ingest
+// against the reference running the project's own batch (`PROJECT_INGEST_SQL`).
 import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
