@@ -152,3 +152,10 @@ export function gzipBytes(file) {
   if (res.status !== 0) throw new Error(`gzip -9 ${file} failed: ${res.stderr}`);
   return res.stdout.length;
 }
+
+/** The median of `xs`: what a target reads from rounds measured side by side. */
+export function median(xs) {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}

@@ -24,7 +24,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { prng } from "./demo-data.mjs";
 import { CALLS, HEAVY, USERS, callCounts, callId, MIXED_REQUESTS, mixedRequests, prime as primeReads, token, userId } from "./bench-mixed.mjs";
-import { BENCH_VARS, SETTLE_MS, cpuSeconds, gzipBytes, line, standardHeaders, workerdPids, wrk as wrkCycling, wrkInBackground, wrkOnce } from "./bench-common.mjs";
+import { BENCH_VARS, SETTLE_MS, cpuSeconds, gzipBytes, line, median, standardHeaders, workerdPids, wrk as wrkCycling, wrkInBackground, wrkOnce } from "./bench-common.mjs";
 import { race } from "./race.mjs";
 import { ROOT, applyMigrations, signJwt, startWorker } from "./runtime.mjs";
 
@@ -396,16 +396,33 @@ async function main() {
  * reads. Each run's CPU window includes SETTLE_MS after its last response, so the refreshed
  * views' KV writes (1 s later) are charged to the run that caused them.
  */
-async function interleavedMixed(template, counts, extraVars) {
+/**
+ * Workers on copies of the same data, one per entry of `configs` (`[name, vars]`), handed to
+ * `measure` as `{ name, dir, worker }`; all disposed, and their copies removed, afterwards.
+ */
+async function sideBySide(template, configs, extraVars, measure) {
   const sides = [];
-  for (const [name, vars] of [["cache off", { CACHE_ENABLED: "false" }], ["all tiers", {}]]) {
-    const dir = mkdtempSync(join(tmpdir(), "bench-interleaved-"));
-    cpSync(template, dir, { recursive: true });
-    const worker = await startWorker({ persistDir: dir, vars: { ...VARS, ...vars, ...extraVars }, assets: null });
-    sides.push({ name, dir, worker });
-  }
-  const rounds = [];
   try {
+    for (const [name, vars] of configs) {
+      const dir = mkdtempSync(join(tmpdir(), "bench-sides-"));
+      cpSync(template, dir, { recursive: true });
+      // Listed before it starts, so that its copy is removed even if starting fails.
+      const side = { name, dir, worker: undefined };
+      sides.push(side);
+      side.worker = await startWorker({ persistDir: dir, vars: { ...VARS, ...vars, ...extraVars }, assets: null });
+    }
+    return await measure(sides);
+  } finally {
+    for (const side of sides) {
+      await side.worker?.dispose();
+      rmSync(side.dir, { recursive: true, force: true });
+    }
+  }
+}
+
+async function interleavedMixed(template, counts, extraVars) {
+  return sideBySide(template, [["cache off", { CACHE_ENABLED: "false" }], ["all tiers", {}]], extraVars, async (sides) => {
+    const rounds = [];
     for (let round = 1; round <= MIXED_ROUNDS; round++) {
       // The same reads every round (the working set stays the one the table above measured);
       // the webhooks renamed, so that each round's are new deliveries.
@@ -424,13 +441,8 @@ async function interleavedMixed(template, counts, extraVars) {
       }
       rounds.push({ round, off: measured["cache off"], all: measured["all tiers"] });
     }
-  } finally {
-    for (const side of sides) {
-      await side.worker.dispose();
-      rmSync(side.dir, { recursive: true, force: true });
-    }
-  }
-  return rounds;
+    return rounds;
+  });
 }
 
 /**
@@ -443,20 +455,14 @@ async function interleavedMixed(template, counts, extraVars) {
  * of its rounds' ratios.
  */
 async function interleavedTiers(template, files, heavy, extraVars) {
-  const sides = [];
-  for (const [name, vars] of [["off", { CACHE_ENABLED: "false" }], ["kv", { CACHE_MEMORY_ENABLED: "false" }], ["all", {}]]) {
-    const dir = mkdtempSync(join(tmpdir(), "bench-tiers-"));
-    cpSync(template, dir, { recursive: true });
-    const worker = await startWorker({ persistDir: dir, vars: { ...VARS, ...vars, ...extraVars }, assets: null });
-    sides.push({ name, dir, worker });
-  }
-  const runs = [...sides.map((side) => ({ key: side.name, side, file: files.list })), { key: "floor", side: sides[2], file: files.health }];
-  const rounds = [];
-  try {
+  const configs = [["off", { CACHE_ENABLED: "false" }], ["kv", { CACHE_MEMORY_ENABLED: "false" }], ["all", {}]];
+  return sideBySide(template, configs, extraVars, async (sides) => {
+    const runs = [...sides.map((side) => ({ key: side.name, side, file: files.list })), { key: "floor", side: sides[2], file: files.health }];
     for (const { worker } of sides) {
       for (let i = 0; i < 3; i++) await (await fetch(worker.url + "/api/webhook-calls", { headers: { Authorization: `Bearer ${token(heavy)}` } })).arrayBuffer();
     }
     await new Promise((done) => setTimeout(done, 300)); // KV writes land after their responses
+    const rounds = [];
     for (let round = 1; round <= TIER_ROUNDS; round++) {
       const measured = {};
       for (const run of round % 2 ? runs : [...runs].reverse()) {
@@ -467,19 +473,8 @@ async function interleavedTiers(template, files, heavy, extraVars) {
       log(`tiers round ${round}: ${Object.entries(measured).map(([k, v]) => `${k} ${Math.round(v)}`).join(", ")} req/s`);
       rounds.push(measured);
     }
-  } finally {
-    for (const side of sides) {
-      await side.worker.dispose();
-      rmSync(side.dir, { recursive: true, force: true });
-    }
-  }
-  return rounds;
-}
-
-function median(xs) {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    return rounds;
+  });
 }
 
 function render(rows, miss, peakRss, wasmRaw, wasmGz, live, interleaved, tiers) {
@@ -523,6 +518,8 @@ function render(rows, miss, peakRss, wasmRaw, wasmGz, live, interleaved, tiers) 
   const warmReads = perRead(mixedWarm);
   // Every D1 round trip made for reads, version syncs included.
   const tripsPerRead = (r) => (r.d.misses + r.d.bypassed + r.d.versionSyncs) / (r.reads || 1);
+  // The tier targets from the modes' rows when the side-by-side rounds were left out.
+  const fromModes = { all: all("page"), kv: kv("page"), off: off("page"), floor };
   const targets = [
     ["mixed: ≤ 0.02 D1 round trips per read, version syncs included", tripsPerRead(mixedAll), (x) => x <= 0.02, 4],
     ["mixed: ≤ 5.6 D1 rows read per request (refresh on write included)", (mixedAll.d.d1RowsRead + (mixedAll.d.refreshRowsRead ?? 0)) / (mixedAll.requests || 1), (x) => x <= 5.6, 2],
@@ -537,7 +534,7 @@ function render(rows, miss, peakRss, wasmRaw, wasmGz, live, interleaved, tiers) 
     ].map(([name, a, b, want]) =>
       tiers.length
         ? [`${name} (median of ${tiers.length} interleaved rounds)`, median(tiers.map((r) => r[a] / r[b])), (x) => x >= want, 2]
-        : [name, ({ all: all("page"), kv: kv("page"), off: off("page"), floor })[a].rps / ({ off: off("page"), floor })[b].rps, (x) => x >= want, 2],
+        : [name, fromModes[a].rps / fromModes[b].rps, (x) => x >= want, 2],
     ),
     ["mixed: ≤ 0.05 D1 queries per read", d1PerReadAll, (x) => x <= 0.05, 3],
     ["mixed, warm after invalidate: ≤ 0.05 D1 queries per read", warmReads, (x) => x <= 0.05, 3],

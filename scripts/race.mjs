@@ -11,7 +11,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { callUpsertLines, cpuSeconds, line, workerdPids, wrk as wrkCycling } from "./bench-common.mjs";
+import { callUpsertLines, cpuSeconds, line, median, workerdPids, wrk as wrkCycling } from "./bench-common.mjs";
 import { ROOT, startWorker } from "./runtime.mjs";
 
 const log = (...a) => console.error("[bench:race]", ...a);
@@ -136,10 +136,6 @@ export async function race({ template, vars, auth, heavy, users, seconds, connec
 
 function render(rows, seconds, connections, rounds, heavy) {
   const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const median = (xs) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-  };
   const rps = (runs) => (runs?.length ? mean(runs.map((r) => r.rps)) : NaN);
   const ms = (runs, p) => (runs?.length ? (mean(runs.map((r) => r[p])) / 1000).toFixed(2) : "–");
   const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : "–");

@@ -226,6 +226,7 @@ async function projectBatch(env, id, type, d, status, answered, started, now) {
   });
   const results = await env.DB.batch([
     env.DB.prepare(projectSql.claim).bind(...guard, type, d.userId, null, d.id, 1, 1, kept, now, started, id, await digest("c1", [d.id]), 1),
+    // 3: the rank of `completed`, the one status the bench sends (as the plain upsert above).
     env.DB.prepare(projectSql.upsert).bind(...guard, d.id, "api", direction, d.from ?? "", d.to ?? "", status, 3, answered, started, null, duration, now, now),
     env.DB.prepare(projectSql.result).bind(...guard),
   ]);
