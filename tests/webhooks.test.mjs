@@ -1,6 +1,7 @@
 // The webhook routes end to end: requests signed the providers' way (support/signers.mjs), sent
 // to the built worker in workerd, and their effect read back through the dashboard routes.
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { join } from "node:path";
@@ -377,6 +378,18 @@ describe("POST /webhooks/events", () => {
     assert.equal((await send(future)).status, 403);
     assert.equal((await send(standardHeaders("whsec_d3Jvbmc=", "msg_h", body))).status, 403);
     assert.equal((await send(h, body.replace("ada", "bob"))).status, 403);
+  });
+
+  test("a signed body that is not UTF-8 is refused and applies nothing", async () => {
+    // Signed over its raw bytes, as a sender would: the invalid byte reaches the worker as
+    // U+FFFD, so the signature no longer verifies (see `read_body_whole`).
+    const raw = Buffer.concat([Buffer.from('{"type":"call.upserted","data":{"userId":"ada","id":"CAutf8","from":"'), Buffer.from([0xff]), Buffer.from('"}}')]);
+    const ts = Math.floor(Date.now() / 1000);
+    const key = Buffer.from(app.vars.WEBHOOK_SECRET.replace(/^whsec_/, ""), "base64");
+    const sig = createHmac("sha256", key).update(Buffer.concat([Buffer.from(`msg_utf8.${ts}.`), raw])).digest("base64");
+    const res = await call(app, "POST", "/webhooks/events", { headers: { "content-type": "application/json", "webhook-id": "msg_utf8", "webhook-timestamp": String(ts), "webhook-signature": `v1,${sig}` }, body: raw });
+    assert.deepEqual([res.status, res.json.error.code], [403, "invalid_signature"]);
+    assert.equal((await readCall(app, "ada", "CAutf8")).status, 404);
   });
 
   test("bad JSON and bad fields are 400 naming them; wrong media types 415", async () => {
