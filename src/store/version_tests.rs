@@ -258,3 +258,54 @@ fn a_purge_of_everything_moves_the_feeds_epoch() {
     let after = changes(&s, Some(before.through), 10);
     assert_eq!(after.epoch, before.epoch + 1);
 }
+
+#[test]
+fn a_new_call_nothing_arrived_before_steps_its_owners_version_once() {
+    // `migrations/0013`: the copy of what arrived first runs only when something did, so a
+    // plain new call is one change in the feed, not an insert and an empty copy.
+    let s = store();
+    apply(&s, &voice(RINGING)); // ada's first write also makes her version row
+    let start = changes(&s, None, 100);
+    let got = apply(&s, &voice(&RINGING.replace("CA1", "CA2")));
+    assert_eq!(got.outcome, "applied");
+    let feed = changes(&s, Some(start.through), 100);
+    assert_eq!(
+        feed.changes,
+        vec![(uid("ada"), CallId::parse("CA2"), version(&s, "ada"))],
+        "one change for one new call"
+    );
+    assert_eq!(
+        got.version_before.map(|v| v.get() + 1),
+        got.version.map(|v| v.get())
+    );
+}
+
+#[test]
+fn a_new_call_something_arrived_before_still_copies_it_in_and_moves_again() {
+    let s = store();
+    apply(
+        &s,
+        &event(
+            "msg_early",
+            serde_json::json!({"type": "call.analysis.completed",
+                "data": {"userId": "ada", "callId": "CA1", "intent": "billing", "confidence": 0.8}}),
+        ),
+    );
+    let before = changes(&s, None, 100);
+    let got = apply(&s, &voice(RINGING));
+    let feed = changes(&s, Some(before.through), 100);
+    assert!(
+        feed.changes.len() >= 2,
+        "the insert and the copy of the early analysis: {:?}",
+        feed.changes
+    );
+    assert_eq!(feed.changes.last().map(|c| c.2), got.version);
+    let (call, _) =
+        block_on(s.load_call(&uid("ada"), &CallId::parse("CA1").expect("valid"))).expect("reads");
+    let analysis = call.expect("the call is ada's").analysis;
+    assert_eq!(
+        analysis.and_then(|a| a.intent).as_deref(),
+        Some("billing"),
+        "the early analysis is copied into the call's row"
+    );
+}
