@@ -8,12 +8,11 @@
 // and a target reads the median of the rounds' ratios. A last row races the project's ingest
 // against the reference running the project's own batch (`PROJECT_INGEST_SQL`).
 import { execFileSync, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { callUpsertLines, cpuSeconds, line, median, workerdPids, wrk as wrkCycling } from "./bench-common.mjs";
 import { ROOT, startWorker } from "./runtime.mjs";
-import { INGEST_SQL } from "../bench/reference/js/worker.mjs";
 
 const log = (...a) => console.error("[bench:race]", ...a);
 const BARE = join(ROOT, "bench/reference/bare");
@@ -91,7 +90,6 @@ export async function race({ template, vars, auth, heavy, users, seconds, connec
     return w;
   };
   const rows = [];
-  let compile = null;
   try {
     const bare = await start("bare", { vars: {}, scriptPath: join(BARE, "build/index.js") });
     const workers = {};
@@ -129,63 +127,11 @@ export async function race({ template, vars, auth, heavy, users, seconds, connec
       }
       rows.push({ ...s, runs });
     }
-    compile = await ingestCompileCosts(template, scratch);
   } finally {
     for (const w of started) await w.dispose();
     rmSync(scratch, { recursive: true, force: true });
   }
-  return [...render(rows, seconds, connections, rounds, heavy), ...renderCompile(compile)];
-}
-
-/**
- * What compiling each ingest statement costs SQLite, the project's and the reference's, on a
- * copy of `template`'s migrated D1: Miniflare's D1 compiles every statement it runs, and an
- * upsert into `calls` compiles the triggers it may fire with it. Each statement is compiled
- * 200 times a round, in turn, for 5 rounds; the fastest round is the figure (compiling is the
- * same work every time: a slower round is the host's noise).
- */
-export async function ingestCompileCosts(template, scratch) {
-  const dir = join(template, "v3/d1/miniflare-D1DatabaseObject");
-  const file = existsSync(dir) ? readdirSync(dir).find((f) => f.endsWith(".sqlite") && f !== "metadata.sqlite") : undefined;
-  if (!file) return null;
-  const copy = join(scratch, "compile");
-  cpSync(dir, copy, { recursive: true });
-  process.removeAllListeners("warning"); // node:sqlite's "experimental" notice, on stderr
-  const { DatabaseSync } = await import("node:sqlite");
-  const db = new DatabaseSync(join(copy, file));
-  try {
-    const project = JSON.parse(readFileSync(PROJECT_INGEST_SQL, "utf8"));
-    const statements = { "project claim": project.claim, "project upsert": project.upsert, "project result": project.result, "reference claim": INGEST_SQL.claim, "reference upsert": INGEST_SQL.upsert };
-    const best = Object.fromEntries(Object.keys(statements).map((k) => [k, Infinity]));
-    for (let round = 0; round < 5; round++) {
-      for (const [name, sql] of Object.entries(statements)) {
-        const start = process.hrtime.bigint();
-        for (let i = 0; i < 200; i++) db.prepare(sql);
-        best[name] = Math.min(best[name], Number(process.hrtime.bigint() - start) / 1000 / 200);
-      }
-    }
-    return { version: db.prepare("SELECT sqlite_version() AS v").get().v, best };
-  } finally {
-    db.close();
-  }
-}
-
-export function renderCompile(compile) {
-  if (!compile) return [];
-  const b = compile.best;
-  const us = (n) => (Number.isFinite(n) ? n.toFixed(0) : "–");
-  return [
-    "",
-    "Where the ingest's gap is: Miniflare's D1 compiles every statement it runs, and an upsert into `calls` compiles the triggers it may fire with it (the aggregates, the version and its feed, the daily series, the copies), so a delivery's batch pays SQLite's compile of each of its statements, on the one thread that serves every request here. " +
-      `Compiled by Node's SQLite ${compile.version} (workerd's may differ) on a copy of the same migrated D1, the fastest of 5 rounds of 200 each, in µs:`,
-    "",
-    "| statement | project | reference |",
-    "| --- | ---: | ---: |",
-    `| claim (the reference's: insert unless seen; the project's also resolves the owner, the deletion marks and the version before) | ${us(b["project claim"])} | ${us(b["reference claim"])} |`,
-    `| the call's upsert (the project's keeps status, start and numbers by its rules) | ${us(b["project upsert"])} | ${us(b["reference upsert"])} |`,
-    `| the outcome (the version after, whether anyone listens) | ${us(b["project result"])} | – |`,
-    `| a delivery's batch | ${us(b["project claim"] + b["project upsert"] + b["project result"])} | ${us(b["reference claim"] + b["reference upsert"])} |`,
-  ];
+  return render(rows, seconds, connections, rounds, heavy);
 }
 
 function render(rows, seconds, connections, rounds, heavy) {

@@ -162,15 +162,6 @@ async function summary(env, ctx, u, url) {
   });
 }
 
-/** The plain ingest's two statements: a claim that deduplicates, and the call's upsert only if it claimed. */
-export const INGEST_SQL = {
-  claim: "INSERT INTO webhook_deliveries (provider, delivery_key, event_type, user_id, call_id, outcome, received_at) VALUES ('api', ?1, ?2, ?3, ?4, 'applied', ?5) ON CONFLICT DO NOTHING",
-  upsert:
-    "INSERT INTO calls (id, user_id, provider, direction, from_number, to_number, status, status_rank, answered, started_at, duration_seconds, created_at, updated_at) " +
-    "SELECT ?1, ?2, 'api', ?3, ?4, ?5, ?6, 3, ?7, ?8, ?9, ?10, ?10 WHERE changes() = 1 " +
-    "ON CONFLICT (id) DO UPDATE SET status = excluded.status, answered = excluded.answered, duration_seconds = excluded.duration_seconds, updated_at = excluded.updated_at",
-};
-
 /** Standard Webhooks: signature over `id.timestamp.body`, 5 minutes of tolerance. */
 async function ingest(request, env, ctx) {
   const id = request.headers.get("webhook-id");
@@ -199,8 +190,12 @@ async function ingest(request, env, ctx) {
     return reply(200, { success: true, data: { received: true } });
   }
   const [claim] = await env.DB.batch([
-    env.DB.prepare(INGEST_SQL.claim).bind(id, event.type, d.userId, d.id, now),
-    env.DB.prepare(INGEST_SQL.upsert).bind(d.id, d.userId, d.direction ?? "inbound", d.from ?? "", d.to ?? "", status, answered, started, d.durationSeconds ?? null, now),
+    env.DB.prepare("INSERT INTO webhook_deliveries (provider, delivery_key, event_type, user_id, call_id, outcome, received_at) VALUES ('api', ?1, ?2, ?3, ?4, 'applied', ?5) ON CONFLICT DO NOTHING").bind(id, event.type, d.userId, d.id, now),
+    env.DB.prepare(
+      "INSERT INTO calls (id, user_id, provider, direction, from_number, to_number, status, status_rank, answered, started_at, duration_seconds, created_at, updated_at) " +
+        "SELECT ?1, ?2, 'api', ?3, ?4, ?5, ?6, 3, ?7, ?8, ?9, ?10, ?10 WHERE changes() = 1 " +
+        "ON CONFLICT (id) DO UPDATE SET status = excluded.status, answered = excluded.answered, duration_seconds = excluded.duration_seconds, updated_at = excluded.updated_at",
+    ).bind(d.id, d.userId, d.direction ?? "inbound", d.from ?? "", d.to ?? "", status, answered, started, d.durationSeconds ?? null, now),
   ]);
   if (claim.meta.changes === 1 && env.CACHE_ENABLED !== "false") {
     for (const key of [...memory.keys()]) if (key.includes(`:${d.userId}:`)) memory.delete(key);
