@@ -16,7 +16,8 @@
 // - D1 included: the same on a freshly migrated local D1, so the batch's SQL is in the figure.
 // The workers: this project, the plain reference (`bench/reference/js/worker.mjs`: two
 // statements), the reference running this project's statements (`PROJECT_INGEST_SQL`), and a
-// floor that reads the body and answers, which every delivery's figure includes.
+// floor that reads the body and answers, which every delivery's figure includes. Written to
+// bench/inproc-results.md.
 //
 //   INPROC_ROUNDS      rounds (default 9); each round runs every worker once, the order
 //                      rotating; figures are the median of the rounds
@@ -179,7 +180,9 @@ async function main() {
       "",
       ...table("D1 included (a freshly migrated local D1)", included),
     ];
-    console.log(out.join("\n"));
+    const text = out.join("\n") + "\n";
+    writeFileSync(join(ROOT, "bench/inproc-results.md"), text);
+    console.log(text);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
