@@ -136,9 +136,14 @@ export function workerdPids() {
   return pids;
 }
 
-/** CPU seconds (user + system) the process has used: less noisy than req/s on a shared box. */
-export function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+/**
+ * CPU seconds (user + system) the process has used: less noisy than req/s on a shared box. With
+ * `mainThread`, only its main thread's (a local workerd runs every isolate on that thread; its
+ * other threads are V8's compiler and collector helpers).
+ */
+export function cpuSeconds(pid, { mainThread = false } = {}) {
+  const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 

@@ -27,7 +27,7 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BENCH_VARS, median, workerdPids } from "./bench-common.mjs";
+import { BENCH_VARS, cpuSeconds, median, workerdPids } from "./bench-common.mjs";
 import { ROOT, applyMigrations, startWorker } from "./runtime.mjs";
 
 const ROUNDS = Math.max(1, Number(process.env.INPROC_ROUNDS ?? 9) || 9);
@@ -57,9 +57,10 @@ function fakeD1() {
   return { prepare: (text) => statement(text), batch: async (statements) => statements.map((s) => answer(s.text)) };
 }
 
+let signingKey; // WEBHOOK_SECRET, imported once
 async function sign(secret, id, ts, body) {
   const raw = Uint8Array.from(atob(secret.replace(/^whsec_/, "")), (c) => c.charCodeAt(0));
-  const key = await crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const key = (signingKey ??= await crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]));
   const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(id + "." + ts + "." + body)));
   return "v1," + btoa(String.fromCharCode(...mac));
 }
@@ -101,13 +102,6 @@ export default {
 
 const WORKERS = ["project", "reference", "reference-project-sql", "floor"];
 
-/** CPU seconds of `pid`'s main thread (the thread every isolate of a local workerd runs on). */
-function mainThreadCpu(pid) {
-  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 async function measure(dir, fakeD1) {
   const deliveries = fakeD1 ? DELIVERIES_NO_D1 : DELIVERIES;
   const persist = mkdtempSync(join(tmpdir(), "inproc-d1-"));
@@ -135,9 +129,9 @@ async function measure(dir, fakeD1) {
         for (const who of order) {
           log(`${fakeD1 ? "D1 left out" : "D1 included"}: round ${round + 1}, ${who}`);
           await get(`/prep?n=${deliveries}&tag=${fakeD1 ? "f" : "r"}${round}${who}`);
-          const cpu = mainThreadCpu(pid);
+          const cpu = cpuSeconds(pid, { mainThread: true });
           await get(`/run?who=${who}`);
-          perDelivery[who].push(((mainThreadCpu(pid) - cpu) * 1e6) / deliveries);
+          perDelivery[who].push(((cpuSeconds(pid, { mainThread: true }) - cpu) * 1e6) / deliveries);
         }
       }
       return perDelivery;

@@ -470,10 +470,11 @@ fn body_chunks(req: &web_sys::Request) -> Option<Result<Chunks, JsValue>> {
 /// As text, not bytes: `text()` makes a string, where `arrayBuffer()` made an `ArrayBuffer`
 /// (and this side a `Uint8Array` over it), whose backing store costs more to make and to
 /// collect than the string's copy into wasm memory — about 10 µs of a webhook's 60 µs of
-/// handling, measured in the isolate with D1 left out. Every provider signs UTF-8 (a form body
-/// is ASCII). A body that is not UTF-8 arrives with its invalid bytes replaced by U+FFFD (and
-/// a leading byte-order mark dropped): a signed one then fails its signature check (401) where
-/// it failed to parse (400), an operator's its field checks (400) as before.
+/// handling, measured in the isolate with D1 left out (over the network, below what this kind
+/// of host resolves). Every provider signs UTF-8 (a form body is ASCII). A body that is not
+/// UTF-8 arrives with its invalid bytes replaced by U+FFFD (and a leading byte-order mark
+/// dropped): a signed one then fails its signature check (403) where it failed to parse (400),
+/// an operator's its field checks (400) as before.
 async fn read_body_whole(req: &web_sys::Request, len: usize) -> Result<Vec<u8>, AppError> {
     let unreadable = || AppError::InvalidRequest("the body could not be read".into());
     if len == 0 || req.body().is_none() {
