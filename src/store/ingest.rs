@@ -98,24 +98,13 @@ impl FromRow for ChangedRow {
     }
 }
 
-struct VersionRow {
-    /// NULL when the claim did not apply the delivery.
-    version: Option<i64>,
-}
-
-impl FromRow for VersionRow {
-    fn from_row(row: &Columns<'_>) -> AppResult<Self> {
-        Ok(VersionRow {
-            version: row.opt_int("version")?,
-        })
-    }
-}
-
 struct ResultRow {
     fresh: Option<i64>,
     user_id: Option<String>,
     call_id: Option<String>,
     outcome: String,
+    /// Kept by the claim for an applied delivery (`sql::CLAIM_DELIVERY`), NULL otherwise.
+    version_before: Option<i64>,
     version: Option<i64>,
     listening: i64,
 }
@@ -127,6 +116,7 @@ impl FromRow for ResultRow {
             user_id: row.opt_text("user_id")?,
             call_id: row.opt_text("call_id")?,
             outcome: row.text("outcome")?,
+            version_before: row.opt_int("version_before")?,
             version: row.opt_int("version")?,
             listening: row.int("listening")?,
         })
@@ -410,8 +400,7 @@ fn push_refreshes(
     Ok(at)
 }
 
-/// What the batch did, from its last result (`sql::DELIVERY_RESULT`) and its first (the
-/// version `sql::CLAIM_DELIVERY` returns); nothing refreshed yet.
+/// What the batch did, from its last result (`sql::DELIVERY_RESULT`); nothing refreshed yet.
 fn outcome<R: RowSet>(results: &[R]) -> AppResult<Ingested> {
     let row: ResultRow = results
         .last()
@@ -420,25 +409,25 @@ fn outcome<R: RowSet>(results: &[R]) -> AppResult<Ingested> {
         .into_iter()
         .next()
         .ok_or_else(|| AppError::internal("delivery row missing after its claim"))?;
+    let fresh = row.fresh.unwrap_or(0) != 0;
+    let version = |v: Option<i64>| {
+        v.and_then(|v| u64::try_from(v).ok())
+            .map(crate::domain::Version::new)
+    };
     Ok(Ingested {
-        fresh: row.fresh.unwrap_or(0) != 0,
+        fresh,
         user: row.user_id.as_deref().and_then(UserId::parse),
         call: row.call_id.as_deref().and_then(CallId::parse),
         outcome: row.outcome,
-        version: row
-            .version
-            .and_then(|v| u64::try_from(v).ok())
-            .map(crate::domain::Version::new),
+        version: version(row.version),
         refresh: Refreshed::default(),
         listening: row.listening != 0,
-        version_before: results
-            .first()
-            .map(|rows| rows.decode::<VersionRow>())
-            .transpose()?
-            .and_then(|rows| rows.into_iter().next())
-            .and_then(|r| r.version)
-            .and_then(|v| u64::try_from(v).ok())
-            .map(crate::domain::Version::new),
+        // A retry finds the first attempt's row: the version it kept is not this attempt's.
+        version_before: if fresh {
+            version(row.version_before)
+        } else {
+            None
+        },
     })
 }
 
