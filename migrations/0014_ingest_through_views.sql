@@ -1,21 +1,27 @@
--- A webhook's batch names its statements instead of sending them.
+-- A webhook's batch names its statements instead of sending them, and is one statement when
+-- the delivery carries one event.
 --
 -- Every delivery's batch sent D1 the full text of its claim (about 2 KB: the owner's
 -- resolution, the deletion marks, the outcome), of each event's upsert (0.5 to 1.3 KB) and of
--- its outcome read (0.5 KB). D1 carries a statement's text with every execution, and in this
--- project's measurements the text a batch sends is a large part of what the batch costs,
--- though SQLite compiles each text once. The same SQL now lives here, in INSTEAD OF triggers
--- on views that hold no rows: the batch inserts its parameters into a view, in the order the
--- statements took them before (`?1` provider, `?2` delivery key digest, `?3` this attempt's
--- claim, then the statement's own), and the trigger runs what the statement ran, with `NEW.x`
--- where it had `?n`. What each writes and decides is unchanged (`store::sql` documents it).
+-- its outcome read (0.5 KB), three statements for the usual delivery. Local D1 charges for
+-- each statement of a batch and for the text it carries, though SQLite compiles each text
+-- once. The same SQL now lives here, in INSTEAD OF triggers on views that hold no rows: a
+-- statement inserts its parameters into a view, in the order the statements took them
+-- before (`?1` provider, `?2` delivery key digest, `?3` this attempt's claim, then the
+-- statement's own), and the trigger runs what the statement ran, with `NEW.x` where it had
+-- `?n`. What each writes and decides is unchanged (`store::sql` documents it).
+--
+-- A delivery of one event inserts into one view (`call_deliveries` and the others) whose
+-- trigger inserts into the claim's view, then the event's, and the statement's `RETURNING`
+-- reads the outcome: on a view, `RETURNING` is evaluated after the INSTEAD OF trigger and
+-- every trigger under it, so it sees the version the events left. It returns the values
+-- inserted, not what the trigger wrote, so the owner's version before the events (the claim's
+-- `RETURNING` before) is kept in the delivery's row, `version_before`, and read with the
+-- outcome from `delivery_outcomes`.
 --
 -- Triggers cannot hold a `WITH`, so the claim's decision, a materialized CTE before, is a
 -- subquery that `LIMIT 1 OFFSET 0` keeps from being flattened: its outcome is read five times
--- and each would otherwise repeat its lookups. `RETURNING` on a view returns the values
--- inserted, not what its trigger wrote, so the owner's version before the delivery's events
--- (the claim's `RETURNING` before) is kept in the delivery's row, `version_before`, and read
--- with the outcome (`delivery_outcomes`).
+-- and each would otherwise repeat its lookups.
 
 ALTER TABLE webhook_deliveries ADD COLUMN version_before INTEGER;
 
@@ -178,7 +184,102 @@ BEGIN
     AND excluded.updated_at >= enrichments.updated_at;
 END;
 
--- A delivery as its batch reads it back last (`store::sql::DELIVERY_RESULT`): what it did,
+-- A delivery of one event, the usual case, is one statement: its claim and its event's write
+-- in one insert (`store::sql::CLAIM_AND_CALL` and the others), whose trigger inserts into the
+-- two views above in that order. ?1 to ?15 as `delivery_claims`, then the event's own, as its
+-- view takes them after its first three.
+
+-- ?16 call id, ?17 provider, ?18 direction, ?19 from, ?20 to, ?21 status, ?22 status rank,
+-- ?23 answered, ?24 started at, ?25 ended at, ?26 duration, ?27 received at, ?28 event time.
+CREATE VIEW call_deliveries AS SELECT
+  NULL AS provider, NULL AS delivery_key, NULL AS claim, NULL AS event_type, NULL AS user_id,
+  NULL AS routed_number, NULL AS call_id, NULL AS has_events, NULL AS needs_owner,
+  NULL AS kept, NULL AS received_at, NULL AS reported_start, NULL AS provider_ref,
+  NULL AS call_digest, NULL AS reports_call,
+  NULL AS event_call_id, NULL AS call_provider, NULL AS direction, NULL AS from_number,
+  NULL AS to_number, NULL AS status, NULL AS status_rank, NULL AS answered,
+  NULL AS started_at, NULL AS ended_at, NULL AS duration_seconds, NULL AS event_received_at,
+  NULL AS at
+WHERE 0;
+
+CREATE TRIGGER call_deliveries_insert INSTEAD OF INSERT ON call_deliveries
+BEGIN
+  INSERT INTO delivery_claims VALUES (NEW.provider, NEW.delivery_key, NEW.claim,
+    NEW.event_type, NEW.user_id, NEW.routed_number, NEW.call_id, NEW.has_events,
+    NEW.needs_owner, NEW.kept, NEW.received_at, NEW.reported_start, NEW.provider_ref,
+    NEW.call_digest, NEW.reports_call);
+  INSERT INTO call_reports VALUES (
+    NEW.provider, NEW.delivery_key, NEW.claim, NEW.event_call_id, NEW.call_provider,
+    NEW.direction, NEW.from_number, NEW.to_number, NEW.status, NEW.status_rank, NEW.answered,
+    NEW.started_at, NEW.ended_at, NEW.duration_seconds, NEW.event_received_at, NEW.at);
+END;
+
+-- ?16 call id, ?17 recording id, ?18 url, ?19 duration, ?20 status, ?21 event time.
+CREATE VIEW recording_deliveries AS SELECT
+  NULL AS provider, NULL AS delivery_key, NULL AS claim, NULL AS event_type, NULL AS user_id,
+  NULL AS routed_number, NULL AS call_id, NULL AS has_events, NULL AS needs_owner,
+  NULL AS kept, NULL AS received_at, NULL AS reported_start, NULL AS provider_ref,
+  NULL AS call_digest, NULL AS reports_call,
+  NULL AS event_call_id, NULL AS recording_id, NULL AS url, NULL AS duration_seconds,
+  NULL AS status, NULL AS at
+WHERE 0;
+
+CREATE TRIGGER recording_deliveries_insert INSTEAD OF INSERT ON recording_deliveries
+BEGIN
+  INSERT INTO delivery_claims VALUES (NEW.provider, NEW.delivery_key, NEW.claim,
+    NEW.event_type, NEW.user_id, NEW.routed_number, NEW.call_id, NEW.has_events,
+    NEW.needs_owner, NEW.kept, NEW.received_at, NEW.reported_start, NEW.provider_ref,
+    NEW.call_digest, NEW.reports_call);
+  INSERT INTO recording_reports VALUES (
+    NEW.provider, NEW.delivery_key, NEW.claim, NEW.event_call_id, NEW.recording_id, NEW.url,
+    NEW.duration_seconds, NEW.status, NEW.at);
+END;
+
+-- ?16 call id, ?17 status, ?18 intent, ?19 confidence, ?20 summary, ?21 completed at,
+-- ?22 event time.
+CREATE VIEW analysis_deliveries AS SELECT
+  NULL AS provider, NULL AS delivery_key, NULL AS claim, NULL AS event_type, NULL AS user_id,
+  NULL AS routed_number, NULL AS call_id, NULL AS has_events, NULL AS needs_owner,
+  NULL AS kept, NULL AS received_at, NULL AS reported_start, NULL AS provider_ref,
+  NULL AS call_digest, NULL AS reports_call,
+  NULL AS event_call_id, NULL AS status, NULL AS intent, NULL AS confidence,
+  NULL AS summary, NULL AS completed_at, NULL AS at
+WHERE 0;
+
+CREATE TRIGGER analysis_deliveries_insert INSTEAD OF INSERT ON analysis_deliveries
+BEGIN
+  INSERT INTO delivery_claims VALUES (NEW.provider, NEW.delivery_key, NEW.claim,
+    NEW.event_type, NEW.user_id, NEW.routed_number, NEW.call_id, NEW.has_events,
+    NEW.needs_owner, NEW.kept, NEW.received_at, NEW.reported_start, NEW.provider_ref,
+    NEW.call_digest, NEW.reports_call);
+  INSERT INTO analysis_reports VALUES (
+    NEW.provider, NEW.delivery_key, NEW.claim, NEW.event_call_id, NEW.status, NEW.intent,
+    NEW.confidence, NEW.summary, NEW.completed_at, NEW.at);
+END;
+
+-- ?16 call id, ?17 phone, ?18 caller name, ?19 caller type, ?20 line type, ?21 carrier,
+-- ?22 spam score, ?23 event time.
+CREATE VIEW enrichment_deliveries AS SELECT
+  NULL AS provider, NULL AS delivery_key, NULL AS claim, NULL AS event_type, NULL AS user_id,
+  NULL AS routed_number, NULL AS call_id, NULL AS has_events, NULL AS needs_owner,
+  NULL AS kept, NULL AS received_at, NULL AS reported_start, NULL AS provider_ref,
+  NULL AS call_digest, NULL AS reports_call,
+  NULL AS event_call_id, NULL AS phone_number, NULL AS caller_name, NULL AS caller_type,
+  NULL AS line_type, NULL AS carrier, NULL AS spam_score, NULL AS at
+WHERE 0;
+
+CREATE TRIGGER enrichment_deliveries_insert INSTEAD OF INSERT ON enrichment_deliveries
+BEGIN
+  INSERT INTO delivery_claims VALUES (NEW.provider, NEW.delivery_key, NEW.claim,
+    NEW.event_type, NEW.user_id, NEW.routed_number, NEW.call_id, NEW.has_events,
+    NEW.needs_owner, NEW.kept, NEW.received_at, NEW.reported_start, NEW.provider_ref,
+    NEW.call_digest, NEW.reports_call);
+  INSERT INTO enrichment_reports VALUES (
+    NEW.provider, NEW.delivery_key, NEW.claim, NEW.event_call_id, NEW.phone_number,
+    NEW.caller_name, NEW.caller_type, NEW.line_type, NEW.carrier, NEW.spam_score, NEW.at);
+END;
+
+-- A delivery as its batch reads it back (`store::sql::delivery_outcome!`): what it did,
 -- whose it is, the owner's version before its events and now, and whether that owner may
 -- have the live feed open.
 CREATE VIEW delivery_outcomes AS SELECT d.provider, d.delivery_key, d.claim, d.user_id,

@@ -43,14 +43,15 @@ import project from "./project.mjs";
 import reference from "./reference.mjs";
 
 const floor = { async fetch(request) { await request.text(); return new Response('{"success":true}'); } };
-let sql; // the project's statements, to answer them in the faked D1
+let sql; // the project's statement, to answer it in the faked D1
 let pending = [];
 
 function fakeD1() {
   const meta = (changes) => ({ changes, duration: 0, last_row_id: 0, changed_db: changes > 0, size_after: 0, rows_read: 1, rows_written: changes });
   const answer = (text) => {
-    if (text === sql.claim) return { success: true, meta: meta(1), results: [{ version: 41 }] };
-    if (text === sql.result) return { success: true, meta: meta(0), results: [{ fresh: 1, user_id: "u0001", call_id: "CX1", outcome: "applied", version: 42, listening: 0 }] };
+    // The one statement of a one-event delivery returns its outcome: [fresh, user, call,
+    // outcome, version before, version after, listening] (store::sql::delivery_outcome).
+    if (text === sql.claim_and_call) return { success: true, meta: meta(1), results: [{ o: '[1,"u0001","CX1","applied",41,42,0]' }] };
     return { success: true, meta: meta(1), results: [] };
   };
   const statement = (text) => ({ bind: () => statement(text), all: async () => answer(text), run: async () => answer(text), first: async () => answer(text).results[0] ?? null, text });

@@ -98,27 +98,36 @@ impl FromRow for ChangedRow {
     }
 }
 
+/// A delivery's outcome (`sql::delivery_outcome!`): one JSON array, read from a statement's
+/// `RETURNING` or from the batch's last read.
 struct ResultRow {
-    fresh: Option<i64>,
+    fresh: bool,
     user_id: Option<String>,
     call_id: Option<String>,
     outcome: String,
     /// Kept by the claim for an applied delivery (`sql::CLAIM_DELIVERY`), NULL otherwise.
     version_before: Option<i64>,
     version: Option<i64>,
-    listening: i64,
+    listening: bool,
 }
 
 impl FromRow for ResultRow {
     fn from_row(row: &Columns<'_>) -> AppResult<Self> {
+        let missing = || AppError::internal("delivery row missing after its claim");
+        let text = row.opt_text("o")?.ok_or_else(missing)?;
+        let value = crate::json::parse(text.as_bytes())
+            .map_err(|e| AppError::internal(format!("a delivery's outcome is not JSON: {e}")))?;
+        let at = |i: usize| value.get(i).unwrap_or(&serde_json::Value::Null);
+        let flag = |i: usize| at(i).as_i64().is_some_and(|n| n != 0);
+        let string = |i: usize| at(i).as_str().map(str::to_owned);
         Ok(ResultRow {
-            fresh: row.opt_int("fresh")?,
-            user_id: row.opt_text("user_id")?,
-            call_id: row.opt_text("call_id")?,
-            outcome: row.text("outcome")?,
-            version_before: row.opt_int("version_before")?,
-            version: row.opt_int("version")?,
-            listening: row.int("listening")?,
+            fresh: flag(0),
+            user_id: string(1),
+            call_id: string(2),
+            outcome: string(3).ok_or_else(missing)?,
+            version_before: at(4).as_i64(),
+            version: at(5).as_i64(),
+            listening: flag(6),
         })
     }
 }
@@ -205,22 +214,36 @@ impl<D: Database> Store<D> {
             key: delivery_digest(delivery),
             claim,
         };
-        let mut statements = vec![claim_statement(delivery, &guard)?];
-        for event in &delivery.events {
-            statements.push(event_statement(event, &guard, delivery.received_at));
-        }
+        let claim = claim_params(delivery);
+        // One event, the usual delivery, is one statement: the claim, the event's write and
+        // the outcome it returns. Otherwise the claim, each event, then the outcome read.
+        let (mut statements, result_at) = match delivery.events.as_slice() {
+            [event] => {
+                let (sql, own) = event_params(event, delivery.received_at);
+                let mut params = claim;
+                params.extend(own);
+                (vec![guard.statement(sql.with_claim, params)], 0)
+            }
+            events => {
+                let mut statements = vec![guard.statement(sql::CLAIM_DELIVERY, claim)];
+                for event in events {
+                    let (sql, own) = event_params(event, delivery.received_at);
+                    statements.push(guard.statement(sql.alone, own));
+                }
+                statements.push(guard.statement(sql::DELIVERY_RESULT, []));
+                let at = statements.len() - 1;
+                (statements, at)
+            }
+        };
         let refresh_at = push_refreshes(&mut statements, &guard, delivery, ask)?;
-        statements.push(guard.statement(sql::DELIVERY_RESULT, []));
         let results = self
             .batch(statements)
             .await
             .context("applying a webhook delivery")?;
-        let mut ingested = outcome(&results)?;
-        if let Some(last) = results.len().checked_sub(1) {
-            ingested.refresh.rows_read = results
-                .get(refresh_at.first..last)
-                .map_or(0, |r| r.iter().map(|rows| rows.meta().rows_read).sum());
-        }
+        let mut ingested = outcome(results.get(result_at))?;
+        ingested.refresh.rows_read = results
+            .get(refresh_at.first..)
+            .map_or(0, |r| r.iter().map(|rows| rows.meta().rows_read).sum());
         if ingested.changed_data() {
             read_refreshes(&mut ingested, &results, &refresh_at, ask)?;
         }
@@ -228,9 +251,9 @@ impl<D: Database> Store<D> {
     }
 }
 
-/// The claim that decides, once for the whole batch, whose data the delivery is and whether
-/// it applies.
-fn claim_statement(delivery: &Delivery, guard: &Guard<'_>) -> AppResult<Statement> {
+/// The claim's own parameters (?4 to ?15 of `sql::CLAIM_DELIVERY`): the claim decides, once
+/// for the whole batch, whose data the delivery is and whether it applies.
+fn claim_params(delivery: &Delivery) -> Vec<SqlValue> {
     let owner = delivery.owner();
     let call_id = delivery.call_id().map(CallId::as_str);
     let needs_owner = delivery
@@ -249,106 +272,122 @@ fn claim_statement(delivery: &Delivery, guard: &Guard<'_>) -> AppResult<Statemen
         Some(raw) => raw.clone(),
         None => crate::json_writer::to_string(delivery),
     };
-    Ok(guard.statement(
-        sql::CLAIM_DELIVERY,
-        [
-            text(&delivery.event_type),
-            opt_text(owner.user.as_ref().map(UserId::as_str)),
-            opt_text(owner.number.as_deref()),
-            opt_text(call_id),
-            SqlValue::Integer(i64::from(!delivery.events.is_empty())),
-            SqlValue::Integer(i64::from(needs_owner)),
-            SqlValue::Text(kept),
-            SqlValue::Integer(delivery.received_at),
-            opt_int(delivery.reported_start()),
-            text(&delivery.key),
-            opt_text(call_id.map(call_digest).as_deref()),
-            SqlValue::Integer(i64::from(reports_call)),
-        ],
-    ))
+    vec![
+        text(&delivery.event_type),
+        opt_text(owner.user.as_ref().map(UserId::as_str)),
+        opt_text(owner.number.as_deref()),
+        opt_text(call_id),
+        SqlValue::Integer(i64::from(!delivery.events.is_empty())),
+        SqlValue::Integer(i64::from(needs_owner)),
+        SqlValue::Text(kept),
+        SqlValue::Integer(delivery.received_at),
+        opt_int(delivery.reported_start()),
+        text(&delivery.key),
+        opt_text(call_id.map(call_digest).as_deref()),
+        SqlValue::Integer(i64::from(reports_call)),
+    ]
 }
 
-/// The statement that writes one event (it runs only if the claim applied).
-fn event_statement(event: &Event, guard: &Guard<'_>, received_at: i64) -> Statement {
+/// An event's write as a statement of its own after the claim, and as the claim's own
+/// statement when it is the delivery's only event.
+struct EventSql {
+    alone: &'static str,
+    with_claim: &'static str,
+}
+
+/// The SQL and own parameters of the write of one event (it runs only if the claim applied).
+fn event_params(event: &Event, received_at: i64) -> (EventSql, Vec<SqlValue>) {
     match event {
-        Event::Call(c) => call_statement(c, guard, received_at),
-        Event::Recording(r) => recording_statement(r, guard),
-        Event::Analysis(a) => analysis_statement(a, guard),
-        Event::Enrichment(e) => enrichment_statement(e, guard),
+        Event::Call(c) => (
+            EventSql {
+                alone: sql::UPSERT_CALL,
+                with_claim: sql::CLAIM_AND_CALL,
+            },
+            call_params(c, received_at),
+        ),
+        Event::Recording(r) => (
+            EventSql {
+                alone: sql::UPSERT_RECORDING,
+                with_claim: sql::CLAIM_AND_RECORDING,
+            },
+            recording_params(r),
+        ),
+        Event::Analysis(a) => (
+            EventSql {
+                alone: sql::UPSERT_ANALYSIS,
+                with_claim: sql::CLAIM_AND_ANALYSIS,
+            },
+            analysis_params(a),
+        ),
+        Event::Enrichment(e) => (
+            EventSql {
+                alone: sql::UPSERT_ENRICHMENT,
+                with_claim: sql::CLAIM_AND_ENRICHMENT,
+            },
+            enrichment_params(e),
+        ),
     }
 }
 
 /// A call report's upsert. Its deletion mark, if the claim found one it may lift, is already
 /// gone: the claim's own trigger lifted it (`migrations/0012`).
-fn call_statement(c: &CallReport, guard: &Guard<'_>, received_at: i64) -> Statement {
-    guard.statement(
-        sql::UPSERT_CALL,
-        [
-            text(c.call_id.as_str()),
-            text(c.provider.as_str()),
-            text(c.direction.as_str()),
-            text(&c.from),
-            text(&c.to),
-            text(c.status.as_str()),
-            SqlValue::Integer(i64::from(c.status.rank())),
-            SqlValue::Integer(i64::from(c.status.is_answered())),
-            opt_int(c.started_at),
-            opt_int(c.ended_at),
-            opt_int(c.duration_seconds),
-            SqlValue::Integer(received_at),
-            SqlValue::Integer(c.at),
-        ],
-    )
+fn call_params(c: &CallReport, received_at: i64) -> Vec<SqlValue> {
+    vec![
+        text(c.call_id.as_str()),
+        text(c.provider.as_str()),
+        text(c.direction.as_str()),
+        text(&c.from),
+        text(&c.to),
+        text(c.status.as_str()),
+        SqlValue::Integer(i64::from(c.status.rank())),
+        SqlValue::Integer(i64::from(c.status.is_answered())),
+        opt_int(c.started_at),
+        opt_int(c.ended_at),
+        opt_int(c.duration_seconds),
+        SqlValue::Integer(received_at),
+        SqlValue::Integer(c.at),
+    ]
 }
 
-fn recording_statement(r: &RecordingReport, guard: &Guard<'_>) -> Statement {
-    guard.statement(
-        sql::UPSERT_RECORDING,
-        [
-            text(r.call_id.as_str()),
-            text(&r.recording_id),
-            opt_text(r.url.as_deref()),
-            opt_int(r.duration_seconds),
-            text(&r.status),
-            SqlValue::Integer(r.at),
-        ],
-    )
+fn recording_params(r: &RecordingReport) -> Vec<SqlValue> {
+    vec![
+        text(r.call_id.as_str()),
+        text(&r.recording_id),
+        opt_text(r.url.as_deref()),
+        opt_int(r.duration_seconds),
+        text(&r.status),
+        SqlValue::Integer(r.at),
+    ]
 }
 
-fn analysis_statement(a: &AnalysisReport, guard: &Guard<'_>) -> Statement {
+fn analysis_params(a: &AnalysisReport) -> Vec<SqlValue> {
     let completed_at = if matches!(a.status, AnalysisStatus::Completed) {
         SqlValue::Integer(a.at)
     } else {
         SqlValue::Null
     };
-    guard.statement(
-        sql::UPSERT_ANALYSIS,
-        [
-            text(a.call_id.as_str()),
-            text(a.status.as_str()),
-            opt_text(a.intent.as_deref()),
-            a.confidence.into(),
-            opt_text(a.summary.as_deref()),
-            completed_at,
-            SqlValue::Integer(a.at),
-        ],
-    )
+    vec![
+        text(a.call_id.as_str()),
+        text(a.status.as_str()),
+        opt_text(a.intent.as_deref()),
+        a.confidence.into(),
+        opt_text(a.summary.as_deref()),
+        completed_at,
+        SqlValue::Integer(a.at),
+    ]
 }
 
-fn enrichment_statement(e: &EnrichmentReport, guard: &Guard<'_>) -> Statement {
-    guard.statement(
-        sql::UPSERT_ENRICHMENT,
-        [
-            text(e.call_id.as_str()),
-            text(&e.phone_number),
-            opt_text(e.caller_name.as_deref()),
-            opt_text(e.caller_type.as_deref()),
-            opt_text(e.line_type.as_deref()),
-            opt_text(e.carrier.as_deref()),
-            e.spam_score.into(),
-            SqlValue::Integer(e.at),
-        ],
-    )
+fn enrichment_params(e: &EnrichmentReport) -> Vec<SqlValue> {
+    vec![
+        text(e.call_id.as_str()),
+        text(&e.phone_number),
+        opt_text(e.caller_name.as_deref()),
+        opt_text(e.caller_type.as_deref()),
+        opt_text(e.line_type.as_deref()),
+        opt_text(e.carrier.as_deref()),
+        e.spam_score.into(),
+        SqlValue::Integer(e.at),
+    ]
 }
 
 /// Appends the reads `ask` wants after the writes, and says where they stand.
@@ -400,16 +439,15 @@ fn push_refreshes(
     Ok(at)
 }
 
-/// What the batch did, from its last result (`sql::DELIVERY_RESULT`); nothing refreshed yet.
-fn outcome<R: RowSet>(results: &[R]) -> AppResult<Ingested> {
-    let row: ResultRow = results
-        .last()
-        .ok_or_else(|| AppError::internal("ingest batch returned no results"))?
+/// What the batch did, from the result that carries its outcome; nothing refreshed yet.
+fn outcome<R: RowSet>(result: Option<&R>) -> AppResult<Ingested> {
+    let row: ResultRow = result
+        .ok_or_else(|| AppError::internal("ingest batch returned no outcome"))?
         .decode::<ResultRow>()?
         .into_iter()
         .next()
         .ok_or_else(|| AppError::internal("delivery row missing after its claim"))?;
-    let fresh = row.fresh.unwrap_or(0) != 0;
+    let fresh = row.fresh;
     let version = |v: Option<i64>| {
         v.and_then(|v| u64::try_from(v).ok())
             .map(crate::domain::Version::new)
@@ -421,7 +459,7 @@ fn outcome<R: RowSet>(results: &[R]) -> AppResult<Ingested> {
         outcome: row.outcome,
         version: version(row.version),
         refresh: Refreshed::default(),
-        listening: row.listening != 0,
+        listening: row.listening,
         // A retry finds the first attempt's row: the version it kept is not this attempt's.
         version_before: if fresh {
             version(row.version_before)

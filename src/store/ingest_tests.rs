@@ -289,6 +289,10 @@ fn every_ingest_statement_is_accepted_by_sqlite_with_its_parameter_count() {
         (sql::UPSERT_ANALYSIS, 10),
         (sql::UPSERT_ENRICHMENT, 11),
         (sql::DELIVERY_RESULT, 3),
+        (sql::CLAIM_AND_CALL, 28),
+        (sql::CLAIM_AND_RECORDING, 21),
+        (sql::CLAIM_AND_ANALYSIS, 22),
+        (sql::CLAIM_AND_ENRICHMENT, 23),
         (sql::MARK_DELETED, 4),
         (sql::DELETE_RECORDING, 2),
         (sql::DELETE_ANALYSIS, 2),
@@ -299,6 +303,96 @@ fn every_ingest_statement_is_accepted_by_sqlite_with_its_parameter_count() {
         let st = db.conn.prepare(sql).expect("prepares");
         assert_eq!(st.parameter_count(), params, "{sql}");
     }
+}
+
+/// A store over SQLite that counts the statements of each batch it runs.
+struct CountingStatements {
+    db: SqliteDatabase,
+    batches: std::rc::Rc<std::cell::RefCell<Vec<usize>>>,
+}
+
+fn counting_store() -> (
+    Store<CountingStatements>,
+    std::rc::Rc<std::cell::RefCell<Vec<usize>>>,
+) {
+    let batches = std::rc::Rc::default();
+    let db = CountingStatements {
+        db: SqliteDatabase::migrated(),
+        batches: std::rc::Rc::clone(&batches),
+    };
+    (Store::new(db), batches)
+}
+
+impl Database for CountingStatements {
+    type Rows = <SqliteDatabase as Database>::Rows;
+    async fn query(&self, statement: Statement) -> AppResult<Self::Rows> {
+        self.db.query(statement).await
+    }
+    async fn batch(&self, statements: Vec<Statement>) -> AppResult<Vec<Self::Rows>> {
+        self.batches.borrow_mut().push(statements.len());
+        self.db.batch(statements).await
+    }
+}
+
+#[test]
+fn a_delivery_of_one_event_is_one_statement_that_returns_its_outcome_and_versions() {
+    let (s, batches) = counting_store();
+    let deliver = |id: &str, at: &str, status: &str, claim: &str| {
+        let body = serde_json::json!({"type": "call.upserted", "timestamp": at,
+            "data": {"userId": "ada", "id": "CA9", "status": status}});
+        block_on(s.ingest(&event(id, body), claim)).expect("ingests")
+    };
+    let first = deliver(
+        "msg_one_1",
+        "2026-11-21T10:00:00Z",
+        "ringing",
+        "claim-one-1",
+    );
+    let second = deliver(
+        "msg_one_2",
+        "2026-11-21T10:00:05Z",
+        "completed",
+        "claim-one-2",
+    );
+    let retry = deliver(
+        "msg_one_2",
+        "2026-11-21T10:00:05Z",
+        "completed",
+        "claim-one-3",
+    );
+    assert_eq!(*batches.borrow(), [1, 1, 1]);
+    assert_eq!((first.fresh, first.outcome.as_str()), (true, "applied"));
+    assert_eq!(
+        (first.user.clone(), first.call.clone()),
+        (Some(uid("ada")), Some(cid("CA9")))
+    );
+    // Each applied delivery moved its owner's version by one, and knows where it started.
+    let v = |v: Option<crate::domain::Version>| v.expect("a version").get();
+    assert_eq!(v(first.version) - v(first.version_before), 1);
+    assert_eq!(v(second.version_before), v(first.version));
+    assert_eq!(v(second.version) - v(second.version_before), 1);
+    // A retry is told what the first attempt did, and claims no version of its own.
+    assert_eq!((retry.fresh, retry.outcome.as_str()), (false, "applied"));
+    assert_eq!(
+        (retry.version_before, retry.version),
+        (None, second.version)
+    );
+}
+
+#[test]
+fn a_delivery_with_no_event_to_apply_reads_its_outcome_after_its_claim() {
+    let (s, batches) = counting_store();
+    let got = block_on(s.ingest(
+        &event(
+            "msg_unknown",
+            serde_json::json!({"type": "call.transcribed", "data": {"id": "CA9"}}),
+        ),
+        "claim-unknown",
+    ))
+    .expect("ingests");
+    assert_eq!(*batches.borrow(), [2]);
+    assert_eq!((got.fresh, got.outcome.as_str()), (true, "ignored"));
+    assert_eq!(got.version_before, None);
 }
 
 // ---- Deleting calls ----
@@ -925,8 +1019,9 @@ fn the_claim_reports_the_version_before_only_for_an_attempt_that_applied_it() {
 }
 
 /// The bench's plain JavaScript worker can run this store's own batch for a `call.upserted`
-/// delivery (`bench/reference/js/worker.mjs`, `PROJECT_INGEST_SQL`), from a copy of its SQL:
-/// the copy must be the SQL the store runs. `BLESS=1 cargo test` rewrites it.
+/// delivery (`bench/reference/js/worker.mjs`, `PROJECT_INGEST_SQL`: one statement, the claim
+/// and the call's write returning the outcome), from a copy of its SQL: the copy must be the
+/// SQL the store runs. `BLESS=1 cargo test` rewrites it.
 #[test]
 fn the_reference_workers_copy_of_the_ingest_statements_is_the_stores() {
     let path = concat!(
@@ -934,9 +1029,7 @@ fn the_reference_workers_copy_of_the_ingest_statements_is_the_stores() {
         "/bench/reference/js/project-ingest-sql.json"
     );
     let mut want = serde_json::to_string_pretty(&serde_json::json!({
-        "claim": sql::CLAIM_DELIVERY,
-        "upsert": sql::UPSERT_CALL,
-        "result": sql::DELIVERY_RESULT,
+        "claim_and_call": sql::CLAIM_AND_CALL,
     }))
     .expect("serializes");
     want.push('\n');

@@ -1,5 +1,5 @@
 //! Who may have the live feed open (`migrations/0011`): set by a user's feed object before it
-//! accepts a socket, read by every webhook's batch (`sql::DELIVERY_RESULT`), cleared by an
+//! accepts a socket, read by every webhook's batch (`sql::delivery_outcome!`), cleared by an
 //! object that finds no socket.
 
 use super::{decode_version, sql, Columns, Database, FromRow, RowSet, Statement, Store};

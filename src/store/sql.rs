@@ -462,11 +462,46 @@ pub const FORGET_CHANGES: &str =
 /// ?1 provider, ?2 delivery key digest, ?3 claim: whether this attempt claimed the delivery,
 /// what it did, whose it turned out to be, the owner's version before its events (kept by
 /// the claim, NULL unless applied) and after them, and whether that user may have the live
-/// feed open (read after the batch's writes: see `migrations/0011`). The view is
-/// `delivery_outcomes` (`migrations/0014`).
-pub const DELIVERY_RESULT: &str = "SELECT claim = ?3 AS fresh, user_id, call_id, outcome, \
-     version_before, version, listening FROM delivery_outcomes \
-     WHERE provider = ?1 AND delivery_key = ?2";
+/// feed open (read after the batch's writes: see `migrations/0011`), as one JSON array in
+/// that order, `o` (`delivery_outcomes`, `migrations/0014`). One array and not seven columns
+/// because a statement's `RETURNING` carries it too, where each column would be a subquery.
+macro_rules! delivery_outcome {
+    () => {
+        "(SELECT json_array(claim = ?3, user_id, call_id, outcome, version_before, version, \
+         listening) FROM delivery_outcomes WHERE provider = ?1 AND delivery_key = ?2) AS o"
+    };
+}
+
+/// The batch's last write read back, when it has no single event to return it
+/// (`delivery_outcome!`).
+pub const DELIVERY_RESULT: &str = concat!("SELECT ", delivery_outcome!());
+
+// A delivery of one event, the usual case, is one statement: the claim (?1 to ?15 as
+// `CLAIM_DELIVERY`), then the event's own parameters (?16 on, in the order its `UPSERT_*`
+// takes them from ?4), returning the outcome. `RETURNING` on a view is evaluated after its
+// INSTEAD OF trigger and everything that fired under it, so the version it reads is the one
+// the delivery's events left (`migrations/0014`).
+
+pub const CLAIM_AND_CALL: &str = concat!(
+    "INSERT INTO call_deliveries VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+     ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28) RETURNING ",
+    delivery_outcome!()
+);
+pub const CLAIM_AND_RECORDING: &str = concat!(
+    "INSERT INTO recording_deliveries VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+     ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) RETURNING ",
+    delivery_outcome!()
+);
+pub const CLAIM_AND_ANALYSIS: &str = concat!(
+    "INSERT INTO analysis_deliveries VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+     ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22) RETURNING ",
+    delivery_outcome!()
+);
+pub const CLAIM_AND_ENRICHMENT: &str = concat!(
+    "INSERT INTO enrichment_deliveries VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+     ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23) RETURNING ",
+    delivery_outcome!()
+);
 
 /// A feed object is about to accept a socket for ?1 (`migrations/0011`): marks the user as
 /// listening and moves the generation, which it returns.

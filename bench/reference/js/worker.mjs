@@ -8,10 +8,10 @@
 //
 // Bindings: DB (D1), CACHE (KV), JWT_SECRET, WEBHOOK_SECRET, and MEMORY ("false" turns the Map
 // off so KV hits can be measured) and CACHE ("false" via CACHE_ENABLED turns both tiers off).
-// PROJECT_INGEST_SQL (a JSON object: the project's claim, call upsert and result statements, kept
-// in project-ingest-sql.json and checked against the store by a host test) makes the ingest run
-// the project's own batch with the parameters the project binds, instead of its plain two
-// statements: the same SQL from plain JavaScript, which prices the project's handling around the
+// PROJECT_INGEST_SQL (a JSON object: the project's statement for a one-event delivery, its claim
+// and call write returning the outcome, kept in project-ingest-sql.json and checked against the
+// store by a host test) makes the ingest run the project's own batch with the parameters the
+// project binds, instead of its plain two statements: the same SQL from plain JavaScript, which prices the project's handling around the
 // batch apart from the SQL its contract asks for (ownership, deletion marks, versions).
 
 const TTL_PAGE_SECONDS = 300; // this project's CACHE_TTL_RECORDINGS default
@@ -212,7 +212,7 @@ async function digest(tag, parts) {
   return `${tag}:${hex((await crypto.subtle.digest("SHA-256", data)).slice(0, 16))}`;
 }
 
-/** The project's batch for a `call.upserted` delivery: claim, call upsert, outcome. */
+/** The project's batch for a `call.upserted` delivery: one statement, the claim and the call's write, returning the outcome. */
 async function projectBatch(env, id, type, d, status, answered, started, now) {
   projectSql ??= JSON.parse(env.PROJECT_INGEST_SQL);
   const direction = d.direction ?? "inbound";
@@ -224,14 +224,13 @@ async function projectBatch(env, id, type, d, status, answered, started, now) {
     events: [{ kind: "call", call_id: d.id, owner: { user: d.userId, number: null }, provider: "api", direction, from: d.from ?? "", to: d.to ?? "", status, started_at: started, ended_at: null, duration_seconds: duration, at: now }],
     received_at: now, payload: null,
   });
-  const results = await env.DB.batch([
-    env.DB.prepare(projectSql.claim).bind(...guard, type, d.userId, null, d.id, 1, 1, kept, now, started, id, await digest("c1", [d.id]), 1),
-    // 3: the rank of `completed`, the one status the bench sends (as the plain upsert above).
-    env.DB.prepare(projectSql.upsert).bind(...guard, d.id, "api", direction, d.from ?? "", d.to ?? "", status, 3, answered, started, null, duration, now, now),
-    env.DB.prepare(projectSql.result).bind(...guard),
-  ]);
-  const outcome = results[2].results[0];
-  if (outcome?.fresh !== 1 || outcome.outcome !== "applied" || typeof outcome.version !== "number") {
+  const claim = [type, d.userId, null, d.id, 1, 1, kept, now, started, id, await digest("c1", [d.id]), 1];
+  // 3: the rank of `completed`, the one status the bench sends (as the plain upsert above).
+  const call = [d.id, "api", direction, d.from ?? "", d.to ?? "", status, 3, answered, started, null, duration, now, now];
+  const [result] = await env.DB.batch([env.DB.prepare(projectSql.claim_and_call).bind(...guard, ...claim, ...call)]);
+  // [fresh, user, call, outcome, version before, version after, listening]
+  const outcome = JSON.parse(result.results[0]?.o ?? "null");
+  if (outcome?.[0] !== 1 || outcome[3] !== "applied" || typeof outcome[5] !== "number") {
     throw new Error(`the project's batch did not apply a fresh delivery: ${JSON.stringify(outcome)}`);
   }
 }
