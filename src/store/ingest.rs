@@ -98,8 +98,8 @@ impl FromRow for ChangedRow {
     }
 }
 
-/// A delivery's outcome (`sql::delivery_outcome!`): one JSON array, read from a statement's
-/// `RETURNING` or from the batch's last read.
+/// A delivery's outcome (`sql::delivery_outcome!`): one JSON array, returned by a one-event
+/// delivery's statement or read by `sql::DELIVERY_RESULT` after the writes.
 struct ResultRow {
     fresh: bool,
     user_id: Option<String>,
@@ -230,8 +230,8 @@ impl<D: Database> Store<D> {
                     let (sql, own) = event_params(event, delivery.received_at);
                     statements.push(guard.statement(sql.alone, own));
                 }
+                let at = statements.len();
                 statements.push(guard.statement(sql::DELIVERY_RESULT, []));
-                let at = statements.len() - 1;
                 (statements, at)
             }
         };

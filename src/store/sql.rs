@@ -1,6 +1,8 @@
 //! Every SQL statement the worker runs. Each read is an index range scan or a primary-key
 //! lookup; `tests::every_read_is_an_index_range_scan` holds them to that with
-//! `EXPLAIN QUERY PLAN` against the real migrations.
+//! `EXPLAIN QUERY PLAN` against the real migrations. A webhook's writes are the exception to
+//! "the SQL is here": their statements insert into views, and the SQL they run is those views'
+//! triggers (`migrations/0014`), so a batch does not send it with every delivery.
 
 /// The columns of a Call with its recording, analysis and enrichment. The three are copies
 /// kept in the call row by the triggers of `migrations/0005` (analyses and enrichments only
@@ -472,7 +474,7 @@ macro_rules! delivery_outcome {
     };
 }
 
-/// The batch's last write read back, when it has no single event to return it
+/// The outcome read after the writes, when no single event's statement returns it
 /// (`delivery_outcome!`).
 pub const DELIVERY_RESULT: &str = concat!("SELECT ", delivery_outcome!());
 
