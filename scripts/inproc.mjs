@@ -10,12 +10,12 @@
 //
 // Two tables:
 // - D1 left out: the three workers get a D1 that answers every statement at once with what
-//   its batch needs (the claim's version, the outcome row), so the figure is the worker's
-//   handling alone: reading the request, checking the signature, parsing, building the batch,
-//   reading its results, answering.
+//   its batch needs (the outcome the project's one statement returns), so the figure is the
+//   worker's handling alone: reading the request, checking the signature, parsing, building
+//   the batch, reading its results, answering.
 // - D1 included: the same on a freshly migrated local D1, so the batch's SQL is in the figure.
 // The workers: this project, the plain reference (`bench/reference/js/worker.mjs`: two
-// statements), the reference running this project's statements (`PROJECT_INGEST_SQL`), and a
+// statements), the reference running this project's one statement (`PROJECT_INGEST_SQL`), and a
 // floor that reads the body and answers, which every delivery's figure includes. Written to
 // bench/inproc-results.md.
 //
