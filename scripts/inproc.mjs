@@ -1,5 +1,5 @@
 // `npm run bench:inproc`: what each worker's own handling of a signed webhook costs, with the
-// network, wrk and (in the first table) D1 left out. One workerd serves a small harness worker
+// network, wrk and (in the first two tables) D1 left out. One workerd serves a small harness worker
 // that imports this project's build and the race's plain JavaScript reference as modules and,
 // inside a single request, hands each of them the same deliveries one after another through
 // their `fetch` (the runtime's own `Request` objects, bodies and signatures as a provider sends
@@ -8,11 +8,17 @@
 // a worker's own code is measured to a few µs, where the race's wrk rounds move by several
 // per cent with the host.
 //
-// Two tables:
+// Three tables:
 // - D1 left out: the three workers get a D1 that answers every statement at once with what
 //   its batch needs (the outcome the project's one statement returns), so the figure is the
 //   worker's handling alone: reading the request, checking the signature, parsing, building
 //   the batch, reading its results, answering.
+// - D1 left out, one KV read in its place: the same stand-in, answering after a real KV read
+//   of a key that is not there (KV's simulator, another worker of the same workerd, runs in
+//   the middle of each delivery, as D1's does), so the figure is the handling with other
+//   work between its two halves. The KV read costs every worker alike; what is left above it
+//   is the handling when it does not run back to back with itself, which is how it runs in
+//   the race and in production.
 // - D1 included: the same on a freshly migrated local D1, so the batch's SQL is in the figure.
 // The workers: this project, the plain reference (`bench/reference/js/worker.mjs`: two
 // statements), the reference running this project's one statement (`PROJECT_INGEST_SQL`), and a
@@ -21,7 +27,8 @@
 //
 //   INPROC_ROUNDS      rounds (default 9); each round runs every worker once, the order
 //                      rotating; figures are the median of the rounds
-//   INPROC_DELIVERIES  deliveries per worker and round with D1 included (default 2000)
+//   INPROC_DELIVERIES  deliveries per worker and round with D1 included, and with the KV read
+//                      in its place (default 2000)
 //   INPROC_DELIVERIES_NO_D1  the same with D1 left out (default 20000: the CPU time is read in
 //                      10 ms ticks, so a round must last a second or so to be read to 1 %)
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -46,7 +53,8 @@ const floor = { async fetch(request) { await request.text(); return new Response
 let sql; // the project's statement, to answer it in the faked D1
 let pending = [];
 
-function fakeD1() {
+// \`kv\`: the KV binding the stand-in reads before it answers (the "one KV read" table), or none.
+function fakeD1(kv) {
   const meta = (changes) => ({ changes, duration: 0, last_row_id: 0, changed_db: changes > 0, size_after: 0, rows_read: 1, rows_written: changes });
   const answer = (text) => {
     // The one statement of a one-event delivery returns its outcome: [fresh, user, call,
@@ -55,7 +63,11 @@ function fakeD1() {
     return { success: true, meta: meta(1), results: [] };
   };
   const statement = (text) => ({ bind: () => statement(text), all: async () => answer(text), run: async () => answer(text), first: async () => answer(text).results[0] ?? null, text });
-  return { prepare: (text) => statement(text), batch: async (statements) => statements.map((s) => answer(s.text)) };
+  const batch = async (statements) => {
+    if (kv) await kv.get("inproc:a key that is never written");
+    return statements.map((s) => answer(s.text));
+  };
+  return { prepare: (text) => statement(text), batch };
 }
 
 let signingKey; // WEBHOOK_SECRET, imported once
@@ -70,7 +82,7 @@ export default {
   async fetch(request, env, ctx) {
     const url = new URL(request.url);
     sql ??= JSON.parse(env.SQL_JSON);
-    const db = env.FAKE_D1 === "true" ? fakeD1() : env.DB;
+    const db = env.FAKE_D1 === "true" ? fakeD1(env.FAKE_D1_IO === "kv" ? env.CACHE : null) : env.DB;
     if (url.pathname === "/prep") {
       const n = Number(url.searchParams.get("n"));
       const ts = Math.floor(Date.now() / 1000);
@@ -103,13 +115,21 @@ export default {
 
 const WORKERS = ["project", "reference", "reference-project-sql", "floor"];
 
-async function measure(dir, fakeD1) {
-  const deliveries = fakeD1 ? DELIVERIES_NO_D1 : DELIVERIES;
+// The three settings the tables report: D1 answered at once, after one KV read, or for real.
+const MODES = {
+  instant: { title: "D1 left out (a D1 that answers at once)", fakeD1: true, io: "", tag: "f" },
+  kvRead: { title: "D1 left out, one KV read in its place (a D1 that answers after reading a missing KV key)", fakeD1: true, io: "kv", tag: "k" },
+  d1: { title: "D1 included (a freshly migrated local D1)", fakeD1: false, io: "", tag: "r" },
+};
+
+async function measure(dir, mode) {
+  const { fakeD1 } = mode;
+  const deliveries = fakeD1 && !mode.io ? DELIVERIES_NO_D1 : DELIVERIES;
   const persist = mkdtempSync(join(tmpdir(), "inproc-d1-"));
   try {
     if (!fakeD1) applyMigrations(persist);
     const before = new Set(workerdPids());
-    const vars = { ...BENCH_VARS, CACHE_ENABLED: "false", FAKE_D1: String(fakeD1), SQL_JSON: readFileSync(join(ROOT, "bench/reference/js/project-ingest-sql.json"), "utf8") };
+    const vars = { ...BENCH_VARS, CACHE_ENABLED: "false", FAKE_D1: String(fakeD1), FAKE_D1_IO: mode.io, SQL_JSON: readFileSync(join(ROOT, "bench/reference/js/project-ingest-sql.json"), "utf8") };
     const w = await startWorker({ persistDir: persist, live: false, assets: null, vars, scriptPath: join(dir, "harness.mjs") });
     try {
       const pid = workerdPids().find((p) => !before.has(p));
@@ -128,8 +148,8 @@ async function measure(dir, fakeD1) {
       for (let round = 0; round < ROUNDS; round++) {
         const order = WORKERS.map((_, i) => WORKERS[(i + round) % WORKERS.length]);
         for (const who of order) {
-          log(`${fakeD1 ? "D1 left out" : "D1 included"}: round ${round + 1}, ${who}`);
-          await get(`/prep?n=${deliveries}&tag=${fakeD1 ? "f" : "r"}${round}${who}`);
+          log(`${mode.title.split(" (")[0]}: round ${round + 1}, ${who}`);
+          await get(`/prep?n=${deliveries}&tag=${mode.tag}${round}${who}`);
           const cpu = cpuSeconds(pid, { mainThread: true });
           await get(`/run?who=${who}`);
           perDelivery[who].push(((cpuSeconds(pid, { mainThread: true }) - cpu) * 1e6) / deliveries);
@@ -168,16 +188,19 @@ async function main() {
     cpSync(join(ROOT, "build/index_bg.wasm"), join(dir, "index_bg.wasm"));
     cpSync(join(ROOT, "bench/reference/js/worker.mjs"), join(dir, "reference.mjs"));
     writeFileSync(join(dir, "harness.mjs"), HARNESS);
-    const left = await measure(dir, true);
-    const included = await measure(dir, false);
+    const left = await measure(dir, MODES.instant);
+    const kvRead = await measure(dir, MODES.kvRead);
+    const included = await measure(dir, MODES.d1);
     const out = [
       `## A webhook's handling, in the isolate`,
       "",
-      `${new Date().toISOString()} · \`npm run bench:inproc\` · ${ROUNDS} rounds of ${DELIVERIES_NO_D1} (D1 left out) and ${DELIVERIES} (D1 included) signed \`call.upserted\` deliveries per worker, handed to each worker's \`fetch\` inside one request; workerd main-thread CPU per delivery. "÷ project" below 1 is a worker cheaper than this project.`,
+      `${new Date().toISOString()} · \`npm run bench:inproc\` · ${ROUNDS} rounds of ${DELIVERIES_NO_D1} (D1 left out) and ${DELIVERIES} (a KV read in its place; D1 included) signed \`call.upserted\` deliveries per worker, handed to each worker's \`fetch\` inside one request; workerd main-thread CPU per delivery. "÷ project" below 1 is a worker cheaper than this project.`,
       "",
-      ...table("D1 left out (a D1 that answers at once)", left),
+      ...table(MODES.instant.title, left),
       "",
-      ...table("D1 included (a freshly migrated local D1)", included),
+      ...table(MODES.kvRead.title, kvRead),
+      "",
+      ...table(MODES.d1.title, included),
     ];
     const text = out.join("\n") + "\n";
     writeFileSync(join(ROOT, "bench/inproc-results.md"), text);
